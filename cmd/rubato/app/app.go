@@ -1,0 +1,389 @@
+// Package app assembles Rubato's components into one process: configuration,
+// the module graph (dskit modules), and the HTTP and gRPC servers.
+//
+// Invariants: each component is a dskit service started in dependency order
+// and stopped in reverse; a component's failure stops the process with an
+// error; /ready answers 200 only when every started service is Running and
+// the ingester ring can take writes.
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/modules"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.yaml.in/yaml/v3"
+	"google.golang.org/grpc"
+
+	"github.com/rubatodb/rubato/distributor"
+	"github.com/rubatodb/rubato/distributor/receiver"
+	"github.com/rubatodb/rubato/distributor/receiver/otlp"
+	"github.com/rubatodb/rubato/distributor/receiver/zipkin"
+	"github.com/rubatodb/rubato/ingester"
+	"github.com/rubatodb/rubato/ingester/client"
+	"github.com/rubatodb/rubato/pkg/backend"
+	"github.com/rubatodb/rubato/pkg/overrides"
+	"github.com/rubatodb/rubato/pkg/rubatopb"
+	"github.com/rubatodb/rubato/pkg/tenant"
+	"github.com/rubatodb/rubato/querier"
+)
+
+// Version is Rubato's version, set at build time with -ldflags.
+var Version = "0.1.0-dev"
+
+// TempoAPIVersion is the Tempo API level Rubato answers as in
+// /api/status/buildinfo; Grafana compares it to enable features.
+const TempoAPIVersion = "2.9.0"
+
+// Targets.
+const (
+	TargetAll         = "all"
+	TargetDistributor = "distributor"
+	TargetIngester    = "ingester"
+	TargetQuerier     = "querier"
+)
+
+const (
+	modServer      = "server"
+	modOverrides   = "overrides"
+	modStore       = "store"
+	modDistributor = "distributor"
+	modIngester    = "ingester"
+	modQuerier     = "querier"
+)
+
+// App is one Rubato process.
+type App struct {
+	cfg    *Config
+	logger log.Logger
+	reg    *prometheus.Registry
+
+	mux        *http.ServeMux
+	grpcServer *grpc.Server
+	httpLis    net.Listener
+	grpcLis    net.Listener
+
+	overrides   *overrides.Overrides
+	store       backend.Backend
+	pool        *client.Pool
+	ingester    *ingester.Ingester
+	distributor *distributor.Distributor
+	querier     *querier.Querier
+	receivers   []services.Service
+
+	manager *services.Manager
+}
+
+// New builds an App from a validated config; nothing listens yet.
+func New(cfg *Config, logger log.Logger) (*App, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a := &App{cfg: cfg, logger: logger, reg: reg, mux: http.NewServeMux(), pool: client.NewPool()}
+	if cfg.Ingester.LifecyclerConfig.Addr == "" {
+		// Never advertise a guessed interface address: loopback unless told.
+		cfg.Ingester.LifecyclerConfig.Addr = "127.0.0.1"
+	}
+	cfg.Ingester.LifecyclerConfig.Port = cfg.Server.GRPCListenPort
+	return a, nil
+}
+
+// Run starts every module of the target and blocks until ctx ends or a
+// module fails; then it stops everything within the graceful timeout.
+func (a *App) Run(ctx context.Context) error {
+	mm := modules.NewManager(a.logger)
+	mm.RegisterModule(modServer, a.initServer, modules.UserInvisibleModule)
+	mm.RegisterModule(modOverrides, a.initOverrides, modules.UserInvisibleModule)
+	mm.RegisterModule(modStore, a.initStore, modules.UserInvisibleModule)
+	mm.RegisterModule(modIngester, a.initIngester)
+	mm.RegisterModule(modDistributor, a.initDistributor)
+	mm.RegisterModule(modQuerier, a.initQuerier)
+	mm.RegisterModule(TargetAll, nil)
+	deps := map[string][]string{
+		modStore:       {modServer},
+		modOverrides:   {modServer},
+		modIngester:    {modStore, modOverrides},
+		modDistributor: {modOverrides},
+		modQuerier:     {modStore},
+		TargetAll:      {modIngester, modDistributor, modQuerier},
+	}
+	for m, d := range deps {
+		if err := mm.AddDependency(m, d...); err != nil {
+			return err
+		}
+	}
+	svcMap, err := mm.InitModuleServices(a.cfg.Target)
+	if err != nil {
+		return err
+	}
+	svcs := make([]services.Service, 0, len(svcMap)+len(a.receivers))
+	for _, s := range svcMap {
+		svcs = append(svcs, s)
+	}
+	svcs = append(svcs, a.receivers...)
+	a.manager, err = services.NewManager(svcs...)
+	if err != nil {
+		return err
+	}
+	a.registerHTTP()
+	failed := make(chan error, 1)
+	a.manager.AddListener(services.NewManagerListener(nil, nil, func(s services.Service) {
+		select {
+		case failed <- fmt.Errorf("service failed: %w", s.FailureCase()):
+		default:
+		}
+	}))
+	if err := a.manager.StartAsync(context.Background()); err != nil {
+		return err
+	}
+	level.Info(a.logger).Log("msg", "rubato started", "target", a.cfg.Target, "http", a.httpLis.Addr(), "grpc", a.grpcLis.Addr())
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-failed:
+		level.Error(a.logger).Log("msg", "stopping after failure", "err", runErr)
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.GracefulShutdownTimeout)
+	defer cancel()
+	a.manager.StopAsync()
+	if err := a.manager.AwaitStopped(stopCtx); err != nil {
+		runErr = errors.Join(runErr, fmt.Errorf("stop: %w", err))
+	}
+	return errors.Join(runErr, a.pool.Close())
+}
+
+// initServer opens the listeners (so ports are known before anything
+// starts) and returns the service that serves them.
+func (a *App) initServer() (services.Service, error) {
+	var err error
+	a.httpLis, err = net.Listen("tcp", net.JoinHostPort(a.cfg.Server.HTTPListenAddress, fmt.Sprint(a.cfg.Server.HTTPListenPort)))
+	if err != nil {
+		return nil, fmt.Errorf("http listen: %w", err)
+	}
+	a.grpcLis, err = net.Listen("tcp", net.JoinHostPort(a.cfg.Server.GRPCListenAddress, fmt.Sprint(a.cfg.Server.GRPCListenPort)))
+	if err != nil {
+		return nil, fmt.Errorf("grpc listen: %w", err)
+	}
+	a.grpcServer = grpc.NewServer(grpc.MaxRecvMsgSize(client.MaxMessageSize), grpc.MaxSendMsgSize(client.MaxMessageSize))
+	httpSrv := &http.Server{Handler: a.mux, ReadHeaderTimeout: 30 * time.Second}
+	return services.NewBasicService(nil, func(ctx context.Context) error {
+		errc := make(chan error, 2)
+		go func() { errc <- httpSrv.Serve(a.httpLis) }()
+		go func() { errc <- a.grpcServer.Serve(a.grpcLis) }()
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-errc:
+			return err
+		}
+	}, func(error) error {
+		// Servers stop last (the manager stops dependants first), so
+		// in-flight requests finish before their handlers go away.
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.GracefulShutdownTimeout)
+		defer cancel()
+		err := httpSrv.Shutdown(shutdownCtx)
+		stopped := make(chan struct{})
+		go func() { a.grpcServer.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-shutdownCtx.Done():
+			a.grpcServer.Stop()
+		}
+		return err
+	}), nil
+}
+
+func (a *App) initOverrides() (services.Service, error) {
+	a.overrides = overrides.New(a.cfg.Overrides)
+	return services.NewIdleService(nil, nil), nil
+}
+
+func (a *App) initStore() (services.Service, error) {
+	be, err := newStore(a.cfg.Storage.Trace, a.logger, a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.store = be
+	return services.NewIdleService(nil, func(error) error { return be.Close() }), nil
+}
+
+func (a *App) initIngester() (services.Service, error) {
+	ing, err := ingester.New(a.cfg.Ingester, a.cfg.Storage.Trace.WAL, a.cfg.Storage.Trace.Block, a.store, a.overrides, a.logger, a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.ingester = ing
+	rubatopb.RegisterIngesterServer(a.grpcServer, ing)
+	return ing, nil
+}
+
+func (a *App) initDistributor() (services.Service, error) {
+	d, err := distributor.New(a.cfg.Ingester.LifecyclerConfig.RingConfig, a.overrides, a.pool, a.logger, a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.distributor = d
+	tenants := tenant.Resolver{MultitenancyEnabled: a.cfg.MultitenancyEnabled}
+	rc := a.cfg.Distributor.Receivers
+	var consumer receiver.Consumer = d
+	if rc.OTLP.GRPC != nil || rc.OTLP.HTTP != nil {
+		r, err := otlp.New(rc.OTLP, consumer, tenants, a.logger, a.reg)
+		if err != nil {
+			return nil, err
+		}
+		a.receivers = append(a.receivers, r)
+	}
+	if rc.Zipkin != nil {
+		r, err := zipkin.New(*rc.Zipkin, consumer, tenants, a.logger, a.reg)
+		if err != nil {
+			return nil, err
+		}
+		a.receivers = append(a.receivers, r)
+	}
+	js, err := rc.jaeger.build(consumer, tenants, a.logger, a.reg)
+	if err != nil {
+		return nil, err
+	}
+	a.receivers = append(a.receivers, js...)
+	return d, nil
+}
+
+func (a *App) initQuerier() (services.Service, error) {
+	var rr ring.ReadRing
+	var svc []services.Service
+	if a.distributor != nil {
+		rr = a.distributor.Ring()
+	} else {
+		r, err := ring.New(a.cfg.Ingester.LifecyclerConfig.RingConfig, client.RingName, client.RingKey, a.logger, prometheus.WrapRegistererWithPrefix("rubato_querier_", a.reg))
+		if err != nil {
+			return nil, err
+		}
+		rr = r
+		svc = append(svc, r)
+	}
+	q := querier.New(a.cfg.Querier, querier.StoreConfig{
+		BlocklistPoll:   a.cfg.Storage.Trace.BlocklistPoll,
+		BlockCacheBytes: a.cfg.Storage.Trace.Cache.BlockBytes,
+	}, rr, a.pool, a.store, a.logger, a.reg)
+	a.querier = q
+	querier.NewHandler(q, tenant.Resolver{MultitenancyEnabled: a.cfg.MultitenancyEnabled}).Register(a.mux)
+	if len(svc) == 0 {
+		return q, nil
+	}
+	a.receivers = append(a.receivers, svc...)
+	return q, nil
+}
+
+func (a *App) registerHTTP() {
+	m := a.mux
+	m.HandleFunc("GET /api/echo", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("echo")) })
+	m.HandleFunc("GET /ready", a.ready)
+	m.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	m.HandleFunc("GET /api/status/buildinfo", a.buildInfo)
+	m.HandleFunc("GET /status/buildinfo", a.buildInfo)
+	m.HandleFunc("GET /status/config", a.statusConfig)
+	m.HandleFunc("GET /status/version", a.buildInfo)
+	m.HandleFunc("GET /debug/pprof/", pprof.Index)
+	m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	m.HandleFunc("GET /debug/pprof/heap", pprof.Index)
+	if a.ingester != nil {
+		m.HandleFunc("GET /flush", a.ingester.FlushHandler)
+		m.HandleFunc("POST /flush", a.ingester.FlushHandler)
+		m.HandleFunc("GET /shutdown", a.ingester.ShutdownHandler)
+		m.HandleFunc("POST /shutdown", a.ingester.ShutdownHandler)
+	}
+	if a.distributor != nil {
+		m.Handle("GET /distributor/ring", a.distributor.Ring())
+		m.Handle("GET /ingester/ring", a.distributor.Ring())
+	}
+}
+
+func (a *App) ready(w http.ResponseWriter, r *http.Request) {
+	if a.manager == nil || !a.manager.IsHealthy() {
+		http.Error(w, "not ready: services starting", http.StatusServiceUnavailable)
+		return
+	}
+	if a.ingester != nil {
+		if err := a.ingester.CheckReady(r.Context()); err != nil {
+			http.Error(w, "not ready: ingester: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	if a.distributor != nil {
+		if _, err := a.distributor.Ring().GetReplicationSetForOperation(ring.WriteNoExtend); err != nil {
+			http.Error(w, "not ready: no ingesters in the ring: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+	}
+	_, _ = w.Write([]byte("ready"))
+}
+
+func (a *App) buildInfo(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]string{
+		"version":   TempoAPIVersion,
+		"revision":  "rubato-" + Version,
+		"branch":    "rubato",
+		"buildUser": "rubato",
+		"buildDate": "",
+		"goVersion": runtime.Version(),
+	})
+}
+
+func (a *App) statusConfig(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/yaml")
+	b, err := yaml.Marshal(a.cfg)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	_, _ = w.Write(redactSecrets(b))
+}
+
+// Main is the process entry point; it returns the exit code.
+func Main(args []string) int {
+	logger := log.NewLogfmtLogger(log.NewSyncWriter(os.Stderr))
+	for _, a := range args {
+		if a == "-version" || a == "--version" {
+			fmt.Printf("rubato %s (tempo api %s, %s)\n", Version, TempoAPIVersion, runtime.Version())
+			return 0
+		}
+	}
+	cfg, err := Load(args, logger)
+	if err != nil {
+		level.Error(logger).Log("msg", "configuration", "err", err)
+		return 1
+	}
+	logger = newLogger(cfg.Server)
+	if err := cfg.Validate(); err != nil {
+		level.Error(logger).Log("msg", "invalid configuration", "err", err)
+		return 1
+	}
+	app, err := New(cfg, logger)
+	if err != nil {
+		level.Error(logger).Log("msg", "init", "err", err)
+		return 1
+	}
+	ctx, stop := signalContext()
+	defer stop()
+	if err := app.Run(ctx); err != nil {
+		level.Error(logger).Log("msg", "rubato stopped with error", "err", err)
+		return 1
+	}
+	level.Info(logger).Log("msg", "rubato stopped")
+	return 0
+}

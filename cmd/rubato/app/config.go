@@ -1,0 +1,227 @@
+package app
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rubatodb/rubato/ingester"
+	"github.com/rubatodb/rubato/pkg/block"
+	"github.com/rubatodb/rubato/pkg/overrides"
+	"github.com/rubatodb/rubato/querier"
+)
+
+// Config is the root configuration. YAML keys are Tempo's wherever Rubato
+// has the same setting.
+type Config struct {
+	Target              string `yaml:"target"`
+	MultitenancyEnabled bool   `yaml:"multitenancy_enabled"`
+	// AuthEnabled is Tempo's older name for MultitenancyEnabled.
+	AuthEnabled bool `yaml:"auth_enabled"`
+
+	Server      ServerConfig      `yaml:"server"`
+	Distributor DistributorConfig `yaml:"distributor"`
+	Ingester    ingester.Config   `yaml:"ingester"`
+	Querier     querier.Config    `yaml:"querier"`
+	Storage     StorageConfig     `yaml:"storage"`
+	Overrides   overrides.Config  `yaml:"overrides"`
+}
+
+// ServerConfig is the `server` block.
+type ServerConfig struct {
+	HTTPListenAddress string `yaml:"http_listen_address"`
+	HTTPListenPort    int    `yaml:"http_listen_port"`
+	GRPCListenAddress string `yaml:"grpc_listen_address"`
+	GRPCListenPort    int    `yaml:"grpc_listen_port"`
+	LogLevel          string `yaml:"log_level"`
+	LogFormat         string `yaml:"log_format"`
+	// GracefulShutdownTimeout bounds how long stopping may take.
+	GracefulShutdownTimeout time.Duration `yaml:"graceful_shutdown_timeout"`
+}
+
+// DistributorConfig is the `distributor` block.
+type DistributorConfig struct {
+	Receivers ReceiversConfig `yaml:"receivers"`
+}
+
+// StorageConfig is the `storage` block.
+type StorageConfig struct {
+	Trace TraceStorageConfig `yaml:"trace"`
+}
+
+// TraceStorageConfig is `storage.trace`.
+type TraceStorageConfig struct {
+	Backend       string              `yaml:"backend"`
+	Local         LocalStorageConfig  `yaml:"local"`
+	WAL           ingester.WALConfig  `yaml:"wal"`
+	Block         block.Config        `yaml:"block"`
+	BlocklistPoll time.Duration       `yaml:"blocklist_poll"`
+	Cache         TraceCacheConfig    `yaml:"cache_sizes"`
+	S3            *yaml.Node          `yaml:"s3"`
+}
+
+// LocalStorageConfig is `storage.trace.local`.
+type LocalStorageConfig struct {
+	Path string `yaml:"path"`
+}
+
+// TraceCacheConfig sizes the querier's in-memory caches.
+type TraceCacheConfig struct {
+	BlockBytes int64 `yaml:"block_bytes"`
+}
+
+// RegisterFlagsAndApplyDefaults registers every flag with its default.
+func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
+	f.StringVar(&c.Target, "target", "all", "Component to run: all, distributor, ingester or querier.")
+	f.BoolVar(&c.MultitenancyEnabled, "multitenancy.enabled", false, "Require X-Scope-OrgID; when off every request belongs to single-tenant.")
+	f.StringVar(&c.Server.HTTPListenAddress, "server.http-listen-address", "", "HTTP listen address (empty: all interfaces).")
+	f.IntVar(&c.Server.HTTPListenPort, "server.http-listen-port", 3200, "HTTP listen port (query API, /ready, /metrics).")
+	f.StringVar(&c.Server.GRPCListenAddress, "server.grpc-listen-address", "", "gRPC listen address (empty: all interfaces).")
+	f.IntVar(&c.Server.GRPCListenPort, "server.grpc-listen-port", 9095, "gRPC listen port (internal API).")
+	f.StringVar(&c.Server.LogLevel, "log.level", "info", "Log level: debug, info, warn, error.")
+	f.StringVar(&c.Server.LogFormat, "log.format", "logfmt", "Log format: logfmt or json.")
+	f.DurationVar(&c.Server.GracefulShutdownTimeout, "server.graceful-shutdown-timeout", 10*time.Second, "Longest time stopping may take.")
+	c.Distributor.Receivers.RegisterFlagsAndApplyDefaults("distributor.receivers.", f)
+	c.Ingester.RegisterFlagsAndApplyDefaults("", f)
+	c.Querier.RegisterFlagsAndApplyDefaults("", f)
+	f.StringVar(&c.Storage.Trace.Backend, "storage.trace.backend", "local", "Object store: local or s3.")
+	f.StringVar(&c.Storage.Trace.Local.Path, "storage.trace.local.path", "./data/blocks", "Directory of the local backend.")
+	c.Storage.Trace.WAL.RegisterFlagsAndApplyDefaults("storage.trace.", f)
+	c.Storage.Trace.Block.RegisterFlagsAndApplyDefaults("storage.trace.block.", f)
+	f.DurationVar(&c.Storage.Trace.BlocklistPoll, "storage.trace.blocklist-poll", 5*time.Minute, "How often queriers list the backend's blocks.")
+	f.Int64Var(&c.Storage.Trace.Cache.BlockBytes, "storage.trace.cache.block-bytes", 256<<20, "Querier cache of bloom shards and Parquet footers, in bytes.")
+	c.Overrides.RegisterFlagsAndApplyDefaults("", f)
+}
+
+// Validate checks the whole configuration.
+func (c *Config) Validate() error {
+	var errs []error
+	switch c.Target {
+	case TargetAll, TargetDistributor, TargetIngester, TargetQuerier:
+	default:
+		errs = append(errs, fmt.Errorf("target %q: want all, distributor, ingester or querier", c.Target))
+	}
+	switch c.Storage.Trace.Backend {
+	case "local":
+		if c.Storage.Trace.Local.Path == "" {
+			errs = append(errs, errors.New("storage.trace.local.path is required"))
+		}
+	case "s3":
+	default:
+		errs = append(errs, fmt.Errorf("storage.trace.backend %q: want local or s3", c.Storage.Trace.Backend))
+	}
+	if c.Storage.Trace.BlocklistPoll <= 0 {
+		errs = append(errs, errors.New("storage.trace.blocklist_poll must be positive"))
+	}
+	// Read-after-write: a flushed block must be in every querier's blocklist
+	// before the ingester drops its local copy.
+	if c.Ingester.CompleteBlockTimeout <= c.Storage.Trace.BlocklistPoll {
+		errs = append(errs, fmt.Errorf("ingester.complete_block_timeout (%s) must exceed storage.trace.blocklist_poll (%s), or flushed traces would vanish from queries until the next poll",
+			c.Ingester.CompleteBlockTimeout, c.Storage.Trace.BlocklistPoll))
+	}
+	for _, v := range []interface{ Validate() error }{
+		&c.Distributor.Receivers, &c.Ingester, &c.Querier, &c.Storage.Trace.WAL, &c.Storage.Trace.Block, &c.Overrides,
+	} {
+		errs = append(errs, v.Validate())
+	}
+	return errors.Join(errs...)
+}
+
+// Load builds the configuration from defaults, then the YAML file named by
+// -config.file, then the command-line flags, so a flag always wins.
+// Unknown YAML keys are logged as warnings, never fatal.
+func Load(args []string, logger log.Logger) (*Config, error) {
+	var (
+		cfg       Config
+		file      string
+		expandEnv bool
+		version   bool
+	)
+	// A first pass finds -config.file without failing on other flags.
+	pre := flag.NewFlagSet("rubato", flag.ContinueOnError)
+	pre.SetOutput(discard{})
+	pre.StringVar(&file, "config.file", "", "")
+	pre.BoolVar(&expandEnv, "config.expand-env", false, "")
+	pre.BoolVar(&version, "version", false, "")
+	(&Config{}).RegisterFlagsAndApplyDefaults(pre)
+	_ = pre.Parse(args)
+
+	f := flag.NewFlagSet("rubato", flag.ContinueOnError)
+	f.String("config.file", "", "YAML configuration file (Tempo's keys).")
+	f.Bool("config.expand-env", false, "Expand ${VAR} and ${VAR:-default} in the configuration file.")
+	f.Bool("version", false, "Print the version and exit.")
+	cfg.RegisterFlagsAndApplyDefaults(f)
+	if file != "" {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		if expandEnv {
+			data = ExpandEnv(data)
+		}
+		if err := decodeYAML(data, &cfg, logger); err != nil {
+			return nil, fmt.Errorf("config %s: %w", file, err)
+		}
+	}
+	if err := f.Parse(args); err != nil {
+		return nil, err
+	}
+	cfg.Distributor.Receivers.applyFlags()
+	if cfg.AuthEnabled {
+		cfg.MultitenancyEnabled = true
+	}
+	return &cfg, nil
+}
+
+// decodeYAML decodes strictly, turning unknown keys into warnings.
+func decodeYAML(data []byte, cfg *Config, logger log.Logger) error {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	err := dec.Decode(cfg)
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil
+	}
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return err
+	}
+	var fatal []string
+	for _, e := range te.Errors {
+		if strings.Contains(e, "not found in type") {
+			level.Warn(logger).Log("msg", "ignoring configuration key Rubato does not use", "detail", e)
+			continue
+		}
+		fatal = append(fatal, e)
+	}
+	if len(fatal) > 0 {
+		return errors.New(strings.Join(fatal, "; "))
+	}
+	return nil
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)
+
+// ExpandEnv replaces ${VAR} and ${VAR:-default} as Tempo's -config.expand-env.
+func ExpandEnv(data []byte) []byte {
+	return envRef.ReplaceAllFunc(data, func(m []byte) []byte {
+		sub := envRef.FindSubmatch(m)
+		if v, ok := os.LookupEnv(string(sub[1])); ok {
+			return []byte(v)
+		}
+		return sub[2]
+	})
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }

@@ -1,0 +1,282 @@
+package distributor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/rubatodb/rubato/distributor/receiver"
+	"github.com/rubatodb/rubato/ingester/client"
+	"github.com/rubatodb/rubato/pkg/overrides"
+	"github.com/rubatodb/rubato/pkg/rubatopb"
+	"github.com/rubatodb/rubato/pkg/tenant"
+)
+
+// Reasons a span is discarded, the values of rubato_discarded_spans_total's
+// reason label.
+const (
+	ReasonRateLimited     = "rate_limited"
+	ReasonTraceTooLarge   = "trace_too_large"
+	ReasonLiveTraces      = "live_traces_exceeded"
+	ReasonInvalidTraceID  = "invalid_trace_id"
+	ReasonIngesterFailed  = "ingester_unavailable"
+	ReasonUnknownRejected = "unknown_error"
+)
+
+// Distributor checks limits, splits requests by trace ID and pushes each
+// trace to its ingesters. It implements receiver.Consumer.
+type Distributor struct {
+	services.Service
+
+	ring      *ring.Ring
+	pool      *client.Pool
+	overrides *overrides.Overrides
+	logger    log.Logger
+
+	limitersMu sync.Mutex
+	limiters   map[string]*rate.Limiter
+
+	receivedSpans  *prometheus.CounterVec
+	receivedBytes  *prometheus.CounterVec
+	discardedSpans *prometheus.CounterVec
+	pushDuration   prometheus.Histogram
+
+	subservices *services.Manager
+	watcher     *services.FailureWatcher
+}
+
+var _ receiver.Consumer = (*Distributor)(nil)
+
+// New builds a distributor reading the ingester ring described by ringCfg.
+func New(ringCfg ring.Config, ov *overrides.Overrides, pool *client.Pool, logger log.Logger, reg prometheus.Registerer) (*Distributor, error) {
+	r, err := ring.New(ringCfg, client.RingName, client.RingKey, logger, prometheus.WrapRegistererWithPrefix("rubato_", reg))
+	if err != nil {
+		return nil, fmt.Errorf("ingester ring client: %w", err)
+	}
+	d := &Distributor{
+		ring: r, pool: pool, overrides: ov,
+		logger:   log.With(logger, "component", "distributor"),
+		limiters: map[string]*rate.Limiter{},
+		receivedSpans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rubato_distributor_spans_received_total", Help: "Spans received, per tenant."}, []string{"tenant"}),
+		receivedBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rubato_distributor_bytes_received_total", Help: "Bytes of OTLP protobuf received, per tenant."}, []string{"tenant"}),
+		discardedSpans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rubato_discarded_spans_total", Help: "Spans refused, each counted once, by tenant and reason; the client was told."}, []string{"tenant", "reason"}),
+		pushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "rubato_distributor_push_duration_seconds", Help: "Time to push a request to its ingesters.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8)}),
+	}
+	if reg != nil {
+		reg.MustRegister(d.receivedSpans, d.receivedBytes, d.discardedSpans, d.pushDuration)
+	}
+	d.Service = services.NewBasicService(d.starting, d.running, d.stopping)
+	return d, nil
+}
+
+func (d *Distributor) starting(ctx context.Context) error {
+	var err error
+	d.subservices, err = services.NewManager(d.ring)
+	if err != nil {
+		return err
+	}
+	d.watcher = services.NewFailureWatcher()
+	d.watcher.WatchManager(d.subservices)
+	return services.StartManagerAndAwaitHealthy(ctx, d.subservices)
+}
+
+func (d *Distributor) running(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-d.watcher.Chan():
+		return fmt.Errorf("distributor subservice failed: %w", err)
+	}
+}
+
+func (d *Distributor) stopping(_ error) error {
+	return services.StopManagerAndAwaitStopped(context.Background(), d.subservices)
+}
+
+// Ring exposes the ingester ring (for /distributor/ring and readiness).
+func (d *Distributor) Ring() *ring.Ring { return d.ring }
+
+func (d *Distributor) limiter(tenantID string, lim *overrides.Limits) *rate.Limiter {
+	d.limitersMu.Lock()
+	defer d.limitersMu.Unlock()
+	l := d.limiters[tenantID]
+	if l == nil {
+		l = rate.NewLimiter(rate.Limit(lim.IngestionRateLimitBytes), lim.IngestionBurstSizeBytes)
+		d.limiters[tenantID] = l
+	} else if l.Limit() != rate.Limit(lim.IngestionRateLimitBytes) || l.Burst() != lim.IngestionBurstSizeBytes {
+		l.SetLimit(rate.Limit(lim.IngestionRateLimitBytes))
+		l.SetBurst(lim.IngestionBurstSizeBytes)
+	}
+	return l
+}
+
+func (d *Distributor) discard(tenantID, reason string, spans int) {
+	if spans > 0 {
+		d.discardedSpans.WithLabelValues(tenantID, reason).Add(float64(spans))
+	}
+}
+
+// Consume implements receiver.Consumer: it answers only once every accepted
+// span is in the WAL of a quorum of its ingesters.
+func (d *Distributor) Consume(ctx context.Context, req *coltracepb.ExportTraceServiceRequest) (int64, string, error) {
+	tenantID, err := tenant.FromContext(ctx)
+	if err != nil {
+		return 0, "", status.Error(codes.Unauthenticated, err.Error())
+	}
+	size := proto.Size(req)
+	split := splitByTrace(req.ResourceSpans)
+	if split.total == 0 {
+		return 0, "", nil
+	}
+	d.receivedSpans.WithLabelValues(tenantID).Add(float64(split.total))
+	d.receivedBytes.WithLabelValues(tenantID).Add(float64(size))
+
+	lim := d.overrides.For(tenantID)
+	if lim.IngestionRateLimitBytes > 0 && !d.limiter(tenantID, lim).AllowN(time.Now(), size) {
+		d.discard(tenantID, ReasonRateLimited, split.total)
+		return 0, "", status.Errorf(codes.ResourceExhausted,
+			"RATE_LIMITED: ingestion rate limit (%d bytes/s, burst %d) exceeded for tenant %s; %d spans (%d bytes) refused",
+			lim.IngestionRateLimitBytes, lim.IngestionBurstSizeBytes, tenantID, split.total, size)
+	}
+	rejected := map[string]int{}
+	if split.invalid > 0 {
+		rejected[ReasonInvalidTraceID] = split.invalid
+	}
+	if len(split.frags) > 0 {
+		reasons, err := d.push(ctx, tenantID, split)
+		if err != nil {
+			d.discard(tenantID, ReasonIngesterFailed, split.total-split.invalid)
+			d.discard(tenantID, ReasonInvalidTraceID, split.invalid)
+			return 0, "", err
+		}
+		for i, r := range reasons {
+			if r == rubatopb.PushErrorReason_NO_ERROR {
+				continue
+			}
+			rejected[reasonLabel(r)] += int(split.frags[i].spans)
+		}
+	}
+	if len(rejected) == 0 {
+		return 0, "", nil
+	}
+	var n int64
+	msg := ""
+	for reason, spans := range rejected {
+		d.discard(tenantID, reason, spans)
+		n += int64(spans)
+		if msg != "" {
+			msg += "; "
+		}
+		msg += fmt.Sprintf("%d spans refused: %s", spans, reasonText(reason, lim))
+	}
+	if n == int64(split.total) && rejected[ReasonInvalidTraceID] == split.total {
+		return 0, "", status.Error(codes.InvalidArgument, msg)
+	}
+	return n, msg, nil
+}
+
+func reasonLabel(r rubatopb.PushErrorReason) string {
+	switch r {
+	case rubatopb.PushErrorReason_MAX_LIVE_TRACES:
+		return ReasonLiveTraces
+	case rubatopb.PushErrorReason_TRACE_TOO_LARGE:
+		return ReasonTraceTooLarge
+	}
+	return ReasonUnknownRejected
+}
+
+func reasonText(reason string, lim *overrides.Limits) string {
+	switch reason {
+	case ReasonLiveTraces:
+		return fmt.Sprintf("LIVE_TRACES_EXCEEDED: max live traces per tenant (%d) reached", lim.MaxTracesPerUser)
+	case ReasonTraceTooLarge:
+		return fmt.Sprintf("TRACE_TOO_LARGE: trace exceeds max_bytes_per_trace (%d)", lim.MaxBytesPerTrace)
+	case ReasonInvalidTraceID:
+		return "INVALID_TRACE_ID: trace_id must be 16 bytes and not all zero"
+	}
+	return "ingester refused the trace"
+}
+
+// push sends every fragment to its replicas and returns per-fragment
+// reasons (a fragment is reported refused if any replica refused it).
+func (d *Distributor) push(ctx context.Context, tenantID string, split splitResult) ([]rubatopb.PushErrorReason, error) {
+	start := time.Now()
+	defer func() { d.pushDuration.Observe(time.Since(start).Seconds()) }()
+	traces, err := split.marshal()
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	keys := make([]uint32, len(split.frags))
+	for i, f := range split.frags {
+		keys[i] = tokenFor(tenantID, f.id[:])
+	}
+	reasons := make([]rubatopb.PushErrorReason, len(split.frags))
+	var mu sync.Mutex
+	pushCtx := client.WithTenant(ctx, tenantID)
+	err = ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idx []int) error {
+		c, err := d.pool.Get(inst.Addr)
+		if err != nil {
+			return err
+		}
+		req := &rubatopb.PushBytesRequest{
+			Ids: make([][]byte, len(idx)), Traces: make([][]byte, len(idx)), Spans: make([]uint32, len(idx)),
+		}
+		for j, i := range idx {
+			req.Ids[j] = split.frags[i].id[:]
+			req.Traces[j] = traces[i]
+			req.Spans[j] = split.frags[i].spans
+		}
+		resp, err := c.PushBytes(pushCtx, req)
+		if err != nil {
+			return err
+		}
+		if len(resp.ErrorsByTrace) == len(idx) {
+			mu.Lock()
+			for j, i := range idx {
+				if r := resp.ErrorsByTrace[j]; r != rubatopb.PushErrorReason_NO_ERROR {
+					reasons[i] = r
+				}
+			}
+			mu.Unlock()
+		}
+		return nil
+	}, ring.DoBatchOptions{IsClientError: func(error) bool { return false }})
+	if err != nil {
+		level.Warn(d.logger).Log("msg", "push to ingesters failed", "tenant", tenantID, "err", err)
+		if s, ok := status.FromError(err); ok && s.Code() == codes.InvalidArgument {
+			return nil, err
+		}
+		if errors.Is(err, ring.ErrEmptyRing) || errors.Is(err, ring.ErrTooManyUnhealthyInstances) {
+			return nil, status.Errorf(codes.Unavailable, "no ingesters available: %v", err)
+		}
+		return nil, status.Errorf(codes.Unavailable, "push to ingesters: %v", err)
+	}
+	return reasons, nil
+}
+
+// tokenFor hashes a trace onto the ring: FNV-1a over tenant and trace ID,
+// as Tempo does, so a trace's spans always meet in the same ingesters.
+func tokenFor(tenantID string, id []byte) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(tenantID))
+	_, _ = h.Write(id)
+	return h.Sum32()
+}

@@ -1,0 +1,16 @@
+// Package distributor receives spans from every protocol's receiver, applies
+// per-tenant limits, splits each request by trace ID and pushes each trace
+// to its ingesters, found on the dskit ring by hashing tenant and trace ID.
+//
+// Invariants:
+//   - A request is answered with success only after every accepted span is
+//     in the WAL of a quorum of its replicas (ring.DoBatch with
+//     ring.WriteNoExtend).
+//   - No span is dropped silently: every refused span is reported to the
+//     client (an error, or an OTLP partial success with the count and the
+//     reason) and counted exactly once in rubato_discarded_spans_total.
+//   - All spans of one trace in one request reach the same ingesters, in one
+//     fragment, encoded once.
+//   - The distributor talks to ingesters only through ingester/client (gRPC),
+//     also in the single binary.
+package distributor

@@ -1,0 +1,154 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-kit/log/level"
+
+	"github.com/rubatodb/rubato/pkg/backend"
+	"github.com/rubatodb/rubato/pkg/block"
+)
+
+// scheduleFlushes starts uploads of complete blocks that are due, at most
+// ConcurrentFlushes at a time. A failed upload is retried with exponential
+// backoff for as long as the ingester runs: the block and its WAL data stay.
+func (ing *Ingester) scheduleFlushes(ctx context.Context) {
+	now := ing.now()
+	pending := 0
+	for _, inst := range ing.instanceList() {
+		inst.mu.Lock()
+		var due []*completeBlock
+		for _, cb := range inst.complete {
+			if !cb.flushedAt.IsZero() {
+				continue
+			}
+			pending++
+			if cb.flushing || now.Before(cb.nextTry) {
+				continue
+			}
+			cb.flushing = true
+			due = append(due, cb)
+		}
+		inst.mu.Unlock()
+		for _, cb := range due {
+			select {
+			case ing.flushSem <- struct{}{}:
+			case <-ctx.Done():
+				inst.mu.Lock()
+				cb.flushing = false
+				inst.mu.Unlock()
+				return
+			}
+			ing.flushWG.Add(1)
+			go func(inst *instance, cb *completeBlock) {
+				defer ing.flushWG.Done()
+				defer func() { <-ing.flushSem }()
+				ing.flushBlock(ctx, inst, cb)
+			}(inst, cb)
+		}
+	}
+	ing.metrics.pendingFlushes.Set(float64(pending))
+}
+
+func (ing *Ingester) flushBlock(ctx context.Context, inst *instance, cb *completeBlock) {
+	start := time.Now()
+	opCtx, cancel := context.WithTimeout(ctx, ing.cfg.FlushOpTimeout)
+	err := copyBlock(opCtx, ing.local, ing.store, cb.meta)
+	cancel()
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	cb.flushing = false
+	if err != nil {
+		cb.attempts++
+		backoff := min(time.Duration(1<<min(cb.attempts, 20))*time.Second/2, ing.cfg.FlushRetryMaxBackoff)
+		cb.nextTry = ing.now().Add(backoff)
+		ing.metrics.failedFlushes.Inc()
+		level.Error(ing.logger).Log("msg", "flush block failed; will retry", "tenant", inst.tenant, "block", cb.meta.BlockID, "attempt", cb.attempts, "retry_in", backoff, "err", err)
+		return
+	}
+	cb.flushedAt = ing.now()
+	ing.metrics.blocksFlushed.Inc()
+	ing.metrics.flushDuration.Observe(time.Since(start).Seconds())
+	level.Info(ing.logger).Log("msg", "block flushed", "tenant", inst.tenant, "block", cb.meta.BlockID, "duration", time.Since(start))
+}
+
+// copyBlock copies a block between stores, meta.json last, so the block
+// becomes visible in dst only once it is whole.
+func copyBlock(ctx context.Context, src, dst backend.Backend, meta *block.Meta) error {
+	metaKey := block.MetaKey(meta.TenantID, meta.BlockID)
+	dir := strings.TrimSuffix(metaKey, "meta.json")
+	keys, err := src.List(ctx, dir)
+	if err != nil {
+		return fmt.Errorf("list %s: %w", dir, err)
+	}
+	if !slices.Contains(keys, metaKey) {
+		return fmt.Errorf("block %s has no meta.json locally", meta.BlockID)
+	}
+	keys = slices.DeleteFunc(keys, func(k string) bool { return k == metaKey || strings.HasSuffix(k, "/") })
+	for _, k := range append(keys, metaKey) {
+		if err := copyObject(ctx, src, dst, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyObject(ctx context.Context, src, dst backend.Backend, key string) error {
+	size, err := src.Size(ctx, key)
+	if err != nil {
+		return fmt.Errorf("size %s: %w", key, err)
+	}
+	rc, err := src.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("get %s: %w", key, err)
+	}
+	err = dst.Put(ctx, key, rc, size)
+	return errors.Join(err, rc.Close())
+}
+
+// dropOldBlocks deletes local copies of blocks flushed more than
+// complete_block_timeout ago. By then queriers have found them in the
+// backend.
+func (ing *Ingester) dropOldBlocks(ctx context.Context) {
+	cutoff := ing.now().Add(-ing.cfg.CompleteBlockTimeout)
+	for _, inst := range ing.instanceList() {
+		inst.mu.Lock()
+		var drop []*completeBlock
+		inst.complete = slices.DeleteFunc(inst.complete, func(cb *completeBlock) bool {
+			old := !cb.flushedAt.IsZero() && cb.flushedAt.Before(cutoff)
+			if old {
+				drop = append(drop, cb)
+			}
+			return old
+		})
+		inst.mu.Unlock()
+		for _, cb := range drop {
+			if err := deleteBlock(ctx, ing.local, cb.meta); err != nil {
+				level.Warn(ing.logger).Log("msg", "delete local block", "block", cb.meta.BlockID, "err", err)
+			}
+		}
+	}
+}
+
+// deleteBlock removes meta.json first, so a half-deleted block is never
+// visible.
+func deleteBlock(ctx context.Context, be backend.Backend, meta *block.Meta) error {
+	metaKey := block.MetaKey(meta.TenantID, meta.BlockID)
+	if err := be.Delete(ctx, metaKey); err != nil {
+		return err
+	}
+	keys, err := be.List(ctx, strings.TrimSuffix(metaKey, "meta.json"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, k := range keys {
+		errs = append(errs, be.Delete(ctx, k))
+	}
+	return errors.Join(errs...)
+}

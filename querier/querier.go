@@ -1,0 +1,220 @@
+package querier
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/ring"
+	"github.com/grafana/dskit/services"
+	"github.com/prometheus/client_golang/prometheus"
+	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/rubatodb/rubato/ingester/client"
+	"github.com/rubatodb/rubato/pkg/backend"
+	"github.com/rubatodb/rubato/pkg/block"
+	"github.com/rubatodb/rubato/pkg/blocklist"
+	"github.com/rubatodb/rubato/pkg/model/combine"
+	"github.com/rubatodb/rubato/pkg/rubatopb"
+)
+
+// Config is the `querier` YAML block.
+type Config struct {
+	// ConcurrentBlockReads bounds backend blocks read at once by one query.
+	ConcurrentBlockReads int `yaml:"concurrent_block_reads"`
+	// QueryIngestersTimeout bounds each ingester call.
+	QueryIngestersTimeout time.Duration `yaml:"query_ingesters_timeout"`
+}
+
+// RegisterFlagsAndApplyDefaults registers flags.
+func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
+	f.IntVar(&c.ConcurrentBlockReads, prefix+"querier.concurrent-block-reads", 16, "Backend blocks read at once by one trace lookup.")
+	f.DurationVar(&c.QueryIngestersTimeout, prefix+"querier.query-ingesters-timeout", 10*time.Second, "Timeout of one ingester call.")
+}
+
+// Validate checks the config.
+func (c *Config) Validate() error {
+	if c.ConcurrentBlockReads < 1 {
+		return errors.New("querier: concurrent_block_reads must be at least 1")
+	}
+	return nil
+}
+
+// StoreConfig is what the querier needs of `storage.trace`.
+type StoreConfig struct {
+	BlocklistPoll   time.Duration
+	BlockCacheBytes int64
+}
+
+// Querier finds traces in ingesters and backend blocks.
+type Querier struct {
+	services.Service
+
+	cfg      Config
+	storeCfg StoreConfig
+	ring     ring.ReadRing
+	pool     *client.Pool
+	store    backend.Backend
+	poller   *blocklist.Poller
+	cache    *block.Cache
+	logger   log.Logger
+
+	blocksInspected prometheus.Counter
+	blocksSkipped   *prometheus.CounterVec
+}
+
+// New builds a querier. ingesterRing may be nil (no ingesters to ask).
+func New(cfg Config, storeCfg StoreConfig, ingesterRing ring.ReadRing, pool *client.Pool, store backend.Backend, logger log.Logger, reg prometheus.Registerer) *Querier {
+	q := &Querier{
+		cfg: cfg, storeCfg: storeCfg, ring: ingesterRing, pool: pool, store: store,
+		poller: blocklist.NewPoller(store, logger, reg),
+		cache:  block.NewCache(storeCfg.BlockCacheBytes),
+		logger: log.With(logger, "component", "querier"),
+		blocksInspected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rubato_querier_blocks_inspected_total", Help: "Backend blocks whose bloom filter said a trace may be there and were read."}),
+		blocksSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rubato_querier_blocks_skipped_total", Help: "Backend blocks skipped for a trace lookup, by reason."}, []string{"reason"}),
+	}
+	if reg != nil {
+		reg.MustRegister(q.blocksInspected, q.blocksSkipped)
+	}
+	q.Service = services.NewBasicService(q.starting, q.running, nil)
+	return q
+}
+
+func (q *Querier) starting(ctx context.Context) error {
+	if err := q.poller.Poll(ctx); err != nil {
+		// Start anyway: ingesters can still answer, and the next poll may work.
+		level.Error(q.logger).Log("msg", "initial blocklist poll failed", "err", err)
+	}
+	return nil
+}
+
+func (q *Querier) running(ctx context.Context) error {
+	q.poller.Run(ctx, q.storeCfg.BlocklistPoll)
+	return nil
+}
+
+// PollNow refreshes the blocklist (used by tests and after flushes).
+func (q *Querier) PollNow(ctx context.Context) error { return q.poller.Poll(ctx) }
+
+// TimeRange limits which backend blocks are read; zero values are open.
+type TimeRange struct{ Start, End time.Time }
+
+func (r TimeRange) overlaps(m *block.Meta) bool {
+	if !r.Start.IsZero() && m.EndTime.Before(r.Start) {
+		return false
+	}
+	if !r.End.IsZero() && m.StartTime.After(r.End) {
+		return false
+	}
+	return true
+}
+
+// FindTraceByID returns the trace from every place it can be, combined, or
+// nil if nowhere. Partial failures fail the lookup: a trace is never
+// silently incomplete.
+func (q *Querier) FindTraceByID(ctx context.Context, tenantID string, id [16]byte, tr TimeRange) (*tracev1.TracesData, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		c     combine.Combiner
+		errs  []error
+		wg    sync.WaitGroup
+		parts []*tracev1.TracesData
+	)
+	add := func(td *tracev1.TracesData, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		if td != nil {
+			parts = append(parts, td)
+		}
+	}
+	if q.ring != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			add(q.fromIngesters(ctx, tenantID, id))
+		}()
+	}
+	sem := make(chan struct{}, q.cfg.ConcurrentBlockReads)
+	for _, m := range q.poller.Metas(tenantID) {
+		if !blockMayHold(m, id[:]) {
+			q.blocksSkipped.WithLabelValues("id_range").Inc()
+			continue
+		}
+		if !tr.overlaps(m) {
+			q.blocksSkipped.WithLabelValues("time_range").Inc()
+			continue
+		}
+		wg.Add(1)
+		go func(m *block.Meta) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			td, err := block.Open(q.store, m, q.cache).FindTraceByID(ctx, id[:])
+			if errors.Is(err, backend.ErrNotFound) {
+				// Compacted away or deleted by retention since the last
+				// poll; its data lives in the block that replaced it.
+				return
+			}
+			if err != nil {
+				err = fmt.Errorf("block %s: %w", m.BlockID, err)
+			}
+			add(td, err)
+		}(m)
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, p := range parts {
+		c.Add(p)
+	}
+	return c.Result(), nil
+}
+
+func (q *Querier) fromIngesters(ctx context.Context, tenantID string, id [16]byte) (*tracev1.TracesData, error) {
+	rs, err := q.ring.GetReplicationSetForOperation(ring.Read)
+	if err != nil {
+		if errors.Is(err, ring.ErrEmptyRing) {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("ingester ring: %w", err)
+	}
+	results, err := rs.Do(ctx, 0, func(ctx context.Context, inst *ring.InstanceDesc) (interface{}, error) {
+		c, err := q.pool.Get(inst.Addr)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(client.WithTenant(ctx, tenantID), q.cfg.QueryIngestersTimeout)
+		defer cancel()
+		resp, err := c.FindTraceByID(ctx, &rubatopb.FindTraceByIDRequest{TraceID: id[:]})
+		if err != nil {
+			return nil, fmt.Errorf("ingester %s: %w", inst.Addr, err)
+		}
+		return &tracev1.TracesData{ResourceSpans: resp.GetTrace().GetResourceSpans()}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	var c combine.Combiner
+	for _, r := range results {
+		c.Add(r.(*tracev1.TracesData))
+	}
+	return c.Result(), nil
+}
+
+func blockMayHold(m *block.Meta, id []byte) bool {
+	return string(id) >= string(m.MinID) && string(id) <= string(m.MaxID)
+}
