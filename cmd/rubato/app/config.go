@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rubatodb/rubato/ingester"
+	"github.com/rubatodb/rubato/pkg/backend/s3"
 	"github.com/rubatodb/rubato/pkg/block"
 	"github.com/rubatodb/rubato/pkg/overrides"
 	"github.com/rubatodb/rubato/querier"
@@ -61,13 +62,13 @@ type StorageConfig struct {
 
 // TraceStorageConfig is `storage.trace`.
 type TraceStorageConfig struct {
-	Backend       string              `yaml:"backend"`
-	Local         LocalStorageConfig  `yaml:"local"`
-	WAL           ingester.WALConfig  `yaml:"wal"`
-	Block         block.Config        `yaml:"block"`
-	BlocklistPoll time.Duration       `yaml:"blocklist_poll"`
-	Cache         TraceCacheConfig    `yaml:"cache_sizes"`
-	S3            *yaml.Node          `yaml:"s3"`
+	Backend       string             `yaml:"backend"`
+	Local         LocalStorageConfig `yaml:"local"`
+	WAL           ingester.WALConfig `yaml:"wal"`
+	Block         block.Config       `yaml:"block"`
+	BlocklistPoll time.Duration      `yaml:"blocklist_poll"`
+	Cache         TraceCacheConfig   `yaml:"cache_sizes"`
+	S3            s3.Config          `yaml:"s3"`
 }
 
 // LocalStorageConfig is `storage.trace.local`.
@@ -96,6 +97,7 @@ func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
 	c.Querier.RegisterFlagsAndApplyDefaults("", f)
 	f.StringVar(&c.Storage.Trace.Backend, "storage.trace.backend", "local", "Object store: local or s3.")
 	f.StringVar(&c.Storage.Trace.Local.Path, "storage.trace.local.path", "./data/blocks", "Directory of the local backend.")
+	c.Storage.Trace.S3.RegisterFlagsAndApplyDefaults("storage.trace", f)
 	c.Storage.Trace.WAL.RegisterFlagsAndApplyDefaults("storage.trace.", f)
 	c.Storage.Trace.Block.RegisterFlagsAndApplyDefaults("storage.trace.block.", f)
 	f.DurationVar(&c.Storage.Trace.BlocklistPoll, "storage.trace.blocklist-poll", 5*time.Minute, "How often queriers list the backend's blocks.")
@@ -117,6 +119,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New("storage.trace.local.path is required"))
 		}
 	case "s3":
+		errs = append(errs, c.Storage.Trace.S3.Validate())
 	default:
 		errs = append(errs, fmt.Errorf("storage.trace.backend %q: want local or s3", c.Storage.Trace.Backend))
 	}

@@ -42,4 +42,3 @@ var secretLine = regexp.MustCompile(`(?m)^(\s*(?:secret_key|session_token|access
 func redactSecrets(b []byte) []byte {
 	return secretLine.ReplaceAll(b, []byte("${1}<redacted>"))
 }
-

@@ -1,0 +1,28 @@
+// Package ingester holds recent traces: it appends every push to its
+// write-ahead log before acknowledging it, keeps live traces until they go
+// idle, gathers idle traces into a head block, cuts the head block into a
+// complete block (Parquet, pkg/block) in a local store, uploads complete
+// blocks to the backend, and answers lookups for everything it holds.
+//
+// Invariants:
+//   - A push is acknowledged only after its record is in the WAL, durable per
+//     the WAL's sync policy (pkg/wal).
+//   - Trace bytes are not kept in memory: live traces and head blocks hold
+//     WAL positions, and bytes are read back from the segment files when a
+//     block is built or a lookup needs them. Memory grows with the number of
+//     traces, not their size.
+//   - Every acknowledged span is findable by FindTraceByID at every moment:
+//     stage moves (live → head → cutting → complete) happen under the
+//     instance lock, and a complete block stays readable locally for
+//     complete_block_timeout after its upload, longer than a querier's
+//     blocklist poll.
+//   - A WAL segment is deleted only when no live trace, head block, block
+//     being cut, or complete block not yet in the backend refers to it.
+//     A failed upload is retried with backoff for as long as the ingester
+//     runs, keeping the block and its WAL data.
+//   - On start the WAL is replayed into live traces and local complete blocks
+//     are discarded (they are rebuilt from the WAL), so a crash never loses
+//     an acknowledged span; the price is that a block whose upload finished
+//     just before a crash may be written twice, which queries and
+//     compaction deduplicate by span ID.
+package ingester
