@@ -1,8 +1,8 @@
 package ingester
 
 import (
-	"encoding/binary"
 	"context"
+	"encoding/binary"
 	"errors"
 	"flag"
 	"io"
