@@ -1,0 +1,63 @@
+package block
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+)
+
+// Defaults; each is also the default of a flag.
+const (
+	DefaultBloomFP             = 0.01
+	DefaultBloomShardSizeBytes = 100 * 1024
+	DefaultRowGroupSizeBytes   = 1 << 20
+	DefaultPageSizeBytes       = 64 * 1024
+)
+
+// Config tunes the block writer. The reader needs no configuration: every
+// choice the writer makes is recorded in meta.json or the Parquet footer.
+type Config struct {
+	// BloomFP is the target false-positive rate of the bloom filter.
+	BloomFP float64 `yaml:"bloom_filter_false_positive"`
+	// BloomShardSizeBytes caps the size of one bloom-<n> object; the writer
+	// uses as many shards as needed to stay under it.
+	BloomShardSizeBytes int `yaml:"bloom_filter_shard_size_bytes"`
+	// RowGroupSizeBytes is the row group size at which the writer starts a
+	// new row group. It is measured on parquet-go's estimate (encoded pages
+	// plus not-yet-encoded buffered values), so compressed row groups on
+	// disk come out smaller. A trace lookup downloads one whole row group.
+	RowGroupSizeBytes int `yaml:"row_group_size_bytes"`
+	// PageSizeBytes is the in-memory size of a column page buffer before it
+	// is encoded and compressed; smaller pages make the page index finer.
+	PageSizeBytes int `yaml:"parquet_page_size_bytes"`
+}
+
+// RegisterFlagsAndApplyDefaults registers the flags under prefix (for
+// example "storage.trace.block.") and sets every field to its default.
+func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
+	f.Float64Var(&c.BloomFP, prefix+"bloom-filter-false-positive", DefaultBloomFP, "Bloom filter false-positive rate, in (0, 1).")
+	f.IntVar(&c.BloomShardSizeBytes, prefix+"bloom-filter-shard-size-bytes", DefaultBloomShardSizeBytes, "Maximum size in bytes of one bloom filter shard object.")
+	f.IntVar(&c.RowGroupSizeBytes, prefix+"row-group-size-bytes", DefaultRowGroupSizeBytes, "Target Parquet row group size in bytes (estimated before compression); one trace lookup reads one row group.")
+	f.IntVar(&c.PageSizeBytes, prefix+"parquet-page-size-bytes", DefaultPageSizeBytes, "Parquet page buffer size in bytes before encoding and compression.")
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	var errs []error
+	if !(c.BloomFP > 0 && c.BloomFP < 1) {
+		errs = append(errs, fmt.Errorf("bloom_filter_false_positive %v must be in (0, 1)", c.BloomFP))
+	}
+	if c.BloomShardSizeBytes < minShardSizeBytes {
+		errs = append(errs, fmt.Errorf("bloom_filter_shard_size_bytes %d must be at least %d", c.BloomShardSizeBytes, minShardSizeBytes))
+	}
+	if c.RowGroupSizeBytes < 1024 {
+		errs = append(errs, fmt.Errorf("row_group_size_bytes %d must be at least 1024", c.RowGroupSizeBytes))
+	}
+	if c.PageSizeBytes < 1024 {
+		errs = append(errs, fmt.Errorf("parquet_page_size_bytes %d must be at least 1024", c.PageSizeBytes))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("block config: %w", errors.Join(errs...))
+	}
+	return nil
+}

@@ -1,0 +1,42 @@
+// Package block is Rubato's block format, version v1 (VersionV1): how one
+// batch of traces is laid out in the object store, how it is written, and
+// how a trace is found in it. FORMAT.md draws the bytes.
+//
+// A block is the set of objects under <tenant>/<block-uuid>/:
+//
+//	data.parquet   one row per trace, sorted by trace ID
+//	bloom-<n>      bloom filter shards over the block's trace IDs
+//	meta.json      Meta, written last
+//	meta.compacted.json   written by the compactor once the block is merged away
+//
+// Invariants:
+//
+//   - Rows in data.parquet are in strictly ascending trace-ID order (bytewise
+//     over the 16-byte ID), with no duplicates. parquet-go only records a
+//     sorting column; Writer.Add enforces the order and rejects anything else
+//     with ErrOutOfOrder. Row-group and page statistics of the TraceID column
+//     are therefore ordered too, which is what lets a reader pick the one row
+//     group and page that can hold an ID from the footer alone.
+//   - meta.json is written last, after data.parquet and every bloom shard. A
+//     block without meta.json does not exist for readers; a failed write leaves
+//     only invisible objects behind.
+//   - The bloom filter never gives a false negative: every trace ID in
+//     data.parquet was added to the shard ShardOf(HashID(id), BloomShardCount).
+//     Hashing uses the full 16-byte ID (xxhash64), so 64-bit IDs padded with
+//     zero bytes spread as well as random 128-bit ones.
+//   - Storage is lossless for every OTLP field the protobuf wire format keeps
+//     (except unknown fields): reading a trace back gives a message
+//     proto.Equal to the one written, attribute order included. Values moved
+//     to dedicated columns return to their original positions.
+//   - Objects are immutable once written, so cached bloom shards and footers
+//     never go stale.
+//   - Decoding never panics on corrupt objects: such input yields an error
+//     wrapping ErrCorrupt (or ErrInvalidMeta / ErrInvalidBloom).
+//
+// Versioning: Meta.Version names the format; readers refuse versions they do
+// not know. The format never changes in place: a change in the bytes (schema
+// column names or types, bloom layout, meta semantics) is a new version. A
+// future v2 lives in this package beside v1, shares helpers (keys, Meta,
+// bloom, cache) and forks only what differs (for example a schema_v2.go and
+// its converter), so both versions stay readable while old blocks age out.
+package block

@@ -1,0 +1,393 @@
+package block
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+
+	"github.com/parquet-go/parquet-go"
+	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/rubatodb/rubato/pkg/backend"
+)
+
+// footerCostFactor estimates the memory of a decoded footer and page index
+// from its encoded size, for cache accounting.
+const footerCostFactor = 4
+
+// iterateBatch is how many rows Iterate decodes at a time.
+const iterateBatch = 16
+
+// Reader reads one block. It is safe for concurrent use; all state beyond
+// the Meta lives in the (optional, shared) Cache.
+type Reader struct {
+	be      backend.Backend
+	meta    *Meta
+	cache   *Cache
+	dataKey string
+}
+
+// Open returns a Reader of the block meta describes. It does no I/O. cache
+// may be nil, in which case every call fetches what it needs.
+func Open(be backend.Backend, meta *Meta, cache *Cache) *Reader {
+	return &Reader{be: be, meta: meta, cache: cache, dataKey: DataKey(meta.TenantID, meta.BlockID)}
+}
+
+// Meta returns the block's Meta.
+func (r *Reader) Meta() *Meta { return r.meta }
+
+// footer is an opened data.parquet: the decoded Thrift footer and page
+// index, the raw tail they came from, and the ID bounds of each row group.
+type footer struct {
+	file  *parquet.File
+	tail  section
+	idCol int
+	rgs   []rowGroupInfo
+}
+
+type rowGroupInfo struct {
+	min, max [TraceIDSize]byte
+	off, len int64
+	rows     int64
+}
+
+// FindTraceByID returns the trace with the given ID, or nil, nil when the
+// block does not hold it. It checks, in order: the meta ID range, the bloom
+// shard (cached), the footer (cached) to pick the one row group whose ID
+// range can hold the ID, then fetches that row group with a single ranged
+// GET and decodes the one row.
+func (r *Reader) FindTraceByID(ctx context.Context, traceID []byte) (*tracev1.TracesData, error) {
+	if len(traceID) != TraceIDSize {
+		return nil, fmt.Errorf("%w: got %d bytes", ErrInvalidTraceID, len(traceID))
+	}
+	if bytes.Compare(traceID, r.meta.MinID) < 0 || bytes.Compare(traceID, r.meta.MaxID) > 0 {
+		return nil, nil
+	}
+	h := HashID(traceID)
+	bloom, err := r.bloomShard(ctx, ShardOf(h, r.meta.BloomShardCount))
+	if err != nil {
+		return nil, err
+	}
+	if !bloom.Test(h) {
+		return nil, nil
+	}
+	ft, err := r.footer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	i := sort.Search(len(ft.rgs), func(i int) bool { return bytes.Compare(ft.rgs[i].max[:], traceID) >= 0 })
+	if i == len(ft.rgs) || bytes.Compare(ft.rgs[i].min[:], traceID) > 0 {
+		return nil, nil
+	}
+	ra, err := r.fetchRowGroup(ctx, ft, i)
+	if err != nil {
+		return nil, err
+	}
+	var row *traceRow
+	err = r.guard(func() error {
+		var err error
+		row, err = findRow(ft, i, ra, [TraceIDSize]byte(traceID))
+		return err
+	})
+	if err != nil || row == nil {
+		return nil, err
+	}
+	td, err := row.toOTLP()
+	if err != nil {
+		return nil, &CorruptError{Key: r.dataKey, Err: err}
+	}
+	return td, nil
+}
+
+// Iterate calls fn for every trace in ascending ID order. It reads one row
+// group at a time (one ranged GET each), so memory stays near one row group.
+// An error from fn stops the iteration and is returned as is. The traceID
+// passed to fn is not reused.
+func (r *Reader) Iterate(ctx context.Context, fn func(traceID []byte, tr *tracev1.TracesData) error) error {
+	ft, err := r.footer(ctx)
+	if err != nil {
+		return err
+	}
+	var prev []byte
+	buf := make([]traceRow, iterateBatch)
+	for i := range ft.rgs {
+		ra, err := r.fetchRowGroup(ctx, ft, i)
+		if err != nil {
+			return err
+		}
+		var rd *parquet.GenericReader[traceRow]
+		if err := r.guard(func() error {
+			rd = parquet.NewGenericRowGroupReader[traceRow](newRangeRowGroup(ft.file.RowGroups()[i].(*parquet.FileRowGroup), ra))
+			return nil
+		}); err != nil {
+			return err
+		}
+		var rows int64
+		for {
+			if err := ctx.Err(); err != nil {
+				_ = rd.Close()
+				return err
+			}
+			clear(buf)
+			var n int
+			readErr := r.guard(func() error {
+				var err error
+				n, err = rd.Read(buf)
+				if errors.Is(err, io.EOF) {
+					return io.EOF
+				}
+				return err
+			})
+			for j := range buf[:n] {
+				id := bytes.Clone(buf[j].TraceID[:])
+				if prev != nil && bytes.Compare(prev, id) >= 0 {
+					_ = rd.Close()
+					return &CorruptError{Key: r.dataKey, Err: fmt.Errorf("trace id %x after %x", id, prev)}
+				}
+				prev = id
+				td, err := buf[j].toOTLP()
+				if err != nil {
+					_ = rd.Close()
+					return &CorruptError{Key: r.dataKey, Err: fmt.Errorf("trace %x: %w", id, err)}
+				}
+				if err := fn(id, td); err != nil {
+					_ = rd.Close()
+					return err
+				}
+			}
+			rows += int64(n)
+			if readErr == io.EOF {
+				break
+			}
+			if readErr != nil {
+				_ = rd.Close()
+				return readErr
+			}
+		}
+		_ = rd.Close()
+		if rows != ft.rgs[i].rows {
+			return &CorruptError{Key: r.dataKey, Err: fmt.Errorf("row group %d: read %d rows, footer says %d", i, rows, ft.rgs[i].rows)}
+		}
+	}
+	return nil
+}
+
+// guard runs fn, turning a panic into a CorruptError: parquet-go is not
+// hardened against every malformed page, and a corrupt object in the store
+// must fail one request, not the process.
+func (r *Reader) guard(fn func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &CorruptError{Key: r.dataKey, Err: fmt.Errorf("decoder panic: %v", p)}
+		}
+	}()
+	err = fn()
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, ErrCorrupt) && !isBackendErr(err) {
+		err = &CorruptError{Key: r.dataKey, Err: err}
+	}
+	return err
+}
+
+// isBackendErr tells I/O failures (to be reported as they are) from decode
+// failures (reported as corruption).
+func isBackendErr(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, backend.ErrNotFound) || errors.Is(err, backend.ErrOutOfRange)
+}
+
+func (r *Reader) fetchRowGroup(ctx context.Context, ft *footer, i int) (io.ReaderAt, error) {
+	rg := ft.rgs[i]
+	data, err := r.be.GetRange(ctx, r.dataKey, rg.off, rg.len)
+	if err != nil {
+		return nil, fmt.Errorf("read row group %d of %s: %w", i, r.dataKey, err)
+	}
+	if int64(len(data)) != rg.len {
+		return nil, fmt.Errorf("read row group %d of %s: got %d of %d bytes", i, r.dataKey, len(data), rg.len)
+	}
+	return &objectReaderAt{
+		ctx: ctx, be: r.be, key: r.dataKey, size: r.meta.Size,
+		sections: []section{{off: rg.off, data: data}, ft.tail},
+	}, nil
+}
+
+// findRow locates id in row group i using the TraceID page index, then
+// decodes that single row. It returns nil when the ID is not there.
+func findRow(ft *footer, i int, ra io.ReaderAt, id [TraceIDSize]byte) (*traceRow, error) {
+	rg := newRangeRowGroup(ft.file.RowGroups()[i].(*parquet.FileRowGroup), ra)
+	chunk := rg.chunks[ft.idCol].(rangeChunk)
+	first := int64(0)
+	if cidx, err := chunk.ColumnIndex(); err == nil && cidx.NumPages() > 0 {
+		oidx, err := chunk.OffsetIndex()
+		if err != nil || oidx.NumPages() != cidx.NumPages() {
+			return nil, fmt.Errorf("trace id offset index of row group %d: %v", i, err)
+		}
+		p := sort.Search(cidx.NumPages(), func(j int) bool { return bytes.Compare(cidx.MaxValue(j).ByteArray(), id[:]) >= 0 })
+		if p == cidx.NumPages() {
+			return nil, nil
+		}
+		first = oidx.FirstRowIndex(p)
+	}
+	rowIndex, err := scanIDs(chunk, first, id)
+	if err != nil || rowIndex < 0 {
+		return nil, err
+	}
+	rd := parquet.NewGenericRowGroupReader[traceRow](rg)
+	defer rd.Close()
+	if err := rd.SeekToRow(rowIndex); err != nil {
+		return nil, fmt.Errorf("seek to row %d of row group %d: %w", rowIndex, i, err)
+	}
+	rows := make([]traceRow, 1)
+	n, err := rd.Read(rows)
+	if n != 1 {
+		return nil, fmt.Errorf("read row %d of row group %d: %w", rowIndex, i, err)
+	}
+	if rows[0].TraceID != id {
+		return nil, fmt.Errorf("row %d of row group %d has id %x, want %x", rowIndex, i, rows[0].TraceID, id)
+	}
+	return &rows[0], nil
+}
+
+// scanIDs reads TraceID pages from row first on and returns the row index of
+// id in the row group, or -1.
+func scanIDs(chunk rangeChunk, first int64, id [TraceIDSize]byte) (int64, error) {
+	pages := chunk.PagesFrom(chunk.ra)
+	defer pages.Close()
+	if err := pages.SeekToRow(first); err != nil {
+		return -1, err
+	}
+	var vals []parquet.Value
+	for {
+		page, err := pages.ReadPage()
+		if errors.Is(err, io.EOF) {
+			return -1, nil
+		}
+		if err != nil {
+			return -1, err
+		}
+		n := int(page.NumValues())
+		if cap(vals) < n {
+			vals = make([]parquet.Value, n)
+		}
+		vals = vals[:n]
+		got, err := page.Values().ReadValues(vals)
+		if got != n && err != nil && !errors.Is(err, io.EOF) {
+			parquet.Release(page)
+			return -1, err
+		}
+		for j, v := range vals[:got] {
+			switch c := bytes.Compare(v.ByteArray(), id[:]); {
+			case c == 0:
+				parquet.Release(page)
+				return first + int64(j), nil
+			case c > 0:
+				parquet.Release(page)
+				return -1, nil
+			}
+		}
+		first += page.NumRows()
+		parquet.Release(page)
+	}
+}
+
+func (r *Reader) bloomShard(ctx context.Context, shard int) (*Bloom, error) {
+	key := BloomKey(r.meta.TenantID, r.meta.BlockID, shard)
+	if v, ok := r.cache.get(key); ok {
+		return v.(*Bloom), nil
+	}
+	data, err := backend.ReadAll(ctx, r.be, key)
+	if err != nil {
+		return nil, fmt.Errorf("read bloom shard %s: %w", key, err)
+	}
+	b, err := DecodeBloomShard(data)
+	if err != nil {
+		return nil, &CorruptError{Key: key, Err: err}
+	}
+	r.cache.put(key, b, b.sizeBytes())
+	return b, nil
+}
+
+func (r *Reader) footer(ctx context.Context) (*footer, error) {
+	if v, ok := r.cache.get(r.dataKey); ok {
+		return v.(*footer), nil
+	}
+	off := r.meta.Size - r.meta.FooterSize
+	tail, err := r.be.GetRange(ctx, r.dataKey, off, r.meta.FooterSize)
+	if err != nil {
+		return nil, fmt.Errorf("read footer of %s: %w", r.dataKey, err)
+	}
+	var ft *footer
+	err = r.guard(func() error {
+		var err error
+		ft, err = openFooter(ctx, r.be, r.dataKey, r.meta, section{off: off, data: tail})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.cache.put(r.dataKey, ft, footerCostFactor*int64(len(tail))+1024)
+	return ft, nil
+}
+
+// openFooter decodes the Parquet footer and page index from the tail bytes
+// and checks them against format v1 and the block's Meta.
+func openFooter(ctx context.Context, be backend.Backend, key string, meta *Meta, tail section) (*footer, error) {
+	if int64(len(tail.data)) < 8 || string(tail.data[len(tail.data)-4:]) != "PAR1" {
+		return nil, &CorruptError{Key: key, Err: errors.New("missing parquet magic at end of file")}
+	}
+	ra := &objectReaderAt{ctx: ctx, be: be, key: key, size: meta.Size, sections: []section{tail}}
+	f, err := parquet.OpenFile(ra, meta.Size,
+		parquet.SkipMagicBytes(true), parquet.SkipBloomFilters(true), parquet.ReadBufferSize(64<<10))
+	if err != nil {
+		return nil, &CorruptError{Key: key, Err: err}
+	}
+	if v, _ := f.Lookup(parquetVersionKey); v != VersionV1 {
+		return nil, &CorruptError{Key: key, Err: fmt.Errorf("parquet file is format %q, want %q", v, VersionV1)}
+	}
+	if !parquet.EqualNodes(parquet.SchemaOf(new(traceRow)), f.Schema()) {
+		return nil, &CorruptError{Key: key, Err: errors.New("parquet schema is not format v1")}
+	}
+	leaf, ok := f.Schema().Lookup("TraceID")
+	if !ok {
+		return nil, &CorruptError{Key: key, Err: errors.New("no TraceID column")}
+	}
+	ft := &footer{file: f, tail: tail, idCol: leaf.ColumnIndex}
+	md := f.Metadata()
+	if len(md.RowGroups) != meta.RowGroups || md.NumRows != int64(meta.TotalObjects) {
+		return nil, &CorruptError{Key: key, Err: fmt.Errorf("footer has %d row groups and %d rows, meta says %d and %d",
+			len(md.RowGroups), md.NumRows, meta.RowGroups, meta.TotalObjects)}
+	}
+	for i := range md.RowGroups {
+		rg := &md.RowGroups[i]
+		info := rowGroupInfo{off: -1, rows: rg.NumRows}
+		var end int64
+		for j := range rg.Columns {
+			c := &rg.Columns[j].MetaData
+			start := chunkStart(c)
+			if start < 0 || c.TotalCompressedSize < 0 || start+c.TotalCompressedSize > tail.off {
+				return nil, &CorruptError{Key: key, Err: fmt.Errorf("row group %d column %d outside the data area", i, j)}
+			}
+			if info.off < 0 || start < info.off {
+				info.off = start
+			}
+			end = max(end, start+c.TotalCompressedSize)
+		}
+		if len(rg.Columns) <= ft.idCol || rg.NumRows <= 0 {
+			return nil, &CorruptError{Key: key, Err: fmt.Errorf("row group %d is empty", i)}
+		}
+		info.len = end - info.off
+		stats := &rg.Columns[ft.idCol].MetaData.Statistics
+		if len(stats.MinValue) != TraceIDSize || len(stats.MaxValue) != TraceIDSize {
+			return nil, &CorruptError{Key: key, Err: fmt.Errorf("row group %d has no trace id statistics", i)}
+		}
+		info.min, info.max = [TraceIDSize]byte(stats.MinValue), [TraceIDSize]byte(stats.MaxValue)
+		if bytes.Compare(info.min[:], info.max[:]) > 0 ||
+			(i > 0 && bytes.Compare(ft.rgs[i-1].max[:], info.min[:]) >= 0) {
+			return nil, &CorruptError{Key: key, Err: fmt.Errorf("row group %d trace ids out of order", i)}
+		}
+		ft.rgs = append(ft.rgs, info)
+	}
+	return ft, nil
+}

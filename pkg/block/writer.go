@@ -1,0 +1,260 @@
+package block
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/zstd"
+	"github.com/parquet-go/parquet-go/format"
+	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/rubatodb/rubato/pkg/backend"
+	"github.com/rubatodb/rubato/pkg/tenant"
+)
+
+// Key-value metadata written into the Parquet footer.
+const parquetVersionKey = "rubato.block.version"
+
+// Writer builds one block. Rows are streamed to a temporary file; memory is
+// bounded by one row group plus 8 bytes per trace for the bloom filter.
+// A Writer is not safe for concurrent use.
+type Writer struct {
+	be     backend.Backend
+	cfg    Config
+	tenant string
+	id     uuid.UUID
+	level  uint8
+
+	tmp *os.File
+	pw  *parquet.GenericWriter[traceRow]
+
+	row     [1]traceRow
+	hashes  []uint64
+	first   [TraceIDSize]byte
+	last    [TraceIDSize]byte
+	spans   int64
+	start   uint64 // earliest non-zero span start
+	end     uint64 // latest span end
+	rgStart int64  // pw.Size() when the current row group began
+	rgRows  int64  // rows in the current row group
+	flushed int64  // rows in finished row groups
+	done    bool
+}
+
+// writerOptions are the Parquet settings of format v1.
+func writerOptions(cfg Config) []parquet.WriterOption {
+	return []parquet.WriterOption{
+		parquet.CreatedBy("rubato", VersionV1, ""),
+		parquet.KeyValueMetadata(parquetVersionKey, VersionV1),
+		parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}),
+		parquet.PageBufferSize(cfg.PageSizeBytes),
+		parquet.DataPageStatistics(true),
+		parquet.DataPageVersion(1),
+		// Record (not perform) the sort order: Add enforces it.
+		parquet.SortingWriterConfig(parquet.SortingColumns(parquet.Ascending("TraceID"))),
+		// Keep whole 16-byte IDs in the page index so it can locate pages.
+		parquet.ColumnIndexSizeLimit(func([]string) int { return TraceIDSize }),
+		// High-cardinality columns (URLs, pod names) stop growing dictionaries.
+		parquet.DictionaryMaxBytes(256 << 10),
+	}
+}
+
+// NewWriter starts block id of tenant at the given compaction level.
+// estimatedObjects (the expected trace count) only presizes buffers; the
+// bloom filter is sized from the real count at Close. The temporary file is
+// created in tmpDir ("" means os.TempDir()).
+func NewWriter(_ context.Context, be backend.Backend, cfg Config, tenantID string, id uuid.UUID, level uint8, estimatedObjects int, tmpDir string) (*Writer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := tenant.Validate(tenantID); err != nil {
+		return nil, fmt.Errorf("new block writer: %w", err)
+	}
+	if id == uuid.Nil {
+		return nil, errors.New("new block writer: nil block id")
+	}
+	tmp, err := os.CreateTemp(tmpDir, "block-"+id.String()+"-*.parquet")
+	if err != nil {
+		return nil, fmt.Errorf("new block writer: %w", err)
+	}
+	w := &Writer{
+		be:     be,
+		cfg:    cfg,
+		tenant: tenantID,
+		id:     id,
+		level:  level,
+		tmp:    tmp,
+		hashes: make([]uint64, 0, min(max(estimatedObjects, 0), 1<<24)),
+	}
+	w.pw = parquet.NewGenericWriter[traceRow](tmp, writerOptions(cfg)...)
+	return w, nil
+}
+
+// Add appends one trace. IDs must be TraceIDSize bytes and strictly
+// ascending (ErrOutOfOrder otherwise). tr is not retained.
+func (w *Writer) Add(traceID []byte, tr *tracev1.TracesData) error {
+	if w.done {
+		return ErrWriterClosed
+	}
+	if len(traceID) != TraceIDSize {
+		return fmt.Errorf("%w: got %d bytes", ErrInvalidTraceID, len(traceID))
+	}
+	if tr == nil {
+		return fmt.Errorf("add trace %x: nil trace", traceID)
+	}
+	if len(w.hashes) > 0 && bytes.Compare(traceID, w.last[:]) <= 0 {
+		return fmt.Errorf("%w: %x after %x", ErrOutOfOrder, traceID, w.last)
+	}
+	row := &w.row[0]
+	if err := row.fromOTLP([TraceIDSize]byte(traceID), tr); err != nil {
+		return fmt.Errorf("add trace %x: %w", traceID, err)
+	}
+	if _, err := w.pw.Write(w.row[:]); err != nil {
+		return fmt.Errorf("add trace %x: %w", traceID, err)
+	}
+	if len(w.hashes) == 0 {
+		copy(w.first[:], traceID)
+	}
+	copy(w.last[:], traceID)
+	w.hashes = append(w.hashes, HashID(traceID))
+	w.spans += int64(row.SpanCount)
+	if row.StartTimeUnixNano != 0 && (w.start == 0 || row.StartTimeUnixNano < w.start) {
+		w.start = row.StartTimeUnixNano
+	}
+	w.end = max(w.end, row.EndTimeUnixNano)
+	w.rgRows++
+	if w.rowGroupFull() {
+		if err := w.pw.Flush(); err != nil {
+			return fmt.Errorf("flush row group: %w", err)
+		}
+		w.flushed += w.rgRows
+		w.rgRows = 0
+		w.rgStart = w.pw.Size()
+	}
+	return nil
+}
+
+// rowGroupFull decides when to cut a row group. parquet-go's size estimate
+// counts buffered values before encoding and compression, several times
+// their final size, so it only sizes the first row group; after that the
+// writer cuts every RowGroupSizeBytes / (bytes per row so far) rows.
+func (w *Writer) rowGroupFull() bool {
+	target := int64(w.cfg.RowGroupSizeBytes)
+	if w.flushed == 0 {
+		return w.pw.Size()-w.rgStart >= target
+	}
+	rows := target * w.flushed / max(w.rgStart, 1)
+	return w.rgRows >= max(rows, 1)
+}
+
+// Len returns the number of traces added so far.
+func (w *Writer) Len() int { return len(w.hashes) }
+
+// Close finishes the Parquet file and uploads data.parquet, the bloom
+// shards and, last, meta.json. The temporary file is removed whether or not
+// Close succeeds. On error some objects may have been uploaded, but never
+// meta.json, so the block stays invisible; writing the same block ID again
+// overwrites them.
+func (w *Writer) Close(ctx context.Context) (*Meta, error) {
+	if w.done {
+		return nil, ErrWriterClosed
+	}
+	defer w.Abort()
+	if len(w.hashes) == 0 {
+		return nil, ErrEmptyBlock
+	}
+	if err := w.pw.Close(); err != nil {
+		return nil, fmt.Errorf("close parquet: %w", err)
+	}
+	md := w.pw.File().Metadata()
+	size, err := w.tmp.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, fmt.Errorf("close block: %w", err)
+	}
+	var dataEnd int64
+	for _, rg := range md.RowGroups {
+		for _, c := range rg.Columns {
+			dataEnd = max(dataEnd, chunkStart(&c.MetaData)+c.MetaData.TotalCompressedSize)
+		}
+	}
+	if _, err := w.tmp.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("close block: %w", err)
+	}
+	if err := w.be.Put(ctx, DataKey(w.tenant, w.id), w.tmp, size); err != nil {
+		return nil, fmt.Errorf("upload %s: %w", DataName, err)
+	}
+
+	shards := newShardedBloom(len(w.hashes), w.cfg.BloomFP, w.cfg.BloomShardSizeBytes)
+	for _, h := range w.hashes {
+		shards[ShardOf(h, len(shards))].Add(h)
+	}
+	var buf []byte
+	for i, s := range shards {
+		buf = s.AppendEncode(buf[:0])
+		if err := w.be.Put(ctx, BloomKey(w.tenant, w.id, i), bytes.NewReader(buf), int64(len(buf))); err != nil {
+			return nil, fmt.Errorf("upload bloom shard %d: %w", i, err)
+		}
+	}
+
+	meta := &Meta{
+		Version:         VersionV1,
+		BlockID:         w.id,
+		TenantID:        w.tenant,
+		MinID:           HexID(bytes.Clone(w.first[:])),
+		MaxID:           HexID(bytes.Clone(w.last[:])),
+		StartTime:       unixNano(w.start),
+		EndTime:         unixNano(max(w.end, w.start)),
+		TotalObjects:    len(w.hashes),
+		TotalSpans:      w.spans,
+		Size:            size,
+		FooterSize:      size - dataEnd,
+		RowGroups:       len(md.RowGroups),
+		CompactionLevel: w.level,
+		BloomShardCount: len(shards),
+		CreatedAt:       time.Now().UTC(),
+	}
+	data, err := meta.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("close block: %w", err)
+	}
+	if err := w.be.Put(ctx, MetaKey(w.tenant, w.id), bytes.NewReader(data), int64(len(data))); err != nil {
+		return nil, fmt.Errorf("upload %s: %w", MetaName, err)
+	}
+	return meta, nil
+}
+
+// Abort discards the block: it removes the temporary file and uploads
+// nothing more. It is safe to call more than once, and after Close.
+func (w *Writer) Abort() {
+	if w.tmp == nil {
+		w.done = true
+		return
+	}
+	w.done = true
+	name := w.tmp.Name()
+	_ = w.tmp.Close()
+	_ = os.Remove(name)
+	w.tmp = nil
+}
+
+// chunkStart is the offset of a column chunk's first page.
+func chunkStart(c *format.ColumnMetaData) int64 {
+	if c.DictionaryPageOffset > 0 {
+		return c.DictionaryPageOffset
+	}
+	return c.DataPageOffset
+}
+
+func unixNano(ns uint64) time.Time {
+	if ns == 0 {
+		return time.Unix(0, 0).UTC()
+	}
+	return time.Unix(0, int64(min(ns, 1<<63-1))).UTC()
+}
