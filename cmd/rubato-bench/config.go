@@ -1,0 +1,44 @@
+package main
+
+import (
+	"flag"
+	"time"
+)
+
+type config struct {
+	binary       string
+	spans        int
+	spansPer     int
+	tracesPerReq int
+	concurrency  int
+	lookups      int
+	lookupConc   int
+	blocks       int
+	dir          string
+	keep         bool
+	s3Endpoint   string
+	s3Bucket     string
+	s3Access     string
+	s3Secret     string
+	syncPolicy   string
+	timeout      time.Duration
+}
+
+func (c *config) registerFlags(f *flag.FlagSet) {
+	f.StringVar(&c.binary, "binary", "", "rubato binary to run (default: build ./cmd/rubato)")
+	f.IntVar(&c.spans, "spans", 2_000_000, "spans to push")
+	f.IntVar(&c.spansPer, "spans-per-trace", 10, "spans per trace")
+	f.IntVar(&c.tracesPerReq, "traces-per-request", 50, "traces per OTLP request")
+	f.IntVar(&c.concurrency, "concurrency", 4, "concurrent OTLP clients")
+	f.IntVar(&c.lookups, "lookups", 0, "traces to look up (0: every trace)")
+	f.IntVar(&c.lookupConc, "lookup-concurrency", 1, "concurrent lookups (1 gives clean latencies)")
+	f.IntVar(&c.blocks, "blocks", 20, "aim for about this many backend blocks")
+	f.StringVar(&c.dir, "dir", "", "working directory (default: a temp dir, removed afterwards)")
+	f.BoolVar(&c.keep, "keep", false, "keep the working directory")
+	f.StringVar(&c.s3Endpoint, "s3.endpoint", "", "use an S3/MinIO backend at host:port instead of the local backend")
+	f.StringVar(&c.s3Bucket, "s3.bucket", "rubato-bench", "S3 bucket (must exist)")
+	f.StringVar(&c.s3Access, "s3.access-key", "minioadmin", "S3 access key")
+	f.StringVar(&c.s3Secret, "s3.secret-key", "minioadmin", "S3 secret key")
+	f.StringVar(&c.syncPolicy, "wal.sync-policy", "always", "WAL sync policy of the server")
+	f.DurationVar(&c.timeout, "timeout", 30*time.Minute, "give up after this long")
+}

@@ -1,0 +1,26 @@
+// Command rubato-bench is Rubato's reproducible end-to-end benchmark: it
+// starts a rubato binary, pushes traces over OTLP gRPC, flushes, restarts
+// the server so that every lookup is served from backend blocks, looks
+// every trace up, and prints throughput, server CPU per million spans, peak
+// RSS, bytes on disk per span and lookup latency.
+//
+//	go run ./cmd/rubato-bench -spans 2000000
+//
+// Figures come from the server process (/proc), not from the client.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+)
+
+func main() {
+	var cfg config
+	cfg.registerFlags(flag.CommandLine)
+	flag.Parse()
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "rubato-bench:", err)
+		os.Exit(1)
+	}
+}
