@@ -21,6 +21,7 @@ import (
 
 	"github.com/rubatodb/rubato/distributor/receiver"
 	"github.com/rubatodb/rubato/ingester/client"
+	"github.com/rubatodb/rubato/pkg/model/otlpwire"
 	"github.com/rubatodb/rubato/pkg/overrides"
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 	"github.com/rubatodb/rubato/pkg/tenant"
@@ -59,7 +60,10 @@ type Distributor struct {
 	watcher     *services.FailureWatcher
 }
 
-var _ receiver.Consumer = (*Distributor)(nil)
+var (
+	_ receiver.Consumer    = (*Distributor)(nil)
+	_ receiver.RawConsumer = (*Distributor)(nil)
+)
 
 // New builds a distributor reading the ingester ring described by ringCfg.
 func New(ringCfg ring.Config, ov *overrides.Overrides, pool *client.Pool, logger log.Logger, reg prometheus.Registerer) (*Distributor, error) {
@@ -134,44 +138,65 @@ func (d *Distributor) discard(tenantID, reason string, spans int) {
 	}
 }
 
-// Consume implements receiver.Consumer: it answers only once every accepted
-// span is in the WAL of a quorum of its ingesters.
+// Consume implements receiver.Consumer for receivers that convert to OTLP
+// structs (Zipkin, Jaeger, OTLP/JSON): the request is encoded once and takes
+// the same path as an OTLP protobuf body.
 func (d *Distributor) Consume(ctx context.Context, req *coltracepb.ExportTraceServiceRequest) (int64, string, error) {
+	body, err := proto.Marshal(req)
+	if err != nil {
+		return 0, "", status.Errorf(codes.InvalidArgument, "encode request: %v", err)
+	}
+	_, rejected, msg, err := d.ConsumeRaw(ctx, body)
+	return rejected, msg, err
+}
+
+// ConsumeRaw implements receiver.RawConsumer: it validates and splits the
+// encoded request by trace ID without decoding it (pkg/model/otlpwire) and
+// answers only once every accepted span is in the WAL of a quorum of its
+// ingesters.
+func (d *Distributor) ConsumeRaw(ctx context.Context, body []byte) (int, int64, string, error) {
 	tenantID, err := tenant.FromContext(ctx)
 	if err != nil {
-		return 0, "", status.Error(codes.Unauthenticated, err.Error())
+		return 0, 0, "", status.Error(codes.Unauthenticated, err.Error())
 	}
-	size := proto.Size(req)
-	split := splitByTrace(req.ResourceSpans)
-	if split.total == 0 {
+	split, err := otlpwire.Split(body)
+	if err != nil {
+		return 0, 0, "", status.Error(codes.InvalidArgument, err.Error())
+	}
+	rejected, msg, err := d.consume(ctx, tenantID, len(body), split)
+	return split.Total, rejected, msg, err
+}
+
+func (d *Distributor) consume(ctx context.Context, tenantID string, size int, split *otlpwire.Result) (int64, string, error) {
+	if split.Total == 0 {
 		return 0, "", nil
 	}
-	d.receivedSpans.WithLabelValues(tenantID).Add(float64(split.total))
+	d.receivedSpans.WithLabelValues(tenantID).Add(float64(split.Total))
 	d.receivedBytes.WithLabelValues(tenantID).Add(float64(size))
 
 	lim := d.overrides.For(tenantID)
 	if lim.IngestionRateLimitBytes > 0 && !d.limiter(tenantID, lim).AllowN(time.Now(), size) {
-		d.discard(tenantID, ReasonRateLimited, split.total)
+		d.discard(tenantID, ReasonRateLimited, split.Total)
 		return 0, "", status.Errorf(codes.ResourceExhausted,
 			"RATE_LIMITED: ingestion rate limit (%d bytes/s, burst %d) exceeded for tenant %s; %d spans (%d bytes) refused",
-			lim.IngestionRateLimitBytes, lim.IngestionBurstSizeBytes, tenantID, split.total, size)
+			lim.IngestionRateLimitBytes, lim.IngestionBurstSizeBytes, tenantID, split.Total, size)
 	}
 	rejected := map[string]int{}
-	if split.invalid > 0 {
-		rejected[ReasonInvalidTraceID] = split.invalid
+	if split.Invalid > 0 {
+		rejected[ReasonInvalidTraceID] = split.Invalid
 	}
-	if len(split.frags) > 0 {
+	if len(split.Fragments) > 0 {
 		reasons, err := d.push(ctx, tenantID, split)
 		if err != nil {
-			d.discard(tenantID, ReasonIngesterFailed, split.total-split.invalid)
-			d.discard(tenantID, ReasonInvalidTraceID, split.invalid)
+			d.discard(tenantID, ReasonIngesterFailed, split.Total-split.Invalid)
+			d.discard(tenantID, ReasonInvalidTraceID, split.Invalid)
 			return 0, "", err
 		}
 		for i, r := range reasons {
 			if r == rubatopb.PushErrorReason_NO_ERROR {
 				continue
 			}
-			rejected[reasonLabel(r)] += int(split.frags[i].spans)
+			rejected[reasonLabel(r)] += int(split.Fragments[i].Spans)
 		}
 	}
 	if len(rejected) == 0 {
@@ -187,7 +212,7 @@ func (d *Distributor) Consume(ctx context.Context, req *coltracepb.ExportTraceSe
 		}
 		msg += fmt.Sprintf("%d spans refused: %s", spans, reasonText(reason, lim))
 	}
-	if n == int64(split.total) && rejected[ReasonInvalidTraceID] == split.total {
+	if n == int64(split.Total) && rejected[ReasonInvalidTraceID] == split.Total {
 		return 0, "", status.Error(codes.InvalidArgument, msg)
 	}
 	return n, msg, nil
@@ -217,21 +242,18 @@ func reasonText(reason string, lim *overrides.Limits) string {
 
 // push sends every fragment to its replicas and returns per-fragment
 // reasons (a fragment is reported refused if any replica refused it).
-func (d *Distributor) push(ctx context.Context, tenantID string, split splitResult) ([]rubatopb.PushErrorReason, error) {
+func (d *Distributor) push(ctx context.Context, tenantID string, split *otlpwire.Result) ([]rubatopb.PushErrorReason, error) {
 	start := time.Now()
 	defer func() { d.pushDuration.Observe(time.Since(start).Seconds()) }()
-	traces, err := split.marshal()
-	if err != nil {
-		return nil, status.Error(codes.InvalidArgument, err.Error())
+	frags := split.Fragments
+	keys := make([]uint32, len(frags))
+	for i := range frags {
+		keys[i] = tokenFor(tenantID, frags[i].ID[:])
 	}
-	keys := make([]uint32, len(split.frags))
-	for i, f := range split.frags {
-		keys[i] = tokenFor(tenantID, f.id[:])
-	}
-	reasons := make([]rubatopb.PushErrorReason, len(split.frags))
+	reasons := make([]rubatopb.PushErrorReason, len(frags))
 	var mu sync.Mutex
 	pushCtx := client.WithTenant(ctx, tenantID)
-	err = ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idx []int) error {
+	err := ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idx []int) error {
 		c, err := d.pool.Get(inst.Addr)
 		if err != nil {
 			return err
@@ -240,9 +262,9 @@ func (d *Distributor) push(ctx context.Context, tenantID string, split splitResu
 			Ids: make([][]byte, len(idx)), Traces: make([][]byte, len(idx)), Spans: make([]uint32, len(idx)),
 		}
 		for j, i := range idx {
-			req.Ids[j] = split.frags[i].id[:]
-			req.Traces[j] = traces[i]
-			req.Spans[j] = split.frags[i].spans
+			req.Ids[j] = frags[i].ID[:]
+			req.Traces[j] = frags[i].Bytes
+			req.Spans[j] = frags[i].Spans
 		}
 		resp, err := c.PushBytes(pushCtx, req)
 		if err != nil {

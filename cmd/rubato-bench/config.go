@@ -22,6 +22,7 @@ type config struct {
 	s3Secret     string
 	syncPolicy   string
 	timeout      time.Duration
+	cpuProfile   string
 }
 
 func (c *config) registerFlags(f *flag.FlagSet) {
@@ -41,4 +42,5 @@ func (c *config) registerFlags(f *flag.FlagSet) {
 	f.StringVar(&c.s3Secret, "s3.secret-key", "minioadmin", "S3 secret key")
 	f.StringVar(&c.syncPolicy, "wal.sync-policy", "always", "WAL sync policy of the server")
 	f.DurationVar(&c.timeout, "timeout", 30*time.Minute, "give up after this long")
+	f.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the server during the push phase to this file")
 }

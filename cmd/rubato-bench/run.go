@@ -111,12 +111,21 @@ func run(cfg config) error {
 	if err != nil {
 		return err
 	}
+	profDone := make(chan error, 1)
+	if cfg.cpuProfile != "" {
+		go func() { profDone <- profile(s, cfg.cpuProfile, 5) }()
+	} else {
+		profDone <- nil
+	}
 	start := time.Now()
 	ids, err := push(ctx, cfg, s, tp, requests)
 	if err != nil {
 		return err
 	}
 	pushDur := time.Since(start)
+	if err := <-profDone; err != nil {
+		return fmt.Errorf("profile: %w", err)
+	}
 	cpuPush, _ := s.cpuSeconds()
 	if err := flush(s); err != nil {
 		return err
@@ -228,6 +237,21 @@ func push(ctx context.Context, cfg config, s *server, tp *template, requests int
 	wg.Wait()
 	close(flushes)
 	return ids, errors.Join(first, <-flushDone)
+}
+
+// profile saves a CPU profile of the server taken over seconds.
+func profile(s *server, path string, seconds int) error {
+	resp, err := http.Get(s.url(fmt.Sprintf("/debug/pprof/profile?seconds=%d", seconds)))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	return errors.Join(err, f.Close())
 }
 
 func flush(s *server) error {

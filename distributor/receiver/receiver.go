@@ -61,3 +61,12 @@ func Message(err error) string {
 	}
 	return err.Error()
 }
+
+// RawConsumer is implemented by Consumers that take an encoded
+// ExportTraceServiceRequest as received, sparing the receiver a decode and
+// the consumer a re-encode. ConsumeRaw validates body itself (malformed
+// input is an InvalidArgument error) and also returns the number of spans
+// body holds, for the receiver's metrics. body is not retained.
+type RawConsumer interface {
+	ConsumeRaw(ctx context.Context, body []byte) (spans int, rejected int64, msg string, err error)
+}

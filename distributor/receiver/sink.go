@@ -83,6 +83,37 @@ func (s *Sink) Consume(ctx context.Context, req *coltracepb.ExportTraceServiceRe
 	return rejected, msg, nil
 }
 
+// Raw returns the Consumer as a RawConsumer, if it is one.
+func (s *Sink) Raw() (RawConsumer, bool) {
+	rc, ok := s.Consumer.(RawConsumer)
+	return rc, ok
+}
+
+// ConsumeRaw hands an encoded request to a RawConsumer with a context that
+// already carries the tenant, and counts the outcome.
+func (s *Sink) ConsumeRaw(ctx context.Context, rc RawConsumer, body []byte) (int64, string, error) {
+	n, rejected, msg, err := rc.ConsumeRaw(ctx, body)
+	if err != nil {
+		if _, ok := status.FromError(err); !ok {
+			err = status.Error(codes.Internal, err.Error())
+		}
+		if status.Code(err) == codes.InvalidArgument && n == 0 {
+			s.Malformed()
+		}
+		s.refused(n, err)
+		return 0, "", err
+	}
+	if n == 0 {
+		return 0, "", nil
+	}
+	rejected = min(max(rejected, 0), int64(n))
+	if rejected > 0 {
+		s.Metrics.RefusedSpans.WithLabelValues(s.Protocol, s.Transport, "partial").Add(float64(rejected))
+	}
+	s.Metrics.AcceptedSpans.WithLabelValues(s.Protocol, s.Transport).Add(float64(int64(n) - rejected))
+	return rejected, msg, nil
+}
+
 func (s *Sink) refused(n int, err error) {
 	if n > 0 {
 		s.Metrics.RefusedSpans.WithLabelValues(s.Protocol, s.Transport, Reason(err)).Add(float64(n))

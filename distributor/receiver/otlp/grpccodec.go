@@ -61,6 +61,9 @@ var traceServiceDesc = grpc.ServiceDesc{
 				return nil, err
 			}
 			s := srv.(*traceService)
+			if rc, ok := s.sink.Raw(); ok {
+				return s.exportRaw(ctx, rc, raw.b)
+			}
 			req := &coltracepb.ExportTraceServiceRequest{}
 			if err := proto.Unmarshal(raw.b, req); err != nil {
 				s.sink.Malformed()

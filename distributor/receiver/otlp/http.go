@@ -17,6 +17,7 @@ import (
 
 	"github.com/rubatodb/rubato/distributor/receiver"
 	"github.com/rubatodb/rubato/pkg/model/otlpjson"
+	"github.com/rubatodb/rubato/pkg/tenant"
 )
 
 const (
@@ -58,6 +59,10 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, isJSON, code, codes.InvalidArgument, err.Error())
 		return
 	}
+	if rc, ok := h.sink.Raw(); ok && !isJSON {
+		h.serveRaw(w, r, rc, body)
+		return
+	}
 	var req *coltracepb.ExportTraceServiceRequest
 	if isJSON {
 		req, err = otlpjson.Decode(body)
@@ -76,6 +81,23 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.write(w, isJSON, http.StatusOK, response(rejected, msg))
+}
+
+// serveRaw hands an undecoded protobuf body to a RawConsumer.
+func (h *httpHandler) serveRaw(w http.ResponseWriter, r *http.Request, rc receiver.RawConsumer, body []byte) {
+	id, err := h.sink.Tenants.FromHTTP(r)
+	if err == nil {
+		var rejected int64
+		var msg string
+		rejected, msg, err = h.sink.ConsumeRaw(tenant.WithTenant(r.Context(), id), rc, body)
+		if err == nil {
+			h.write(w, false, http.StatusOK, response(rejected, msg))
+			return
+		}
+	} else {
+		err = receiver.TenantError(err)
+	}
+	h.fail(w, false, receiver.HTTPStatus(err), grpcCode(err), receiver.Message(err))
 }
 
 func grpcCode(err error) codes.Code { return grpcstatus.Code(err) }

@@ -98,6 +98,19 @@ func (s *traceService) Export(ctx context.Context, req *coltracepb.ExportTraceSe
 	return response(rejected, msg), nil
 }
 
+// exportRaw hands the undecoded body to a RawConsumer.
+func (s *traceService) exportRaw(ctx context.Context, rc receiver.RawConsumer, body []byte) (*coltracepb.ExportTraceServiceResponse, error) {
+	id, err := s.sink.Tenants.FromGRPC(ctx)
+	if err != nil {
+		return nil, receiver.TenantError(err)
+	}
+	rejected, msg, err := s.sink.ConsumeRaw(tenant.WithTenant(ctx, id), rc, body)
+	if err != nil {
+		return nil, err
+	}
+	return response(rejected, msg), nil
+}
+
 func response(rejected int64, msg string) *coltracepb.ExportTraceServiceResponse {
 	resp := &coltracepb.ExportTraceServiceResponse{}
 	if rejected > 0 || msg != "" {
