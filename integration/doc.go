@@ -1,6 +1,7 @@
 // Package integration runs the real rubato binary on 127.0.0.1 and talks to
 // it with real clients (the OpenTelemetry SDK's exporters, raw OTLP gRPC and
-// HTTP), and, where the test is about object storage, against a real MinIO.
+// HTTP, OTLP/JSON, zipkin-go, jaeger-client-go, Jaeger agent UDP and api_v2
+// gRPC), and, where the test is about object storage, against a real MinIO.
 //
 // Invariants of the harness: every listener is bound to 127.0.0.1 on a free
 // port; each instance gets its own data directory; processes are stopped

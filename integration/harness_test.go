@@ -51,9 +51,21 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// ports of one instance.
+// freeUDPPort returns a UDP port free on 127.0.0.1 right now.
+func freeUDPPort(t testing.TB) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// ports of one instance. Every port is chosen, whether or not the config
+// turns its receiver on.
 type ports struct {
 	HTTP, GRPC, OTLPGRPC, OTLPHTTP, Zipkin int
+	// Jaeger: gRPC and Thrift HTTP are TCP, compact and binary are UDP.
+	JaegerGRPC, JaegerThriftHTTP, JaegerCompact, JaegerBinary int
 }
 
 // options shape an instance's config.
@@ -63,6 +75,13 @@ type options struct {
 	Extra        string // YAML appended at the top level
 	Storage      string // replaces the storage.trace block body
 	Overrides    string // the overrides block body
+	// Jaeger adds the jaeger receiver with all four protocols on
+	// Ports.Jaeger*.
+	Jaeger bool
+	// Receivers, when set, replaces the body of distributor.receivers. It
+	// is itself a template over the instance's ports ({{.JaegerGRPC}}…),
+	// indented by four spaces.
+	Receivers string
 }
 
 // server is one running rubato process.
@@ -86,6 +105,9 @@ server:
   log_level: debug
 distributor:
   receivers:
+{{- if .Receivers}}
+{{.Receivers}}
+{{- else}}
     otlp:
       protocols:
         grpc:
@@ -94,6 +116,19 @@ distributor:
           endpoint: 127.0.0.1:{{.Ports.OTLPHTTP}}
     zipkin:
       endpoint: 127.0.0.1:{{.Ports.Zipkin}}
+{{- if .Opts.Jaeger}}
+    jaeger:
+      protocols:
+        grpc:
+          endpoint: 127.0.0.1:{{.Ports.JaegerGRPC}}
+        thrift_http:
+          endpoint: 127.0.0.1:{{.Ports.JaegerThriftHTTP}}
+        thrift_compact:
+          endpoint: 127.0.0.1:{{.Ports.JaegerCompact}}
+        thrift_binary:
+          endpoint: 127.0.0.1:{{.Ports.JaegerBinary}}
+{{- end}}
+{{- end}}
 ingester:
   trace_idle_period: {{.Opts.IdlePeriod}}
   flush_check_period: 100ms
@@ -125,10 +160,15 @@ func startServer(t testing.TB, opts options) *server {
 	}
 	s := &server{t: t, dir: t.TempDir(), ports: ports{
 		HTTP: freePort(t), GRPC: freePort(t), OTLPGRPC: freePort(t), OTLPHTTP: freePort(t), Zipkin: freePort(t),
+		JaegerGRPC: freePort(t), JaegerThriftHTTP: freePort(t), JaegerCompact: freeUDPPort(t), JaegerBinary: freeUDPPort(t),
 	}}
+	var receivers bytes.Buffer
+	if opts.Receivers != "" {
+		require.NoError(t, template.Must(template.New("receivers").Parse(opts.Receivers)).Execute(&receivers, s.ports))
+	}
 	var buf bytes.Buffer
 	require.NoError(t, template.Must(template.New("cfg").Parse(configTemplate)).Execute(&buf, map[string]any{
-		"Opts": opts, "Ports": s.ports, "Dir": s.dir,
+		"Opts": opts, "Ports": s.ports, "Dir": s.dir, "Receivers": strings.TrimRight(receivers.String(), "\n"),
 	}))
 	s.cfg = filepath.Join(s.dir, "rubato.yaml")
 	require.NoError(t, os.WriteFile(s.cfg, buf.Bytes(), 0o644))

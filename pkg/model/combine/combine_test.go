@@ -68,3 +68,25 @@ func TestInvalidIDsNeverDropped(t *testing.T) {
 	c.Add(a)
 	require.Equal(t, 7, c.Spans())
 }
+
+// TestSharedSpanIDsKeptByKind: a Zipkin client span and the server half
+// sharing its ID are two spans (Tempo keys by ID and kind); replica copies
+// of either are still dropped. Before, the server half was lost on read.
+func TestSharedSpanIDsKeptByKind(t *testing.T) {
+	span := func(id []byte, kind tracev1.Span_SpanKind, name string) *tracev1.Span {
+		return &tracev1.Span{SpanId: id, Kind: kind, Name: name}
+	}
+	id, odd := []byte{0, 0, 0, 0, 0, 0, 0, 7}, []byte{1, 2, 3}
+	part := func(suffix string) *tracev1.TracesData {
+		return &tracev1.TracesData{ResourceSpans: []*tracev1.ResourceSpans{{ScopeSpans: []*tracev1.ScopeSpans{{Spans: []*tracev1.Span{
+			span(id, tracev1.Span_SPAN_KIND_CLIENT, "client"+suffix), span(id, tracev1.Span_SPAN_KIND_SERVER, "server"+suffix),
+			span(odd, tracev1.Span_SPAN_KIND_CLIENT, "odd-client"+suffix), span(odd, tracev1.Span_SPAN_KIND_SERVER, "odd-server"+suffix),
+		}}}}}}
+	}
+	got := Traces(part(""), part("-replica"))
+	var out []string
+	for _, s := range got.ResourceSpans[0].ScopeSpans[0].Spans {
+		out = append(out, s.Name)
+	}
+	require.Equal(t, []string{"client", "server", "odd-client", "odd-server"}, out)
+}

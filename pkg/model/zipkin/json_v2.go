@@ -184,9 +184,12 @@ func readEndpoint(r *jsonlex.Reader, e *Endpoint) error {
 }
 
 // ipString formats a binary address from protobuf/thrift; "" if invalid.
+// An IPv4 address in its 16-byte IPv4-mapped form (what net.ParseIP and
+// net.IPv4 return, sent as is by zipkin-go's proto encoder) is written as
+// IPv4, as net.IP.String and the JSON encoding of the same span do.
 func ipString(p []byte) string {
 	if a, ok := netip.AddrFromSlice(p); ok {
-		return a.String()
+		return a.Unmap().String()
 	}
 	return ""
 }
