@@ -77,7 +77,6 @@ func WithTenant(ctx context.Context, tenantID string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "x-scope-orgid", tenantID)
 }
 
-
 // Ring identity of the ingesters, shared by the ingesters' lifecyclers and
 // every component that reads their ring.
 const (
