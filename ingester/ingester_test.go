@@ -42,7 +42,7 @@ func (f *flakyBackend) Put(ctx context.Context, key string, r io.Reader, size in
 	return f.Backend.Put(ctx, key, r, size)
 }
 
-func newTestIngester(t *testing.T, dir string, store backend.Backend, limits overrides.Limits) *Ingester {
+func newTestIngester(t testing.TB, dir string, store backend.Backend, limits overrides.Limits) *Ingester {
 	t.Helper()
 	var cfg Config
 	f := flag.NewFlagSet("", flag.PanicOnError)
