@@ -68,10 +68,12 @@ func (ing *Ingester) flushBlock(ctx context.Context, inst *instance, cb *complet
 		backoff := min(time.Duration(1<<min(cb.attempts, 20))*time.Second/2, ing.cfg.FlushRetryMaxBackoff)
 		cb.nextTry = ing.now().Add(backoff)
 		ing.metrics.failedFlushes.Inc()
+		ing.lastFlushErr.Store(&flushError{err: err, at: ing.now()})
 		level.Error(ing.logger).Log("msg", "flush block failed; will retry", "tenant", inst.tenant, "block", cb.meta.BlockID, "attempt", cb.attempts, "retry_in", backoff, "err", err)
 		return
 	}
 	cb.flushedAt = ing.now()
+	ing.lastFlushErr.Store(nil)
 	ing.metrics.blocksFlushed.Inc()
 	ing.metrics.flushDuration.Observe(time.Since(start).Seconds())
 	level.Info(ing.logger).Log("msg", "block flushed", "tenant", inst.tenant, "block", cb.meta.BlockID, "duration", time.Since(start))
@@ -151,4 +153,28 @@ func deleteBlock(ctx context.Context, be backend.Backend, meta *block.Meta) erro
 		errs = append(errs, be.Delete(ctx, k))
 	}
 	return errors.Join(errs...)
+}
+
+type flushError struct {
+	err error
+	at  time.Time
+}
+
+// FlushStatus reports blocks waiting for the backend and, if the latest
+// upload failed, why: what /ready shows while the object store is down.
+func (ing *Ingester) FlushStatus() (pending int, lastErr error) {
+	for _, inst := range ing.instanceList() {
+		inst.mu.RLock()
+		for _, cb := range inst.complete {
+			if cb.flushedAt.IsZero() {
+				pending++
+			}
+		}
+		pending += len(inst.cutting)
+		inst.mu.RUnlock()
+	}
+	if fe := ing.lastFlushErr.Load(); fe != nil {
+		lastErr = fmt.Errorf("%s: %w", fe.at.UTC().Format(time.RFC3339), fe.err)
+	}
+	return pending, lastErr
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -56,6 +57,8 @@ type Ingester struct {
 
 	instancesMu sync.RWMutex
 	instances   map[string]*instance
+
+	lastFlushErr atomic.Pointer[flushError]
 
 	flushSem  chan struct{}
 	flushWG   sync.WaitGroup

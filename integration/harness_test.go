@@ -75,6 +75,7 @@ type options struct {
 	Extra        string // YAML appended at the top level
 	Storage      string // replaces the storage.trace block body
 	Overrides    string // the overrides block body
+	Ingester     string // extra keys for the ingester block, indented by two spaces
 	// Jaeger adds the jaeger receiver with all four protocols on
 	// Ports.Jaeger*.
 	Jaeger bool
@@ -133,6 +134,9 @@ ingester:
   trace_idle_period: {{.Opts.IdlePeriod}}
   flush_check_period: 100ms
   max_block_duration: 2s
+{{- if .Opts.Ingester}}
+{{.Opts.Ingester}}
+{{- end}}
 storage:
   trace:
 {{- if .Opts.Storage}}
@@ -179,7 +183,10 @@ func startServer(t testing.TB, opts options) *server {
 
 func (s *server) start() {
 	s.t.Helper()
-	s.logs = &syncBuffer{}
+	if s.logs == nil {
+		s.logs = &syncBuffer{}
+	}
+	_, _ = s.logs.Write([]byte("---- rubato starting ----\n"))
 	s.cmd = exec.Command(binary, "-config.file="+s.cfg)
 	s.cmd.Dir = s.dir
 	s.cmd.Stdout, s.cmd.Stderr = s.logs, s.logs
@@ -337,4 +344,14 @@ func (b *syncBuffer) String() string {
 	return b.b.String()
 }
 
-var _ = context.Background
+// runBinary runs rubato to completion (for start-up failures) with a
+// deadline, returning its output.
+func runBinary(t testing.TB, dir string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}

@@ -81,29 +81,29 @@ func parseTimeRange(r *http.Request) (TimeRange, error) {
 	return tr, nil
 }
 
-func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (*tracev1.TracesData, bool) {
+// lookup returns the trace (nil if not found) and a partial error when a
+// source failed; ok is false once an error answer has been written.
+func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (td *tracev1.TracesData, partial error, ok bool) {
 	tenantID, err := h.tenants.FromHTTP(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusUnauthorized)
-		return nil, false
+		return nil, nil, false
 	}
 	id, err := ParseTraceID(r.PathValue("id"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return nil, false
+		return nil, nil, false
 	}
 	tr, err := parseTimeRange(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return nil, false
+		return nil, nil, false
 	}
-	td, err := h.q.FindTraceByID(r.Context(), tenantID, id, tr)
-	if err != nil {
-		level.Error(h.q.logger).Log("msg", "trace lookup failed", "tenant", tenantID, "trace", hex.EncodeToString(id[:]), "err", err)
-		http.Error(w, "trace lookup failed: "+err.Error(), http.StatusInternalServerError)
-		return nil, false
+	td, partial = h.q.FindTraceByID(r.Context(), tenantID, id, tr)
+	if partial != nil {
+		level.Warn(h.q.logger).Log("msg", "trace lookup incomplete", "tenant", tenantID, "trace", hex.EncodeToString(id[:]), "err", partial)
 	}
-	return td, true
+	return td, partial, true
 }
 
 func wantsProtobuf(r *http.Request) bool {
@@ -113,13 +113,23 @@ func wantsProtobuf(r *http.Request) bool {
 // traceByIDV1 serves GET /api/traces/{id}: protobuf tempopb.Trace with
 // Accept: application/protobuf, else JSON {"batches":[…]}; 404 if absent.
 func (h *Handler) traceByIDV1(w http.ResponseWriter, r *http.Request) {
-	td, ok := h.lookup(w, r)
+	td, partial, ok := h.lookup(w, r)
 	if !ok {
 		return
 	}
 	if td == nil {
+		if partial != nil {
+			// Not found, but a source that may hold it failed: a 404
+			// would be a false answer.
+			http.Error(w, "trace lookup failed: "+partial.Error(), http.StatusServiceUnavailable)
+			return
+		}
 		http.Error(w, "trace not found", http.StatusNotFound)
 		return
+	}
+	if partial != nil {
+		// v1 has no partial status: say it in a header.
+		w.Header().Set("X-Rubato-Partial", sanitizeHeader(partial.Error()))
 	}
 	if wantsProtobuf(r) {
 		writeProto(w, &rubatopb.Trace{ResourceSpans: td.ResourceSpans})
@@ -137,13 +147,17 @@ func (h *Handler) traceByIDV1(w http.ResponseWriter, r *http.Request) {
 // traceByIDV2 serves GET /api/v2/traces/{id}: TraceByIDResponse, whose
 // field 1 is always present; not found is 200 with an empty trace.
 func (h *Handler) traceByIDV2(w http.ResponseWriter, r *http.Request) {
-	td, ok := h.lookup(w, r)
+	td, partial, ok := h.lookup(w, r)
 	if !ok {
 		return
 	}
 	resp := &rubatopb.TraceByIDResponse{Trace: &rubatopb.Trace{}}
 	if td != nil {
 		resp.Trace.ResourceSpans = td.ResourceSpans
+	}
+	if partial != nil {
+		resp.Status = rubatopb.PartialStatus_PARTIAL
+		resp.Message = "some sources could not be read: " + partial.Error()
 	}
 	if wantsProtobuf(r) {
 		writeProto(w, resp)
@@ -156,6 +170,19 @@ func (h *Handler) traceByIDV2(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", mimeJSON)
 	_, _ = w.Write(b)
+}
+
+func sanitizeHeader(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c < 0x20 || c == 0x7f {
+			b[i] = ' '
+		}
+	}
+	if len(b) > 512 {
+		b = b[:512]
+	}
+	return string(b)
 }
 
 func writeProto(w http.ResponseWriter, m proto.Message) {

@@ -66,6 +66,7 @@ type Querier struct {
 
 	blocksInspected prometheus.Counter
 	blocksSkipped   *prometheus.CounterVec
+	partialLookups  prometheus.Counter
 }
 
 // New builds a querier. ingesterRing may be nil (no ingesters to ask).
@@ -80,8 +81,10 @@ func New(cfg Config, storeCfg StoreConfig, ingesterRing ring.ReadRing, pool *cli
 		blocksSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rubato_querier_blocks_skipped_total", Help: "Backend blocks skipped for a trace lookup, by reason."}, []string{"reason"}),
 	}
+	q.partialLookups = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "rubato_querier_partial_lookups_total", Help: "Trace lookups answered without some source (an ingester or a block could not be read)."})
 	if reg != nil {
-		reg.MustRegister(q.blocksInspected, q.blocksSkipped)
+		reg.MustRegister(q.blocksInspected, q.blocksSkipped, q.partialLookups)
 	}
 	q.Service = services.NewBasicService(q.starting, q.running, nil)
 	return q
@@ -117,9 +120,11 @@ func (r TimeRange) overlaps(m *block.Meta) bool {
 }
 
 // FindTraceByID returns the trace from every place it can be, combined, or
-// nil if nowhere. Partial failures fail the lookup: a trace is never
-// silently incomplete.
-func (q *Querier) FindTraceByID(ctx context.Context, tenantID string, id [16]byte, tr TimeRange) (*tracev1.TracesData, error) {
+// nil if nowhere. When some source could not be read (an ingester or a
+// backend block), it returns what the others gave together with a non-nil
+// partial error naming the failures: the caller reports the result as
+// partial, never as complete.
+func (q *Querier) FindTraceByID(ctx context.Context, tenantID string, id [16]byte, tr TimeRange) (td *tracev1.TracesData, partial error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -175,13 +180,13 @@ func (q *Querier) FindTraceByID(ctx context.Context, tenantID string, id [16]byt
 		}(m)
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
 	for _, p := range parts {
 		c.Add(p)
 	}
-	return c.Result(), nil
+	if len(errs) > 0 {
+		q.partialLookups.Inc()
+	}
+	return c.Result(), errors.Join(errs...)
 }
 
 func (q *Querier) fromIngesters(ctx context.Context, tenantID string, id [16]byte) (*tracev1.TracesData, error) {

@@ -38,6 +38,8 @@ type Server struct {
 	Endpoint  string
 	AccessKey string
 	SecretKey string
+
+	ctr testcontainers.Container
 }
 
 // URL returns the server's base URL.
@@ -110,6 +112,7 @@ func Start(t testing.TB) *Server {
 			})
 		}
 		if err == nil {
+			s.ctr = ctr
 			return s
 		}
 		lastErr = err
@@ -117,6 +120,37 @@ func Start(t testing.TB) *Server {
 	}
 	t.Fatalf("minio: start %s: %v", image, lastErr)
 	return nil
+}
+
+// Stop stops the MinIO process, keeping its container, data and port, so a
+// test can see what happens while the object store is down.
+func (s *Server) Stop(t testing.TB) {
+	t.Helper()
+	timeout := 10 * time.Second
+	if err := s.ctr.Stop(context.Background(), &timeout); err != nil {
+		t.Fatalf("minio: stop: %v", err)
+	}
+}
+
+// Start starts a stopped server again and waits until it is ready.
+func (s *Server) Start(t testing.TB) {
+	t.Helper()
+	ctx := context.Background()
+	if err := s.ctr.Start(ctx); err != nil {
+		t.Fatalf("minio: start again: %v", err)
+	}
+	deadline := time.Now().Add(readyTimeout)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.URL() + "/minio/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("minio: not ready %s after restart", readyTimeout)
 }
 
 // checkDocker makes sure a Docker engine answers and holds image.
