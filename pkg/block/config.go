@@ -10,8 +10,8 @@ import (
 const (
 	DefaultBloomFP             = 0.01
 	DefaultBloomShardSizeBytes = 100 * 1024
-	DefaultRowGroupSizeBytes   = 1 << 20
-	DefaultPageSizeBytes       = 64 * 1024
+	DefaultRowGroupSizeBytes   = 512 << 10
+	DefaultPageSizeBytes       = 32 << 10
 )
 
 // Config tunes the block writer. The reader needs no configuration: every

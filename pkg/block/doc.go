@@ -33,6 +33,28 @@
 //   - Decoding never panics on corrupt objects: such input yields an error
 //     wrapping ErrCorrupt (or ErrInvalidMeta / ErrInvalidBloom).
 //
+// Writing: Writer.Add converts an OTLP trace to a row (convert.go) and
+// shreds it into column values by hand (shred.go, no reflection), handing
+// each column's values straight to parquet-go's column writers.
+//
+// Row-level API, for compaction: Reader.Rows returns a RowReader that
+// streams the block's rows (Row, opaque) in trace-ID order, one row group
+// (one ranged GET) at a time; Writer.AddRow appends such a row to another
+// block unchanged, without the OTLP round trip, and keeps the meta stats
+// (IDs, times, span count) exact; DecodeRow converts a row to OTLP for the
+// rare trace found in several inputs, which is combined as OTLP and written
+// back with Writer.Add. Add and AddRow may be mixed in one block. A Row
+// returned by RowReader.Next, and its trace ID, are valid until the next
+// Next or Close; Row.Clone keeps one longer.
+//
+//	rr, _ := block.Open(be, meta, cache).Rows(ctx)
+//	defer rr.Close()
+//	for {
+//		id, row, err := rr.Next() // io.EOF at the end
+//		...
+//		err = w.AddRow(row) // or DecodeRow(row), combine, w.Add(id, td)
+//	}
+//
 // Versioning: Meta.Version names the format; readers refuse versions they do
 // not know. The format never changes in place: a change in the bytes (schema
 // column names or types, bloom layout, meta semantics) is a new version. A

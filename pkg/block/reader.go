@@ -18,9 +18,6 @@ import (
 // from its encoded size, for cache accounting.
 const footerCostFactor = 4
 
-// iterateBatch is how many rows Iterate decodes at a time.
-const iterateBatch = 16
-
 // Reader reads one block. It is safe for concurrent use; all state beyond
 // the Meta lives in the (optional, shared) Cache.
 type Reader struct {
@@ -107,72 +104,31 @@ func (r *Reader) FindTraceByID(ctx context.Context, traceID []byte) (*tracev1.Tr
 // An error from fn stops the iteration and is returned as is. The traceID
 // passed to fn is not reused.
 func (r *Reader) Iterate(ctx context.Context, fn func(traceID []byte, tr *tracev1.TracesData) error) error {
-	ft, err := r.footer(ctx)
+	rr, err := r.Rows(ctx)
 	if err != nil {
 		return err
 	}
-	var prev []byte
-	buf := make([]traceRow, iterateBatch)
-	for i := range ft.rgs {
-		ra, err := r.fetchRowGroup(ctx, ft, i)
+	defer rr.Close()
+	var tr traceRow
+	for {
+		id, row, err := rr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		var rd *parquet.GenericReader[traceRow]
-		if err := r.guard(func() error {
-			rd = parquet.NewGenericRowGroupReader[traceRow](newRangeRowGroup(ft.file.RowGroups()[i].(*parquet.FileRowGroup), ra))
-			return nil
-		}); err != nil {
+		if err := reconstruct(&tr, row.vals); err != nil {
+			return &CorruptError{Key: r.dataKey, Err: fmt.Errorf("trace %x: %w", id, err)}
+		}
+		td, err := tr.toOTLP()
+		if err != nil {
+			return &CorruptError{Key: r.dataKey, Err: fmt.Errorf("trace %x: %w", id, err)}
+		}
+		if err := fn(bytes.Clone(id), td); err != nil {
 			return err
 		}
-		var rows int64
-		for {
-			if err := ctx.Err(); err != nil {
-				_ = rd.Close()
-				return err
-			}
-			clear(buf)
-			var n int
-			readErr := r.guard(func() error {
-				var err error
-				n, err = rd.Read(buf)
-				if errors.Is(err, io.EOF) {
-					return io.EOF
-				}
-				return err
-			})
-			for j := range buf[:n] {
-				id := bytes.Clone(buf[j].TraceID[:])
-				if prev != nil && bytes.Compare(prev, id) >= 0 {
-					_ = rd.Close()
-					return &CorruptError{Key: r.dataKey, Err: fmt.Errorf("trace id %x after %x", id, prev)}
-				}
-				prev = id
-				td, err := buf[j].toOTLP()
-				if err != nil {
-					_ = rd.Close()
-					return &CorruptError{Key: r.dataKey, Err: fmt.Errorf("trace %x: %w", id, err)}
-				}
-				if err := fn(id, td); err != nil {
-					_ = rd.Close()
-					return err
-				}
-			}
-			rows += int64(n)
-			if readErr == io.EOF {
-				break
-			}
-			if readErr != nil {
-				_ = rd.Close()
-				return readErr
-			}
-		}
-		_ = rd.Close()
-		if rows != ft.rgs[i].rows {
-			return &CorruptError{Key: r.dataKey, Err: fmt.Errorf("row group %d: read %d rows, footer says %d", i, rows, ft.rgs[i].rows)}
-		}
 	}
-	return nil
 }
 
 // guard runs fn, turning a panic into a CorruptError: parquet-go is not
@@ -234,20 +190,28 @@ func findRow(ft *footer, i int, ra io.ReaderAt, id [TraceIDSize]byte) (*traceRow
 	if err != nil || rowIndex < 0 {
 		return nil, err
 	}
-	rd := parquet.NewGenericRowGroupReader[traceRow](rg)
-	defer rd.Close()
-	if err := rd.SeekToRow(rowIndex); err != nil {
+	rows := rg.Rows()
+	defer rows.Close()
+	if err := rows.SeekToRow(rowIndex); err != nil {
 		return nil, fmt.Errorf("seek to row %d of row group %d: %w", rowIndex, i, err)
 	}
-	rows := make([]traceRow, 1)
-	n, err := rd.Read(rows)
+	buf := []parquet.Row{nil}
+	n, err := rows.ReadRows(buf)
 	if n != 1 {
 		return nil, fmt.Errorf("read row %d of row group %d: %w", rowIndex, i, err)
 	}
-	if rows[0].TraceID != id {
-		return nil, fmt.Errorf("row %d of row group %d has id %x, want %x", rowIndex, i, rows[0].TraceID, id)
+	row := Row{vals: buf[0]}
+	if err := row.check(); err != nil {
+		return nil, fmt.Errorf("row %d of row group %d: %w", rowIndex, i, err)
 	}
-	return &rows[0], nil
+	if !bytes.Equal(row.TraceID(), id[:]) {
+		return nil, fmt.Errorf("row %d of row group %d has id %x, want %x", rowIndex, i, row.TraceID(), id)
+	}
+	tr := new(traceRow)
+	if err := reconstruct(tr, row.vals); err != nil {
+		return nil, fmt.Errorf("row %d of row group %d: %w", rowIndex, i, err)
+	}
+	return tr, nil
 }
 
 // scanIDs reads TraceID pages from row first on and returns the row index of
@@ -346,7 +310,7 @@ func openFooter(ctx context.Context, be backend.Backend, key string, meta *Meta,
 	if v, _ := f.Lookup(parquetVersionKey); v != VersionV1 {
 		return nil, &CorruptError{Key: key, Err: fmt.Errorf("parquet file is format %q, want %q", v, VersionV1)}
 	}
-	if !parquet.EqualNodes(parquet.SchemaOf(new(traceRow)), f.Schema()) {
+	if !parquet.EqualNodes(schemaV1(), f.Schema()) {
 		return nil, &CorruptError{Key: key, Err: errors.New("parquet schema is not format v1")}
 	}
 	leaf, ok := f.Schema().Lookup("TraceID")
