@@ -43,23 +43,38 @@ type v1Span struct {
 // becomes two spans, client then server (shared), as Zipkin's own v1→v2
 // converter does.
 func DecodeJSONV1(data []byte, dst []Span) ([]Span, error) {
+	err := readSpanList(data, func(r *jsonlex.Reader) error {
+		var v v1Span
+		if err := readSpanV1(r, &v); err != nil {
+			return err
+		}
+		dst = v.toV2(dst)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return dst, nil
+}
+
+// readSpanList reads a JSON array of spans, calling each with the reader
+// positioned on every element; null or trailing garbage is ErrInvalid.
+func readSpanList(data []byte, each func(r *jsonlex.Reader) error) error {
 	var r jsonlex.Reader
 	r.Reset(data)
 	if r.Array() {
 		for r.NextElem() {
-			var v v1Span
-			if err := readSpanV1(&r, &v); err != nil {
-				return nil, err
+			if err := each(&r); err != nil {
+				return err
 			}
-			dst = v.toV2(dst)
 		}
 	} else if r.Err() == nil {
-		return nil, fmt.Errorf("%w: null instead of a list of spans", ErrInvalid)
+		return fmt.Errorf("%w: null instead of a list of spans", ErrInvalid)
 	}
 	if err := r.End(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
 	}
-	return dst, nil
+	return nil
 }
 
 func readSpanV1(r *jsonlex.Reader, s *v1Span) error {

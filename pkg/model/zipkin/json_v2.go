@@ -21,20 +21,12 @@ func ParseJSONV2(data []byte) (*coltracepb.ExportTraceServiceRequest, error) {
 
 // DecodeJSONV2 appends the spans of a Zipkin v2 JSON array to dst.
 func DecodeJSONV2(data []byte, dst []Span) ([]Span, error) {
-	var r jsonlex.Reader
-	r.Reset(data)
-	if r.Array() {
-		for r.NextElem() {
-			dst = append(dst, Span{})
-			if err := readSpanV2(&r, &dst[len(dst)-1]); err != nil {
-				return nil, err
-			}
-		}
-	} else if r.Err() == nil {
-		return nil, fmt.Errorf("%w: null instead of a list of spans", ErrInvalid)
-	}
-	if err := r.End(); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	err := readSpanList(data, func(r *jsonlex.Reader) error {
+		dst = append(dst, Span{})
+		return readSpanV2(r, &dst[len(dst)-1])
+	})
+	if err != nil {
+		return nil, err
 	}
 	return dst, nil
 }
