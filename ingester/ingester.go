@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/rubatodb/rubato/ingester/client"
 	"github.com/rubatodb/rubato/pkg/backend"
@@ -63,7 +62,6 @@ type Ingester struct {
 	flushSem  chan struct{}
 	flushWG   sync.WaitGroup
 	flushNow  chan chan struct{} // /flush requests; closed reply when done
-	readyOnce sync.Once
 	ready     chan struct{}
 }
 
@@ -416,6 +414,3 @@ func (ing *Ingester) ShutdownHandler(w http.ResponseWriter, r *http.Request) {
 	ing.StopAsync()
 	w.WriteHeader(http.StatusNoContent)
 }
-
-// marshalTrace is the encoding used on the wire and in the WAL.
-func marshalTrace(td *tracev1.TracesData) ([]byte, error) { return proto.Marshal(td) }

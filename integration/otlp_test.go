@@ -162,7 +162,7 @@ func requireSameTrace(t testing.TB, want []sdktrace.ReadOnlySpan, got *tracev1.T
 		require.Equal(t, wantCode, g.GetStatus().GetCode())
 		require.Equal(t, w.Status().Description, g.GetStatus().GetMessage())
 		for _, kv := range w.Resource().Attributes() {
-			require.Equal(t, kv.Value.Emit(), f.res[string(kv.Key)], "resource attribute %s", kv.Key)
+			require.Equal(t, kv.Value.String(), f.res[string(kv.Key)], "resource attribute %s", kv.Key)
 		}
 		require.Equal(t, w.InstrumentationScope().Name, f.scope.GetName())
 		require.Equal(t, w.InstrumentationScope().Version, f.scope.GetVersion())

@@ -64,14 +64,10 @@ func newTemplate(traces, spansPer int) (*template, error) {
 		ss := &tracev1.ScopeSpans{Scope: &commonv1.InstrumentationScope{Name: "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp", Version: "0.63.0"}}
 		rs.ScopeSpans = append(rs.ScopeSpans, ss)
 		for t := si; t < traces; t += len(services) {
-			var tid []byte
-			if t < len(traceIDs) {
-				tid = traceIDs[t]
-			}
 			for len(traceIDs) <= t {
 				traceIDs = append(traceIDs, random(16))
 			}
-			tid = traceIDs[t]
+			tid := traceIDs[t]
 			var root []byte
 			for s := 0; s < spansPer; s++ {
 				sid := random(8)

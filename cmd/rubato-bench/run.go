@@ -92,6 +92,9 @@ func run(cfg config) error {
 	}
 	storage := fmt.Sprintf("    backend: local\n    local:\n      path: %s/blocks", dir)
 	if cfg.s3Endpoint != "" {
+		if err := ensureBucket(ctx, cfg); err != nil {
+			return err
+		}
 		storage = fmt.Sprintf("    backend: s3\n    s3:\n      endpoint: %s\n      bucket: %s\n      access_key: %s\n      secret_key: %s\n      insecure: true\n      forcepathstyle: true\n      region: us-east-1",
 			cfg.s3Endpoint, cfg.s3Bucket, cfg.s3Access, cfg.s3Secret)
 	}
@@ -341,8 +344,37 @@ func lookups(ctx context.Context, cfg config, s *server, ids [][]byte) (lookupRe
 	}, nil
 }
 
+func s3Client(cfg config) (*minio.Client, error) {
+	return minio.New(cfg.s3Endpoint, &minio.Options{Creds: credentials.NewStaticV4(cfg.s3Access, cfg.s3Secret, ""), Region: "us-east-1"})
+}
+
+// ensureBucket creates the bucket, or empties it if it exists, so figures
+// are about this run only.
+func ensureBucket(ctx context.Context, cfg config) error {
+	c, err := s3Client(cfg)
+	if err != nil {
+		return err
+	}
+	ok, err := c.BucketExists(ctx, cfg.s3Bucket)
+	if err != nil {
+		return fmt.Errorf("s3 %s: %w", cfg.s3Endpoint, err)
+	}
+	if !ok {
+		return c.MakeBucket(ctx, cfg.s3Bucket, minio.MakeBucketOptions{Region: "us-east-1"})
+	}
+	for o := range c.ListObjects(ctx, cfg.s3Bucket, minio.ListObjectsOptions{Recursive: true}) {
+		if o.Err != nil {
+			return o.Err
+		}
+		if err := c.RemoveObject(ctx, cfg.s3Bucket, o.Key, minio.RemoveObjectOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func bucketSize(ctx context.Context, cfg config) (int64, error) {
-	c, err := minio.New(cfg.s3Endpoint, &minio.Options{Creds: credentials.NewStaticV4(cfg.s3Access, cfg.s3Secret, ""), Region: "us-east-1"})
+	c, err := s3Client(cfg)
 	if err != nil {
 		return 0, err
 	}

@@ -181,7 +181,7 @@ func TestAppendBatch(t *testing.T) {
 
 func TestTruncate(t *testing.T) {
 	dir := t.TempDir()
-	w, reg := openWAL(t, testConfig(dir, SyncAlways))
+	w, _ := openWAL(t, testConfig(dir, SyncAlways))
 	for i := range 4 {
 		_, err := w.Append(makeRecord(uint64(i), 10))
 		require.NoError(t, err)
@@ -193,7 +193,7 @@ func TestTruncate(t *testing.T) {
 	require.NoError(t, w.Close())
 
 	// The reopened WAL's Replay skips what Truncate deleted.
-	w, reg = openWAL(t, testConfig(dir, SyncAlways))
+	w, reg := openWAL(t, testConfig(dir, SyncAlways))
 	require.Equal(t, uint64(6), w.ActiveSegment())
 	require.Equal(t, 6.0, metricValue(t, w.m.segments))
 

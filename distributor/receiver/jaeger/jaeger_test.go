@@ -159,14 +159,6 @@ func TestJaegerClientUDPCompact(t *testing.T) {
 	check(t, e, emit(t, sender), tenant.SingleTenant)
 }
 
-type headerRT struct{ hdr map[string]string }
-
-func (h headerRT) RoundTrip(r *http.Request) (*http.Response, error) {
-	for k, v := range h.hdr {
-		r.Header.Set(k, v)
-	}
-	return http.DefaultTransport.RoundTrip(r)
-}
 
 func TestJaegerClientHTTP(t *testing.T) {
 	e := start(t, true)

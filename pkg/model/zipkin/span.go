@@ -62,14 +62,6 @@ type Span struct {
 	Debug, Shared           bool
 }
 
-func (s *Span) tag(k string) (string, int) {
-	for i := range s.Tags {
-		if s.Tags[i].Key == k {
-			return s.Tags[i].Value, i
-		}
-	}
-	return "", -1
-}
 
 // ToOTLP converts spans into one request, grouping them into ResourceSpans
 // by local service (and the resource attributes found in their tags) and

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# bench-minio.sh runs rubato-bench against a local MinIO (the test image, on
+# 127.0.0.1 with host networking) with 20 and with 200 backend blocks.
+#   scripts/bench-minio.sh [spans]     (default 1000000)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+spans="${1:-1000000}"
+bash scripts/docker-up.sh
+image=$(bash scripts/minio-image.sh)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+name="rubato-bench-minio-$$"
+docker run -d --rm --name "$name" --network host \
+	-e MINIO_ROOT_USER=minioadmin -e MINIO_ROOT_PASSWORD=minioadmin \
+	"$image" server /data --address "127.0.0.1:$port" --console-address "127.0.0.1:$((port + 1))" >/dev/null
+trap 'docker rm -f "$name" >/dev/null 2>&1 || true' EXIT
+for _ in $(seq 1 60); do
+	curl -fsS "http://127.0.0.1:$port/minio/health/ready" >/dev/null 2>&1 && break
+	sleep 1
+done
+for blocks in 20 200; do
+	echo "== MinIO, $blocks blocks"
+	go run ./cmd/rubato-bench -spans "$spans" -blocks "$blocks" -s3.endpoint "127.0.0.1:$port"
+done
