@@ -2,16 +2,24 @@
 //
 // Invariants: Limits returned by Overrides are never nil and never change
 // while a caller holds them (a reload swaps in a new value); every limit of 0
-// means "unlimited". Both of Tempo's YAML layouts are accepted: the nested
-// one (overrides.defaults.ingestion.rate_limit_bytes, …) and the legacy flat
-// one (overrides.ingestion_rate_limit_bytes, …).
+// means "unlimited" (for BlockRetention: "the compactor's default"). Both of
+// Tempo's YAML layouts are accepted, in the main config and in the runtime
+// file: the nested one (overrides.defaults.ingestion.rate_limit_bytes, …)
+// and the legacy flat one (overrides.ingestion_rate_limit_bytes, …).
+// A runtime file (per_tenant_override_config) is reloaded every
+// per_tenant_override_period; a file that fails to parse or validate is
+// rejected whole and the previous overrides stay in force.
 package overrides
 
 import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
 
+	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -27,6 +35,9 @@ type Limits struct {
 	// MaxBytesPerTrace bounds one trace's size in an ingester, summed over
 	// all pushes until it is written to a block.
 	MaxBytesPerTrace int `yaml:"max_bytes_per_trace"`
+	// BlockRetention is the tenant's block retention in the compactor;
+	// 0 means compactor.compaction.block_retention.
+	BlockRetention time.Duration `yaml:"block_retention"`
 }
 
 // RegisterFlagsAndApplyDefaults registers the default limits.
@@ -35,11 +46,12 @@ func (l *Limits) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	f.IntVar(&l.IngestionBurstSizeBytes, prefix+"ingestion.burst-size-bytes", 20_000_000, "Per-tenant ingestion burst size in bytes.")
 	f.IntVar(&l.MaxTracesPerUser, prefix+"ingestion.max-traces-per-user", 10_000, "Maximum live traces per tenant per ingester (0 = unlimited).")
 	f.IntVar(&l.MaxBytesPerTrace, prefix+"global.max-bytes-per-trace", 5_000_000, "Maximum size of one trace in bytes (0 = unlimited).")
+	f.DurationVar(&l.BlockRetention, prefix+"compaction.block-retention", 0, "Per-tenant block retention (0 = the compactor's block_retention).")
 }
 
 // Validate checks the limits.
 func (l *Limits) Validate() error {
-	if l.IngestionRateLimitBytes < 0 || l.IngestionBurstSizeBytes < 0 || l.MaxTracesPerUser < 0 || l.MaxBytesPerTrace < 0 {
+	if l.IngestionRateLimitBytes < 0 || l.IngestionBurstSizeBytes < 0 || l.MaxTracesPerUser < 0 || l.MaxBytesPerTrace < 0 || l.BlockRetention < 0 {
 		return errors.New("overrides: limits must not be negative")
 	}
 	if l.IngestionRateLimitBytes > 0 && l.IngestionBurstSizeBytes < l.IngestionRateLimitBytes {
@@ -51,67 +63,187 @@ func (l *Limits) Validate() error {
 // Config is the `overrides` YAML block.
 type Config struct {
 	Defaults Limits
+	// PerTenantOverrideConfig names a runtime YAML file of per-tenant
+	// limits (Tempo's format: `overrides: {<tenant>: <limits>}`, "*" for
+	// every tenant without an entry of its own), reloaded without restart.
+	PerTenantOverrideConfig string
+	// PerTenantOverridePeriod is how often that file is reloaded.
+	PerTenantOverridePeriod time.Duration
 }
 
 // RegisterFlagsAndApplyDefaults registers the default limits' flags.
 func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	c.Defaults.RegisterFlagsAndApplyDefaults(prefix+"overrides.defaults.", f)
+	f.StringVar(&c.PerTenantOverrideConfig, prefix+"config.per-user-override-config", "", "File of per-tenant overrides, reloaded periodically (empty: none).")
+	f.DurationVar(&c.PerTenantOverridePeriod, prefix+"config.per-user-override-period", 10*time.Second, "How often the per-tenant overrides file is reloaded.")
 }
 
 // Validate checks the config.
-func (c *Config) Validate() error { return c.Defaults.Validate() }
+func (c *Config) Validate() error {
+	if c.PerTenantOverrideConfig != "" && c.PerTenantOverridePeriod <= 0 {
+		return errors.New("overrides: per_tenant_override_period must be positive")
+	}
+	return c.Defaults.Validate()
+}
 
-// UnmarshalYAML accepts Tempo's nested and legacy layouts. Keys it does not
-// know are ignored here; the config loader reports them.
-func (c *Config) UnmarshalYAML(n *yaml.Node) error {
-	var nested struct {
-		Defaults *struct {
-			Ingestion struct {
-				RateLimitBytes   *int `yaml:"rate_limit_bytes"`
-				BurstSizeBytes   *int `yaml:"burst_size_bytes"`
-				MaxTracesPerUser *int `yaml:"max_traces_per_user"`
-			} `yaml:"ingestion"`
-			Global struct {
-				MaxBytesPerTrace *int `yaml:"max_bytes_per_trace"`
-			} `yaml:"global"`
-		} `yaml:"defaults"`
-		IngestionRateLimitBytes *int `yaml:"ingestion_rate_limit_bytes"`
-		IngestionBurstSizeBytes *int `yaml:"ingestion_burst_size_bytes"`
-		MaxTracesPerUser        *int `yaml:"max_traces_per_user"`
-		MaxBytesPerTrace        *int `yaml:"max_bytes_per_trace"`
-	}
-	if err := n.Decode(&nested); err != nil {
-		return err
-	}
+// limitsYAML is one set of limits in either layout; nil means "not set".
+type limitsYAML struct {
+	Ingestion struct {
+		RateLimitBytes   *int `yaml:"rate_limit_bytes"`
+		BurstSizeBytes   *int `yaml:"burst_size_bytes"`
+		MaxTracesPerUser *int `yaml:"max_traces_per_user"`
+	} `yaml:"ingestion"`
+	Global struct {
+		MaxBytesPerTrace *int `yaml:"max_bytes_per_trace"`
+	} `yaml:"global"`
+	Compaction struct {
+		BlockRetention *duration `yaml:"block_retention"`
+	} `yaml:"compaction"`
+	IngestionRateLimitBytes *int      `yaml:"ingestion_rate_limit_bytes"`
+	IngestionBurstSizeBytes *int      `yaml:"ingestion_burst_size_bytes"`
+	MaxTracesPerUser        *int      `yaml:"max_traces_per_user"`
+	MaxBytesPerTrace        *int      `yaml:"max_bytes_per_trace"`
+	BlockRetention          *duration `yaml:"block_retention"`
+}
+
+// apply sets the fields present in y on d; nested keys win over legacy ones.
+func (y *limitsYAML) apply(d *Limits) {
 	set := func(dst *int, v *int) {
 		if v != nil {
 			*dst = *v
 		}
 	}
-	d := &c.Defaults
-	set(&d.IngestionRateLimitBytes, nested.IngestionRateLimitBytes)
-	set(&d.IngestionBurstSizeBytes, nested.IngestionBurstSizeBytes)
-	set(&d.MaxTracesPerUser, nested.MaxTracesPerUser)
-	set(&d.MaxBytesPerTrace, nested.MaxBytesPerTrace)
-	if nd := nested.Defaults; nd != nil {
-		set(&d.IngestionRateLimitBytes, nd.Ingestion.RateLimitBytes)
-		set(&d.IngestionBurstSizeBytes, nd.Ingestion.BurstSizeBytes)
-		set(&d.MaxTracesPerUser, nd.Ingestion.MaxTracesPerUser)
-		set(&d.MaxBytesPerTrace, nd.Global.MaxBytesPerTrace)
+	setD := func(dst *time.Duration, v *duration) {
+		if v != nil {
+			*dst = time.Duration(*v)
+		}
+	}
+	set(&d.IngestionRateLimitBytes, y.IngestionRateLimitBytes)
+	set(&d.IngestionBurstSizeBytes, y.IngestionBurstSizeBytes)
+	set(&d.MaxTracesPerUser, y.MaxTracesPerUser)
+	set(&d.MaxBytesPerTrace, y.MaxBytesPerTrace)
+	setD(&d.BlockRetention, y.BlockRetention)
+	set(&d.IngestionRateLimitBytes, y.Ingestion.RateLimitBytes)
+	set(&d.IngestionBurstSizeBytes, y.Ingestion.BurstSizeBytes)
+	set(&d.MaxTracesPerUser, y.Ingestion.MaxTracesPerUser)
+	set(&d.MaxBytesPerTrace, y.Global.MaxBytesPerTrace)
+	setD(&d.BlockRetention, y.Compaction.BlockRetention)
+}
+
+// duration accepts Go durations ("36h") and Prometheus ones ("14d", "1w").
+type duration time.Duration
+
+func (d *duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	if v, err := time.ParseDuration(s); err == nil {
+		*d = duration(v)
+		return nil
+	}
+	v, err := model.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: %w", s, err)
+	}
+	*d = duration(v)
+	return nil
+}
+
+// UnmarshalYAML accepts Tempo's nested and legacy layouts. Keys it does not
+// know are ignored here; the config loader reports them.
+func (c *Config) UnmarshalYAML(n *yaml.Node) error {
+	var doc struct {
+		limitsYAML              `yaml:",inline"`
+		Defaults                *limitsYAML `yaml:"defaults"`
+		PerTenantOverrideConfig *string     `yaml:"per_tenant_override_config"`
+		PerTenantOverridePeriod *duration   `yaml:"per_tenant_override_period"`
+	}
+	if err := n.Decode(&doc); err != nil {
+		return err
+	}
+	doc.limitsYAML.apply(&c.Defaults)
+	if doc.Defaults != nil {
+		doc.Defaults.apply(&c.Defaults)
+	}
+	if doc.PerTenantOverrideConfig != nil {
+		c.PerTenantOverrideConfig = *doc.PerTenantOverrideConfig
+	}
+	if doc.PerTenantOverridePeriod != nil {
+		c.PerTenantOverridePeriod = time.Duration(*doc.PerTenantOverridePeriod)
 	}
 	return nil
 }
 
-// Overrides answers limits per tenant.
-type Overrides struct {
-	defaults Limits
+// Wildcard is the runtime-file tenant whose limits apply to every tenant
+// without an entry of its own.
+const Wildcard = "*"
+
+// ParseRuntimeConfig decodes a per-tenant overrides file: a top-level
+// `overrides` map from tenant to limits, in either layout. Each tenant's
+// limits start from defaults; every result is validated.
+func ParseRuntimeConfig(data []byte, defaults Limits) (map[string]*Limits, error) {
+	var doc struct {
+		Overrides map[string]*limitsYAML `yaml:"overrides"`
+	}
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, fmt.Errorf("overrides: runtime config: %w", err)
+	}
+	out := make(map[string]*Limits, len(doc.Overrides))
+	for t, y := range doc.Overrides {
+		l := defaults
+		if y != nil {
+			y.apply(&l)
+		}
+		if err := l.Validate(); err != nil {
+			return nil, fmt.Errorf("overrides: runtime config, tenant %q: %w", t, err)
+		}
+		out[t] = &l
+	}
+	return out, nil
 }
 
-// New returns Overrides serving cfg.
-func New(cfg Config) *Overrides { return &Overrides{defaults: cfg.Defaults} }
+// Overrides answers limits per tenant. Safe for concurrent use.
+type Overrides struct {
+	cfg     Config
+	tenants atomic.Pointer[map[string]*Limits]
+}
 
-// For returns the limits of tenant.
+// New returns Overrides serving cfg's defaults; Reload (or the service
+// from NewReloader) adds the runtime file's per-tenant limits.
+func New(cfg Config) *Overrides { return &Overrides{cfg: cfg} }
+
+// For returns the limits of tenant: its runtime-file entry, else the
+// wildcard entry, else the defaults.
 func (o *Overrides) For(tenant string) *Limits {
-	l := o.defaults
+	if m := o.tenants.Load(); m != nil {
+		if l, ok := (*m)[tenant]; ok {
+			c := *l
+			return &c
+		}
+		if l, ok := (*m)[Wildcard]; ok {
+			c := *l
+			return &c
+		}
+	}
+	l := o.cfg.Defaults
 	return &l
+}
+
+// Reload reads the runtime file and swaps in its limits. On error the
+// previous limits stay. Without a configured file it does nothing.
+func (o *Overrides) Reload() error {
+	if o.cfg.PerTenantOverrideConfig == "" {
+		return nil
+	}
+	data, err := os.ReadFile(o.cfg.PerTenantOverrideConfig)
+	if err != nil {
+		return fmt.Errorf("overrides: %w", err)
+	}
+	m, err := ParseRuntimeConfig(data, o.cfg.Defaults)
+	if err != nil {
+		return err
+	}
+	o.tenants.Store(&m)
+	return nil
 }

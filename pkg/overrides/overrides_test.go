@@ -13,7 +13,7 @@ func TestYAMLLayouts(t *testing.T) {
 		name, doc string
 		want      Limits
 	}{
-		{"defaults only", ``, Limits{15_000_000, 20_000_000, 10_000, 5_000_000}},
+		{"defaults only", ``, Limits{15_000_000, 20_000_000, 10_000, 5_000_000, 0}},
 		{"nested", `
 defaults:
   ingestion:
@@ -21,12 +21,12 @@ defaults:
     burst_size_bytes: 2000
     max_traces_per_user: 3
   global:
-    max_bytes_per_trace: 4`, Limits{1000, 2000, 3, 4}},
+    max_bytes_per_trace: 4`, Limits{1000, 2000, 3, 4, 0}},
 		{"legacy flat", `
 ingestion_rate_limit_bytes: 10
 ingestion_burst_size_bytes: 20
 max_traces_per_user: 30
-max_bytes_per_trace: 40`, Limits{10, 20, 30, 40}},
+max_bytes_per_trace: 40`, Limits{10, 20, 30, 40, 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c Config

@@ -30,6 +30,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
 
+	"github.com/rubatodb/rubato/compactor"
 	"github.com/rubatodb/rubato/distributor"
 	"github.com/rubatodb/rubato/distributor/receiver"
 	"github.com/rubatodb/rubato/distributor/receiver/otlp"
@@ -56,6 +57,7 @@ const (
 	TargetDistributor = "distributor"
 	TargetIngester    = "ingester"
 	TargetQuerier     = "querier"
+	TargetCompactor   = "compactor"
 )
 
 const (
@@ -65,6 +67,7 @@ const (
 	modDistributor = "distributor"
 	modIngester    = "ingester"
 	modQuerier     = "querier"
+	modCompactor   = "compactor"
 )
 
 // App is one Rubato process.
@@ -84,6 +87,7 @@ type App struct {
 	ingester    *ingester.Ingester
 	distributor *distributor.Distributor
 	querier     *querier.Querier
+	compactor   *compactor.Compactor
 	receivers   []services.Service
 
 	manager *services.Manager
@@ -112,6 +116,7 @@ func (a *App) Run(ctx context.Context) error {
 	mm.RegisterModule(modIngester, a.initIngester)
 	mm.RegisterModule(modDistributor, a.initDistributor)
 	mm.RegisterModule(modQuerier, a.initQuerier)
+	mm.RegisterModule(modCompactor, a.initCompactor)
 	mm.RegisterModule(TargetAll, nil)
 	deps := map[string][]string{
 		modStore:       {modServer},
@@ -119,7 +124,8 @@ func (a *App) Run(ctx context.Context) error {
 		modIngester:    {modStore, modOverrides},
 		modDistributor: {modOverrides},
 		modQuerier:     {modStore},
-		TargetAll:      {modIngester, modDistributor, modQuerier},
+		modCompactor:   {modStore, modOverrides},
+		TargetAll:      {modIngester, modDistributor, modQuerier, modCompactor},
 	}
 	for m, d := range deps {
 		if err := mm.AddDependency(m, d...); err != nil {
@@ -209,7 +215,7 @@ func (a *App) initServer() (services.Service, error) {
 
 func (a *App) initOverrides() (services.Service, error) {
 	a.overrides = overrides.New(a.cfg.Overrides)
-	return services.NewIdleService(nil, nil), nil
+	return overrides.NewReloader(a.overrides, a.logger, a.reg), nil
 }
 
 func (a *App) initStore() (services.Service, error) {
@@ -222,7 +228,7 @@ func (a *App) initStore() (services.Service, error) {
 }
 
 func (a *App) initIngester() (services.Service, error) {
-	ing, err := ingester.New(a.cfg.Ingester, a.cfg.Storage.Trace.WAL, a.cfg.Storage.Trace.Block, a.store, a.overrides, a.logger, a.reg)
+	ing, err := ingester.New(a.cfg.Ingester, a.cfg.Storage.Trace.WAL, a.cfg.Storage.Trace.Block, a.ingesterStore(), a.overrides, a.logger, a.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +335,15 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	_, _ = w.Write([]byte("ready"))
+	msg := "ready"
+	if a.ingester != nil {
+		// Uploads failing does not make the process unready: pushes are
+		// still acknowledged (WAL) and traces still served. Say so.
+		if pending, err := a.ingester.FlushStatus(); err != nil {
+			msg += fmt.Sprintf("\nwarning: %d blocks waiting for the backend; last upload failed at %v", pending, err)
+		}
+	}
+	_, _ = w.Write([]byte(msg))
 }
 
 func (a *App) buildInfo(w http.ResponseWriter, _ *http.Request) {

@@ -15,6 +15,7 @@ import (
 	"github.com/go-kit/log/level"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rubatodb/rubato/compactor"
 	"github.com/rubatodb/rubato/ingester"
 	"github.com/rubatodb/rubato/pkg/backend/s3"
 	"github.com/rubatodb/rubato/pkg/block"
@@ -34,6 +35,7 @@ type Config struct {
 	Distributor DistributorConfig `yaml:"distributor"`
 	Ingester    ingester.Config   `yaml:"ingester"`
 	Querier     querier.Config    `yaml:"querier"`
+	Compactor   compactor.Config  `yaml:"compactor"`
 	Storage     StorageConfig     `yaml:"storage"`
 	Overrides   overrides.Config  `yaml:"overrides"`
 }
@@ -83,7 +85,7 @@ type TraceCacheConfig struct {
 
 // RegisterFlagsAndApplyDefaults registers every flag with its default.
 func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
-	f.StringVar(&c.Target, "target", "all", "Component to run: all, distributor, ingester or querier.")
+	f.StringVar(&c.Target, "target", "all", "Component to run: all, distributor, ingester, querier or compactor.")
 	f.BoolVar(&c.MultitenancyEnabled, "multitenancy.enabled", false, "Require X-Scope-OrgID; when off every request belongs to single-tenant.")
 	f.StringVar(&c.Server.HTTPListenAddress, "server.http-listen-address", "", "HTTP listen address (empty: all interfaces).")
 	f.IntVar(&c.Server.HTTPListenPort, "server.http-listen-port", 3200, "HTTP listen port (query API, /ready, /metrics).")
@@ -95,6 +97,7 @@ func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
 	c.Distributor.Receivers.RegisterFlagsAndApplyDefaults("distributor.receivers.", f)
 	c.Ingester.RegisterFlagsAndApplyDefaults("", f)
 	c.Querier.RegisterFlagsAndApplyDefaults("", f)
+	c.Compactor.RegisterFlagsAndApplyDefaults("compactor.", f)
 	f.StringVar(&c.Storage.Trace.Backend, "storage.trace.backend", "local", "Object store: local or s3.")
 	f.StringVar(&c.Storage.Trace.Local.Path, "storage.trace.local.path", "./data/blocks", "Directory of the local backend.")
 	c.Storage.Trace.S3.RegisterFlagsAndApplyDefaults("storage.trace", f)
@@ -109,9 +112,9 @@ func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
 func (c *Config) Validate() error {
 	var errs []error
 	switch c.Target {
-	case TargetAll, TargetDistributor, TargetIngester, TargetQuerier:
+	case TargetAll, TargetDistributor, TargetIngester, TargetQuerier, TargetCompactor:
 	default:
-		errs = append(errs, fmt.Errorf("target %q: want all, distributor, ingester or querier", c.Target))
+		errs = append(errs, fmt.Errorf("target %q: want all, distributor, ingester, querier or compactor", c.Target))
 	}
 	switch c.Storage.Trace.Backend {
 	case "local":
@@ -133,7 +136,7 @@ func (c *Config) Validate() error {
 			c.Ingester.CompleteBlockTimeout, c.Storage.Trace.BlocklistPoll))
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Distributor.Receivers, &c.Ingester, &c.Querier, &c.Storage.Trace.WAL, &c.Storage.Trace.Block, &c.Overrides,
+		&c.Distributor.Receivers, &c.Ingester, &c.Querier, &c.Compactor, &c.Storage.Trace.WAL, &c.Storage.Trace.Block, &c.Overrides,
 	} {
 		errs = append(errs, v.Validate())
 	}

@@ -1,0 +1,51 @@
+// Package compactor merges a tenant's small blocks into bigger ones,
+// removes duplicate spans written by replicas, deletes blocks past their
+// retention, and writes each tenant's block index (<tenant>/index.json.gz)
+// that queriers read instead of listing the bucket.
+//
+// A round (every compaction_cycle): poll the backend by listing (at most
+// every blocklist_poll) and rewrite every tenant index; then per tenant
+// apply retention and run the jobs Plan makes (planner.go, a pure function
+// of the block metas).
+//
+// Invariants:
+//
+//   - Streaming: a job's inputs are read row group by row group and merged
+//     by trace ID (k-way, heap); the output is written as it goes (the block
+//     writer spills to a temporary file). Memory is one row group per input
+//     plus the copies of the one trace being combined plus the writer's
+//     current row group — bounded by row_group_size_bytes, max_input_blocks
+//     and max_combine_spans, not by the amount of data merged (see
+//     BENCHMARKS.md for what the Parquet layer adds per input).
+//   - Deduplication: copies of a trace from several inputs become one row;
+//     spans with the same span ID are kept once (pkg/model/combine, first
+//     copy in input order wins).
+//   - Large traces: a trace found in one input is copied as it is (as
+//     Parquet values, never decoded). Copies of one trace holding more than
+//     compaction.max_combine_spans spans together are not decoded either:
+//     the copy with the most spans is kept whole and the others are dropped,
+//     counted in rubato_compactor_spans_dropped_total{reason=
+//     "too_large_to_combine"} and logged with the counts. A combined trace
+//     over compaction.max_bytes_per_trace (when > 0) is cut: spans are kept
+//     in order while the trace fits, the rest are dropped, counted with
+//     reason="trace_too_large" and logged. Otherwise traces are kept whole.
+//   - Safe replacement: the output block is complete (meta.json last)
+//     before any input gets meta.compacted.json. The output ID is derived
+//     from the input IDs (OutputID), so a job retried after a crash finds
+//     its finished output and only marks the inputs, or overwrites its own
+//     half-written objects. At every point queries stay exact: while an
+//     output and (some of) its inputs are both live, the querier combines
+//     the copies and drops duplicate spans by span ID.
+//   - Deletion: a compacted block stays readable for
+//     compacted_block_retention (queriers with an older blocklist still
+//     find its traces), then is deleted meta.json first and
+//     meta.compacted.json last (blocklist.DeleteBlock), so an interrupted
+//     deletion is retried and never resurrects a block.
+//   - Retention: a live block whose EndTime is older than block_retention
+//     (or the tenant's compaction.block_retention override) is marked
+//     compacted, then deleted like any compacted block.
+//
+// One compactor per cluster: jobs are not yet sharded over a ring. Two
+// compactors working on the same tenant never lose data (outputs have
+// derived IDs and queries deduplicate), but they duplicate work.
+package compactor
