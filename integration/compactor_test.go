@@ -118,8 +118,12 @@ func TestMinIOCompaction(t *testing.T) {
 		require.Eventually(t, func() bool { return s.metric(t, "rubato_ingester_blocks_flushed_total") >= float64(b+1) },
 			30*time.Second, 50*time.Millisecond)
 	}
+	// The compactor may run between flushes: then it merges the first two
+	// blocks into a level-1 block and leaves the third (level 0, recent
+	// window) for later. Either way at least two inputs are compacted and
+	// the block count drops.
 	require.Eventually(t, func() bool {
-		return s.metric(t, "rubato_compactor_blocks_compacted_total") >= 3
+		return s.metric(t, "rubato_compactor_blocks_compacted_total") >= 2
 	}, time.Minute, 100*time.Millisecond, "logs:\n%s", s.logs.String())
 	require.Eventually(t, func() bool {
 		live, _, hasIndex := bucketBlocks(t, mc, bucket)
