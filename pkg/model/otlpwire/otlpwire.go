@@ -180,8 +180,19 @@ func (s *splitter) resourceSpans(b []byte) error {
 
 func resource(b []byte) error {
 	return fields(b, func(num protowire.Number, typ protowire.Type, val []byte, _ uint64, _, _ int) error {
-		if num == 1 && typ == protowire.BytesType {
+		if typ != protowire.BytesType {
+			return nil
+		}
+		switch num {
+		case 1:
 			return keyValue(val, 0)
+		case 3: // entity_refs: every field is a string
+			return fields(val, func(_ protowire.Number, t2 protowire.Type, v2 []byte, _ uint64, _, _ int) error {
+				if t2 == protowire.BytesType {
+					return str(v2, "entity ref")
+				}
+				return nil
+			})
 		}
 		return nil
 	})

@@ -117,7 +117,12 @@ func TestSplitRejectsWhatProtoRejects(t *testing.T) {
 	badUTF8, err := proto.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracev1.ResourceSpans{{ScopeSpans: []*tracev1.ScopeSpans{{Spans: []*tracev1.Span{{Name: "ok"}}}}}}})
 	require.NoError(t, err)
 	badUTF8 = bytes.Replace(badUTF8, []byte("ok"), []byte{0xff, 0xfe}, 1)
+	badEntity, err := proto.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracev1.ResourceSpans{{
+		Resource: &resourcev1.Resource{EntityRefs: []*commonv1.EntityRef{{Type: "ok"}}}}}})
+	require.NoError(t, err)
+	badEntity = bytes.Replace(badEntity, []byte("ok"), []byte{0xc3, 0x28}, 1)
 	for name, b := range map[string][]byte{
+		"bad utf8 in entity ref": badEntity,
 		"truncated": good[:len(good)-3],
 		"bad utf8":  badUTF8,
 		"bad tag":   {0x00},
