@@ -64,9 +64,8 @@ type Querier struct {
 	cache    *block.Cache
 	logger   log.Logger
 
-	blocksInspected prometheus.Counter
-	blocksSkipped   *prometheus.CounterVec
-	partialLookups  prometheus.Counter
+	blocksSkipped  *prometheus.CounterVec
+	partialLookups prometheus.Counter
 }
 
 // New builds a querier. ingesterRing may be nil (no ingesters to ask).
@@ -76,15 +75,13 @@ func New(cfg Config, storeCfg StoreConfig, ingesterRing ring.ReadRing, pool *cli
 		poller: blocklist.NewPoller(store, logger, reg),
 		cache:  block.NewCache(storeCfg.BlockCacheBytes),
 		logger: log.With(logger, "component", "querier"),
-		blocksInspected: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "rubato_querier_blocks_inspected_total", Help: "Backend blocks whose bloom filter said a trace may be there and were read."}),
 		blocksSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rubato_querier_blocks_skipped_total", Help: "Backend blocks skipped for a trace lookup, by reason."}, []string{"reason"}),
 	}
 	q.partialLookups = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "rubato_querier_partial_lookups_total", Help: "Trace lookups answered without some source (an ingester or a block could not be read)."})
 	if reg != nil {
-		reg.MustRegister(q.blocksInspected, q.blocksSkipped, q.partialLookups)
+		reg.MustRegister(q.blocksSkipped, q.partialLookups)
 	}
 	q.Service = services.NewBasicService(q.starting, q.running, nil)
 	return q

@@ -23,6 +23,7 @@ type config struct {
 	syncPolicy   string
 	timeout      time.Duration
 	cpuProfile   string
+	phases       int
 }
 
 func (c *config) registerFlags(f *flag.FlagSet) {
@@ -33,7 +34,8 @@ func (c *config) registerFlags(f *flag.FlagSet) {
 	f.IntVar(&c.concurrency, "concurrency", 4, "concurrent OTLP clients")
 	f.IntVar(&c.lookups, "lookups", 0, "traces to look up (0: every trace)")
 	f.IntVar(&c.lookupConc, "lookup-concurrency", 1, "concurrent lookups (1 gives clean latencies)")
-	f.IntVar(&c.blocks, "blocks", 20, "aim for about this many backend blocks")
+	f.IntVar(&c.blocks, "blocks", 20, "aim for about this many backend blocks (max_block_bytes = data / blocks)")
+	f.IntVar(&c.phases, "phases", 0, "push in this many phases, each ending with a synchronous /flush: exactly this many blocks")
 	f.StringVar(&c.dir, "dir", "", "working directory (default: a temp dir, removed afterwards)")
 	f.BoolVar(&c.keep, "keep", false, "keep the working directory")
 	f.StringVar(&c.s3Endpoint, "s3.endpoint", "", "use an S3/MinIO backend at host:port instead of the local backend")

@@ -24,7 +24,8 @@ import (
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 )
 
-const configTmpl = `server:
+const configTmpl = `target: distributor,ingester,querier
+server:
   http_listen_address: 127.0.0.1
   http_listen_port: %d
   grpc_listen_address: 127.0.0.1
@@ -100,6 +101,9 @@ func run(cfg config) error {
 			cfg.s3Endpoint, cfg.s3Bucket, cfg.s3Access, cfg.s3Secret)
 	}
 	maxBlock := int64(float64(totalSpans) * spanBytes / float64(cfg.blocks))
+	if cfg.phases > 0 {
+		maxBlock = 1 << 40 // blocks are cut by the phases' flushes only
+	}
 	s.cfgPath = filepath.Join(dir, "rubato.yaml")
 	if err := os.WriteFile(s.cfgPath, fmt.Appendf(nil, configTmpl, s.httpPort, grpcPort, s.otlpPort, maxBlock, storage, dir, cfg.syncPolicy), 0o644); err != nil {
 		return err
@@ -108,8 +112,9 @@ func run(cfg config) error {
 		return err
 	}
 	defer s.stop()
-	fmt.Printf("rubato-bench: %d spans (%d traces × %d spans, %.0f bytes of OTLP per span), %d clients, WAL sync %s, backend %s\n",
-		totalSpans, totalSpans/cfg.spansPer, cfg.spansPer, spanBytes, cfg.concurrency, cfg.syncPolicy, map[bool]string{true: "s3 " + cfg.s3Endpoint, false: "local"}[cfg.s3Endpoint != ""])
+	fmt.Printf("rubato-bench: %d spans (%d traces × %d spans, %.0f bytes of OTLP per span), %d clients, WAL sync %s, backend %s, %s\n",
+		totalSpans, totalSpans/cfg.spansPer, cfg.spansPer, spanBytes, cfg.concurrency, cfg.syncPolicy, map[bool]string{true: "s3 " + cfg.s3Endpoint, false: "local"}[cfg.s3Endpoint != ""],
+		map[bool]string{true: fmt.Sprintf("%d phases each ending with /flush", cfg.phases), false: "blocks cut by size"}[cfg.phases > 0])
 
 	cpu0, err := s.cpuSeconds()
 	if err != nil {
@@ -122,9 +127,24 @@ func run(cfg config) error {
 		profDone <- nil
 	}
 	start := time.Now()
-	ids, err := push(ctx, cfg, s, tp, requests)
-	if err != nil {
-		return err
+	// With -phases N the push is split into N parts, each followed by a
+	// synchronous /flush: exactly N blocks, for lookups against a known
+	// block count. Without it the ingester cuts blocks by size as it
+	// ingests.
+	var ids [][]byte
+	phases := max(cfg.phases, 1)
+	for p := 0; p < phases; p++ {
+		n := requests/phases + map[bool]int{true: requests % phases}[p == phases-1]
+		got, err := push(ctx, cfg, s, tp, n)
+		if err != nil {
+			return err
+		}
+		ids = append(ids, got...)
+		if cfg.phases > 0 && p < phases-1 {
+			if err := flush(s); err != nil {
+				return err
+			}
+		}
 	}
 	pushDur := time.Since(start)
 	if err := <-profDone; err != nil {

@@ -132,7 +132,7 @@ func (a *App) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	svcMap, err := mm.InitModuleServices(a.cfg.Target)
+	svcMap, err := mm.InitModuleServices(a.cfg.Targets()...)
 	if err != nil {
 		return err
 	}

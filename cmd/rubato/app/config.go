@@ -83,9 +83,21 @@ type TraceCacheConfig struct {
 	BlockBytes int64 `yaml:"block_bytes"`
 }
 
+// Targets returns the components to run: -target may name several,
+// separated by commas (e.g. "distributor,ingester,querier").
+func (c *Config) Targets() []string {
+	var out []string
+	for _, t := range strings.Split(c.Target, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
 // RegisterFlagsAndApplyDefaults registers every flag with its default.
 func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
-	f.StringVar(&c.Target, "target", "all", "Component to run: all, distributor, ingester, querier or compactor.")
+	f.StringVar(&c.Target, "target", "all", "Components to run: all, distributor, ingester, querier, compactor, or a comma-separated list of them.")
 	f.BoolVar(&c.MultitenancyEnabled, "multitenancy.enabled", false, "Require X-Scope-OrgID; when off every request belongs to single-tenant.")
 	f.StringVar(&c.Server.HTTPListenAddress, "server.http-listen-address", "", "HTTP listen address (empty: all interfaces).")
 	f.IntVar(&c.Server.HTTPListenPort, "server.http-listen-port", 3200, "HTTP listen port (query API, /ready, /metrics).")
@@ -111,10 +123,12 @@ func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
 // Validate checks the whole configuration.
 func (c *Config) Validate() error {
 	var errs []error
-	switch c.Target {
-	case TargetAll, TargetDistributor, TargetIngester, TargetQuerier, TargetCompactor:
-	default:
-		errs = append(errs, fmt.Errorf("target %q: want all, distributor, ingester, querier or compactor", c.Target))
+	for _, t := range c.Targets() {
+		switch t {
+		case TargetAll, TargetDistributor, TargetIngester, TargetQuerier, TargetCompactor:
+		default:
+			errs = append(errs, fmt.Errorf("target %q: want all, distributor, ingester, querier or compactor, or a comma-separated list of them", t))
+		}
 	}
 	switch c.Storage.Trace.Backend {
 	case "local":

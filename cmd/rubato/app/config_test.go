@@ -147,3 +147,11 @@ func TestStatusConfigRedactsSecrets(t *testing.T) {
 	require.NotContains(t, out, "AKIAEXAMPLE")
 	require.True(t, strings.Contains(out, "<redacted>"))
 }
+
+func TestTargetList(t *testing.T) {
+	cfg, _ := load(t, "target: distributor, ingester,querier\n")
+	require.Equal(t, []string{"distributor", "ingester", "querier"}, cfg.Targets())
+	require.NoError(t, cfg.Validate())
+	cfg, _ = load(t, "target: all,frontend\n")
+	require.ErrorContains(t, cfg.Validate(), `"frontend"`)
+}
