@@ -37,6 +37,7 @@ type Compactor struct {
 	poller       *blocklist.Poller
 	logger       log.Logger
 	metrics      *metrics
+	memLimit     *memoryLimiter
 	now          func() time.Time
 
 	lastPoll time.Time
@@ -58,10 +59,11 @@ func New(cfg Config, blockCfg block.Config, pollInterval time.Duration, store ba
 	logger = log.With(logger, "component", "compactor")
 	c := &Compactor{
 		cfg: cfg, blockCfg: blockCfg, pollInterval: pollInterval, store: store, overrides: ov,
-		poller:  blocklist.New(blocklist.Config{BuildIndex: true, Component: "compactor"}, store, logger, reg),
-		logger:  logger,
-		metrics: newMetrics(reg),
-		now:     time.Now,
+		poller:   blocklist.New(blocklist.Config{BuildIndex: true, Component: "compactor"}, store, logger, reg),
+		logger:   logger,
+		metrics:  newMetrics(reg),
+		memLimit: &memoryLimiter{budget: cfg.MemoryLimitBytes},
+		now:      time.Now,
 	}
 	c.Service = services.NewBasicService(nil, c.running, nil)
 	return c, nil
@@ -236,6 +238,8 @@ func (c *Compactor) existingOutput(ctx context.Context, t string, id uuid.UUID) 
 }
 
 func (c *Compactor) writeOutput(ctx context.Context, job Job, id uuid.UUID) (*block.Meta, error) {
+	c.memLimit.acquire()
+	defer c.memLimit.release()
 	objects := 0
 	var inBytes int64
 	for _, m := range job.Inputs {

@@ -18,11 +18,20 @@ const (
 	DefaultMinInputBlocks          = 2
 	DefaultMaxInputBlocks          = 8
 	DefaultMaxCombineSpans         = 50_000
+	DefaultMemoryLimitBytes        = 400 << 20
 )
 
 // Config is the `compactor` YAML block.
 type Config struct {
 	Compaction CompactionConfig `yaml:"compaction"`
+	// MemoryLimitBytes is the soft memory limit (Go's runtime/debug
+	// SetMemoryLimit) the compactor sets while a job runs, on top of the
+	// live heap of the rest of the process when the job starts: the
+	// garbage collector then collects before the heap reaches twice its
+	// live size, which it otherwise lets happen. It does not bound the
+	// live heap itself (see doc.go for what does). 0 = leave the runtime's
+	// limit alone; a limit set by GOMEMLIMIT always wins.
+	MemoryLimitBytes int64 `yaml:"memory_limit_bytes"`
 }
 
 // CompactionConfig is `compactor.compaction`, Tempo's keys plus a few of
@@ -61,7 +70,9 @@ type CompactionConfig struct {
 	// trace present in one input only is written as it is. 0 = no limit.
 	MaxBytesPerTrace int `yaml:"max_bytes_per_trace"`
 	// MaxCombineSpans bounds the memory of combining the copies of one
-	// trace: copies holding more spans than this together are not decoded;
+	// trace, each stored as one row (copies of a trace stored as several
+	// rows are combined part by part, in bounded memory, whatever their
+	// size): copies holding more spans than this together are not decoded;
 	// the copy with the most spans is written as it is and the others are
 	// dropped (their span count goes to
 	// rubato_compactor_spans_dropped_total{reason="too_large_to_combine"},
@@ -89,6 +100,7 @@ func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	f.IntVar(&cc.MaxInputBlocks, p+"max-input-blocks", DefaultMaxInputBlocks, "Most blocks one compaction merges.")
 	f.IntVar(&cc.MaxBytesPerTrace, p+"max-bytes-per-trace", 0, "Largest trace, in OTLP bytes, that combining copies may produce; spans past it are dropped (0 = no limit).")
 	f.IntVar(&cc.MaxCombineSpans, p+"max-combine-spans", DefaultMaxCombineSpans, "Copies of one trace holding more spans than this together are not combined: the largest copy is kept (0 = always combine).")
+	f.Int64Var(&c.MemoryLimitBytes, prefix+"memory-limit-bytes", DefaultMemoryLimitBytes, "Soft memory limit in bytes set while a compaction runs, above the live heap of the rest of the process (0: none; GOMEMLIMIT wins).")
 	f.StringVar(&cc.TmpDir, p+"tmp-dir", "", "Directory for the output block while it is written (empty: system temporary directory).")
 }
 
@@ -116,6 +128,9 @@ func (c *Config) Validate() error {
 	}
 	if cc.MinInputBlocks < 2 || cc.MaxInputBlocks < cc.MinInputBlocks {
 		errs = append(errs, fmt.Errorf("want 2 <= min_input_blocks (%d) <= max_input_blocks (%d)", cc.MinInputBlocks, cc.MaxInputBlocks))
+	}
+	if c.MemoryLimitBytes < 0 {
+		errs = append(errs, errors.New("memory_limit_bytes must not be negative"))
 	}
 	if cc.MaxBytesPerTrace < 0 || cc.MaxCombineSpans < 0 {
 		errs = append(errs, errors.New("max_bytes_per_trace and max_combine_spans must not be negative"))

@@ -10,25 +10,40 @@
 //
 // Invariants:
 //
-//   - Streaming: a job's inputs are read row group by row group and merged
-//     by trace ID (k-way, heap); the output is written as it goes (the block
-//     writer spills to a temporary file). Memory is one row group per input
-//     plus the copies of the one trace being combined plus the writer's
-//     current row group — bounded by row_group_size_bytes, max_input_blocks
-//     and max_combine_spans, not by the amount of data merged (see
-//     BENCHMARKS.md for what the Parquet layer adds per input).
-//   - Deduplication: copies of a trace from several inputs become one row;
-//     spans with the same span ID are kept once (pkg/model/combine, first
-//     copy in input order wins).
+//   - Streaming: a job's inputs are read row group by row group (block's
+//     RowReader: one ranged GET each, footer without page index, rows
+//     decoded column by column a batch at a time) and merged by trace ID
+//     (k-way, heap); the output is written as it goes (the block writer
+//     spills to a temporary file; compacted blocks use bigger row groups,
+//     so it holds fewer row-group descriptors). Memory is one row group and
+//     two row batches per input, plus the copies of the one trace being
+//     combined, plus the writer's current row group and its footer
+//     metadata — bounded by row_group_size_bytes, max_input_blocks,
+//     max_combine_spans and the block's max_spans_per_row, not by the
+//     amount of data merged. compactor.memory_limit_bytes sets Go's soft
+//     memory limit while a job runs, so the garbage collector keeps RSS
+//     near that live heap instead of letting it reach twice its size.
+//   - Deduplication: copies of a trace from several inputs become one trace;
+//     spans with the same span ID and kind are kept once (first copy in
+//     input order wins), as pkg/model/combine does.
 //   - Large traces: a trace found in one input is copied as it is (as
-//     Parquet values, never decoded). Copies of one trace holding more than
-//     compaction.max_combine_spans spans together are not decoded either:
-//     the copy with the most spans is kept whole and the others are dropped,
-//     counted in rubato_compactor_spans_dropped_total{reason=
-//     "too_large_to_combine"} and logged with the counts. A combined trace
-//     over compaction.max_bytes_per_trace (when > 0) is cut: spans are kept
-//     in order while the trace fits, the rest are dropped, counted with
-//     reason="trace_too_large" and logged. Otherwise traces are kept whole.
+//     Parquet values, never decoded), row by row when the block stores it
+//     as several rows (block.Config.MaxSpansPerRow). Copies of a trace of
+//     which one is stored as several rows are combined part by part in
+//     bounded memory: the first copy's rows are copied, then each row of
+//     the other copies is decoded alone, its spans already written are
+//     dropped and the rest appended as a further part (the span keys of the
+//     trace, ~40 bytes a span, are all that is held). Copies that are one
+//     row each and hold more than compaction.max_combine_spans spans
+//     together are not decoded: the copy with the most spans is kept whole
+//     and the others are dropped, counted in
+//     rubato_compactor_spans_dropped_total{reason="too_large_to_combine"}
+//     and logged with the counts. A combined trace over
+//     compaction.max_bytes_per_trace (when > 0) is cut: spans are kept in
+//     order while the trace fits, the rest are dropped, counted with
+//     reason="trace_too_large" and logged (a multi-row first copy is kept
+//     whole; only spans from other copies are cut). Otherwise traces are
+//     kept whole.
 //   - Safe replacement: the output block is complete (meta.json last)
 //     before any input gets meta.compacted.json. The output ID is derived
 //     from the input IDs (OutputID), so a job retried after a crash finds

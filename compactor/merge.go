@@ -28,16 +28,25 @@ type source interface {
 	trace() (*tracev1.TracesData, error)
 	// spanCount is the current trace's span count, known without decoding.
 	spanCount() int
+	// more reports whether the current trace goes on in the next row: a
+	// big trace is stored as several rows with the same ID (block's
+	// parts.go), which next then returns one by one; trace, spanCount and
+	// spanKeys then describe the current row only.
+	more() (bool, error)
+	// spanKeys calls fn for every span of the current row.
+	spanKeys(fn func(spanID []byte, kind int32))
 	err() error
 	close()
 }
 
 // sink is the output block.
 type sink interface {
-	// addCopy writes the current trace of src unchanged.
-	addCopy(src source) error
-	// add writes a trace built by combining copies.
-	add(id []byte, td *tracev1.TracesData) error
+	// addCopy writes the current row of src unchanged, as a new trace
+	// (part false) or as a further part of the trace written last.
+	addCopy(src source, part bool) error
+	// add writes a trace built by combining copies, or (part) more spans
+	// of the trace written last.
+	add(id []byte, td *tracev1.TracesData, part bool) error
 }
 
 // iterSource reads a block with block.Reader.Iterate, turned into a pull
@@ -77,21 +86,36 @@ func (s *iterSource) next() bool {
 func (s *iterSource) id() []byte                          { return s.curID }
 func (s *iterSource) trace() (*tracev1.TracesData, error) { return s.cur, nil }
 func (s *iterSource) spanCount() int                      { return countSpans(s.cur) }
-func (s *iterSource) err() error                          { return s.iterErr }
-func (s *iterSource) close()                              { s.stop() }
+func (s *iterSource) more() (bool, error)                 { return false, nil } // Iterate joins parts
+func (s *iterSource) spanKeys(fn func([]byte, int32)) {
+	for _, rs := range s.cur.GetResourceSpans() {
+		for _, ss := range rs.GetScopeSpans() {
+			for _, sp := range ss.GetSpans() {
+				fn(sp.GetSpanId(), int32(sp.GetKind()))
+			}
+		}
+	}
+}
+func (s *iterSource) err() error { return s.iterErr }
+func (s *iterSource) close()     { s.stop() }
 
 // writerSink writes to a block.Writer with Add.
 type writerSink struct{ w *block.Writer }
 
-func (k writerSink) addCopy(src source) error {
+func (k writerSink) addCopy(src source, part bool) error {
 	td, err := src.trace()
 	if err != nil {
 		return err
 	}
-	return k.w.Add(src.id(), td)
+	return k.add(src.id(), td, part)
 }
 
-func (k writerSink) add(id []byte, td *tracev1.TracesData) error { return k.w.Add(id, td) }
+func (k writerSink) add(id []byte, td *tracev1.TracesData, part bool) error {
+	if part {
+		return k.w.AddPart(id, td)
+	}
+	return k.w.Add(id, td)
+}
 
 // mergeStats counts what one merge did.
 type mergeStats struct {
@@ -149,10 +173,12 @@ type heapEntry struct {
 }
 
 // merge streams the k-way merge of srcs (each ascending by trace ID) into
-// out. Copies of one trace are combined with duplicate spans (same span ID)
-// removed; only those copies are ever decoded together, so memory is one
-// row group per source plus the copies of one trace, whose decoding lim
-// bounds.
+// out. A trace in one input is copied row by row (copyTrace). Copies of
+// one trace are combined with duplicate spans (same span ID and kind)
+// removed: as whole decoded traces when each copy is one row
+// (combineRows, whose memory lim bounds), part by part when a copy takes
+// several rows (combineStreaming). Memory is one row group per source plus
+// what combining one trace holds.
 func merge(ctx context.Context, srcs []source, out sink, lim limits) (mergeStats, error) {
 	var st mergeStats
 	h := &cursorHeap{}
@@ -177,33 +203,25 @@ func merge(ctx context.Context, srcs []source, out sink, lim limits) (mergeStats
 			group = append(group, heap.Pop(h).(heapEntry))
 		}
 		st.tracesIn += int64(len(group))
-		keep, spans := 0, 0
-		if len(group) > 1 && lim.maxCombineSpans > 0 {
-			for i, e := range group {
-				n := e.src.spanCount()
-				spans += n
-				if n > group[keep].src.spanCount() {
-					keep = i
-				}
-			}
-		}
-		if len(group) == 1 || (lim.maxCombineSpans > 0 && spans > lim.maxCombineSpans) {
-			if err := out.addCopy(group[keep].src); err != nil {
-				return st, fmt.Errorf("write trace %x: %w", id, err)
-			}
-			if len(group) > 1 {
-				st.notCombined++
-				st.spansNotKept += int64(spans - group[keep].src.spanCount())
-			}
-		} else {
-			td, err := combineGroup(group, &st, lim.maxBytesPerTrace)
+		multi := false
+		for _, e := range group {
+			m, err := e.src.more()
 			if err != nil {
-				return st, fmt.Errorf("combine trace %x: %w", id, err)
+				return st, err
 			}
-			if err := out.add(id, td); err != nil {
-				return st, fmt.Errorf("write trace %x: %w", id, err)
-			}
-			st.combined++
+			multi = multi || m
+		}
+		var err error
+		switch {
+		case len(group) == 1:
+			err = copyTrace(out, group[0].src, false)
+		case multi:
+			err = combineStreaming(out, id, group, &st, lim.maxBytesPerTrace)
+		default:
+			err = combineRows(out, id, group, &st, lim)
+		}
+		if err != nil {
+			return st, fmt.Errorf("write trace %x: %w", id, err)
 		}
 		st.tracesOut++
 		for _, e := range group {
@@ -218,6 +236,172 @@ func merge(ctx context.Context, srcs []source, out sink, lim limits) (mergeStats
 		}
 	}
 	return st, nil
+}
+
+// combineRows writes one trace found in several inputs, each copy one row:
+// decoded and combined, or, past maxCombineSpans, the largest copy as is.
+func combineRows(out sink, id []byte, group []heapEntry, st *mergeStats, lim limits) error {
+	keep, spans := 0, 0
+	if lim.maxCombineSpans > 0 {
+		for i, e := range group {
+			n := e.src.spanCount()
+			spans += n
+			if n > group[keep].src.spanCount() {
+				keep = i
+			}
+		}
+	}
+	if lim.maxCombineSpans > 0 && spans > lim.maxCombineSpans {
+		st.notCombined++
+		st.spansNotKept += int64(spans - group[keep].src.spanCount())
+		return out.addCopy(group[keep].src, false)
+	}
+	td, err := combineGroup(group, st, lim.maxBytesPerTrace)
+	if err != nil {
+		return err
+	}
+	st.combined++
+	return out.add(id, td, false)
+}
+
+// copyTrace writes every row of the current trace of src unchanged (part:
+// all of them as parts of the trace written last).
+func copyTrace(out sink, src source, part bool) error {
+	for {
+		if err := out.addCopy(src, part); err != nil {
+			return err
+		}
+		part = true
+		more, err := src.more()
+		if err != nil || !more {
+			return err
+		}
+		if !src.next() {
+			return nextErr(src)
+		}
+	}
+}
+
+func nextErr(src source) error {
+	if err := src.err(); err != nil {
+		return err
+	}
+	return errors.New("input ended inside a trace")
+}
+
+type spanKey struct {
+	id   string
+	kind int32
+}
+
+// combineStreaming writes one trace found in several inputs when a copy is
+// stored as several rows (a big trace), in memory bounded by one row plus
+// the span keys of the trace: the first copy (input order) is copied row
+// by row; every row of the other copies is decoded alone, its spans
+// already written (same span ID and kind, as pkg/model/combine decides)
+// are dropped and the rest are appended as a further part. max_combine_spans
+// does not apply (nothing is held whole); maxBytes, when > 0, cuts the
+// spans appended once the trace reaches it (the first copy is kept whole,
+// as a trace found in one input is).
+func combineStreaming(out sink, id []byte, group []heapEntry, st *mergeStats, maxBytes int) error {
+	seen := make(map[spanKey]struct{})
+	size := 0
+	first := group[0].src
+	for part := false; ; part = true {
+		first.spanKeys(func(sid []byte, kind int32) { seen[spanKey{string(sid), kind}] = struct{}{} })
+		if maxBytes > 0 {
+			td, err := first.trace()
+			if err != nil {
+				return err
+			}
+			size += proto.Size(td)
+		}
+		if err := out.addCopy(first, part); err != nil {
+			return err
+		}
+		more, err := first.more()
+		if err != nil {
+			return err
+		}
+		if !more {
+			break
+		}
+		if !first.next() {
+			return nextErr(first)
+		}
+	}
+	for _, e := range group[1:] {
+		for {
+			td, err := e.src.trace()
+			if err != nil {
+				return err
+			}
+			kept, dropped := dropSeen(td, seen)
+			st.spansDeduped += int64(dropped)
+			if n := countSpans(kept); n > 0 && maxBytes > 0 {
+				if size >= maxBytes {
+					st.spansTooLarge += int64(n)
+					kept.ResourceSpans = nil
+				} else if size+proto.Size(kept) > maxBytes {
+					st.spansTooLarge += int64(cutTrace(kept, maxBytes-size))
+				}
+				size += proto.Size(kept)
+			}
+			if countSpans(kept) > 0 {
+				if err := out.add(id, kept, true); err != nil {
+					return err
+				}
+			}
+			more, err := e.src.more()
+			if err != nil {
+				return err
+			}
+			if !more {
+				break
+			}
+			if !e.src.next() {
+				return nextErr(e.src)
+			}
+		}
+	}
+	if maxBytes > 0 && size >= maxBytes {
+		st.cutTraces++
+	}
+	st.combined++
+	return nil
+}
+
+// dropSeen removes from td the spans whose key is in seen and adds the
+// keys of the others; it returns what is left (empty groups removed) and
+// how many spans it dropped.
+func dropSeen(td *tracev1.TracesData, seen map[spanKey]struct{}) (*tracev1.TracesData, int) {
+	dropped := 0
+	rsOut := td.ResourceSpans[:0]
+	for _, rs := range td.ResourceSpans {
+		ssOut := rs.ScopeSpans[:0]
+		for _, ss := range rs.ScopeSpans {
+			spOut := ss.Spans[:0]
+			for _, sp := range ss.Spans {
+				k := spanKey{string(sp.GetSpanId()), int32(sp.GetKind())}
+				if _, ok := seen[k]; ok {
+					dropped++
+					continue
+				}
+				seen[k] = struct{}{}
+				spOut = append(spOut, sp)
+			}
+			if len(spOut) > 0 {
+				ss.Spans = spOut
+				ssOut = append(ssOut, ss)
+			}
+		}
+		if len(ssOut) > 0 {
+			rs.ScopeSpans = ssOut
+			rsOut = append(rsOut, rs)
+		}
+	}
+	td.ResourceSpans = rsOut
+	return td, dropped
 }
 
 // combineGroup combines the copies of one trace, in input order.

@@ -120,3 +120,105 @@ func TestCutTraceKeepsOneSpan(t *testing.T) {
 	require.Equal(t, 1, countSpans(td))
 	require.Equal(t, []byte{1}, td.ResourceSpans[0].ScopeSpans[0].Spans[0].SpanId)
 }
+
+// TestMergeMultiRowTraces: big traces stored as several rows (block
+// MaxSpansPerRow) are copied row by row, or combined part by part when
+// several inputs hold them, and come out with every span of every copy
+// exactly once, as the reference merge (decode and combine whole traces)
+// writes them.
+func TestMergeMultiRowTraces(t *testing.T) {
+	ctx := context.Background()
+	be := inmem.New()
+	cfg := testBlockConfig()
+	cfg.MaxSpansPerRow = 5
+	rng := rand.New(rand.NewPCG(5, 5))
+	pool := make([][]byte, 60)
+	for i := range pool {
+		pool[i] = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, rng.Uint64()), rng.Uint64())
+	}
+	span := func(id []byte, s int) *tracev1.Span {
+		sid := binary.BigEndian.Uint64(id[8:]) ^ uint64(s+1)
+		return &tracev1.Span{TraceId: id, SpanId: binary.BigEndian.AppendUint64(nil, sid), Name: "op", StartTimeUnixNano: 1e18, EndTimeUnixNano: 1e18 + uint64(s)}
+	}
+	want := map[string]map[uint64]bool{}
+	var inputs []*block.Meta
+	for range 3 {
+		var ids [][]byte
+		for _, id := range pool {
+			if rng.IntN(2) == 0 {
+				ids = append(ids, id)
+			}
+		}
+		slices.SortFunc(ids, bytes.Compare)
+		w, err := block.NewWriter(ctx, be, cfg, "t", uuid.New(), 0, len(ids), t.TempDir())
+		require.NoError(t, err)
+		for _, id := range ids {
+			if want[string(id)] == nil {
+				want[string(id)] = map[uint64]bool{}
+			}
+			td := &tracev1.TracesData{}
+			n := 1 + rng.IntN(30)
+			for g := 0; g < n; g += 7 { // several ResourceSpans of up to 7 spans
+				ss := &tracev1.ScopeSpans{}
+				for s := g; s < min(g+7, n); s++ {
+					if s == 0 || rng.IntN(3) > 0 {
+						sp := span(id, s)
+						ss.Spans = append(ss.Spans, sp)
+						want[string(id)][binary.BigEndian.Uint64(sp.SpanId)] = true
+					}
+				}
+				td.ResourceSpans = append(td.ResourceSpans, &tracev1.ResourceSpans{ScopeSpans: []*tracev1.ScopeSpans{ss}})
+			}
+			require.NoError(t, w.Add(id, td))
+		}
+		m, err := w.Close(ctx)
+		require.NoError(t, err)
+		require.Greater(t, m.TotalObjects, len(ids), "big traces take several rows")
+		inputs = append(inputs, m)
+	}
+	run := func(rows bool) (*block.Meta, mergeStats) {
+		w, err := block.NewWriter(ctx, be, cfg, "t", uuid.New(), 1, 0, t.TempDir())
+		require.NoError(t, err)
+		srcs := make([]source, len(inputs))
+		var out sink = writerSink{w}
+		for i, m := range inputs {
+			if rows {
+				srcs[i] = newRowSource(ctx, block.Open(be, m, nil))
+				out = rowSink{w}
+			} else {
+				srcs[i] = newIterSource(ctx, block.Open(be, m, nil))
+			}
+		}
+		st, err := merge(ctx, srcs, out, limits{})
+		for _, s := range srcs {
+			s.close()
+		}
+		require.NoError(t, err)
+		meta, err := w.Close(ctx)
+		require.NoError(t, err)
+		return meta, st
+	}
+	ref, sr := run(false)
+	got, st := run(true)
+	require.Positive(t, st.combined)
+	require.Positive(t, st.spansDeduped)
+	require.Equal(t, sr, st)
+	for _, m := range []*block.Meta{ref, got} {
+		traces := readAll(t, be, m)
+		require.Len(t, traces, len(want))
+		for id, td := range traces {
+			seen := map[uint64]bool{}
+			for _, rs := range td.ResourceSpans {
+				for _, ss := range rs.ScopeSpans {
+					for _, sp := range ss.Spans {
+						sid := binary.BigEndian.Uint64(sp.SpanId)
+						require.False(t, seen[sid], "trace %x: span %x twice", id, sid)
+						seen[sid] = true
+					}
+				}
+			}
+			require.Equal(t, want[id], seen, "trace %x", []byte(id))
+		}
+	}
+	require.Equal(t, ref.TotalSpans, got.TotalSpans)
+}

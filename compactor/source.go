@@ -1,6 +1,7 @@
 package compactor
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -73,8 +74,23 @@ func (s *rowSource) trace() (*tracev1.TracesData, error) {
 	}
 	return td, nil
 }
-func (s *rowSource) err() error     { return s.fail }
-func (s *rowSource) spanCount() int { return s.row.SpanCount() }
+func (s *rowSource) err() error { return s.fail }
+func (s *rowSource) more() (bool, error) {
+	if s.rr == nil || s.done {
+		return false, nil
+	}
+	id, err := s.rr.PeekID()
+	if errors.Is(err, io.EOF) {
+		return false, nil
+	}
+	if err != nil {
+		s.fail = fmt.Errorf("read block %s: %w", s.r.Meta().BlockID, err)
+		return false, s.fail
+	}
+	return bytes.Equal(id, s.curID), nil
+}
+func (s *rowSource) spanKeys(fn func([]byte, int32)) { s.row.SpanKeys(fn) }
+func (s *rowSource) spanCount() int                  { return s.row.SpanCount() }
 func (s *rowSource) close() {
 	if s.rr != nil {
 		_ = s.rr.Close()
@@ -85,15 +101,23 @@ func (s *rowSource) close() {
 // traces with Add.
 type rowSink struct{ w *block.Writer }
 
-func (k rowSink) addCopy(src source) error {
+func (k rowSink) addCopy(src source, part bool) error {
 	if rs, ok := src.(*rowSource); ok {
+		if part {
+			return k.w.AddPartRow(rs.row)
+		}
 		return k.w.AddRow(rs.row)
 	}
 	td, err := src.trace()
 	if err != nil {
 		return err
 	}
-	return k.w.Add(src.id(), td)
+	return k.add(src.id(), td, part)
 }
 
-func (k rowSink) add(id []byte, td *tracev1.TracesData) error { return k.w.Add(id, td) }
+func (k rowSink) add(id []byte, td *tracev1.TracesData, part bool) error {
+	if part {
+		return k.w.AddPart(id, td)
+	}
+	return k.w.Add(id, td)
+}

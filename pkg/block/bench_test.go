@@ -69,10 +69,16 @@ func BenchmarkWriter(b *testing.B) {
 
 // benchBlock writes a 5000-trace block with the default config.
 func benchBlock(b *testing.B) (*memBackend, *Meta, [][]byte) {
+	return benchBlockOf(b, 5000, 0)
+}
+
+// benchBlockOf writes a block of n traces at the given compaction level
+// (level > 0: compacted_row_group_size_bytes row groups).
+func benchBlockOf(b *testing.B, n int, level uint8) (*memBackend, *Meta, [][]byte) {
 	b.Helper()
-	ids, trs, _ := benchTraces(b, 5000)
+	ids, trs, _ := benchTraces(b, n)
 	be := newMemBackend()
-	w, err := NewWriter(context.Background(), be, testConfig(b), testTenant, uuid.New(), 0, len(ids), b.TempDir())
+	w, err := NewWriter(context.Background(), be, testConfig(b), testTenant, uuid.New(), level, len(ids), b.TempDir())
 	require.NoError(b, err)
 	for i := range ids {
 		require.NoError(b, w.Add(ids[i], trs[i]))
@@ -83,22 +89,33 @@ func benchBlock(b *testing.B) (*memBackend, *Meta, [][]byte) {
 }
 
 // BenchmarkFindTraceByID measures a warm-cache lookup of a present trace:
-// one ranged read of a ~1 MB row group plus decoding one row.
+// one ranged read of one row group plus decoding one row, in an ingester
+// block (row_group_size_bytes) and in a compacted one
+// (compacted_row_group_size_bytes). get-B/op is the row group read.
 func BenchmarkFindTraceByID(b *testing.B) {
-	be, m, ids := benchBlock(b)
-	r := Open(be, m, NewCache(64<<20))
-	ctx := context.Background()
-	for _, id := range ids[:1] {
-		_, err := r.FindTraceByID(ctx, id)
-		require.NoError(b, err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; b.Loop(); i++ {
-		tr, err := r.FindTraceByID(ctx, ids[(i*7919)%len(ids)])
-		if err != nil || tr == nil {
-			b.Fatal(err, tr == nil)
-		}
+	for _, bc := range []struct {
+		name   string
+		traces int
+		level  uint8
+	}{{"level0", 5000, 0}, {"compacted", 20000, 1}} {
+		b.Run(bc.name, func(b *testing.B) {
+			be, m, ids := benchBlockOf(b, bc.traces, bc.level)
+			r := Open(be, m, NewCache(64<<20))
+			ctx := context.Background()
+			for _, id := range ids[:1] {
+				_, err := r.FindTraceByID(ctx, id)
+				require.NoError(b, err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				tr, err := r.FindTraceByID(ctx, ids[(i*7919)%len(ids)])
+				if err != nil || tr == nil {
+					b.Fatal(err, tr == nil)
+				}
+			}
+			b.ReportMetric(float64(m.Size-m.FooterSize)/float64(m.RowGroups), "get-B/op")
+		})
 	}
 }
 

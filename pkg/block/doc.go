@@ -4,19 +4,26 @@
 //
 // A block is the set of objects under <tenant>/<block-uuid>/:
 //
-//	data.parquet   one row per trace, sorted by trace ID
+//	data.parquet   one row per trace (several for a big one), sorted by trace ID
 //	bloom-<n>      bloom filter shards over the block's trace IDs
 //	meta.json      Meta, written last
 //	meta.compacted.json   written by the compactor once the block is merged away
 //
 // Invariants:
 //
-//   - Rows in data.parquet are in strictly ascending trace-ID order (bytewise
-//     over the 16-byte ID), with no duplicates. parquet-go only records a
-//     sorting column; Writer.Add enforces the order and rejects anything else
-//     with ErrOutOfOrder. Row-group and page statistics of the TraceID column
-//     are therefore ordered too, which is what lets a reader pick the one row
-//     group and page that can hold an ID from the footer alone.
+//   - Rows in data.parquet are in ascending trace-ID order (bytewise over the
+//     16-byte ID). A trace is one row, except a trace of more than
+//     Config.MaxSpansPerRow spans, which Writer.Add stores as several
+//     consecutive rows with its ID ("parts", parts.go) so that no row, and
+//     no copy of one in a reader, writer or the compactor, grows with the
+//     trace; every reader joins them back (FindTraceByID, Iterate) with a
+//     rule under which the split is lossless. Equal IDs are never two
+//     traces. parquet-go only records a sorting column; the Writer enforces
+//     the order (ErrOutOfOrder: Add needs a greater ID, AddPart and
+//     AddPartRow the same one). Row-group and page statistics of the TraceID
+//     column are therefore ordered too, which is what lets a reader pick the
+//     row group and page that can hold an ID from the footer alone (a
+//     multi-row trace may go on into the next row groups).
 //   - meta.json is written last, after data.parquet and every bloom shard. A
 //     block without meta.json does not exist for readers; a failed write leaves
 //     only invisible objects behind.
@@ -35,17 +42,23 @@
 //
 // Writing: Writer.Add converts an OTLP trace to a row (convert.go) and
 // shreds it into column values by hand (shred.go, no reflection), handing
-// each column's values straight to parquet-go's column writers.
+// each column's values straight to parquet-go's column writers. Blocks of
+// compaction level > 0 use Config.CompactedRowGroupSizeBytes row groups:
+// the writer holds every row group's metadata until it closes the file,
+// and a compacted block has many.
 //
 // Row-level API, for compaction: Reader.Rows returns a RowReader that
 // streams the block's rows (Row, opaque) in trace-ID order, one row group
-// (one ranged GET) at a time; Writer.AddRow appends such a row to another
-// block unchanged, without the OTLP round trip, and keeps the meta stats
-// (IDs, times, span count) exact; DecodeRow converts a row to OTLP for the
-// rare trace found in several inputs, which is combined as OTLP and written
-// back with Writer.Add. Add and AddRow may be mixed in one block. A Row
-// returned by RowReader.Next, and its trace ID, are valid until the next
-// Next or Close; Row.Clone keeps one longer.
+// (one ranged GET) at a time, decoded column by column (colreader.go)
+// from a footer opened without its page index; Writer.AddRow appends such
+// a row to another block unchanged, without the OTLP round trip, and keeps
+// the meta stats (IDs, times, span count) exact; DecodeRow converts a row
+// to OTLP for the rare trace found in several inputs, which is combined as
+// OTLP and written back with Writer.Add. Add and AddRow may be mixed in one
+// block. RowReader.PeekID tells whether the next row continues the current
+// trace (AddPartRow copies it). A Row returned by RowReader.Next, and its
+// trace ID, are valid until the next Next or Close (PeekID does not end
+// it); Row.Clone keeps one longer.
 //
 //	rr, _ := block.Open(be, meta, cache).Rows(ctx)
 //	defer rr.Close()
@@ -56,8 +69,11 @@
 //	}
 //
 // Versioning: Meta.Version names the format; readers refuse versions they do
-// not know. The format never changes in place: a change in the bytes (schema
-// column names or types, bloom layout, meta semantics) is a new version. A
+// not know. Once a version has been released, it never changes in place: a
+// change in the bytes (schema column names or types, bloom layout, meta
+// semantics) is a new version. (v1 is not released yet; until it is, it
+// changes in place, as it did when traces over max_spans_per_row became
+// several rows.) A
 // future v2 lives in this package beside v1, shares helpers (keys, Meta,
 // bloom, cache) and forks only what differs (for example a schema_v2.go and
 // its converter), so both versions stay readable while old blocks age out.

@@ -41,7 +41,8 @@ type Meta struct {
 	// end; EndTime >= StartTime always.
 	StartTime time.Time `json:"startTime"`
 	EndTime   time.Time `json:"endTime"`
-	// TotalObjects is the number of traces (Parquet rows).
+	// TotalObjects is the number of Parquet rows: traces, a trace stored
+	// as several rows (parts.go) counting once per row.
 	TotalObjects int `json:"totalObjects"`
 	// TotalSpans is the number of spans over all traces.
 	TotalSpans int64 `json:"totalSpans"`
@@ -141,10 +142,6 @@ func (m *Meta) Validate() error {
 		return bad("row groups %d outside [1, total objects %d]", m.RowGroups, m.TotalObjects)
 	case m.BloomShardCount <= 0 || m.BloomShardCount > MaxBloomShards:
 		return bad("bloom shard count %d outside [1, %d]", m.BloomShardCount, MaxBloomShards)
-	case m.MinID.equal(m.MaxID) && m.TotalObjects != 1:
-		return bad("min id == max id with %d objects", m.TotalObjects)
 	}
 	return nil
 }
-
-func (h HexID) equal(o HexID) bool { return bytes.Equal(h, o) }

@@ -18,6 +18,11 @@ import (
 // from its encoded size, for cache accounting.
 const footerCostFactor = 4
 
+// streamReadBufferSize is parquet-go's read buffer per column chunk when
+// streaming whole row groups: the bytes are already in memory, so the
+// buffer only saves calls.
+const streamReadBufferSize = 4 << 10
+
 // Reader reads one block. It is safe for concurrent use; all state beyond
 // the Meta lives in the (optional, shared) Cache.
 type Reader struct {
@@ -49,6 +54,7 @@ type rowGroupInfo struct {
 	min, max [TraceIDSize]byte
 	off, len int64
 	rows     int64
+	values   int64 // values over all columns
 }
 
 // FindTraceByID returns the trace with the given ID, or nil, nil when the
@@ -79,22 +85,26 @@ func (r *Reader) FindTraceByID(ctx context.Context, traceID []byte) (*tracev1.Tr
 	if i == len(ft.rgs) || bytes.Compare(ft.rgs[i].min[:], traceID) > 0 {
 		return nil, nil
 	}
-	ra, err := r.fetchRowGroup(ctx, ft, i)
-	if err != nil {
-		return nil, err
-	}
-	var row *traceRow
-	err = r.guard(func() error {
-		var err error
-		row, err = findRow(ft, i, ra, [TraceIDSize]byte(traceID))
-		return err
-	})
-	if err != nil || row == nil {
-		return nil, err
-	}
-	td, err := row.toOTLP()
-	if err != nil {
-		return nil, &CorruptError{Key: r.dataKey, Err: err}
+	// A multi-row trace (parts.go) may go on into the next row groups:
+	// those start with its ID, and each costs one more ranged GET.
+	var td *tracev1.TracesData
+	for ; i < len(ft.rgs) && bytes.Compare(ft.rgs[i].min[:], traceID) <= 0; i++ {
+		ra, err := r.fetchRowGroup(ctx, ft, i)
+		if err != nil {
+			return nil, err
+		}
+		var more bool
+		err = r.guard(func() error {
+			var err error
+			td, more, err = findRows(ft, i, ra, [TraceIDSize]byte(traceID), td)
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		if !more {
+			break
+		}
 	}
 	return td, nil
 }
@@ -109,7 +119,11 @@ func (r *Reader) Iterate(ctx context.Context, fn func(traceID []byte, tr *tracev
 		return err
 	}
 	defer rr.Close()
-	var tr traceRow
+	var (
+		tr  traceRow
+		td  *tracev1.TracesData
+		cur []byte
+	)
 	for {
 		id, row, err := rr.Next()
 		if errors.Is(err, io.EOF) {
@@ -118,16 +132,29 @@ func (r *Reader) Iterate(ctx context.Context, fn func(traceID []byte, tr *tracev
 		if err != nil {
 			return err
 		}
-		if err := reconstruct(&tr, row.vals); err != nil {
+		if err := reconstruct(&tr, row.flat()); err != nil {
 			return &CorruptError{Key: r.dataKey, Err: fmt.Errorf("trace %x: %w", id, err)}
 		}
-		td, err := tr.toOTLP()
+		part, err := tr.toOTLP()
 		if err != nil {
 			return &CorruptError{Key: r.dataKey, Err: fmt.Errorf("trace %x: %w", id, err)}
 		}
-		if err := fn(bytes.Clone(id), td); err != nil {
+		if td == nil {
+			td, cur = part, bytes.Clone(id)
+		} else {
+			joinPart(td, part)
+		}
+		next, err := rr.PeekID()
+		if err != nil && !errors.Is(err, io.EOF) {
 			return err
 		}
+		if err == nil && bytes.Equal(next, cur) {
+			continue // more parts of this trace
+		}
+		if err := fn(cur, td); err != nil {
+			return err
+		}
+		td = nil
 	}
 }
 
@@ -169,49 +196,71 @@ func (r *Reader) fetchRowGroup(ctx context.Context, ft *footer, i int) (io.Reade
 	}, nil
 }
 
-// findRow locates id in row group i using the TraceID page index, then
-// decodes that single row. It returns nil when the ID is not there.
-func findRow(ft *footer, i int, ra io.ReaderAt, id [TraceIDSize]byte) (*traceRow, error) {
+// findRows locates id in row group i using the TraceID page index, then
+// decodes its rows there (several for a multi-row trace) and joins them to
+// td (nil: none yet). It returns the trace (nil if absent and td is nil),
+// and whether the row group ends with a row of id, so that the trace may go
+// on in the next one.
+func findRows(ft *footer, i int, ra io.ReaderAt, id [TraceIDSize]byte, td *tracev1.TracesData) (*tracev1.TracesData, bool, error) {
 	rg := newRangeRowGroup(ft.file.RowGroups()[i].(*parquet.FileRowGroup), ra)
 	chunk := rg.chunks[ft.idCol].(rangeChunk)
 	first := int64(0)
 	if cidx, err := chunk.ColumnIndex(); err == nil && cidx.NumPages() > 0 {
 		oidx, err := chunk.OffsetIndex()
 		if err != nil || oidx.NumPages() != cidx.NumPages() {
-			return nil, fmt.Errorf("trace id offset index of row group %d: %v", i, err)
+			return td, false, fmt.Errorf("trace id offset index of row group %d: %v", i, err)
 		}
 		p := sort.Search(cidx.NumPages(), func(j int) bool { return bytes.Compare(cidx.MaxValue(j).ByteArray(), id[:]) >= 0 })
 		if p == cidx.NumPages() {
-			return nil, nil
+			return td, false, nil
 		}
 		first = oidx.FirstRowIndex(p)
 	}
 	rowIndex, err := scanIDs(chunk, first, id)
 	if err != nil || rowIndex < 0 {
-		return nil, err
+		return td, false, err
 	}
 	rows := rg.Rows()
 	defer rows.Close()
 	if err := rows.SeekToRow(rowIndex); err != nil {
-		return nil, fmt.Errorf("seek to row %d of row group %d: %w", rowIndex, i, err)
+		return td, false, fmt.Errorf("seek to row %d of row group %d: %w", rowIndex, i, err)
 	}
 	buf := []parquet.Row{nil}
-	n, err := rows.ReadRows(buf)
-	if n != 1 {
-		return nil, fmt.Errorf("read row %d of row group %d: %w", rowIndex, i, err)
+	for k := rowIndex; ; k++ {
+		n, readErr := rows.ReadRows(buf)
+		if n == 0 {
+			if errors.Is(readErr, io.EOF) && k > rowIndex {
+				return td, true, nil // the row group ends with a part of id
+			}
+			return td, false, fmt.Errorf("read row %d of row group %d: %w", k, i, readErr)
+		}
+		row := Row{vals: buf[0]}
+		if err := row.check(); err != nil {
+			return td, false, fmt.Errorf("row %d of row group %d: %w", k, i, err)
+		}
+		if !bytes.Equal(row.TraceID(), id[:]) {
+			if k == rowIndex {
+				return td, false, fmt.Errorf("row %d of row group %d has id %x, want %x", k, i, row.TraceID(), id)
+			}
+			return td, false, nil
+		}
+		tr := new(traceRow)
+		if err := reconstruct(tr, row.vals); err != nil {
+			return td, false, fmt.Errorf("row %d of row group %d: %w", k, i, err)
+		}
+		part, err := tr.toOTLP()
+		if err != nil {
+			return td, false, fmt.Errorf("row %d of row group %d: %w", k, i, err)
+		}
+		if td == nil {
+			td = part
+		} else {
+			joinPart(td, part)
+		}
+		if errors.Is(readErr, io.EOF) {
+			return td, true, nil
+		}
 	}
-	row := Row{vals: buf[0]}
-	if err := row.check(); err != nil {
-		return nil, fmt.Errorf("row %d of row group %d: %w", rowIndex, i, err)
-	}
-	if !bytes.Equal(row.TraceID(), id[:]) {
-		return nil, fmt.Errorf("row %d of row group %d has id %x, want %x", rowIndex, i, row.TraceID(), id)
-	}
-	tr := new(traceRow)
-	if err := reconstruct(tr, row.vals); err != nil {
-		return nil, fmt.Errorf("row %d of row group %d: %w", rowIndex, i, err)
-	}
-	return tr, nil
 }
 
 // scanIDs reads TraceID pages from row first on and returns the row index of
@@ -285,7 +334,7 @@ func (r *Reader) footer(ctx context.Context) (*footer, error) {
 	var ft *footer
 	err = r.guard(func() error {
 		var err error
-		ft, err = openFooter(ctx, r.be, r.dataKey, r.meta, section{off: off, data: tail})
+		ft, err = openFooter(ctx, r.be, r.dataKey, r.meta, section{off: off, data: tail}, false)
 		return err
 	})
 	if err != nil {
@@ -295,15 +344,49 @@ func (r *Reader) footer(ctx context.Context) (*footer, error) {
 	return ft, nil
 }
 
+// streamFooter returns the footer for reading whole row groups in order
+// (Rows): the cached lookup footer if there is one, else a footer opened
+// without its page index and with small read buffers, which is not cached.
+// Streaming never seeks inside a column chunk, so it needs no page index,
+// and its column chunks are read from memory, where big read buffers only
+// cost memory (a page index of a 50 MB block decodes to ~15 MB; 64 KiB
+// buffers for 91 columns are 6 MB per open row group).
+func (r *Reader) streamFooter(ctx context.Context) (*footer, error) {
+	if v, ok := r.cache.get(r.dataKey); ok {
+		return v.(*footer), nil
+	}
+	off := r.meta.Size - r.meta.FooterSize
+	tail, err := r.be.GetRange(ctx, r.dataKey, off, r.meta.FooterSize)
+	if err != nil {
+		return nil, fmt.Errorf("read footer of %s: %w", r.dataKey, err)
+	}
+	var ft *footer
+	err = r.guard(func() error {
+		var err error
+		ft, err = openFooter(ctx, r.be, r.dataKey, r.meta, section{off: off, data: tail}, true)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Streaming reads nothing more from the tail (page index and Thrift
+	// footer, already decoded): let its bytes go.
+	ft.tail = section{}
+	return ft, nil
+}
+
 // openFooter decodes the Parquet footer and page index from the tail bytes
 // and checks them against format v1 and the block's Meta.
-func openFooter(ctx context.Context, be backend.Backend, key string, meta *Meta, tail section) (*footer, error) {
+func openFooter(ctx context.Context, be backend.Backend, key string, meta *Meta, tail section, streaming bool) (*footer, error) {
 	if int64(len(tail.data)) < 8 || string(tail.data[len(tail.data)-4:]) != "PAR1" {
 		return nil, &CorruptError{Key: key, Err: errors.New("missing parquet magic at end of file")}
 	}
 	ra := &objectReaderAt{ctx: ctx, be: be, key: key, size: meta.Size, sections: []section{tail}}
-	f, err := parquet.OpenFile(ra, meta.Size,
-		parquet.SkipMagicBytes(true), parquet.SkipBloomFilters(true), parquet.ReadBufferSize(64<<10))
+	opts := []parquet.FileOption{parquet.SkipMagicBytes(true), parquet.SkipBloomFilters(true), parquet.ReadBufferSize(64 << 10)}
+	if streaming {
+		opts = append(opts, parquet.SkipPageIndex(true), parquet.ReadBufferSize(streamReadBufferSize))
+	}
+	f, err := parquet.OpenFile(ra, meta.Size, opts...)
 	if err != nil {
 		return nil, &CorruptError{Key: key, Err: err}
 	}
@@ -337,6 +420,7 @@ func openFooter(ctx context.Context, be backend.Backend, key string, meta *Meta,
 				info.off = start
 			}
 			end = max(end, start+c.TotalCompressedSize)
+			info.values += max(c.NumValues, 0)
 		}
 		if len(rg.Columns) <= ft.idCol || rg.NumRows <= 0 {
 			return nil, &CorruptError{Key: key, Err: fmt.Errorf("row group %d is empty", i)}
@@ -348,7 +432,7 @@ func openFooter(ctx context.Context, be backend.Backend, key string, meta *Meta,
 		}
 		info.min, info.max = [TraceIDSize]byte(stats.MinValue), [TraceIDSize]byte(stats.MaxValue)
 		if bytes.Compare(info.min[:], info.max[:]) > 0 ||
-			(i > 0 && bytes.Compare(ft.rgs[i-1].max[:], info.min[:]) >= 0) {
+			(i > 0 && bytes.Compare(ft.rgs[i-1].max[:], info.min[:]) > 0) {
 			return nil, &CorruptError{Key: key, Err: fmt.Errorf("row group %d trace ids out of order", i)}
 		}
 		ft.rgs = append(ft.rgs, info)

@@ -6,25 +6,69 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 
 	"github.com/parquet-go/parquet-go"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 )
 
-// rowBatch is how many rows a RowReader decodes at a time.
-const rowBatch = 64
+// A RowReader decodes up to maxBatchRows rows at a time, fewer when the rows
+// of the row group are big (by its average from the footer): about
+// batchValues values per batch.
+const (
+	maxBatchRows = 64
+	batchValues  = 64 << 10
+)
 
 // Row is one trace as a v1 block stores it: its shredded Parquet values.
 // It is opaque; get one from RowReader.Next and hand it to Writer.AddRow
 // (copying a trace between blocks without converting it to OTLP) or to
 // DecodeRow. The zero Row is invalid.
 type Row struct {
+	// Either the row's values by column (RowReader: sub-slices of decoded
+	// pages, checked as they were read), or the whole row in one slice.
+	cols    [][]parquet.Value
 	vals    parquet.Row
-	checked bool // vals passed check (set by RowReader; Clone keeps it)
+	checked bool // vals passed check (Clone keeps it)
+}
+
+// column returns the row's values of leaf column c.
+func (r Row) column(c int) []parquet.Value {
+	if r.cols != nil {
+		return r.cols[c]
+	}
+	v := r.vals
+	lo := sort.Search(len(v), func(i int) bool { return v[i].Column() >= c })
+	hi := lo
+	for hi < len(v) && v[hi].Column() == c {
+		hi++
+	}
+	return v[lo:hi]
+}
+
+// flat returns the row as one parquet.Row (a copy for a row by column).
+func (r Row) flat() parquet.Row {
+	if r.cols == nil {
+		return r.vals
+	}
+	n := 0
+	for _, c := range r.cols {
+		n += len(c)
+	}
+	out := make(parquet.Row, 0, n)
+	for c, vs := range r.cols {
+		for _, v := range vs {
+			out = append(out, v.Level(v.RepetitionLevel(), v.DefinitionLevel(), c))
+		}
+	}
+	return out
 }
 
 // TraceID returns the row's 16-byte trace ID. It aliases the row.
 func (r Row) TraceID() []byte {
+	if r.cols != nil {
+		return r.cols[colTraceID][0].ByteArray()
+	}
 	if len(r.vals) == 0 {
 		return nil
 	}
@@ -33,6 +77,9 @@ func (r Row) TraceID() []byte {
 
 // SpanCount returns the number of spans in the row's trace.
 func (r Row) SpanCount() int {
+	if r.cols != nil {
+		return int(r.cols[colSpanCount][0].Int32())
+	}
 	if len(r.vals) <= colSpanCount {
 		return 0
 	}
@@ -42,15 +89,16 @@ func (r Row) SpanCount() int {
 // Clone returns a copy of r that shares no memory with it, so it stays
 // valid after the RowReader moves on.
 func (r Row) Clone() Row {
+	src := r.flat()
 	n := 0
-	for i := range r.vals {
-		if k := r.vals[i].Kind(); k == parquet.ByteArray || k == parquet.FixedLenByteArray {
-			n += len(r.vals[i].ByteArray())
+	for i := range src {
+		if k := src[i].Kind(); k == parquet.ByteArray || k == parquet.FixedLenByteArray {
+			n += len(src[i].ByteArray())
 		}
 	}
-	vals := make(parquet.Row, len(r.vals))
+	vals := make(parquet.Row, len(src))
 	buf := make([]byte, 0, n)
-	for i, v := range r.vals {
+	for i, v := range src {
 		switch v.Kind() {
 		case parquet.ByteArray, parquet.FixedLenByteArray:
 			off := len(buf)
@@ -64,7 +112,7 @@ func (r Row) Clone() Row {
 		}
 		vals[i] = v
 	}
-	return Row{vals: vals, checked: r.checked}
+	return Row{vals: vals, checked: r.checked || r.cols != nil}
 }
 
 // check verifies the row's shape: every column of the v1 schema present,
@@ -72,7 +120,7 @@ func (r Row) Clone() Row {
 // one value. (Levels within a column are not cross-checked against the
 // other columns: rows come from RowReader, which read them from a v1 file.)
 func (r Row) check() error {
-	if r.checked {
+	if r.checked || r.cols != nil {
 		return nil
 	}
 	v := r.vals
@@ -118,7 +166,7 @@ func DecodeRow(row Row) (*tracev1.TracesData, error) {
 		return nil, fmt.Errorf("decode row: %w", err)
 	}
 	var tr traceRow
-	if err := reconstruct(&tr, row.vals); err != nil {
+	if err := reconstruct(&tr, row.flat()); err != nil {
 		return nil, fmt.Errorf("decode row: %w", err)
 	}
 	td, err := tr.toOTLP()
@@ -139,33 +187,40 @@ func reconstruct(tr *traceRow, row parquet.Row) (err error) {
 	return schemaV1().Reconstruct(tr, row)
 }
 
-// RowReader streams a block's rows in ascending trace-ID order, one row
-// group (one ranged GET) at a time, so memory stays near one row group.
-// It is not safe for concurrent use.
+// RowReader streams a block's rows in trace-ID order, one row group (one
+// ranged GET) at a time, so memory stays near one row group. The rows of
+// a multi-row trace (parts.go) come one after the other with the same ID.
+// It reads column by column (colreader.go). It is not safe for concurrent
+// use.
 type RowReader struct {
 	ctx context.Context
 	r   *Reader
 	ft  *footer
 
-	nextRG int          // next row group to open
-	rows   parquet.Rows // current row group, nil between row groups
-	read   int64        // rows read from the current row group
-	eof    bool         // the current row group has no more rows
-	buf    []parquet.Row
-	n, i   int
-	prev   [TraceIDSize]byte
-	first  bool
-	err    error // sticky
+	nextRG int         // next row group to open
+	open   bool        // cols read row group nextRG-1
+	cols   []colReader // one per leaf column
+	read   int64       // rows read from the current row group
+	want   int         // rows per batch in the current row group
+	// Rows are read a batch at a time into one of two batches, in turn,
+	// so that reading ahead (PeekID) leaves the row Next returned last
+	// intact.
+	batches [2]rowBatch
+	cur     int // batches[cur] is being served
+	i       int // its next row
+	prev    [TraceIDSize]byte
+	first   bool
+	err     error // sticky
 }
 
 // Rows returns a RowReader over the whole block. It fetches the footer
 // (cached) now and each row group as Next reaches it. Close it when done.
 func (r *Reader) Rows(ctx context.Context) (*RowReader, error) {
-	ft, err := r.footer(ctx)
+	ft, err := r.streamFooter(ctx)
 	if err != nil {
 		return nil, err
 	}
-	return &RowReader{ctx: ctx, r: r, ft: ft, buf: make([]parquet.Row, rowBatch), first: true}, nil
+	return &RowReader{ctx: ctx, r: r, ft: ft, first: true, cols: make([]colReader, numColumns)}, nil
 }
 
 // Next returns the next row and its trace ID, or io.EOF after the last one.
@@ -174,68 +229,84 @@ func (r *Reader) Rows(ctx context.Context) (*RowReader, error) {
 // the same error again. A row out of order or of the wrong shape, or a row
 // group with fewer or more rows than the footer says, is a CorruptError.
 func (rr *RowReader) Next() ([]byte, Row, error) {
-	if rr.err != nil {
-		return nil, Row{}, rr.err
-	}
-	id, row, err := rr.next()
-	if err != nil {
-		rr.err = err
-		rr.closeRowGroup()
+	if err := rr.fill(); err != nil {
 		return nil, Row{}, err
 	}
-	return id, row, nil
+	row := Row{cols: rr.batches[rr.cur].columns(rr.i)}
+	rr.i++
+	return row.TraceID(), row, nil
 }
 
-func (rr *RowReader) next() ([]byte, Row, error) {
+// PeekID returns the trace ID of the row the next call to Next will
+// return, or io.EOF if there is none, without invalidating the row Next
+// returned last. The ID is valid until the next call to Next or Close. A
+// reader copying or joining multi-row traces uses it to find where a trace
+// ends.
+func (rr *RowReader) PeekID() ([]byte, error) {
+	if err := rr.fill(); err != nil {
+		return nil, err
+	}
+	return rr.batches[rr.cur].columns(rr.i)[colTraceID][0].ByteArray(), nil
+}
+
+// fill makes sure row i of batches[cur] is the next row, reading the next
+// batch (into the other one) if needed.
+func (rr *RowReader) fill() error {
+	if rr.err != nil {
+		return rr.err
+	}
+	if rr.i < rr.batches[rr.cur].n {
+		return nil
+	}
+	if err := rr.readBatch(); err != nil {
+		rr.err = err
+		rr.closeRowGroup()
+		return err
+	}
+	return nil
+}
+
+func (rr *RowReader) readBatch() error {
 	for {
-		if rr.i < rr.n {
-			row := Row{vals: rr.buf[rr.i]}
-			rr.i++
-			if err := row.check(); err != nil {
-				return nil, Row{}, rr.corrupt(err)
+		if err := rr.ctx.Err(); err != nil {
+			return err
+		}
+		if rr.open && rr.read == rr.ft.rgs[rr.nextRG-1].rows {
+			if err := rr.finishRowGroup(); err != nil {
+				return err
 			}
-			row.checked = true
-			id := row.TraceID()
-			if !rr.first && bytes.Compare(rr.prev[:], id) >= 0 {
-				return nil, Row{}, rr.corrupt(fmt.Errorf("trace id %x after %x", id, rr.prev))
+		}
+		if !rr.open {
+			if rr.nextRG == len(rr.ft.rgs) {
+				return io.EOF
+			}
+			if err := rr.openRowGroup(); err != nil {
+				return err
+			}
+			continue // a row group may (corruptly) have no rows
+		}
+		n := int(min(int64(rr.want), rr.ft.rgs[rr.nextRG-1].rows-rr.read))
+		b := &rr.batches[rr.cur^1]
+		b.reset() // its rows were served two batches ago
+		err := rr.r.guard(func() error { return b.read(rr.cols, n) })
+		if err != nil {
+			if errors.Is(err, ErrCorrupt) || isBackendErr(err) {
+				return err
+			}
+			return rr.corrupt(fmt.Errorf("row group %d: %w", rr.nextRG-1, err))
+		}
+		rr.read += int64(n)
+		// IDs ascending (equal for the parts of one trace).
+		for j := range n {
+			id := b.columns(j)[colTraceID][0].ByteArray()
+			if !rr.first && bytes.Compare(rr.prev[:], id) > 0 {
+				return rr.corrupt(fmt.Errorf("trace id %x after %x", id, rr.prev))
 			}
 			rr.first = false
 			copy(rr.prev[:], id)
-			return id, row, nil
 		}
-		if err := rr.ctx.Err(); err != nil {
-			return nil, Row{}, err
-		}
-		if rr.rows != nil && rr.eof {
-			if want := rr.ft.rgs[rr.nextRG-1].rows; rr.read != want {
-				return nil, Row{}, rr.corrupt(fmt.Errorf("row group %d: read %d rows, footer says %d", rr.nextRG-1, rr.read, want))
-			}
-			rr.closeRowGroup()
-		}
-		if rr.rows == nil {
-			if rr.nextRG == len(rr.ft.rgs) {
-				return nil, Row{}, io.EOF
-			}
-			if err := rr.openRowGroup(); err != nil {
-				return nil, Row{}, err
-			}
-		}
-		var n int
-		err := rr.r.guard(func() error {
-			var err error
-			n, err = rr.rows.ReadRows(rr.buf)
-			return err
-		})
-		rr.n, rr.i = n, 0
-		rr.read += int64(n)
-		switch {
-		case errors.Is(err, io.EOF):
-			rr.eof = true // the rows just read stay valid until Close
-		case err != nil:
-			return nil, Row{}, err
-		case n == 0:
-			return nil, Row{}, rr.corrupt(fmt.Errorf("row group %d: no progress", rr.nextRG-1))
-		}
+		rr.cur, rr.i = rr.cur^1, 0
+		return nil
 	}
 }
 
@@ -246,18 +317,41 @@ func (rr *RowReader) openRowGroup() error {
 		return err
 	}
 	rr.nextRG++
-	rr.read, rr.eof = 0, false
-	return rr.r.guard(func() error {
-		rr.rows = newRangeRowGroup(rr.ft.file.RowGroups()[i].(*parquet.FileRowGroup), ra).Rows()
-		return nil
-	})
+	rr.read = 0
+	rg := rr.ft.rgs[i]
+	rr.want = int(min(max(batchValues*rg.rows/max(rg.values, 1), 1), maxBatchRows))
+	chunks := rr.ft.file.RowGroups()[i].ColumnChunks()
+	if len(chunks) != len(rr.cols) {
+		return rr.corrupt(fmt.Errorf("row group %d has %d columns, want %d", i, len(chunks), len(rr.cols)))
+	}
+	for c, chunk := range chunks {
+		rr.cols[c].pages = chunk.(*parquet.FileColumnChunk).PagesFrom(ra)
+	}
+	rr.open = true
+	return nil
+}
+
+// finishRowGroup checks that every column chunk of the row group has been
+// read to its end and closes them. Rows already read stay valid.
+func (rr *RowReader) finishRowGroup() error {
+	rr.open = false
+	for c := range rr.cols {
+		err := rr.r.guard(rr.cols[c].finish)
+		if err != nil {
+			rr.closeRowGroup()
+			if errors.Is(err, ErrCorrupt) || isBackendErr(err) {
+				return err
+			}
+			return rr.corrupt(fmt.Errorf("row group %d column %d: %w", rr.nextRG-1, c, err))
+		}
+	}
+	return nil
 }
 
 func (rr *RowReader) closeRowGroup() {
-	if rr.rows != nil {
-		rows := rr.rows
-		rr.rows = nil
-		_ = rr.r.guard(rows.Close)
+	rr.open = false
+	for c := range rr.cols {
+		rr.cols[c].close()
 	}
 }
 
@@ -268,8 +362,23 @@ func (rr *RowReader) corrupt(err error) error {
 // Close releases the reader's buffers. It is safe to call more than once.
 func (rr *RowReader) Close() error {
 	rr.closeRowGroup()
+	rr.batches[0].reset()
+	rr.batches[1].reset()
+	rr.batches[0].n, rr.batches[1].n = 0, 0
 	if rr.err == nil {
 		rr.err = errors.New("block: row reader closed")
 	}
 	return nil
+}
+
+// SpanKeys calls fn with the span ID and the kind of every span of the
+// row, in order, without decoding the row. The ID aliases the row.
+func (r Row) SpanKeys(fn func(spanID []byte, kind int32)) {
+	ids, kinds := r.column(colSpan), r.column(colSpan+6)
+	for i := 0; i < len(ids) && i < len(kinds); i++ {
+		if ids[i].DefinitionLevel() < lvlSpan {
+			continue // a ScopeSpans without spans
+		}
+		fn(ids[i].ByteArray(), kinds[i].Int32())
+	}
 }

@@ -197,12 +197,13 @@ func TestAddRowRejects(t *testing.T) {
 	require.NoError(t, err)
 	defer w.Abort()
 	require.Error(t, w.AddRow(Row{}))
-	last := len(r1.vals) - 1
-	for r1.vals[last].Column() == numColumns-1 {
+	flat := r1.flat()
+	last := len(flat) - 1
+	for flat[last].Column() == numColumns-1 {
 		last--
 	}
-	require.Error(t, w.AddRow(Row{vals: r1.vals[:last+1]}), "row without its last column")
-	two := append(r1.Clone().vals, r1.vals[colSpanCount+1:]...)
+	require.Error(t, w.AddRow(Row{vals: flat[:last+1]}), "row without its last column")
+	two := append(r1.Clone().vals, flat[colSpanCount+1:]...)
 	require.Error(t, w.AddRow(Row{vals: two}), "row with columns repeated")
 	require.NoError(t, w.AddRow(r1))
 	require.ErrorIs(t, w.AddRow(r1), ErrOutOfOrder)
@@ -256,4 +257,56 @@ func TestRowsCanceled(t *testing.T) {
 	cancel()
 	_, _, err = rr.Next()
 	require.ErrorIs(t, err, context.Canceled)
+}
+
+// TestPeekKeepsRow: PeekID reads the next batch and the next row group
+// ahead without spoiling the row Next returned last.
+func TestPeekKeepsRow(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.RowGroupSizeBytes = 8 << 10 // row groups of a few rows: batch and row-group ends
+	cfg.PageSizeBytes = 2 << 10
+	b := writeTestBlock(t, cfg, 150, true)
+	require.Greater(t, b.meta.RowGroups, 5)
+	rr, err := Open(b.be, b.meta, nil).Rows(ctx)
+	require.NoError(t, err)
+	defer rr.Close()
+	for i := range b.ids {
+		id, row, err := rr.Next()
+		require.NoError(t, err)
+		require.Equal(t, b.ids[i], id)
+		next, err := rr.PeekID()
+		if i+1 < len(b.ids) {
+			require.NoError(t, err)
+			require.Equal(t, b.ids[i+1], next)
+		} else {
+			require.ErrorIs(t, err, io.EOF)
+		}
+		require.Equal(t, b.ids[i], row.TraceID(), "row %d after PeekID", i)
+		td, err := DecodeRow(row)
+		require.NoError(t, err)
+		requireProtoEqual(t, b.traces[i], td)
+	}
+	_, _, err = rr.Next()
+	require.ErrorIs(t, err, io.EOF)
+}
+
+// TestCompactedRowGroupSize: blocks of level > 0 use the compacted row
+// group size.
+func TestCompactedRowGroupSize(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.RowGroupSizeBytes = 8 << 10
+	cfg.CompactedRowGroupSizeBytes = 64 << 10
+	rng := seededRand(t, 4)
+	ids := genTraceIDs(rng, 300)
+	traces := make([]*tracev1.TracesData, len(ids))
+	for i, id := range ids {
+		traces[i] = genRealisticTrace(rng, id, 1_700_000_000_000_000_000)
+	}
+	be := newMemBackend()
+	l0 := writeBlockOf(t, be, cfg, 0, ids, traces)
+	l1 := writeBlockOf(t, be, cfg, 1, ids, traces)
+	require.Greater(t, l0.RowGroups, 4*l1.RowGroups)
+	cfg.CompactedRowGroupSizeBytes = 0 // same as level 0
+	require.Equal(t, l0.RowGroups, writeBlockOf(t, be, cfg, 2, ids, traces).RowGroups)
 }
