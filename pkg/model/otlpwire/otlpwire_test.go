@@ -123,10 +123,10 @@ func TestSplitRejectsWhatProtoRejects(t *testing.T) {
 	badEntity = bytes.Replace(badEntity, []byte("ok"), []byte{0xc3, 0x28}, 1)
 	for name, b := range map[string][]byte{
 		"bad utf8 in entity ref": badEntity,
-		"truncated": good[:len(good)-3],
-		"bad utf8":  badUTF8,
-		"bad tag":   {0x00},
-		"bad len":   {0x0a, 0x7f},
+		"truncated":              good[:len(good)-3],
+		"bad utf8":               badUTF8,
+		"bad tag":                {0x00},
+		"bad len":                {0x0a, 0x7f},
 	} {
 		t.Run(name, func(t *testing.T) {
 			require.Error(t, proto.Unmarshal(b, &coltracepb.ExportTraceServiceRequest{}), "sanity: proto refuses it")

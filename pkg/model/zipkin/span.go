@@ -62,7 +62,6 @@ type Span struct {
 	Debug, Shared           bool
 }
 
-
 // ToOTLP converts spans into one request, grouping them into ResourceSpans
 // by local service (and the resource attributes found in their tags) and
 // into ScopeSpans by otel.scope/otel.library name and version.
