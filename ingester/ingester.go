@@ -59,10 +59,10 @@ type Ingester struct {
 
 	lastFlushErr atomic.Pointer[flushError]
 
-	flushSem  chan struct{}
-	flushWG   sync.WaitGroup
-	flushNow  chan chan struct{} // /flush requests; closed reply when done
-	ready     chan struct{}
+	flushSem chan struct{}
+	flushWG  sync.WaitGroup
+	flushNow chan chan struct{} // /flush requests; closed reply when done
+	ready    chan struct{}
 }
 
 // New builds an ingester. It starts nothing: the WAL is opened and replayed

@@ -159,7 +159,6 @@ func TestJaegerClientUDPCompact(t *testing.T) {
 	check(t, e, emit(t, sender), tenant.SingleTenant)
 }
 
-
 func TestJaegerClientHTTP(t *testing.T) {
 	e := start(t, true)
 	rt := &http.Transport{}
