@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # bench-minio.sh runs rubato-bench against a local MinIO (the test image, on
 # 127.0.0.1 with host networking) with 20 and with 200 backend blocks.
-#   scripts/bench-minio.sh [spans]     (default 1000000)
+#   scripts/bench-minio.sh [spans] [lookups]   (default 1000000 spans, 20000 lookups)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 spans="${1:-1000000}"
+lookups="${2:-20000}"
 bash scripts/docker-up.sh
 image=$(bash scripts/minio-image.sh)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -19,5 +20,5 @@ for _ in $(seq 1 60); do
 done
 for blocks in 20 200; do
 	echo "== MinIO, $blocks blocks"
-	go run ./cmd/rubato-bench -spans "$spans" -blocks "$blocks" -s3.endpoint "127.0.0.1:$port"
+	go run ./cmd/rubato-bench -spans "$spans" -phases "$blocks" -lookups "$lookups" -s3.endpoint "127.0.0.1:$port"
 done
