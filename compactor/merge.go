@@ -371,10 +371,11 @@ func combineStreaming(out sink, id []byte, group []heapEntry, st *mergeStats, ma
 	return nil
 }
 
-// dropSeen removes from td the spans whose key is in seen and adds the
-// keys of the others; it returns what is left (empty groups removed) and
-// how many spans it dropped.
-func dropSeen(td *tracev1.TracesData, seen map[spanKey]struct{}) (*tracev1.TracesData, int) {
+// filterSpans keeps the spans of td for which keep is true, in order, and
+// removes scope and resource groups left empty; it returns how many spans it
+// dropped. keep learns whether sp would open its scope group (newScope) and
+// its resource group (newResource) in the result, for size accounting.
+func filterSpans(td *tracev1.TracesData, keep func(rs *tracev1.ResourceSpans, ss *tracev1.ScopeSpans, sp *tracev1.Span, newScope, newResource bool) bool) int {
 	dropped := 0
 	rsOut := td.ResourceSpans[:0]
 	for _, rs := range td.ResourceSpans {
@@ -382,12 +383,10 @@ func dropSeen(td *tracev1.TracesData, seen map[spanKey]struct{}) (*tracev1.Trace
 		for _, ss := range rs.ScopeSpans {
 			spOut := ss.Spans[:0]
 			for _, sp := range ss.Spans {
-				k := spanKey{string(sp.GetSpanId()), int32(sp.GetKind())}
-				if _, ok := seen[k]; ok {
+				if !keep(rs, ss, sp, len(spOut) == 0, len(spOut) == 0 && len(ssOut) == 0) {
 					dropped++
 					continue
 				}
-				seen[k] = struct{}{}
 				spOut = append(spOut, sp)
 			}
 			if len(spOut) > 0 {
@@ -401,10 +400,24 @@ func dropSeen(td *tracev1.TracesData, seen map[spanKey]struct{}) (*tracev1.Trace
 		}
 	}
 	td.ResourceSpans = rsOut
+	return dropped
+}
+
+// dropSeen removes from td the spans whose key is in seen and adds the
+// keys of the others; it returns what is left (empty groups removed) and
+// how many spans it dropped.
+func dropSeen(td *tracev1.TracesData, seen map[spanKey]struct{}) (*tracev1.TracesData, int) {
+	dropped := filterSpans(td, func(_ *tracev1.ResourceSpans, _ *tracev1.ScopeSpans, sp *tracev1.Span, _, _ bool) bool {
+		k := spanKey{string(sp.GetSpanId()), int32(sp.GetKind())}
+		if _, ok := seen[k]; ok {
+			return false
+		}
+		seen[k] = struct{}{}
+		return true
+	})
 	return td, dropped
 }
 
-// combineGroup combines the copies of one trace, in input order.
 func combineGroup(group []heapEntry, st *mergeStats, maxBytes int) (*tracev1.TracesData, error) {
 	var c combine.Combiner
 	var spans int
@@ -434,44 +447,26 @@ func combineGroup(group []heapEntry, st *mergeStats, maxBytes int) (*tracev1.Tra
 // maxBytes of OTLP protobuf, and drops the rest (at least one span is
 // always kept). It returns how many spans it dropped.
 func cutTrace(td *tracev1.TracesData, maxBytes int) int {
-	size, dropped := 0, 0
+	size := 0
 	full := false
-	rsOut := td.ResourceSpans[:0]
-	for _, rs := range td.ResourceSpans {
-		base := proto.Size(&tracev1.ResourceSpans{Resource: rs.Resource, SchemaUrl: rs.SchemaUrl}) + 8
-		ssOut := rs.ScopeSpans[:0]
-		for _, ss := range rs.ScopeSpans {
-			sbase := proto.Size(&tracev1.ScopeSpans{Scope: ss.Scope, SchemaUrl: ss.SchemaUrl}) + 8
-			spOut := ss.Spans[:0]
-			for _, sp := range ss.Spans {
-				n := proto.Size(sp) + 8
-				extra := n
-				if len(spOut) == 0 {
-					extra += sbase
-					if len(ssOut) == 0 {
-						extra += base
-					}
-				}
-				if full || (size+extra > maxBytes && size > 0) {
-					full = true
-					dropped++
-					continue
-				}
-				size += extra
-				spOut = append(spOut, sp)
-			}
-			if len(spOut) > 0 {
-				ss.Spans = spOut
-				ssOut = append(ssOut, ss)
-			}
+	return filterSpans(td, func(rs *tracev1.ResourceSpans, ss *tracev1.ScopeSpans, sp *tracev1.Span, newScope, newResource bool) bool {
+		if full {
+			return false
 		}
-		if len(ssOut) > 0 {
-			rs.ScopeSpans = ssOut
-			rsOut = append(rsOut, rs)
+		extra := proto.Size(sp) + 8
+		if newScope {
+			extra += proto.Size(&tracev1.ScopeSpans{Scope: ss.Scope, SchemaUrl: ss.SchemaUrl}) + 8
 		}
-	}
-	td.ResourceSpans = rsOut
-	return dropped
+		if newResource {
+			extra += proto.Size(&tracev1.ResourceSpans{Resource: rs.Resource, SchemaUrl: rs.SchemaUrl}) + 8
+		}
+		if size+extra > maxBytes && size > 0 {
+			full = true
+			return false
+		}
+		size += extra
+		return true
+	})
 }
 
 func countSpans(td *tracev1.TracesData) int {

@@ -326,21 +326,11 @@ func (r *Reader) footer(ctx context.Context) (*footer, error) {
 	if v, ok := r.cache.get(r.dataKey); ok {
 		return v.(*footer), nil
 	}
-	off := r.meta.Size - r.meta.FooterSize
-	tail, err := r.be.GetRange(ctx, r.dataKey, off, r.meta.FooterSize)
-	if err != nil {
-		return nil, fmt.Errorf("read footer of %s: %w", r.dataKey, err)
-	}
-	var ft *footer
-	err = r.guard(func() error {
-		var err error
-		ft, err = openFooter(ctx, r.be, r.dataKey, r.meta, section{off: off, data: tail}, false)
-		return err
-	})
+	ft, err := r.readFooter(ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	r.cache.put(r.dataKey, ft, footerCostFactor*int64(len(tail))+1024)
+	r.cache.put(r.dataKey, ft, footerCostFactor*int64(len(ft.tail.data))+1024)
 	return ft, nil
 }
 
@@ -355,6 +345,19 @@ func (r *Reader) streamFooter(ctx context.Context) (*footer, error) {
 	if v, ok := r.cache.get(r.dataKey); ok {
 		return v.(*footer), nil
 	}
+	ft, err := r.readFooter(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	// Streaming reads nothing more from the tail (page index and Thrift
+	// footer, already decoded): let its bytes go.
+	ft.tail = section{}
+	return ft, nil
+}
+
+// readFooter fetches the tail of data.parquet (footer and page index) in
+// one ranged read and decodes it.
+func (r *Reader) readFooter(ctx context.Context, streaming bool) (*footer, error) {
 	off := r.meta.Size - r.meta.FooterSize
 	tail, err := r.be.GetRange(ctx, r.dataKey, off, r.meta.FooterSize)
 	if err != nil {
@@ -363,16 +366,10 @@ func (r *Reader) streamFooter(ctx context.Context) (*footer, error) {
 	var ft *footer
 	err = r.guard(func() error {
 		var err error
-		ft, err = openFooter(ctx, r.be, r.dataKey, r.meta, section{off: off, data: tail}, true)
+		ft, err = openFooter(ctx, r.be, r.dataKey, r.meta, section{off: off, data: tail}, streaming)
 		return err
 	})
-	if err != nil {
-		return nil, err
-	}
-	// Streaming reads nothing more from the tail (page index and Thrift
-	// footer, already decoded): let its bytes go.
-	ft.tail = section{}
-	return ft, nil
+	return ft, err
 }
 
 // openFooter decodes the Parquet footer and page index from the tail bytes
