@@ -6,132 +6,241 @@ import (
 	"io"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/encoding"
 )
 
-// Column-wise row reading for RowReader. parquet-go's row reader builds
-// each row by pulling values from every column in turn and assembling one
-// parquet.Row, which AddRow then splits by column again. Here a batch of
-// rows is read one column at a time into a per-column buffer, and a row is
-// the set of its sub-slices, one per column, which AddRow hands to the
-// column writers as they are. (Rows never span pages: parquet-go's writer
-// cuts pages between rows, and a row that seems to is reported corrupt.)
+// Column-wise row reading for RowReader. A batch of rows is read one column
+// at a time, and a row is one cell per column: a page decoded by parquet-go
+// and the row's position in it. Nothing is converted to parquet.Value on
+// the way: Writer.AddRow copies a cell's levels and values straight into
+// the output page (pqcopy.go), remapping dictionary indexes; only a row that
+// must be decoded (DecodeRow, a trace found in several blocks) materializes
+// values (Row.column). Rows never span pages (the writer cuts pages between
+// rows; a page that does not start a row is reported corrupt).
 //
-// Byte-array values point into the page they were decoded from: a page
-// stays alive while a batch holding its values is in use. pageRef counts
-// the batches and the column reader using a page and hands its buffers
-// back to parquet-go at zero.
+// A page stays alive while a batch holding one of its cells is in use:
+// colPage counts the batches and the column reader using it and hands its
+// buffers back to parquet-go at zero.
 
-// pageRef is one page of a column chunk being read.
-type pageRef struct {
+// colPage is one decoded data page of a column chunk, split into rows.
+type colPage struct {
 	page parquet.Page
-	vr   parquet.ValueReader
 	refs int
+	leaf *leafInfo
+
+	rep, def []byte          // levels, nil when the column's max is 0
+	vals     encoding.Values // defined values, or dictionary indexes (dict != nil)
+	data     []byte          // vals.Data(): raw values (fixed width, or byte arrays with offs)
+	offs     []uint32        // byte array offsets, len = values+1
+	idx      []int32         // dictionary indexes (dict != nil)
+	dict     *dictRemap      // the chunk's dictionary, nil for a page without one
+
+	// Row r has levels [rowLvl[r], rowLvl[r+1]) and values
+	// [rowVal[r], rowVal[r+1]). Both are nil for a column with max
+	// repetition level 0 (one level and one value per row).
+	rowLvl, rowVal []int32
+	rows           int
 }
 
-func (p *pageRef) release() {
+func (p *colPage) release() {
 	p.refs--
 	if p.refs == 0 {
 		parquet.Release(p.page)
-		p.page, p.vr = nil, nil
+		p.page, p.vals, p.data, p.offs, p.idx, p.rep, p.def = nil, encoding.Values{}, nil, nil, nil, nil, nil
 	}
 }
 
-// colChunk is how many values a colReader decodes at a time.
-const colChunk = 256
+// levels returns the level range of row r.
+func (p *colPage) levels(r int32) (int, int) {
+	if p.rowLvl == nil {
+		return int(r), int(r) + 1
+	}
+	return int(p.rowLvl[r]), int(p.rowLvl[r+1])
+}
+
+// values returns the value range of row r.
+func (p *colPage) values(r int32) (int, int) {
+	if p.rowVal == nil {
+		return int(r), int(r) + 1
+	}
+	return int(p.rowVal[r]), int(p.rowVal[r+1])
+}
+
+// dictRemap is one column chunk's dictionary as read, with a cache of the
+// index each of its values has in the dictionary of the output column
+// chunk being written (pqcopy.go). It is valid for one output chunk: owner
+// and gen say which.
+type dictRemap struct {
+	dict  parquet.Dictionary
+	data  []byte   // values: fixed width, or byte arrays with offs
+	offs  []uint32 // byte array offsets, len = Len()+1
+	owner *colWriter
+	gen   uint64
+	m     []int32 // input index -> output index, -1 unknown
+}
+
+// split finds the rows of p and checks its levels and value count.
+func (p *colPage) split() error {
+	leaf := p.leaf
+	p.vals = p.page.Data()
+	p.data, p.offs = p.vals.Data()
+	nvals := 0
+	switch {
+	case p.dict != nil:
+		p.idx = p.vals.Int32()
+		nvals = len(p.idx)
+		for _, i := range p.idx {
+			if i < 0 || int(i) >= len(p.dict.m) {
+				return fmt.Errorf("dictionary index %d out of range [0, %d)", i, len(p.dict.m))
+			}
+		}
+	case leaf.kind == parquet.ByteArray:
+		nvals = max(len(p.offs)-1, 0)
+	case leaf.kind == parquet.Boolean:
+		nvals = -1 // bit-packed: checked against the levels below
+	default:
+		nvals = len(p.data) / fixedSize(leaf.kind)
+	}
+	if leaf.maxRep == 0 {
+		// Top-level required columns (the v1 schema has no other
+		// unrepeated ones): one value per row.
+		if leaf.maxDef != 0 || len(p.page.RepetitionLevels()) != 0 || len(p.page.DefinitionLevels()) != 0 {
+			return errors.New("unexpected levels in a top-level column")
+		}
+		p.rows = int(p.page.NumValues())
+		if nvals >= 0 && nvals != p.rows {
+			return fmt.Errorf("page has %d values for %d rows", nvals, p.rows)
+		}
+		if leaf.kind == parquet.Boolean && len(p.data)*8 < p.rows {
+			return errors.New("page has too few boolean values")
+		}
+		return nil
+	}
+	p.rep, p.def = p.page.RepetitionLevels(), p.page.DefinitionLevels()
+	if len(p.rep) != len(p.def) || len(p.rep) == 0 {
+		return fmt.Errorf("page has %d repetition and %d definition levels", len(p.rep), len(p.def))
+	}
+	if p.rep[0] != 0 {
+		return errors.New("page does not start a row")
+	}
+	p.rowLvl, p.rowVal = p.rowLvl[:0], p.rowVal[:0]
+	v := int32(0)
+	maxRep, maxDef := p.leaf.maxRep, p.leaf.maxDef
+	def := p.def[:len(p.rep)]
+	for i, r := range p.rep {
+		d := def[i]
+		if r > maxRep || d > maxDef {
+			return fmt.Errorf("level (%d, %d) above the column's maximum (%d, %d)", r, d, maxRep, maxDef)
+		}
+		if r == 0 {
+			p.rowLvl = append(p.rowLvl, int32(i))
+			p.rowVal = append(p.rowVal, v)
+		}
+		if d == maxDef {
+			v++
+		}
+	}
+	p.rowLvl = append(p.rowLvl, int32(len(p.rep)))
+	p.rowVal = append(p.rowVal, v)
+	p.rows = len(p.rowLvl) - 1
+	switch {
+	case nvals >= 0 && int(v) != nvals:
+		return fmt.Errorf("page has %d values, its levels say %d", nvals, v)
+	case nvals < 0 && len(p.data)*8 < int(v):
+		return errors.New("page has too few boolean values")
+	}
+	return nil
+}
+
+// fixedSize is the size of one PLAIN value of a fixed-width kind.
+func fixedSize(kind parquet.Kind) int {
+	switch kind {
+	case parquet.Int32, parquet.Float:
+		return 4
+	case parquet.FixedLenByteArray:
+		return TraceIDSize
+	default:
+		return 8
+	}
+}
 
 // colReader reads one column chunk of the current row group.
 type colReader struct {
+	leaf  *leafInfo
 	pages *parquet.FilePages
-	cur   *pageRef // page being read, nil when none
-	done  bool     // cur has no more values
-	buf   [colChunk]parquet.Value
-	carry []parquet.Value // decoded from cur, not yet in a batch (aliases buf)
+	cur   *colPage // page being read, nil when none
+	next  int32    // its next row
+	dict  *dictRemap
+	free  []*colPage // released pages, for reuse of their row arrays
 }
 
-// readRows appends the values of the column's next n rows to dst, and
-// the end offset in dst of each row to ends. It adds a count to every page
-// it took values from to refs. io.EOF: the chunk ended before n rows.
-func (c *colReader) readRows(n int, dst []parquet.Value, ends []int32, refs []*pageRef) ([]parquet.Value, []int32, []*pageRef, error) {
-	rows := 0
-	var counted *pageRef // page already in refs
-	for {
-		if len(c.carry) == 0 {
-			if rows == n && (c.cur == nil || c.done) {
-				// A page ends with a whole row: the last row ends here.
-				return dst, append(ends, int32(len(dst))), refs, nil
+// readRows sets the cells of column c of the next n rows: cells[r*numColumns+c].
+// It adds a count to every page it took rows from to refs. io.EOF: the
+// chunk ended before n rows.
+func (c *colReader) readRows(n, col int, cells []cell, refs []*colPage) ([]*colPage, error) {
+	var counted *colPage // page already in refs
+	for r := 0; r < n; r++ {
+		for c.cur == nil || int(c.next) == c.cur.rows {
+			if err := c.nextPage(); err != nil {
+				return refs, err
 			}
-			if err := c.fill(); err != nil {
-				if errors.Is(err, io.EOF) && rows == n {
-					return dst, append(ends, int32(len(dst))), refs, nil
-				}
-				return dst, ends, refs, err
-			}
-			continue
-		}
-		v := c.carry
-		i := 0
-		if v[0].RepetitionLevel() == 0 {
-			if rows == n {
-				return dst, append(ends, int32(len(dst))), refs, nil
-			}
-			if rows > 0 {
-				ends = append(ends, int32(len(dst)))
-			}
-			rows++
-			i = 1
-		} else if rows == 0 {
-			return dst, ends, refs, errors.New("column chunk does not start a row where expected")
-		}
-		for i < len(v) && v[i].RepetitionLevel() != 0 {
-			i++
 		}
 		if c.cur != counted {
 			c.cur.refs++
 			refs = append(refs, c.cur)
 			counted = c.cur
 		}
-		dst = append(dst, v[:i]...)
-		c.carry = v[i:]
+		cells[r*numColumns+col] = cell{pg: c.cur, row: c.next}
+		c.next++
 	}
+	return refs, nil
 }
 
-// fill decodes the next values of the chunk into carry, moving to the next
-// page when the current one is done. It returns io.EOF at the chunk's end.
-func (c *colReader) fill() error {
-	if c.cur == nil || c.done {
-		if c.cur != nil {
-			if !c.done {
-				return errors.New("page not read to its end")
-			}
-			c.cur.release()
-			c.cur = nil
-		}
-		page, err := c.pages.ReadPage()
-		if err != nil {
-			return err
-		}
-		c.cur, c.done = &pageRef{page: page, vr: page.Values(), refs: 1}, false
-		if r := page.RepetitionLevels(); len(r) > 0 && r[0] != 0 {
-			return errors.New("page does not start a row")
-		}
-	}
-	n, err := c.cur.vr.ReadValues(c.buf[:])
-	c.carry = c.buf[:n]
-	switch {
-	case errors.Is(err, io.EOF):
-		c.done = true
-	case err != nil:
+// nextPage moves to the next page of the chunk; io.EOF at its end.
+func (c *colReader) nextPage() error {
+	c.releaseCur()
+	page, err := c.pages.ReadPage()
+	if err != nil {
 		return err
-	case n == 0:
-		return errors.New("page values make no progress")
 	}
-	return nil
+	var p *colPage
+	if n := len(c.free); n > 0 {
+		p, c.free = c.free[n-1], c.free[:n-1]
+	} else {
+		p = &colPage{}
+	}
+	*p = colPage{page: page, refs: 1, leaf: c.leaf, rowLvl: p.rowLvl, rowVal: p.rowVal}
+	c.cur, c.next = p, 0
+	if d := page.Dictionary(); d != nil {
+		if c.dict == nil || c.dict.dict != d {
+			vals := d.Page().Data()
+			data, offs := vals.Data()
+			c.dict = &dictRemap{dict: d, data: data, offs: offs, m: make([]int32, d.Len())}
+		}
+		p.dict = c.dict
+	}
+	return p.split()
 }
 
-// finish checks that the chunk has no values left and releases it.
+func (c *colReader) releaseCur() {
+	if c.cur == nil {
+		return
+	}
+	p := c.cur
+	c.cur = nil
+	p.release()
+	if p.refs == 0 {
+		c.free = append(c.free, p)
+	}
+}
+
+// finish checks that the chunk has no rows left and releases it.
 func (c *colReader) finish() error {
-	for len(c.carry) == 0 {
-		err := c.fill()
+	if c.cur != nil && int(c.next) < c.cur.rows {
+		return errors.New("column chunk holds more rows than its row group")
+	}
+	for {
+		err := c.nextPage()
 		if errors.Is(err, io.EOF) {
 			c.close()
 			return nil
@@ -139,35 +248,37 @@ func (c *colReader) finish() error {
 		if err != nil {
 			return err
 		}
+		if c.cur.rows > 0 {
+			return errors.New("column chunk holds more rows than its row group")
+		}
 	}
-	return errors.New("column chunk holds more rows than its row group")
 }
 
 func (c *colReader) close() {
-	clear(c.buf[:])
-	c.carry = nil
-	if c.cur != nil {
-		c.cur.release()
-		c.cur = nil
-	}
+	c.releaseCur()
+	c.dict = nil
 	if c.pages != nil {
 		_ = c.pages.Close()
 		c.pages = nil
 	}
 }
 
-// rowBatch is up to maxBatchRows rows of one row group, by column: row r's
-// values of column c are cells[r*numColumns+c], sub-slices of vals[c].
-type rowBatch struct {
-	n     int
-	vals  [numColumns][]parquet.Value
-	ends  []int32
-	cells [][]parquet.Value
-	refs  []*pageRef // pages the values point into, one count each
+// cell is one row of one column: row `row` of page pg.
+type cell struct {
+	pg  *colPage
+	row int32
 }
 
-// columns returns row r's values by column.
-func (b *rowBatch) columns(r int) [][]parquet.Value {
+// rowBatch is up to maxBatchRows rows of one row group, by column: row r's
+// cell of column c is cells[r*numColumns+c].
+type rowBatch struct {
+	n     int
+	cells []cell
+	refs  []*colPage // pages the cells point into, one count each
+}
+
+// columns returns row r's cells.
+func (b *rowBatch) columns(r int) []cell {
 	return b.cells[r*numColumns : (r+1)*numColumns : (r+1)*numColumns]
 }
 
@@ -178,10 +289,6 @@ func (b *rowBatch) reset() {
 	}
 	clear(b.refs)
 	b.refs = b.refs[:0]
-	for c := range b.vals {
-		clear(b.vals[c])
-		b.vals[c] = b.vals[c][:0]
-	}
 	clear(b.cells)
 	b.n = 0
 }
@@ -189,51 +296,19 @@ func (b *rowBatch) reset() {
 // read fills b (reset) with the next n rows of the row group cols read.
 func (b *rowBatch) read(cols []colReader, n int) error {
 	if need := n * numColumns; cap(b.cells) < need {
-		b.cells = make([][]parquet.Value, need)
+		b.cells = make([]cell, need)
 	}
 	b.cells = b.cells[:n*numColumns]
 	for c := range cols {
 		var err error
-		b.ends = b.ends[:0]
-		b.vals[c], b.ends, b.refs, err = cols[c].readRows(n, b.vals[c][:0], b.ends, b.refs)
+		b.refs, err = cols[c].readRows(n, c, b.cells, b.refs)
 		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("column %d has fewer rows than its row group", c)
 		}
 		if err != nil {
 			return fmt.Errorf("column %d: %w", c, err)
 		}
-		if len(b.ends) != n {
-			return fmt.Errorf("column %d: read %d rows, want %d", c, len(b.ends), n)
-		}
-		start := int32(0)
-		for r, end := range b.ends {
-			b.cells[r*numColumns+c] = b.vals[c][start:end:end]
-			start = end
-		}
 	}
 	b.n = n
-	for r := range n {
-		if err := checkTopLevel(b.columns(r)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// checkTopLevel checks the trace-level columns of a row read by column
-// (colReader already gave every column exactly one record).
-func checkTopLevel(cols [][]parquet.Value) error {
-	for c := 0; c <= colSpanCount; c++ {
-		if len(cols[c]) != 1 || cols[c][0].IsNull() {
-			return fmt.Errorf("row has no single value in top-level column %d", c)
-		}
-	}
-	if id := cols[colTraceID][0]; id.Kind() != parquet.FixedLenByteArray || len(id.ByteArray()) != TraceIDSize {
-		return errors.New("row has no 16-byte trace id")
-	}
-	if cols[colStartTimeUnixNano][0].Kind() != parquet.Int64 || cols[colEndTimeUnixNano][0].Kind() != parquet.Int64 ||
-		cols[colSpanCount][0].Kind() != parquet.Int32 {
-		return errors.New("row has malformed trace columns")
-	}
 	return nil
 }

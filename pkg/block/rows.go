@@ -25,17 +25,18 @@ const (
 // (copying a trace between blocks without converting it to OTLP) or to
 // DecodeRow. The zero Row is invalid.
 type Row struct {
-	// Either the row's values by column (RowReader: sub-slices of decoded
-	// pages, checked as they were read), or the whole row in one slice.
-	cols    [][]parquet.Value
+	// Either the row's cells by column (RowReader: rows of decoded pages,
+	// checked as they were read), or the whole row in one slice.
+	cells   []cell
 	vals    parquet.Row
 	checked bool // vals passed check (Clone keeps it)
 }
 
-// column returns the row's values of leaf column c.
+// column returns the row's values of leaf column c (a new slice for a row
+// of cells).
 func (r Row) column(c int) []parquet.Value {
-	if r.cols != nil {
-		return r.cols[c]
+	if r.cells != nil {
+		return r.cells[c].appendValues(nil, c)
 	}
 	v := r.vals
 	lo := sort.Search(len(v), func(i int) bool { return v[i].Column() >= c })
@@ -48,26 +49,25 @@ func (r Row) column(c int) []parquet.Value {
 
 // flat returns the row as one parquet.Row (a copy for a row by column).
 func (r Row) flat() parquet.Row {
-	if r.cols == nil {
+	if r.cells == nil {
 		return r.vals
 	}
 	n := 0
-	for _, c := range r.cols {
-		n += len(c)
+	for _, x := range r.cells {
+		ls, le := x.pg.levels(x.row)
+		n += le - ls
 	}
 	out := make(parquet.Row, 0, n)
-	for c, vs := range r.cols {
-		for _, v := range vs {
-			out = append(out, v.Level(v.RepetitionLevel(), v.DefinitionLevel(), c))
-		}
+	for c, x := range r.cells {
+		out = x.appendValues(out, c)
 	}
 	return out
 }
 
 // TraceID returns the row's 16-byte trace ID. It aliases the row.
 func (r Row) TraceID() []byte {
-	if r.cols != nil {
-		return r.cols[colTraceID][0].ByteArray()
+	if r.cells != nil {
+		return r.cells[colTraceID].fixed()
 	}
 	if len(r.vals) == 0 {
 		return nil
@@ -77,8 +77,8 @@ func (r Row) TraceID() []byte {
 
 // SpanCount returns the number of spans in the row's trace.
 func (r Row) SpanCount() int {
-	if r.cols != nil {
-		return int(r.cols[colSpanCount][0].Int32())
+	if r.cells != nil {
+		return int(r.cells[colSpanCount].int32())
 	}
 	if len(r.vals) <= colSpanCount {
 		return 0
@@ -112,7 +112,7 @@ func (r Row) Clone() Row {
 		}
 		vals[i] = v
 	}
-	return Row{vals: vals, checked: r.checked || r.cols != nil}
+	return Row{vals: vals, checked: r.checked || r.cells != nil}
 }
 
 // check verifies the row's shape: every column of the v1 schema present,
@@ -120,7 +120,7 @@ func (r Row) Clone() Row {
 // one value. (Levels within a column are not cross-checked against the
 // other columns: rows come from RowReader, which read them from a v1 file.)
 func (r Row) check() error {
-	if r.checked || r.cols != nil {
+	if r.checked || r.cells != nil {
 		return nil
 	}
 	v := r.vals
@@ -196,6 +196,7 @@ type RowReader struct {
 	ctx context.Context
 	r   *Reader
 	ft  *footer
+	lay *layout
 
 	nextRG int         // next row group to open
 	open   bool        // cols read row group nextRG-1
@@ -220,7 +221,11 @@ func (r *Reader) Rows(ctx context.Context) (*RowReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RowReader{ctx: ctx, r: r, ft: ft, first: true, cols: make([]colReader, numColumns)}, nil
+	lay, err := v1Layout()
+	if err != nil {
+		return nil, err
+	}
+	return &RowReader{ctx: ctx, r: r, ft: ft, lay: lay, first: true, cols: make([]colReader, numColumns)}, nil
 }
 
 // Next returns the next row and its trace ID, or io.EOF after the last one.
@@ -232,7 +237,7 @@ func (rr *RowReader) Next() ([]byte, Row, error) {
 	if err := rr.fill(); err != nil {
 		return nil, Row{}, err
 	}
-	row := Row{cols: rr.batches[rr.cur].columns(rr.i)}
+	row := Row{cells: rr.batches[rr.cur].columns(rr.i)}
 	rr.i++
 	return row.TraceID(), row, nil
 }
@@ -246,7 +251,7 @@ func (rr *RowReader) PeekID() ([]byte, error) {
 	if err := rr.fill(); err != nil {
 		return nil, err
 	}
-	return rr.batches[rr.cur].columns(rr.i)[colTraceID][0].ByteArray(), nil
+	return rr.batches[rr.cur].columns(rr.i)[colTraceID].fixed(), nil
 }
 
 // fill makes sure row i of batches[cur] is the next row, reading the next
@@ -298,7 +303,7 @@ func (rr *RowReader) readBatch() error {
 		rr.read += int64(n)
 		// IDs ascending (equal for the parts of one trace).
 		for j := range n {
-			id := b.columns(j)[colTraceID][0].ByteArray()
+			id := b.columns(j)[colTraceID].fixed()
 			if !rr.first && bytes.Compare(rr.prev[:], id) > 0 {
 				return rr.corrupt(fmt.Errorf("trace id %x after %x", id, rr.prev))
 			}
@@ -325,6 +330,7 @@ func (rr *RowReader) openRowGroup() error {
 		return rr.corrupt(fmt.Errorf("row group %d has %d columns, want %d", i, len(chunks), len(rr.cols)))
 	}
 	for c, chunk := range chunks {
+		rr.cols[c].leaf = &rr.lay.leaves[c]
 		rr.cols[c].pages = chunk.(*parquet.FileColumnChunk).PagesFrom(ra)
 	}
 	rr.open = true

@@ -32,20 +32,19 @@ type Writer struct {
 	level  uint8
 
 	tmp   *os.File
-	pw    *parquet.Writer
+	pw    *fileWriter
 	codec *zstdCodec
 
 	row     traceRow
 	shred   shredder
-	split   columns         // AddRow's row by column
-	scratch []parquet.Value // AddRow's row, contiguous
+	split   columns // AddRow's row by column
 	hashes  []uint64
 	first   [TraceIDSize]byte
 	last    [TraceIDSize]byte
 	spans   int64
 	start   uint64 // earliest non-zero span start
 	end     uint64 // latest span end
-	rgStart int64  // pw.Size() when the current row group began
+	rgStart int64  // pw.size() when the current row group began
 	rgRows  int64  // rows in the current row group
 	flushed int64  // rows in finished row groups
 	done    bool
@@ -54,40 +53,11 @@ type Writer struct {
 // schemaV1 is the Parquet schema of format v1 (parquet-go caches it per type).
 func schemaV1() *parquet.Schema { return parquet.SchemaOf(new(traceRow)) }
 
-// writerOptions are the Parquet settings of format v1.
-func writerOptions(cfg Config, codec *zstdCodec) []parquet.WriterOption {
-	schema := schemaV1()
-	opts := []parquet.WriterOption{
-		schema,
-		parquet.CreatedBy("rubato", VersionV1, ""),
-		parquet.KeyValueMetadata(parquetVersionKey, VersionV1),
-		// zstd SpeedFastest: on trace data it compresses as well as the
-		// default level (TestBytesPerSpan) at a fraction of the CPU.
-		parquet.Compression(codec),
-		parquet.PageBufferSize(cfg.PageSizeBytes),
-		// Page header statistics are read by nobody: the page index holds
-		// the bounds that matter.
-		parquet.DataPageStatistics(false),
-		parquet.DataPageVersion(1),
-		// Record (not perform) the sort order: Add enforces it.
-		parquet.SortingWriterConfig(parquet.SortingColumns(parquet.Ascending("TraceID"))),
-		// Keep whole 16-byte IDs in the page index so it can locate pages.
-		parquet.ColumnIndexSizeLimit(func([]string) int { return TraceIDSize }),
-		// High-cardinality columns (pod names, peer addresses) stop growing
-		// dictionaries early: zstd compresses their plain pages as well, and
-		// every lookup decodes the whole dictionary of every column.
-		parquet.DictionaryMaxBytes(32 << 10),
-	}
-	// Page bounds (column index min/max, chunk statistics) only for TraceID,
-	// the one column a reader searches; computing them for every column
-	// cost a sixth of the write time and bloated the footer.
-	for _, path := range schema.Columns() {
-		if len(path) != 1 || path[0] != "TraceID" {
-			opts = append(opts, parquet.SkipPageBounds(path...))
-		}
-	}
-	return opts
-}
+// Footer fields of data.parquet (FORMAT.md).
+var (
+	parquetKeyValues = []format.KeyValue{{Key: parquetVersionKey, Value: VersionV1}}
+	parquetCreatedBy = "rubato version " + VersionV1 + "(build )"
+)
 
 // NewWriter starts block id of tenant at the given compaction level.
 // estimatedObjects (the expected trace count) only presizes buffers; the
@@ -122,7 +92,10 @@ func NewWriter(_ context.Context, be backend.Backend, cfg Config, tenantID strin
 		codec:  codec,
 		hashes: make([]uint64, 0, min(max(estimatedObjects, 0), 1<<24)),
 	}
-	w.pw = parquet.NewWriter(tmp, writerOptions(cfg, codec)...)
+	if w.pw, err = newFileWriter(tmp, codec, cfg.PageSizeBytes); err != nil {
+		w.Abort()
+		return nil, fmt.Errorf("new block writer: %w", err)
+	}
 	return w, nil
 }
 
@@ -196,23 +169,16 @@ func (w *Writer) addRow(row Row, part bool) error {
 	if err := w.checkID(id, part); err != nil {
 		return err
 	}
-	if row.cols != nil {
-		// Copy the row into one buffer first: handing parquet-go the
-		// values where the RowReader decoded them (a buffer per column)
-		// made its level appends several times slower (measured: the
-		// whole compaction 20% slower), copying costs a few percent.
-		w.scratch = w.scratch[:0]
-		for _, v := range row.cols {
-			w.scratch = append(w.scratch, v...)
+	if row.cells != nil {
+		c := row.cells
+		if err := w.pw.writeCells(c); err != nil {
+			w.Abort() // a partly written row cannot be taken back
+			return fmt.Errorf("add row %x: %w", id, err)
 		}
-		off := 0
-		for c, v := range row.cols {
-			w.split[c] = w.scratch[off : off+len(v) : off+len(v)]
-			off += len(v)
-		}
-	} else {
-		w.split.split(row.vals)
+		w.addStats(id, uint64(c[colStartTimeUnixNano].int64()), uint64(c[colEndTimeUnixNano].int64()), c[colSpanCount].int32())
+		return w.endRow()
 	}
+	w.split.split(row.vals)
 	err := w.write(id, &w.split, uint64(w.split[colStartTimeUnixNano][0].Int64()),
 		uint64(w.split[colEndTimeUnixNano][0].Int64()), w.split[colSpanCount][0].Int32())
 	clear(w.split[:])
@@ -246,13 +212,16 @@ func (w *Writer) checkID(traceID []byte, part bool) error {
 // skipping that copy saves a tenth of the write time. (The row group's row
 // count comes from the column writers, not from WriteRows.)
 func (w *Writer) write(traceID []byte, cols *columns, start, end uint64, spans int32) error {
-	cws := w.pw.ColumnWriters()
-	for c := range cols {
-		if _, err := cws[c].WriteRowValues(cols[c]); err != nil {
-			w.Abort() // a partly written row cannot be taken back
-			return fmt.Errorf("add trace %x: column %d: %w", traceID, c, err)
-		}
+	if err := w.pw.writeRow(cols); err != nil {
+		w.Abort() // a partly written row cannot be taken back
+		return fmt.Errorf("add trace %x: %w", traceID, err)
 	}
+	w.addStats(traceID, start, end, spans)
+	return w.endRow()
+}
+
+// addStats accounts for a row written: bloom hash, ID range, times, spans.
+func (w *Writer) addStats(traceID []byte, start, end uint64, spans int32) {
 	if len(w.hashes) == 0 {
 		copy(w.first[:], traceID)
 	}
@@ -263,27 +232,31 @@ func (w *Writer) write(traceID []byte, cols *columns, start, end uint64, spans i
 		w.start = start
 	}
 	w.end = max(w.end, end)
+}
+
+// endRow counts a row and cuts the row group when it is full.
+func (w *Writer) endRow() error {
 	w.rgRows++
 	if w.rowGroupFull() {
-		if err := w.pw.Flush(); err != nil {
+		if err := w.pw.flushRowGroup(); err != nil {
 			w.Abort()
 			return fmt.Errorf("flush row group: %w", err)
 		}
 		w.flushed += w.rgRows
 		w.rgRows = 0
-		w.rgStart = w.pw.Size()
+		w.rgStart = w.pw.size()
 	}
 	return nil
 }
 
-// rowGroupFull decides when to cut a row group. parquet-go's size estimate
-// counts buffered values before encoding and compression, several times
-// their final size, so it only sizes the first row group; after that the
-// writer cuts every RowGroupSizeBytes / (bytes per row so far) rows.
+// rowGroupFull decides when to cut a row group. The file writer's size
+// estimate counts the page being filled before encoding and compression,
+// so it only sizes the first row group; after that the writer cuts every
+// RowGroupSizeBytes / (bytes per row so far) rows.
 func (w *Writer) rowGroupFull() bool {
 	target := int64(w.cfg.rowGroupSizeBytes(w.level))
 	if w.flushed == 0 {
-		return w.pw.Size()-w.rgStart >= target
+		return w.pw.size()-w.rgStart >= target
 	}
 	rows := target * w.flushed / max(w.rgStart, 1)
 	return w.rgRows >= max(rows, 1)
@@ -306,20 +279,14 @@ func (w *Writer) Close(ctx context.Context) (*Meta, error) {
 	if len(w.hashes) == 0 {
 		return nil, ErrEmptyBlock
 	}
-	if err := w.pw.Close(); err != nil {
+	if err := w.pw.close(parquetKeyValues, parquetCreatedBy); err != nil {
 		return nil, fmt.Errorf("close parquet: %w", err)
 	}
-	md := w.pw.File().Metadata()
 	size, err := w.tmp.Seek(0, io.SeekEnd)
 	if err != nil {
 		return nil, fmt.Errorf("close block: %w", err)
 	}
-	var dataEnd int64
-	for _, rg := range md.RowGroups {
-		for _, c := range rg.Columns {
-			dataEnd = max(dataEnd, chunkStart(&c.MetaData)+c.MetaData.TotalCompressedSize)
-		}
-	}
+	dataEnd := w.pw.dataEnd()
 	if _, err := w.tmp.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("close block: %w", err)
 	}
@@ -351,7 +318,7 @@ func (w *Writer) Close(ctx context.Context) (*Meta, error) {
 		TotalSpans:      w.spans,
 		Size:            size,
 		FooterSize:      size - dataEnd,
-		RowGroups:       len(md.RowGroups),
+		RowGroups:       len(w.pw.rgs),
 		CompactionLevel: w.level,
 		BloomShardCount: len(shards),
 		CreatedAt:       time.Now().UTC(),

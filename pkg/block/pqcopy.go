@@ -1,0 +1,222 @@
+package block
+
+import (
+	"encoding/binary"
+	"math"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/format"
+)
+
+// Copying rows between v1 blocks (compaction) without parquet.Value: a
+// cell's levels are appended as bytes, its values as raw PLAIN bytes or
+// typed slices, and its dictionary indexes through a per-input-dictionary
+// remap table (dictRemap), so that each distinct value of an input column
+// chunk is looked up in the output dictionary once per output chunk, not
+// once per row.
+
+// fixed returns the value of a FIXED_LEN_BYTE_ARRAY top-level cell (the
+// trace ID). It aliases the page.
+func (x cell) fixed() []byte {
+	i, _ := x.pg.values(x.row)
+	return x.pg.data[i*TraceIDSize : (i+1)*TraceIDSize : (i+1)*TraceIDSize]
+}
+
+// int32 and int64 return the value of a top-level cell of that kind.
+func (x cell) int32() int32 {
+	i, _ := x.pg.values(x.row)
+	return int32(binary.LittleEndian.Uint32(x.pg.data[4*i:]))
+}
+
+func (x cell) int64() int64 {
+	i, _ := x.pg.values(x.row)
+	return int64(binary.LittleEndian.Uint64(x.pg.data[8*i:]))
+}
+
+// appendValues appends the cell's values as parquet.Values of column c
+// (null for a level below the maximum definition level).
+func (x cell) appendValues(dst []parquet.Value, c int) []parquet.Value {
+	p := x.pg
+	ls, le := p.levels(x.row)
+	v, _ := p.values(x.row)
+	for i := ls; i < le; i++ {
+		var r, d byte
+		if p.rep != nil {
+			r, d = p.rep[i], p.def[i]
+		}
+		if d != p.leaf.maxDef {
+			dst = append(dst, parquet.NullValue().Level(int(r), int(d), c))
+			continue
+		}
+		dst = append(dst, p.value(v).Level(int(r), int(d), c))
+		v++
+	}
+	return dst
+}
+
+// value returns value i of the page (aliasing it for byte arrays).
+func (p *colPage) value(i int) parquet.Value {
+	if p.dict != nil {
+		return p.dict.dict.Index(p.idx[i])
+	}
+	return plainValue(p.leaf.kind, p.data, p.offs, i)
+}
+
+// plainValue returns value i of raw PLAIN values of a kind (booleans
+// bit-packed).
+func plainValue(kind parquet.Kind, data []byte, offs []uint32, i int) parquet.Value {
+	switch kind {
+	case parquet.Boolean:
+		return parquet.BooleanValue(data[i/8]>>(i%8)&1 == 1)
+	case parquet.Int32:
+		return parquet.Int32Value(int32(binary.LittleEndian.Uint32(data[4*i:])))
+	case parquet.Int64:
+		return parquet.Int64Value(int64(binary.LittleEndian.Uint64(data[8*i:])))
+	case parquet.Double:
+		return parquet.DoubleValue(math.Float64frombits(binary.LittleEndian.Uint64(data[8*i:])))
+	case parquet.FixedLenByteArray:
+		return parquet.FixedLenByteArrayValue(data[i*TraceIDSize : (i+1)*TraceIDSize])
+	default:
+		return parquet.ByteArrayValue(data[offs[i]:offs[i+1]])
+	}
+}
+
+// pendingRows is how many rows writeCells collects before writing them
+// column by column.
+const pendingRows = 256
+
+// writeCells appends one row read by a RowReader. Rows are collected and
+// written pendingRows at a time, one column after the other: a column's
+// cells then come from a few pages per input, read in order, instead of
+// every row touching every column's pages of every input (which made the
+// copy wait on memory). A collected row keeps a count on each of its pages,
+// so it outlives the RowReader batch it came from.
+func (fw *fileWriter) writeCells(cells []cell) error {
+	for _, x := range cells[:numColumns] {
+		x.pg.refs++
+	}
+	fw.pending = append(fw.pending, cells[:numColumns]...)
+	if len(fw.pending) >= pendingRows*numColumns {
+		return fw.flushPending()
+	}
+	return nil
+}
+
+// flushPending writes the collected rows.
+func (fw *fileWriter) flushPending() error {
+	if len(fw.pending) == 0 {
+		return nil
+	}
+	rows := len(fw.pending) / numColumns
+	for c := range fw.cols {
+		col := &fw.cols[c]
+		for r := range rows {
+			col.appendCell(fw.pending[r*numColumns+c])
+			if err := fw.endRow(col); err != nil {
+				return err
+			}
+		}
+	}
+	for _, x := range fw.pending {
+		x.pg.release()
+	}
+	clear(fw.pending)
+	fw.pending = fw.pending[:0]
+	fw.rgRows += int64(rows)
+	return nil
+}
+
+// appendCell appends one row of a column read from a v1 block. The page
+// was checked when it was read (colPage.split): levels within the maximum,
+// values matching the levels, dictionary indexes in range.
+func (col *colWriter) appendCell(x cell) {
+	p, leaf := x.pg, col.leaf
+	ls, le := p.levels(x.row)
+	vs, ve := p.values(x.row)
+	if leaf.maxRep > 0 {
+		col.rep = append(col.rep, p.rep[ls:le]...)
+		col.def = append(col.def, p.def[ls:le]...)
+	}
+	if vs == ve {
+		return
+	}
+	col.pageValues += ve - vs
+	if p.dict != nil {
+		col.appendIndexed(p.dict, p.idx[vs:ve])
+		return
+	}
+	switch {
+	case col.dictMode:
+		for i := vs; i < ve; i++ {
+			col.idx = append(col.idx, col.dictIndex(p.data, p.offs, i))
+		}
+	case leaf.enc == format.DeltaBinaryPacked && leaf.kind == parquet.Int64:
+		for i := vs; i < ve; i++ {
+			col.i64 = append(col.i64, int64(binary.LittleEndian.Uint64(p.data[8*i:])))
+		}
+	case leaf.enc == format.DeltaBinaryPacked:
+		for i := vs; i < ve; i++ {
+			col.i32 = append(col.i32, int32(binary.LittleEndian.Uint32(p.data[4*i:])))
+		}
+	default:
+		col.plain = appendPlainRange(col.plain, leaf.kind, p.data, p.offs, vs, ve)
+	}
+}
+
+// appendIndexed appends values given as indexes into an input dictionary.
+func (col *colWriter) appendIndexed(d *dictRemap, idx []int32) {
+	if !col.dictMode {
+		for _, i := range idx {
+			col.plain = appendPlainRange(col.plain, col.leaf.kind, d.data, d.offs, int(i), int(i)+1)
+		}
+		return
+	}
+	if d.owner != col || d.gen != col.gen {
+		d.owner, d.gen = col, col.gen
+		for i := range d.m {
+			d.m[i] = -1
+		}
+	}
+	for _, i := range idx {
+		o := d.m[i]
+		if o < 0 {
+			o = col.dictIndex(d.data, d.offs, int(i))
+			d.m[i] = o
+		}
+		col.idx = append(col.idx, o)
+	}
+}
+
+// dictIndex returns the output dictionary index of raw value i.
+func (col *colWriter) dictIndex(data []byte, offs []uint32, i int) int32 {
+	switch col.leaf.kind {
+	case parquet.ByteArray:
+		return col.dict.indexBytes(data[offs[i]:offs[i+1]])
+	case parquet.Int32:
+		return col.dict.indexNum(uint64(binary.LittleEndian.Uint32(data[4*i:])))
+	default:
+		return col.dict.indexNum(binary.LittleEndian.Uint64(data[8*i:]))
+	}
+}
+
+// appendPlainRange appends raw values [i, j) PLAIN-encoded (booleans one
+// byte each, as colWriter buffers them).
+func appendPlainRange(dst []byte, kind parquet.Kind, data []byte, offs []uint32, i, j int) []byte {
+	switch kind {
+	case parquet.Boolean:
+		for k := i; k < j; k++ {
+			dst = append(dst, data[k/8]>>(k%8)&1)
+		}
+		return dst
+	case parquet.ByteArray:
+		for k := i; k < j; k++ {
+			b := data[offs[k]:offs[k+1]]
+			dst = binary.LittleEndian.AppendUint32(dst, uint32(len(b)))
+			dst = append(dst, b...)
+		}
+		return dst
+	default:
+		w := fixedSize(kind)
+		return append(dst, data[i*w:j*w]...)
+	}
+}
