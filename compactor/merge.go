@@ -332,24 +332,33 @@ func combineStreaming(out sink, id []byte, group []heapEntry, st *mergeStats, ma
 	}
 	for _, e := range group[1:] {
 		for {
-			td, err := e.src.trace()
-			if err != nil {
-				return err
-			}
-			kept, dropped := dropSeen(td, seen)
-			st.spansDeduped += int64(dropped)
-			if n := countSpans(kept); n > 0 && maxBytes > 0 {
-				if size >= maxBytes {
-					st.spansTooLarge += int64(n)
-					kept.ResourceSpans = nil
-				} else if size+proto.Size(kept) > maxBytes {
-					st.spansTooLarge += int64(cutTrace(kept, maxBytes-size))
-				}
-				size += proto.Size(kept)
-			}
-			if countSpans(kept) > 0 {
-				if err := out.add(id, kept, true); err != nil {
+			done := false
+			if maxBytes == 0 {
+				var err error
+				if done, err = copyOrSkipRow(out, e.src, seen, st); err != nil {
 					return err
+				}
+			}
+			if !done {
+				td, err := e.src.trace()
+				if err != nil {
+					return err
+				}
+				kept, dropped := dropSeen(td, seen)
+				st.spansDeduped += int64(dropped)
+				if n := countSpans(kept); n > 0 && maxBytes > 0 {
+					if size >= maxBytes {
+						st.spansTooLarge += int64(n)
+						kept.ResourceSpans = nil
+					} else if size+proto.Size(kept) > maxBytes {
+						st.spansTooLarge += int64(cutTrace(kept, maxBytes-size))
+					}
+					size += proto.Size(kept)
+				}
+				if countSpans(kept) > 0 {
+					if err := out.add(id, kept, true); err != nil {
+						return err
+					}
 				}
 			}
 			more, err := e.src.more()
@@ -369,6 +378,44 @@ func combineStreaming(out sink, id []byte, group []heapEntry, st *mergeStats, ma
 	}
 	st.combined++
 	return nil
+}
+
+// copyOrSkipRow handles, without decoding it, a row of a further copy in
+// combineStreaming whose spans are all already written (it is dropped) or
+// all new (it is copied as a further part, and its keys join seen); it
+// reports false for a row that mixes both, or repeats a span of its own,
+// which the caller decodes and filters. Replicas make the first kind,
+// late spans the second.
+func copyOrSkipRow(out sink, src source, seen map[spanKey]struct{}, st *mergeStats) (bool, error) {
+	n, old := 0, 0
+	src.spanKeys(func(sid []byte, kind int32) {
+		n++
+		if _, ok := seen[spanKey{string(sid), kind}]; ok {
+			old++
+		}
+	})
+	switch {
+	case old == n:
+		st.spansDeduped += int64(n)
+		return true, nil
+	case old > 0:
+		return false, nil
+	}
+	var added []spanKey
+	src.spanKeys(func(sid []byte, kind int32) {
+		k := spanKey{string(sid), kind}
+		if _, ok := seen[k]; !ok {
+			seen[k] = struct{}{}
+			added = append(added, k)
+		}
+	})
+	if len(added) < n {
+		for _, k := range added { // a span twice in the row: filter it
+			delete(seen, k)
+		}
+		return false, nil
+	}
+	return true, out.addCopy(src, true)
 }
 
 // filterSpans keeps the spans of td for which keep is true, in order, and

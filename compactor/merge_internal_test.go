@@ -222,3 +222,77 @@ func TestMergeMultiRowTraces(t *testing.T) {
 	}
 	require.Equal(t, ref.TotalSpans, got.TotalSpans)
 }
+
+// countingSink counts how the merge writes rows.
+type countingSink struct {
+	rowSink
+	copies, adds int
+}
+
+func (k *countingSink) addCopy(src source, part bool) error {
+	k.copies++
+	return k.rowSink.addCopy(src, part)
+}
+
+func (k *countingSink) add(id []byte, td *tracev1.TracesData, part bool) error {
+	k.adds++
+	return k.rowSink.add(id, td, part)
+}
+
+// TestCombineStreamingRowKinds: rows of a further copy of a multi-row trace
+// are dropped undecoded when every span is already written (a replica),
+// copied undecoded when none is (late spans), and decoded and filtered when
+// they mix both or repeat a span of their own; the trace comes out with
+// every span once.
+func TestCombineStreamingRowKinds(t *testing.T) {
+	ctx := context.Background()
+	be := inmem.New()
+	cfg := testBlockConfig()
+	cfg.MaxSpansPerRow = 5
+	id := bytes.Repeat([]byte{7}, 16)
+	write := func(spans ...int) *block.Meta {
+		ss := &tracev1.ScopeSpans{}
+		for _, s := range spans {
+			ss.Spans = append(ss.Spans, &tracev1.Span{TraceId: id, SpanId: binary.BigEndian.AppendUint64(nil, uint64(s+1)),
+				Name: "op", StartTimeUnixNano: 1e18 + uint64(s), EndTimeUnixNano: 2e18})
+		}
+		w, err := block.NewWriter(ctx, be, cfg, "t", uuid.New(), 0, 1, t.TempDir())
+		require.NoError(t, err)
+		require.NoError(t, w.Add(id, &tracev1.TracesData{ResourceSpans: []*tracev1.ResourceSpans{{ScopeSpans: []*tracev1.ScopeSpans{ss}}}}))
+		m, err := w.Close(ctx)
+		require.NoError(t, err)
+		return m
+	}
+	seq := func(lo, hi int) []int {
+		var s []int
+		for i := lo; i < hi; i++ {
+			s = append(s, i)
+		}
+		return s
+	}
+	a := write(seq(0, 20)...) // 4 rows
+	// Rows of 5: two replicas, one mixed, one new, one new with a span twice.
+	b := write(slices.Concat(seq(0, 10), seq(17, 22), seq(22, 27), []int{28, 29, 30, 30, 31})...)
+	w, err := block.NewWriter(ctx, be, cfg, "t", uuid.New(), 1, 0, t.TempDir())
+	require.NoError(t, err)
+	out := &countingSink{rowSink: rowSink{w}}
+	srcs := []source{newRowSource(ctx, block.Open(be, a, nil)), newRowSource(ctx, block.Open(be, b, nil))}
+	st, err := merge(ctx, srcs, out, limits{})
+	for _, s := range srcs {
+		s.close()
+	}
+	require.NoError(t, err)
+	m, err := w.Close(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 4+1, out.copies, "a's rows, and b's row of new spans")
+	require.Equal(t, 2, out.adds, "b's mixed row and its row with a span twice")
+	require.EqualValues(t, 10+3+1, st.spansDeduped)
+
+	td := readAll(t, be, m)[string(id)]
+	var got []int
+	for _, sp := range td.ResourceSpans[0].ScopeSpans[0].Spans {
+		got = append(got, int(binary.BigEndian.Uint64(sp.SpanId))-1)
+	}
+	slices.Sort(got)
+	require.Equal(t, slices.Concat(seq(0, 27), seq(28, 32)), got)
+}

@@ -92,11 +92,12 @@ const pendingRows = 256
 // copy wait on memory). A collected row keeps a count on each of its pages,
 // so it outlives the RowReader batch it came from.
 func (fw *fileWriter) writeCells(cells []cell) error {
-	for _, x := range cells[:numColumns] {
+	for c, x := range cells[:numColumns] {
 		x.pg.refs++
+		fw.pending[c] = append(fw.pending[c], x)
 	}
-	fw.pending = append(fw.pending, cells[:numColumns]...)
-	if len(fw.pending) >= pendingRows*numColumns {
+	fw.pendingRows++
+	if fw.pendingRows >= pendingRows {
 		return fw.flushPending()
 	}
 	return nil
@@ -104,25 +105,27 @@ func (fw *fileWriter) writeCells(cells []cell) error {
 
 // flushPending writes the collected rows.
 func (fw *fileWriter) flushPending() error {
-	if len(fw.pending) == 0 {
+	if fw.pendingRows == 0 {
 		return nil
 	}
-	rows := len(fw.pending) / numColumns
 	for c := range fw.cols {
 		col := &fw.cols[c]
-		for r := range rows {
-			col.appendCell(fw.pending[r*numColumns+c])
+		for _, x := range fw.pending[c] {
+			col.appendCell(x)
 			if err := fw.endRow(col); err != nil {
 				return err
 			}
 		}
 	}
-	for _, x := range fw.pending {
-		x.pg.release()
+	for c, cells := range fw.pending {
+		for _, x := range cells {
+			x.pg.release()
+		}
+		clear(cells)
+		fw.pending[c] = cells[:0]
 	}
-	clear(fw.pending)
-	fw.pending = fw.pending[:0]
-	fw.rgRows += int64(rows)
+	fw.rgRows += int64(fw.pendingRows)
+	fw.pendingRows = 0
 	return nil
 }
 

@@ -40,7 +40,9 @@ type fileWriter struct {
 	thrift   thrift.CompactProtocol
 	scratch  []byte // page body, before compression
 	levels   []byte
-	pending  []cell // rows collected by writeCells, numColumns cells each
+	// Rows collected by writeCells, by column.
+	pending     [numColumns][]cell
+	pendingRows int
 }
 
 // pageIndex is one column chunk's part of the page index.
