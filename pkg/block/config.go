@@ -25,10 +25,11 @@ type Config struct {
 	// BloomShardSizeBytes caps the size of one bloom-<n> object; the writer
 	// uses as many shards as needed to stay under it.
 	BloomShardSizeBytes int `yaml:"bloom_filter_shard_size_bytes"`
-	// RowGroupSizeBytes is the row group size at which the writer starts a
-	// new row group. It is measured on parquet-go's estimate (encoded pages
-	// plus not-yet-encoded buffered values), so compressed row groups on
-	// disk come out smaller. A trace lookup downloads one whole row group.
+	// RowGroupSizeBytes is the target size of a row group on disk: the
+	// writer sizes the first row group by its estimate (pages encoded so
+	// far plus the raw size of the pages being filled), later ones by the
+	// bytes per row of those written. A trace lookup downloads one whole
+	// row group.
 	RowGroupSizeBytes int `yaml:"row_group_size_bytes"`
 	// CompactedRowGroupSizeBytes replaces RowGroupSizeBytes in blocks
 	// written by the compactor (compaction level > 0). Compacted blocks are
@@ -52,7 +53,7 @@ type Config struct {
 func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	f.Float64Var(&c.BloomFP, prefix+"bloom-filter-false-positive", DefaultBloomFP, "Bloom filter false-positive rate, in (0, 1).")
 	f.IntVar(&c.BloomShardSizeBytes, prefix+"bloom-filter-shard-size-bytes", DefaultBloomShardSizeBytes, "Maximum size in bytes of one bloom filter shard object.")
-	f.IntVar(&c.RowGroupSizeBytes, prefix+"row-group-size-bytes", DefaultRowGroupSizeBytes, "Target Parquet row group size in bytes (estimated before compression); one trace lookup reads one row group.")
+	f.IntVar(&c.RowGroupSizeBytes, prefix+"row-group-size-bytes", DefaultRowGroupSizeBytes, "Target Parquet row group size in bytes on disk; one trace lookup reads one row group.")
 	f.IntVar(&c.CompactedRowGroupSizeBytes, prefix+"compacted-row-group-size-bytes", DefaultCompactedRowGroupSizeBytes, "Target Parquet row group size in bytes of blocks written by the compactor (0: row-group-size-bytes).")
 	f.IntVar(&c.PageSizeBytes, prefix+"parquet-page-size-bytes", DefaultPageSizeBytes, "Parquet page buffer size in bytes before encoding and compression.")
 	f.IntVar(&c.MaxSpansPerRow, prefix+"max-spans-per-row", DefaultMaxSpansPerRow, "Traces with more spans are stored as several rows, read back as one trace (0: never split).")
