@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"container/heap"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -47,6 +48,10 @@ type sink interface {
 	// add writes a trace built by combining copies, or (part) more spans
 	// of the trace written last.
 	add(id []byte, td *tracev1.TracesData, part bool) error
+	// addFiltered writes the current row of src, without the spans whose
+	// keep is false (in spanKeys order, at least one true), as a further
+	// part of the trace written last.
+	addFiltered(src source, keep []bool) error
 }
 
 // iterSource reads a block with block.Reader.Iterate, turned into a pull
@@ -108,6 +113,24 @@ func (k writerSink) addCopy(src source, part bool) error {
 		return err
 	}
 	return k.add(src.id(), td, part)
+}
+
+func (k writerSink) addFiltered(src source, keep []bool) error {
+	return addFilteredTrace(k, src, keep)
+}
+
+// addFilteredTrace is addFiltered by decoding the row.
+func addFilteredTrace(out sink, src source, keep []bool) error {
+	td, err := src.trace()
+	if err != nil {
+		return err
+	}
+	i := 0
+	filterSpans(td, func(_ *tracev1.ResourceSpans, _ *tracev1.ScopeSpans, _ *tracev1.Span, _, _ bool) bool {
+		i++
+		return keep[i-1]
+	})
+	return out.add(src.id(), td, true)
 }
 
 func (k writerSink) add(id []byte, td *tracev1.TracesData, part bool) error {
@@ -289,26 +312,62 @@ func nextErr(src source) error {
 	return errors.New("input ended inside a trace")
 }
 
-type spanKey struct {
+// spanSet holds the spans of a trace written so far, by ID and kind (as
+// pkg/model/combine tells spans apart). The usual 8-byte ID makes a
+// 16-byte key with no allocation; a big trace's set stays compact.
+type spanSet struct {
+	short map[shortSpanKey]struct{}
+	long  map[longSpanKey]struct{}
+}
+
+type shortSpanKey struct {
+	id   uint64
+	kind int32
+}
+
+type longSpanKey struct {
 	id   string
 	kind int32
+}
+
+func newSpanSet() *spanSet {
+	return &spanSet{short: make(map[shortSpanKey]struct{}), long: make(map[longSpanKey]struct{})}
+}
+
+// add adds a span and reports whether it was new.
+func (s *spanSet) add(id []byte, kind int32) bool {
+	if len(id) == 8 {
+		k := shortSpanKey{binary.LittleEndian.Uint64(id), kind}
+		if _, ok := s.short[k]; ok {
+			return false
+		}
+		s.short[k] = struct{}{}
+		return true
+	}
+	k := longSpanKey{string(id), kind}
+	if _, ok := s.long[k]; ok {
+		return false
+	}
+	s.long[k] = struct{}{}
+	return true
 }
 
 // combineStreaming writes one trace found in several inputs when a copy is
 // stored as several rows (a big trace), in memory bounded by one row plus
 // the span keys of the trace: the first copy (input order) is copied row
-// by row; every row of the other copies is decoded alone, its spans
-// already written (same span ID and kind, as pkg/model/combine decides)
-// are dropped and the rest are appended as a further part. max_combine_spans
-// does not apply (nothing is held whole); maxBytes, when > 0, cuts the
-// spans appended once the trace reaches it (the first copy is kept whole,
-// as a trace found in one input is).
+// by row; from every row of the other copies, the spans already written
+// (same span ID and kind, as pkg/model/combine decides) are dropped and
+// the rest are appended as a further part (addNewSpans: without decoding
+// the row). max_combine_spans does not apply (nothing is held whole);
+// maxBytes, when > 0, cuts the spans appended once the trace reaches it
+// (the first copy is kept whole, as a trace found in one input is), which
+// takes decoding each row to measure it.
 func combineStreaming(out sink, id []byte, group []heapEntry, st *mergeStats, maxBytes int) error {
-	seen := make(map[spanKey]struct{})
+	seen := newSpanSet()
 	size := 0
 	first := group[0].src
 	for part := false; ; part = true {
-		first.spanKeys(func(sid []byte, kind int32) { seen[spanKey{string(sid), kind}] = struct{}{} })
+		first.spanKeys(func(sid []byte, kind int32) { seen.add(sid, kind) })
 		if maxBytes > 0 {
 			td, err := first.trace()
 			if err != nil {
@@ -332,21 +391,18 @@ func combineStreaming(out sink, id []byte, group []heapEntry, st *mergeStats, ma
 	}
 	for _, e := range group[1:] {
 		for {
-			done := false
 			if maxBytes == 0 {
-				var err error
-				if done, err = copyOrSkipRow(out, e.src, seen, st); err != nil {
+				if err := addNewSpans(out, e.src, seen, st); err != nil {
 					return err
 				}
-			}
-			if !done {
+			} else {
 				td, err := e.src.trace()
 				if err != nil {
 					return err
 				}
 				kept, dropped := dropSeen(td, seen)
 				st.spansDeduped += int64(dropped)
-				if n := countSpans(kept); n > 0 && maxBytes > 0 {
+				if n := countSpans(kept); n > 0 {
 					if size >= maxBytes {
 						st.spansTooLarge += int64(n)
 						kept.ResourceSpans = nil
@@ -380,42 +436,29 @@ func combineStreaming(out sink, id []byte, group []heapEntry, st *mergeStats, ma
 	return nil
 }
 
-// copyOrSkipRow handles, without decoding it, a row of a further copy in
-// combineStreaming whose spans are all already written (it is dropped) or
-// all new (it is copied as a further part, and its keys join seen); it
-// reports false for a row that mixes both, or repeats a span of its own,
-// which the caller decodes and filters. Replicas make the first kind,
-// late spans the second.
-func copyOrSkipRow(out sink, src source, seen map[spanKey]struct{}, st *mergeStats) (bool, error) {
-	n, old := 0, 0
+// addNewSpans appends the spans of the current row of a further copy in
+// combineStreaming that are not written yet (their keys join seen), without
+// decoding the row: it is dropped when every span is written (a replica),
+// copied as it is when none is (late spans), and filtered span by span
+// otherwise.
+func addNewSpans(out sink, src source, seen *spanSet, st *mergeStats) error {
+	var keep []bool
+	kept := 0
 	src.spanKeys(func(sid []byte, kind int32) {
-		n++
-		if _, ok := seen[spanKey{string(sid), kind}]; ok {
-			old++
+		isNew := seen.add(sid, kind)
+		if isNew {
+			kept++
 		}
+		keep = append(keep, isNew)
 	})
-	switch {
-	case old == n:
-		st.spansDeduped += int64(n)
-		return true, nil
-	case old > 0:
-		return false, nil
+	st.spansDeduped += int64(len(keep) - kept)
+	switch kept {
+	case 0:
+		return nil
+	case len(keep):
+		return out.addCopy(src, true)
 	}
-	var added []spanKey
-	src.spanKeys(func(sid []byte, kind int32) {
-		k := spanKey{string(sid), kind}
-		if _, ok := seen[k]; !ok {
-			seen[k] = struct{}{}
-			added = append(added, k)
-		}
-	})
-	if len(added) < n {
-		for _, k := range added { // a span twice in the row: filter it
-			delete(seen, k)
-		}
-		return false, nil
-	}
-	return true, out.addCopy(src, true)
+	return out.addFiltered(src, keep)
 }
 
 // filterSpans keeps the spans of td for which keep is true, in order, and
@@ -453,14 +496,9 @@ func filterSpans(td *tracev1.TracesData, keep func(rs *tracev1.ResourceSpans, ss
 // dropSeen removes from td the spans whose key is in seen and adds the
 // keys of the others; it returns what is left (empty groups removed) and
 // how many spans it dropped.
-func dropSeen(td *tracev1.TracesData, seen map[spanKey]struct{}) (*tracev1.TracesData, int) {
+func dropSeen(td *tracev1.TracesData, seen *spanSet) (*tracev1.TracesData, int) {
 	dropped := filterSpans(td, func(_ *tracev1.ResourceSpans, _ *tracev1.ScopeSpans, sp *tracev1.Span, _, _ bool) bool {
-		k := spanKey{string(sp.GetSpanId()), int32(sp.GetKind())}
-		if _, ok := seen[k]; ok {
-			return false
-		}
-		seen[k] = struct{}{}
-		return true
+		return seen.add(sp.GetSpanId(), int32(sp.GetKind()))
 	})
 	return td, dropped
 }

@@ -226,12 +226,17 @@ func TestMergeMultiRowTraces(t *testing.T) {
 // countingSink counts how the merge writes rows.
 type countingSink struct {
 	rowSink
-	copies, adds int
+	copies, adds, filtered int
 }
 
 func (k *countingSink) addCopy(src source, part bool) error {
 	k.copies++
 	return k.rowSink.addCopy(src, part)
+}
+
+func (k *countingSink) addFiltered(src source, keep []bool) error {
+	k.filtered++
+	return k.rowSink.addFiltered(src, keep)
 }
 
 func (k *countingSink) add(id []byte, td *tracev1.TracesData, part bool) error {
@@ -240,10 +245,10 @@ func (k *countingSink) add(id []byte, td *tracev1.TracesData, part bool) error {
 }
 
 // TestCombineStreamingRowKinds: rows of a further copy of a multi-row trace
-// are dropped undecoded when every span is already written (a replica),
-// copied undecoded when none is (late spans), and decoded and filtered when
-// they mix both or repeat a span of their own; the trace comes out with
-// every span once.
+// are dropped when every span is already written (a replica), copied as
+// they are when none is (late spans), and filtered span by span when they
+// mix both or repeat a span of their own, all without decoding; the trace
+// comes out with every span once.
 func TestCombineStreamingRowKinds(t *testing.T) {
 	ctx := context.Background()
 	be := inmem.New()
@@ -285,7 +290,8 @@ func TestCombineStreamingRowKinds(t *testing.T) {
 	m, err := w.Close(ctx)
 	require.NoError(t, err)
 	require.Equal(t, 4+1, out.copies, "a's rows, and b's row of new spans")
-	require.Equal(t, 2, out.adds, "b's mixed row and its row with a span twice")
+	require.Equal(t, 2, out.filtered, "b's mixed row and its row with a span twice")
+	require.Zero(t, out.adds, "nothing decoded")
 	require.EqualValues(t, 10+3+1, st.spansDeduped)
 
 	td := readAll(t, be, m)[string(id)]

@@ -115,6 +115,13 @@ func (k rowSink) addCopy(src source, part bool) error {
 	return k.add(src.id(), td, part)
 }
 
+func (k rowSink) addFiltered(src source, keep []bool) error {
+	if rs, ok := src.(*rowSource); ok {
+		return k.w.AddPartRowSpans(rs.row, keep)
+	}
+	return addFilteredTrace(k, src, keep)
+}
+
 func (k rowSink) add(id []byte, td *tracev1.TracesData, part bool) error {
 	if part {
 		return k.w.AddPart(id, td)

@@ -3,6 +3,7 @@
 //
 //	go run ./cmd/rubato-compact-bench -case=many   # 10 blocks × 100k traces
 //	go run ./cmd/rubato-compact-bench -case=big    # 2 blocks sharing one 50 MB trace
+//	go run ./cmd/rubato-compact-bench -case=big-mixed  # the same, shared spans interleaved
 //
 // Input blocks are generated once under -dir (local backend) and reused.
 // The compaction runs in a child process (the same binary, -child), so
@@ -53,7 +54,7 @@ type result struct {
 func main() {
 	var (
 		dir     = flag.String("dir", filepath.Join(os.TempDir(), "rubato-compact-bench"), "Directory of the generated input blocks.")
-		bcase   = flag.String("case", "many", "many: 10 blocks of 100k traces; big: 2 blocks sharing one 50 MB trace.")
+		bcase   = flag.String("case", "many", "many: 10 blocks of 100k traces; big: 2 blocks sharing one 50 MB trace (a third of its spans in both); big-mixed: the same, shared spans interleaved.")
 		blocks  = flag.Int("blocks", 10, "Input blocks (case many).")
 		traces  = flag.Int("traces", 100_000, "Traces per block (case many).")
 		bigMB   = flag.Int("big-mb", 50, "Size of the big trace in MB of OTLP (case big).")
@@ -138,11 +139,14 @@ func prepare(path, bcase string, blocks, traces, bigMB int) error {
 			}
 			fmt.Fprintf(os.Stderr, "generated block %d/%d: %d traces, %.1f MB (%s)\n", i+1, blocks, m.TotalObjects, float64(m.Size)/1e6, time.Since(start).Round(time.Second))
 		}
-	case "big":
-		// One trace of bigMB MB; block 0 holds its first two thirds, block
-		// 1 its last two thirds: a third of the spans are in both copies
-		// (replicas) and each block also has spans the other lacks (late
-		// spans). Each block also holds 10k ordinary traces.
+	case "big", "big-mixed":
+		// One trace of bigMB MB. big: block 0 holds its first two thirds,
+		// block 1 its last two thirds: a third of the spans are in both
+		// copies (replicas) and each block also has spans the other lacks
+		// (late spans). big-mixed: the same shares, interleaved span by
+		// span (block 0 every span but each third one, block 1 every span
+		// but the one after), so that every row of block 1 mixes spans of
+		// block 0 with new ones. Each block also holds 10k ordinary traces.
 		g := newGen(99)
 		id := g.id(16)
 		full := g.trace(id, 1)
@@ -155,6 +159,9 @@ func prepare(path, bcase string, blocks, traces, bigMB int) error {
 			{ResourceSpans: full.ResourceSpans[:2*n/3]},
 			{ResourceSpans: full.ResourceSpans[n/3:]},
 		}
+		if bcase == "big-mixed" {
+			parts = []*tracev1.TracesData{everyButOne(full, 2), everyButOne(full, 0)}
+		}
 		for i, part := range parts {
 			m, err := writeBlock(ctx, be, cfg, newGen(uint64(i+1)), tenantID, 10_000, id, part)
 			if err != nil {
@@ -166,6 +173,26 @@ func prepare(path, bcase string, blocks, traces, bigMB int) error {
 		return fmt.Errorf("unknown case %q", bcase)
 	}
 	return nil
+}
+
+// everyButOne returns td without the spans whose index in their ScopeSpans
+// is skip modulo 3.
+func everyButOne(td *tracev1.TracesData, skip int) *tracev1.TracesData {
+	out := &tracev1.TracesData{}
+	for _, rs := range td.ResourceSpans {
+		nrs := &tracev1.ResourceSpans{Resource: rs.Resource, SchemaUrl: rs.SchemaUrl}
+		for _, ss := range rs.ScopeSpans {
+			nss := &tracev1.ScopeSpans{Scope: ss.Scope, SchemaUrl: ss.SchemaUrl}
+			for i, sp := range ss.Spans {
+				if i%3 != skip {
+					nss.Spans = append(nss.Spans, sp)
+				}
+			}
+			nrs.ScopeSpans = append(nrs.ScopeSpans, nss)
+		}
+		out.ResourceSpans = append(out.ResourceSpans, nrs)
+	}
+	return out
 }
 
 func blockConfig() block.Config {

@@ -62,6 +62,15 @@ func (p *colPage) value(i int) parquet.Value {
 	return plainValue(p.leaf.kind, p.data, p.offs, i)
 }
 
+// bytesAt returns byte-array value i of the page, aliasing it.
+func (p *colPage) bytesAt(i int) []byte {
+	if p.dict != nil {
+		j := p.idx[i]
+		return p.dict.data[p.dict.offs[j]:p.dict.offs[j+1]]
+	}
+	return p.data[p.offs[i]:p.offs[i+1]]
+}
+
 // plainValue returns value i of raw PLAIN values of a kind (booleans
 // bit-packed).
 func plainValue(kind parquet.Kind, data []byte, offs []uint32, i int) parquet.Value {
@@ -140,9 +149,15 @@ func (col *colWriter) appendCell(x cell) {
 		col.rep = append(col.rep, p.rep[ls:le]...)
 		col.def = append(col.def, p.def[ls:le]...)
 	}
+	col.appendValueRange(p, vs, ve)
+}
+
+// appendValueRange appends values [vs, ve) of page p (levels not included).
+func (col *colWriter) appendValueRange(p *colPage, vs, ve int) {
 	if vs == ve {
 		return
 	}
+	leaf := col.leaf
 	col.pageValues += ve - vs
 	if p.dict != nil {
 		col.appendIndexed(p.dict, p.idx[vs:ve])

@@ -380,7 +380,17 @@ func (rr *RowReader) Close() error {
 // SpanKeys calls fn with the span ID and the kind of every span of the
 // row, in order, without decoding the row. The ID aliases the row.
 func (r Row) SpanKeys(fn func(spanID []byte, kind int32)) {
-	ids, kinds := r.column(colSpan), r.column(colSpan+6)
+	if r.cells != nil {
+		// Both columns are required leaves under Spans: one value per span.
+		ids, kinds := r.cells[colSpan], r.cells[colSpanKind]
+		is, ie := ids.pg.values(ids.row)
+		ks, ke := kinds.pg.values(kinds.row)
+		for i := 0; i < ie-is && i < ke-ks; i++ {
+			fn(ids.pg.bytesAt(is+i), kinds.pg.value(ks+i).Int32())
+		}
+		return
+	}
+	ids, kinds := r.column(colSpan), r.column(colSpanKind)
 	for i := 0; i < len(ids) && i < len(kinds); i++ {
 		if ids[i].DefinitionLevel() < lvlSpan {
 			continue // a ScopeSpans without spans

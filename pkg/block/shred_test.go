@@ -27,6 +27,9 @@ func TestColumnLayout(t *testing.T) {
 		colLink: "rs.ss.Spans.Links.TraceID", colLinkAttrs: "rs.ss.Spans.Links.Attrs.Key",
 		colSpan + 12: "rs.ss.Spans.StatusMessage", colSpan + 27: "rs.ss.Spans.HttpResponseStatusCodePos",
 		colResource + 11: "rs.Resource.K8sContainerNamePos", numColumns - 1: "rs.ss.Spans.Links.Attrs.Bytes",
+		colResourceServiceName: "rs.Resource.ServiceName", colSpanParentIdx: "rs.ss.Spans.ParentIdx",
+		colSpanParentSpanID: "rs.ss.Spans.ParentSpanID", colSpanName: "rs.ss.Spans.Name", colSpanKind: "rs.ss.Spans.Kind",
+		colSpanStartOffset: "rs.ss.Spans.StartOffsetNano", colSpanDuration: "rs.ss.Spans.DurationNano",
 	}
 	for c, path := range want {
 		require.Equal(t, path, strings.Join(cols[c], "."), "column %d", c)

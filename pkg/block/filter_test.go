@@ -1,0 +1,171 @@
+package block
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/parquet-go/parquet-go"
+	"github.com/stretchr/testify/require"
+	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// filterOTLP is the reference: td without the spans keep rejects (in row
+// order), empty ScopeSpans and ResourceSpans removed, as the compactor's
+// filterSpans does.
+func filterOTLP(td *tracev1.TracesData, keep []bool) *tracev1.TracesData {
+	td = proto.Clone(td).(*tracev1.TracesData)
+	k := 0
+	var rsOut []*tracev1.ResourceSpans
+	for _, rs := range td.ResourceSpans {
+		var ssOut []*tracev1.ScopeSpans
+		for _, ss := range rs.ScopeSpans {
+			var spOut []*tracev1.Span
+			for _, sp := range ss.Spans {
+				if keep[k] {
+					spOut = append(spOut, sp)
+				}
+				k++
+			}
+			if len(spOut) > 0 {
+				ss.Spans = spOut
+				ssOut = append(ssOut, ss)
+			}
+		}
+		if len(ssOut) > 0 {
+			rs.ScopeSpans = ssOut
+			rsOut = append(rsOut, rs)
+		}
+	}
+	td.ResourceSpans = rsOut
+	return td
+}
+
+// readRawRows reads a block's rows with parquet-go's generic reader.
+func readRawRows(t *testing.T, be *memBackend, m *Meta) []traceRow {
+	t.Helper()
+	r := parquet.NewGenericReader[traceRow](openParquet(t, be, m))
+	defer r.Close()
+	var out []traceRow
+	buf := make([]traceRow, 1)
+	for {
+		buf[0] = traceRow{}
+		n, err := r.Read(buf)
+		if n == 1 {
+			out = append(out, buf[0])
+		}
+		if errors.Is(err, io.EOF) || n == 0 {
+			return out
+		}
+		require.NoError(t, err)
+	}
+}
+
+// TestAddPartRowSpansMatchesOTLPFilter: dropping spans from a row as cells
+// writes exactly the row (every column, derived ones included) that
+// filtering the decoded trace and adding it as a part writes: over traces
+// with empty lists at every level, several resources and scopes, parents
+// inside and outside the row, exotic values, and random sets of spans kept
+// (the root dropped, all but one, about half).
+func TestAddPartRowSpansMatchesOTLPFilter(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(t)
+	cfg.MaxSpansPerRow = 0
+	cfg.PageSizeBytes = 1 << 10
+	rng := seededRand(t, 77)
+	var traces []*tracev1.TracesData
+	for _, td := range shredCases(t) {
+		if countSpans(td) > 0 {
+			traces = append(traces, td)
+		}
+	}
+	ids := genTraceIDs(rng, 60)
+	for i := range 50 {
+		traces = append(traces, genRealisticTrace(rng, ids[i], 1_700_000_000_000_000_000+uint64(i)))
+	}
+	traces = append(traces, genExoticTrace(ids[50]))
+	ids = genTraceIDs(rng, len(traces))
+	be := newMemBackend()
+	src := writeBlockOf(t, be, cfg, 0, ids, traces)
+	first := &tracev1.TracesData{ResourceSpans: []*tracev1.ResourceSpans{{ScopeSpans: []*tracev1.ScopeSpans{{
+		Spans: []*tracev1.Span{{SpanId: []byte("firstpt!"), Name: "first part", StartTimeUnixNano: 5, EndTimeUnixNano: 9}},
+	}}}}}
+
+	for round := range 6 {
+		wa, err := NewWriter(ctx, be, cfg, testTenant, uuid.New(), 1, len(ids), t.TempDir())
+		require.NoError(t, err)
+		wb, err := NewWriter(ctx, be, cfg, testTenant, uuid.New(), 1, len(ids), t.TempDir())
+		require.NoError(t, err)
+		rr, err := Open(be, src, nil).Rows(ctx)
+		require.NoError(t, err)
+		var want []*tracev1.TracesData
+		for i := 0; ; i++ {
+			id, row, err := rr.Next()
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			require.NoError(t, err)
+			n := row.SpanCount()
+			keep := make([]bool, n)
+			switch round {
+			case 0: // all but the first span (often the root)
+				for k := 1; k < n; k++ {
+					keep[k] = true
+				}
+			case 1: // the last one only
+				keep[n-1] = true
+			default:
+				for k := range keep {
+					keep[k] = rng.IntN(2) == 0
+				}
+			}
+			if n == 1 || !bytes.Contains(boolBytes(keep), []byte{1}) {
+				keep[rng.IntN(n)] = true
+			}
+			part := filterOTLP(traces[i], keep)
+			require.NoError(t, wa.Add(id, first))
+			require.NoError(t, wa.AddPartRowSpans(row, keep))
+			require.NoError(t, wb.Add(id, first))
+			require.NoError(t, wb.AddPart(id, part))
+			want = append(want, part)
+		}
+		require.NoError(t, rr.Close())
+		ma, err := wa.Close(ctx)
+		require.NoError(t, err)
+		mb, err := wb.Close(ctx)
+		require.NoError(t, err)
+		require.Equal(t, mb.TotalSpans, ma.TotalSpans)
+		require.Equal(t, mb.StartTime, ma.StartTime)
+		require.Equal(t, mb.EndTime, ma.EndTime)
+
+		rowsA, rowsB := readRawRows(t, be, ma), readRawRows(t, be, mb)
+		require.Len(t, rowsA, 2*len(ids))
+		require.Equal(t, rowsB, rowsA, "round %d", round)
+		gotIDs, got := collect(t, Open(be, ma, nil))
+		require.Equal(t, ids, gotIDs)
+		for i := range got {
+			td := proto.Clone(first).(*tracev1.TracesData)
+			requireProtoEqual(t, joinParts(td, want[i]), got[i])
+		}
+	}
+}
+
+// joinParts joins two parts as readers do (parts.go).
+func joinParts(a, b *tracev1.TracesData) *tracev1.TracesData {
+	joinPart(a, proto.Clone(b).(*tracev1.TracesData))
+	return a
+}
+
+func boolBytes(bs []bool) []byte {
+	out := make([]byte, len(bs))
+	for i, b := range bs {
+		if b {
+			out[i] = 1
+		}
+	}
+	return out
+}
