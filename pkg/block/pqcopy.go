@@ -177,7 +177,7 @@ func (col *colWriter) appendValueRange(p *colPage, vs, ve int) {
 			col.i32 = append(col.i32, int32(binary.LittleEndian.Uint32(p.data[4*i:])))
 		}
 	default:
-		col.plain = appendPlainRange(col.plain, leaf.kind, p.data, p.offs, vs, ve)
+		col.appendRaw(p.data, p.offs, vs, ve)
 	}
 }
 
@@ -185,7 +185,7 @@ func (col *colWriter) appendValueRange(p *colPage, vs, ve int) {
 func (col *colWriter) appendIndexed(d *dictRemap, idx []int32) {
 	if !col.dictMode {
 		for _, i := range idx {
-			col.plain = appendPlainRange(col.plain, col.leaf.kind, d.data, d.offs, int(i), int(i)+1)
+			col.appendRaw(d.data, d.offs, int(i), int(i)+1)
 		}
 		return
 	}
@@ -215,6 +215,21 @@ func (col *colWriter) dictIndex(data []byte, offs []uint32, i int) int32 {
 	default:
 		return col.dict.indexNum(binary.LittleEndian.Uint64(data[8*i:]))
 	}
+}
+
+// appendRaw appends raw values [i, j) (fixed width, or byte arrays with
+// offs) to a page that is not dictionary-encoded nor delta-encoded: PLAIN
+// (booleans one byte each, as colWriter buffers them), or lengths and
+// bytes for DELTA_LENGTH_BYTE_ARRAY.
+func (col *colWriter) appendRaw(data []byte, offs []uint32, i, j int) {
+	if col.leaf.enc == format.DeltaLengthByteArray {
+		for k := i; k < j; k++ {
+			col.lens = append(col.lens, int32(offs[k+1]-offs[k]))
+		}
+		col.plain = append(col.plain, data[offs[i]:offs[j]]...)
+		return
+	}
+	col.plain = appendPlainRange(col.plain, col.leaf.kind, data, offs, i, j)
 }
 
 // appendPlainRange appends raw values [i, j) PLAIN-encoded (booleans one

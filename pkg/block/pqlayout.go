@@ -15,7 +15,7 @@ import (
 type leafInfo struct {
 	path     []string
 	kind     parquet.Kind    // physical type
-	enc      format.Encoding // Plain, RLEDictionary or DeltaBinaryPacked
+	enc      format.Encoding // Plain, RLEDictionary, DeltaBinaryPacked or DeltaLengthByteArray
 	maxRep   byte
 	maxDef   byte
 	repWidth int // bits of a repetition level, 0 when maxRep is 0
@@ -60,6 +60,13 @@ var v1Layout = sync.OnceValues(func() (*layout, error) {
 		}
 		switch info.enc {
 		case format.Plain:
+			if info.kind == parquet.ByteArray {
+				// What parquet-go's writer used for byte arrays without
+				// an encoding tag, which blocks written by it hold: the
+				// lengths delta-encoded apart from the bytes, which zstd
+				// then compresses better than interleaved lengths.
+				info.enc = format.DeltaLengthByteArray
+			}
 		case format.RLEDictionary, format.PlainDictionary:
 			info.enc = format.RLEDictionary
 			if info.kind != parquet.ByteArray && info.kind != parquet.Int32 && info.kind != parquet.Int64 {

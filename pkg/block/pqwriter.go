@@ -153,6 +153,11 @@ func (fw *fileWriter) flushPage(col *colWriter) error {
 		enc = format.DeltaBinaryPacked
 		fw.levels, err = (&delta.BinaryPackedEncoding{}).EncodeInt32(fw.levels[:0], col.i32)
 		body = append(body, fw.levels...)
+	case leaf.enc == format.DeltaLengthByteArray:
+		enc = format.DeltaLengthByteArray
+		fw.levels, err = (&delta.BinaryPackedEncoding{}).EncodeInt32(fw.levels[:0], col.lens)
+		body = append(body, fw.levels...)
+		body = append(body, col.plain...)
 	case leaf.kind == parquet.Boolean:
 		body = appendBits(body, col.plain)
 	default:
@@ -425,7 +430,8 @@ type colWriter struct {
 
 	// The page being filled.
 	rep, def   []byte  // levels, one byte each (nil when the max is 0)
-	plain      []byte  // PLAIN values (booleans: one byte each, packed on encode)
+	plain      []byte  // PLAIN values (booleans: one byte each, packed on encode), or DELTA_LENGTH_BYTE_ARRAY bytes
+	lens       []int32 // DELTA_LENGTH_BYTE_ARRAY lengths
 	idx        []int32 // dictionary indexes (dictMode)
 	i64        []int64 // DELTA_BINARY_PACKED values
 	i32        []int32
@@ -469,12 +475,12 @@ func (col *colWriter) numLevels() int {
 
 // bufferedBytes is the raw size of the page being filled.
 func (col *colWriter) bufferedBytes() int {
-	return len(col.rep) + len(col.def) + len(col.plain) + 4*len(col.idx) + 8*len(col.i64) + 4*len(col.i32)
+	return len(col.rep) + len(col.def) + len(col.plain) + 4*len(col.lens) + 4*len(col.idx) + 8*len(col.i64) + 4*len(col.i32)
 }
 
 func (col *colWriter) resetPage() {
 	col.rep, col.def, col.plain = col.rep[:0], col.def[:0], col.plain[:0]
-	col.idx, col.i64, col.i32 = col.idx[:0], col.i64[:0], col.i32[:0]
+	col.idx, col.i64, col.i32, col.lens = col.idx[:0], col.i64[:0], col.i32[:0], col.lens[:0]
 	col.pageRows, col.pageValues = 0, 0
 }
 
@@ -532,6 +538,10 @@ func (col *colWriter) appendValues(vals []parquet.Value) error {
 			} else {
 				col.i32 = append(col.i32, v.Int32())
 			}
+		case leaf.enc == format.DeltaLengthByteArray:
+			b := v.ByteArray()
+			col.lens = append(col.lens, int32(len(b)))
+			col.plain = append(col.plain, b...)
 		default:
 			col.plain = appendPlain(col.plain, leaf.kind, v)
 		}

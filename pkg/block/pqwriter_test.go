@@ -56,6 +56,20 @@ func TestFileWriterReadByParquetGo(t *testing.T) {
 		requireProtoEqual(t, tb.traces[i], td)
 	}
 
+	// Data pages use the column's encoding (PLAIN too for dictionary
+	// columns); byte arrays are DELTA_LENGTH_BYTE_ARRAY, as parquet-go's
+	// writer made them.
+	lay, err := v1Layout()
+	require.NoError(t, err)
+	require.Equal(t, format.DeltaLengthByteArray, lay.leaves[colSpan].enc)
+	for c := range numColumns {
+		for e := range pageEncodings(f, c) {
+			if e != lay.leaves[c].enc {
+				require.True(t, lay.leaves[c].enc == format.RLEDictionary && e == format.Plain, "column %d: %v pages", c, e)
+			}
+		}
+	}
+
 	cis, ois := f.ColumnIndexes(), f.OffsetIndexes()
 	md := f.Metadata()
 	row := 0
