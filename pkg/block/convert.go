@@ -290,8 +290,13 @@ var errPos = errors.New("dedicated attribute position out of range")
 
 // toOTLP converts a row back to OTLP.
 func (r *traceRow) toOTLP() (*tracev1.TracesData, error) {
+	n := 0
+	r.forSpans(func(*spanRow) { n++ })
+	if int(r.SpanCount) != n {
+		return nil, fmt.Errorf("row says it holds %d spans, holds %d", r.SpanCount, n)
+	}
 	td := &tracev1.TracesData{ResourceSpans: make([]*tracev1.ResourceSpans, len(r.ResourceSpans))}
-	spans := make([]*tracev1.Span, 0, r.SpanCount)
+	spans := make([]*tracev1.Span, 0, n)
 	var parents []int32
 	for i := range r.ResourceSpans {
 		rr := &r.ResourceSpans[i]

@@ -169,3 +169,57 @@ func boolBytes(bs []bool) []byte {
 	}
 	return out
 }
+
+// FuzzCorruptPagesCopy: whatever bytes the data pages of a block hold, the
+// row reader, copying rows (AddRow), dropping spans from them
+// (AddPartRowSpans) and decoding them return errors, never panic. Each
+// input is a list of (offset, xor) edits of the page bytes; the footer is
+// kept, so that the edits reach page decoding and row splitting.
+func FuzzCorruptPagesCopy(f *testing.F) {
+	cfg := testConfig(f)
+	cfg.RowGroupSizeBytes = 4 << 10
+	cfg.PageSizeBytes = 1 << 10
+	b := writeTestBlock(f, cfg, 12, true)
+	key := DataKey(testTenant, b.meta.BlockID)
+	orig := b.be.object(key)
+	pages := int(b.meta.Size - b.meta.FooterSize)
+	f.Add([]byte{0, 40, 0xff})
+	f.Add([]byte{1, 0, 0x01, 2, 0, 0x80, 3, 7, 0x10})
+	f.Add([]byte{0, 4, 0x5a, 0, 5, 0x5a, 0, 6, 0x5a})
+	f.Fuzz(func(t *testing.T, edits []byte) {
+		data := bytes.Clone(orig)
+		for i := 0; i+2 < len(edits); i += 3 {
+			off := 4 + (int(edits[i])<<8|int(edits[i+1]))%(pages-4)
+			data[off] ^= edits[i+2]
+		}
+		be := newMemBackend()
+		for k, v := range b.be.objects {
+			be.objects[k] = v
+		}
+		be.objects[key] = data
+		ctx := context.Background()
+		rr, err := Open(be, b.meta, nil).Rows(ctx)
+		if err != nil {
+			return
+		}
+		defer rr.Close()
+		w, err := NewWriter(ctx, be, cfg, testTenant, uuid.New(), 1, 16, t.TempDir())
+		require.NoError(t, err)
+		defer w.Abort()
+		for {
+			_, row, err := rr.Next()
+			if err != nil {
+				return
+			}
+			_, _ = DecodeRow(row)
+			if w.AddRow(row) != nil {
+				return
+			}
+			var keep []bool
+			row.SpanKeys(func([]byte, int32) { keep = append(keep, len(keep)%2 == 0) })
+			if len(keep) > 1 && w.AddPartRowSpans(row, keep) != nil {
+				return
+			}
+		}
+	})
+}

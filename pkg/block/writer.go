@@ -171,6 +171,11 @@ func (w *Writer) addRow(row Row, part bool) error {
 	}
 	if row.cells != nil {
 		c := row.cells
+		// The one derived column a reader checks (DecodeRow): a row whose
+		// span count disagrees with its spans is not copied on.
+		if vs, ve := c[colSpan].pg.values(c[colSpan].row); int32(ve-vs) != c[colSpanCount].int32() {
+			return fmt.Errorf("add row %x: %w: span count %d, %d spans", id, ErrCorrupt, c[colSpanCount].int32(), ve-vs)
+		}
 		if err := w.pw.writeCells(c); err != nil {
 			w.Abort() // a partly written row cannot be taken back
 			return fmt.Errorf("add row %x: %w", id, err)
