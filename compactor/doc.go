@@ -11,14 +11,16 @@
 // Invariants:
 //
 //   - Streaming: a job's inputs are read row group by row group (block's
-//     RowReader: one ranged GET each, footer without page index, rows
-//     decoded column by column a batch at a time) and merged by trace ID
+//     RowReader: one ranged GET each, footer without page index, rows as
+//     cells of decoded pages, a batch at a time) and merged by trace ID
 //     (k-way, heap); the output is written as it goes (the block writer
-//     spills to a temporary file; compacted blocks use bigger row groups,
-//     so it holds fewer row-group descriptors). Memory is one row group and
-//     two row batches per input, plus the copies of the one trace being
-//     combined, plus the writer's current row group and its footer
-//     metadata — bounded by row_group_size_bytes, max_input_blocks,
+//     copies rows' levels and values page to page, remapping dictionary
+//     indexes, and spills to a temporary file; compacted blocks use bigger
+//     row groups, so it holds fewer row-group descriptors). Memory is one
+//     row group and two row batches per input, plus the copies of the one
+//     trace being combined, plus the writer's current row group, the
+//     pages of the rows it has collected (256) and its footer metadata —
+//     bounded by row_group_size_bytes, max_input_blocks,
 //     max_combine_spans and the block's max_spans_per_row, not by the
 //     amount of data merged. compactor.memory_limit_bytes sets Go's soft
 //     memory limit while a job runs, so the garbage collector keeps RSS
@@ -27,13 +29,15 @@
 //     spans with the same span ID and kind are kept once (first copy in
 //     input order wins), as pkg/model/combine does.
 //   - Large traces: a trace found in one input is copied as it is (as
-//     Parquet values, never decoded), row by row when the block stores it
-//     as several rows (block.Config.MaxSpansPerRow). Copies of a trace of
-//     which one is stored as several rows are combined part by part in
-//     bounded memory: the first copy's rows are copied, then each row of
-//     the other copies is decoded alone, its spans already written are
-//     dropped and the rest appended as a further part (the span keys of the
-//     trace, ~40 bytes a span, are all that is held). Copies that are one
+//     Parquet levels and values, never decoded), row by row when the block
+//     stores it as several rows (block.Config.MaxSpansPerRow). Copies of a
+//     trace of which one is stored as several rows are combined part by
+//     part in bounded memory and without decoding: the first copy's rows
+//     are copied, then from each row of the other copies the spans already
+//     written are dropped and the rest appended as a further part
+//     (block.Writer.AddPartRowSpans; a row all of whose spans are new is
+//     copied as it is, one none of whose are is skipped). The span keys of
+//     the trace, ~40 bytes a span, are all that is held. Copies that are one
 //     row each and hold more than compaction.max_combine_spans spans
 //     together are not decoded: the copy with the most spans is kept whole
 //     and the others are dropped, counted in

@@ -246,6 +246,19 @@ func (fw *fileWriter) appendThrift(dst []byte, v any) ([]byte, error) {
 	return append(dst, b...), nil
 }
 
+// writeThrift writes v and returns where it starts and its length.
+func (fw *fileWriter) writeThrift(v any) (int64, int32, error) {
+	start := fw.written
+	var err error
+	if fw.scratch, err = fw.appendThrift(fw.scratch[:0], v); err != nil {
+		return 0, 0, err
+	}
+	if err := fw.write(fw.scratch); err != nil {
+		return 0, 0, err
+	}
+	return start, int32(fw.written - start), nil
+}
+
 // flushRowGroup encodes every column's last page and writes the row group.
 func (fw *fileWriter) flushRowGroup() error {
 	if err := fw.flushPending(); err != nil {
@@ -365,31 +378,22 @@ func (fw *fileWriter) close(kv []format.KeyValue, createdBy string) error {
 	if err := fw.flushRowGroup(); err != nil {
 		return err
 	}
+	// The page index: every column index, then every offset index.
 	var err error
 	for r := range fw.rgs {
 		for c := range fw.rgs[r].Columns {
 			cc := &fw.rgs[r].Columns[c]
-			start := fw.written
-			if fw.scratch, err = fw.appendThrift(fw.scratch[:0], &fw.indexes[r][c].ci); err != nil {
+			if cc.ColumnIndexOffset, cc.ColumnIndexLength, err = fw.writeThrift(&fw.indexes[r][c].ci); err != nil {
 				return err
 			}
-			if err := fw.write(fw.scratch); err != nil {
-				return err
-			}
-			cc.ColumnIndexOffset, cc.ColumnIndexLength = start, int32(fw.written-start)
 		}
 	}
 	for r := range fw.rgs {
 		for c := range fw.rgs[r].Columns {
 			cc := &fw.rgs[r].Columns[c]
-			start := fw.written
-			if fw.scratch, err = fw.appendThrift(fw.scratch[:0], &fw.indexes[r][c].oi); err != nil {
+			if cc.OffsetIndexOffset, cc.OffsetIndexLength, err = fw.writeThrift(&fw.indexes[r][c].oi); err != nil {
 				return err
 			}
-			if err := fw.write(fw.scratch); err != nil {
-				return err
-			}
-			cc.OffsetIndexOffset, cc.OffsetIndexLength = start, int32(fw.written-start)
 		}
 	}
 	fw.indexes = nil
