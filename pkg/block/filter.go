@@ -82,22 +82,22 @@ type spanFilter struct {
 	keep [4][]bool // by depth 1..3: keep flag of each rs, ss, span slot that exists
 
 	// Derived values for the spans kept.
-	start, end         uint64
-	spans              int32
-	rootSvc, rootName  []byte
-	spanLevels         []byte // repetition levels of the kept spans in a span-depth column
-	parentIdx          []int32
-	parentSpanID       [][]byte
-	startOffset        []int64
-	spanDef            byte // definition level of a span that exists
-	oldStart           uint64
-	rsOfSpan, ssOfSpan []int32
-	spanIDs            []parquet.Value
-	ssOfRS             []int32
+	start, end        uint64
+	spans             int32
+	rootSvc, rootName []byte
+	spanLevels        []byte // repetition levels of the kept spans in a span-depth column
+	parentIdx         []int32
+	parentSpanID      [][]byte
+	startOffset       []int64
+	spanDef           byte // definition level of a span that exists
 }
 
 func newSpanFilter(cells []cell, keep []bool) (*spanFilter, error) {
 	f := &spanFilter{spanDef: lvlSpan}
+	var (
+		rsOfSpan, ssOfSpan []int32 // the rs and ss each span is in
+		spanIDs            []parquet.Value
+	)
 	// Containers from the SpanID column: rs and ss slots that exist, and
 	// which ss and rs each span is in.
 	ids := cells[colSpan].appendValues(nil, colSpan)
@@ -109,15 +109,14 @@ func newSpanFilter(cells []cell, keep []bool) (*spanFilter, error) {
 		}
 		if r <= lvlSS && d >= lvlSS {
 			ss++
-			f.ssOfRS = append(f.ssOfRS, int32(rs))
 		}
 		if d >= lvlSpan {
-			f.rsOfSpan = append(f.rsOfSpan, int32(rs))
-			f.ssOfSpan = append(f.ssOfSpan, int32(ss))
-			f.spanIDs = append(f.spanIDs, v)
+			rsOfSpan = append(rsOfSpan, int32(rs))
+			ssOfSpan = append(ssOfSpan, int32(ss))
+			spanIDs = append(spanIDs, v)
 		}
 	}
-	n := len(f.spanIDs)
+	n := len(spanIDs)
 	if len(keep) != n {
 		return nil, fmt.Errorf("%d keep flags for %d spans", len(keep), n)
 	}
@@ -126,8 +125,8 @@ func newSpanFilter(cells []cell, keep []bool) (*spanFilter, error) {
 	f.keep[1] = make([]bool, rs+1)
 	for k, ok := range keep {
 		if ok {
-			f.keep[2][f.ssOfSpan[k]] = true
-			f.keep[1][f.rsOfSpan[k]] = true
+			f.keep[2][ssOfSpan[k]] = true
+			f.keep[1][rsOfSpan[k]] = true
 			f.spans++
 		}
 	}
@@ -153,7 +152,7 @@ func newSpanFilter(cells []cell, keep []bool) (*spanFilter, error) {
 		return nil, errors.New("resource columns disagree on the number of resources")
 	}
 
-	f.oldStart = uint64(cells[colStartTimeUnixNano].int64())
+	oldStart := uint64(cells[colStartTimeUnixNano].int64())
 	newOrd := make([]int32, n) // 1-based ordinal among the kept spans
 	rootFound := false
 	for k := range n {
@@ -161,7 +160,7 @@ func newSpanFilter(cells []cell, keep []bool) (*spanFilter, error) {
 			continue
 		}
 		newOrd[k] = int32(len(f.parentIdx)) + 1
-		start := f.oldStart + uint64(offs[k].Int64())
+		start := oldStart + uint64(offs[k].Int64())
 		end := start + uint64(durs[k].Int64())
 		if start != 0 && (f.start == 0 || start < f.start) {
 			f.start = start
@@ -170,7 +169,7 @@ func newSpanFilter(cells []cell, keep []bool) (*spanFilter, error) {
 		if !rootFound && parentIdx[k].Int32() == 0 && len(parentID[k].ByteArray()) == 0 {
 			rootFound = true
 			f.rootName = names[k].ByteArray()
-			f.rootSvc = svcs[f.rsOfSpan[k]].ByteArray()
+			f.rootSvc = svcs[rsOfSpan[k]].ByteArray()
 		}
 		f.parentIdx = append(f.parentIdx, 0) // set below, once ordinals are known
 	}
@@ -179,7 +178,7 @@ func newSpanFilter(cells []cell, keep []bool) (*spanFilter, error) {
 		if !keep[k] {
 			continue
 		}
-		start := f.oldStart + uint64(offs[k].Int64())
+		start := oldStart + uint64(offs[k].Int64())
 		f.startOffset = append(f.startOffset, int64(start-f.start))
 		pid := parentID[k].ByteArray()
 		if p := parentIdx[k].Int32(); p != 0 {
@@ -190,7 +189,7 @@ func newSpanFilter(cells []cell, keep []bool) (*spanFilter, error) {
 				f.parentIdx[i] = newOrd[p-1]
 				pid = nil
 			} else {
-				pid = f.spanIDs[p-1].ByteArray() // the parent is gone: name it
+				pid = spanIDs[p-1].ByteArray() // the parent is gone: name it
 			}
 		}
 		f.parentSpanID = append(f.parentSpanID, pid)
@@ -264,8 +263,7 @@ func (f *spanFilter) spanValues(dst []parquet.Value, c int, ids cell, maxDef byt
 		return nil, fmt.Errorf("span column %d has maximum definition level %d", c, maxDef)
 	}
 	if f.spanLevels == nil {
-		var tmp colWriter
-		tmp.leaf = &leafInfo{maxRep: lvlSpan, maxDef: f.spanDef, kind: parquet.ByteArray}
+		var tmp colWriter // collects levels only
 		if err := tmp.appendFilteredLevels(ids, lvlSpan, f.keep[lvlSpan]); err != nil {
 			return nil, err
 		}
