@@ -18,7 +18,10 @@ import (
 // order), empty ScopeSpans and ResourceSpans removed, as the compactor's
 // filterSpans does.
 func filterOTLP(td *tracev1.TracesData, keep []bool) *tracev1.TracesData {
-	td = proto.Clone(td).(*tracev1.TracesData)
+	return filterOTLPInPlace(proto.Clone(td).(*tracev1.TracesData), keep)
+}
+
+func filterOTLPInPlace(td *tracev1.TracesData, keep []bool) *tracev1.TracesData {
 	k := 0
 	var rsOut []*tracev1.ResourceSpans
 	for _, rs := range td.ResourceSpans {
@@ -222,4 +225,60 @@ func FuzzCorruptPagesCopy(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkAddPartRowSpans: a further part written from a row with every
+// other span dropped, as cells (the compactor's path) and, for the ratio
+// in one run, by decoding, filtering and adding the trace. Each row is
+// first copied whole (AddRow) so the part has a trace to continue; one op
+// is one span of the source block.
+func BenchmarkAddPartRowSpans(b *testing.B) {
+	ctx := context.Background()
+	cfg := testConfig(b)
+	rng := seededRand(b, 21)
+	ids := genTraceIDs(rng, 2000)
+	traces := make([]*tracev1.TracesData, len(ids))
+	for i, id := range ids {
+		traces[i] = genRealisticTrace(rng, id, 1_700_000_000_000_000_000)
+	}
+	be := newMemBackend()
+	src := writeBlockOf(b, be, cfg, 0, ids, traces)
+	for _, mode := range []string{"cells", "decode"} {
+		b.Run(mode, func(b *testing.B) {
+			dir := b.TempDir()
+			b.ReportAllocs()
+			cpu := startCPU(b)
+			var spans int64
+			for spans < int64(b.N) {
+				w, err := NewWriter(ctx, newMemBackend(), cfg, testTenant, uuid.New(), 1, len(ids), dir)
+				require.NoError(b, err)
+				rr, err := Open(be, src, nil).Rows(ctx)
+				require.NoError(b, err)
+				for {
+					id, row, err := rr.Next()
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					require.NoError(b, err)
+					keep := make([]bool, row.SpanCount())
+					for k := range keep {
+						keep[k] = k%2 == 0
+					}
+					require.NoError(b, w.AddRow(row))
+					if mode == "cells" {
+						require.NoError(b, w.AddPartRowSpans(row, keep))
+					} else {
+						td, err := DecodeRow(row)
+						require.NoError(b, err)
+						require.NoError(b, w.AddPart(id, filterOTLPInPlace(td, keep)))
+					}
+					spans += int64(len(keep))
+				}
+				require.NoError(b, rr.Close())
+				_, err = w.Close(ctx)
+				require.NoError(b, err)
+			}
+			cpu.report(spans)
+		})
+	}
 }
