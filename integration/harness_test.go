@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -21,6 +20,7 @@ import (
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/rubatodb/rubato/integration/internal/freeport"
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 )
 
@@ -42,23 +42,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a port free on 127.0.0.1 right now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+// freePort returns a TCP port free on 127.0.0.1, below the ephemeral range
+// (freeport says why).
+func freePort(t testing.TB) int { t.Helper(); return freeport.TCP(t) }
 
-// freeUDPPort returns a UDP port free on 127.0.0.1 right now.
-func freeUDPPort(t testing.TB) int {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	require.NoError(t, err)
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
+// freeUDPPort returns a UDP port free on 127.0.0.1, below the ephemeral
+// range.
+func freeUDPPort(t testing.TB) int { t.Helper(); return freeport.UDP(t) }
 
 // ports of one instance. Every port is chosen, whether or not the config
 // turns its receiver on.

@@ -20,6 +20,8 @@ import (
 	"github.com/testcontainers/testcontainers-go"
 	tcminio "github.com/testcontainers/testcontainers-go/modules/minio"
 	"github.com/testcontainers/testcontainers-go/wait"
+
+	"github.com/rubatodb/rubato/integration/internal/freeport"
 )
 
 // DefaultImage is the image scripts/minio-image.sh builds. Keep in sync.
@@ -185,17 +187,10 @@ func checkDocker(t testing.TB, ctx context.Context, image string) {
 	}
 }
 
+// freePort returns a TCP port free on 127.0.0.1, below the ephemeral range.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("minio: find free port: %v", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		t.Fatalf("minio: release port: %v", err)
-	}
-	return port
+	return freeport.TCP(t)
 }
 
 func randomHex(n int) string {
