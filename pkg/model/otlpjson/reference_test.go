@@ -177,4 +177,3 @@ func writeJSONString(out *bytes.Buffer, s string) {
 	b, _ := json.Marshal(s) // a string always marshals
 	out.Write(b)
 }
-
