@@ -237,7 +237,8 @@ func reasonLabel(r rubatopb.PushErrorReason) string {
 func reasonText(reason string, lim *overrides.Limits) string {
 	switch reason {
 	case ReasonLiveTraces:
-		return fmt.Sprintf("LIVE_TRACES_EXCEEDED: max live traces per tenant (%d) reached", lim.MaxTracesPerUser)
+		return fmt.Sprintf("LIVE_TRACES_EXCEEDED: the tenant's live traces in an ingester reached max_live_traces_bytes (%d) or max_traces_per_user (%d; 0 = no cap)",
+			lim.MaxLiveTracesBytes, lim.MaxTracesPerUser)
 	case ReasonTraceTooLarge:
 		return fmt.Sprintf("TRACE_TOO_LARGE: trace exceeds max_bytes_per_trace (%d)", lim.MaxBytesPerTrace)
 	case ReasonInvalidTraceID:

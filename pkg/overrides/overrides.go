@@ -54,11 +54,13 @@ type Limits struct {
 }
 
 // DefaultMaxLiveTracesBytes is the default live-trace memory budget per
-// tenant and ingester. An ingester's live trace costs about 250 bytes
-// (BenchmarkLiveTraceMemory in ingester), so this holds about 400,000
-// live traces: 10,000 new traces a second for 40 s, twice what a trace
-// stays live with the default trace_idle_period and flush_check_period.
-const DefaultMaxLiveTracesBytes = 100 << 20
+// tenant and ingester. The ingester estimates a live trace at 240 bytes
+// plus 48 per further WAL fragment (it measures 160-200 bytes of heap:
+// BenchmarkLiveTraceMemory in ingester; span bytes stay in the WAL), so
+// this holds 416,666 single-fragment live traces: 10,000 new traces a
+// second for 41 s, twice the ~20 s a trace stays live with the default
+// trace_idle_period (10 s) and flush_check_period (10 s).
+const DefaultMaxLiveTracesBytes = 100_000_000
 
 // RegisterFlagsAndApplyDefaults registers the default limits.
 func (l *Limits) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
