@@ -215,13 +215,16 @@ func (r *plRun) maintain(t *testing.T, w *WAL, seed uint64, done func() bool) {
 		case 1:
 			// As the ingester does after a flush: drop segments below
 			// one at most two back from the active one.
-			below := w.ActiveSegment() - uint64(rng.IntN(3))
+			active := w.ActiveSegment()
+			below := active - min(active, uint64(rng.IntN(3)))
 			r.mu.Lock()
 			r.truncated = max(r.truncated, below)
 			r.mu.Unlock()
+			// Truncate deletes below min(below, its active segment),
+			// which is below: the active segment never goes down.
 			if err := w.Truncate(below); err == nil {
 				r.mu.Lock()
-				r.gone = max(r.gone, min(below, w.ActiveSegment()))
+				r.gone = max(r.gone, below)
 				r.mu.Unlock()
 			}
 		}

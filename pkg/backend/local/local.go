@@ -230,7 +230,6 @@ func (b *Backend) ensureDir(dir string) error {
 	return nil
 }
 
-
 // writeTemp copies the body into f, checks its length, fsyncs and closes f.
 func writeTemp(ctx context.Context, f vfs.File, r io.Reader, size int64) error {
 	src := r
