@@ -107,7 +107,14 @@ func powerLossSeed(t *testing.T, policy SyncPolicy, mode crashfs.Mode, seed uint
 // run opens the WAL on disk, replays it, starts writers and cuts the power.
 func (r *plRun) run(t *testing.T, disk *crashfs.FS) {
 	t.Helper()
-	cfg := Config{Dir: plDir, SegmentSize: 2 << 10, SyncPolicy: r.policy, SyncInterval: time.Hour}
+	// Small segments rotate every few records, so that cuts land in
+	// rotations; large ones keep a round in one segment, so that records
+	// are made durable by group commit or the syncer, not by a rotation.
+	segSize := int64(2 << 10)
+	if r.rng.IntN(2) == 0 {
+		segSize = 1 << 20
+	}
+	cfg := Config{Dir: plDir, SegmentSize: segSize, SyncPolicy: r.policy, SyncInterval: time.Hour}
 	tick := make(chan time.Time)
 	var ticker tickerFunc = func(time.Duration) (<-chan time.Time, func()) { return tick, func() {} }
 	if r.policy == SyncAlways {
