@@ -219,12 +219,19 @@ func (b *Backend) ensureDir(dir string) error {
 	if _, err := vfs.MkdirAll(b.fsys, dir, 0o755); err != nil {
 		return err
 	}
+	// Up to the first ancestor already known durable: its own name, and
+	// those above it, are.
+	var synced []string
 	for d := dir; d != "."; d = path.Dir(d) {
+		if _, ok := b.durableDirs.Load(d); ok {
+			break
+		}
 		if err := b.syncDir(path.Dir(d)); err != nil {
 			return fmt.Errorf("sync directory: %w", err)
 		}
+		synced = append(synced, d)
 	}
-	for d := dir; d != "."; d = path.Dir(d) {
+	for _, d := range synced {
 		b.durableDirs.Store(d, struct{}{})
 	}
 	return nil
