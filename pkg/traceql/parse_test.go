@@ -3,6 +3,7 @@ package traceql
 import (
 	"errors"
 	"math/rand"
+	"sort"
 	"strings"
 	"testing"
 
@@ -246,6 +247,8 @@ func TestIsMatchAll(t *testing.T) {
 }
 
 func TestIntrinsicsParse(t *testing.T) {
+	require.Len(t, Intrinsics(), 25)
+	require.True(t, sort.StringsAreSorted(Intrinsics()))
 	for _, name := range Intrinsics() {
 		_, err := Parse("{ " + name + " != nil }")
 		require.NoError(t, err, name)
