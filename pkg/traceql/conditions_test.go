@@ -177,10 +177,12 @@ func condHolds(td *tracev1.TracesData, c Condition) bool {
 					case "statusMessage":
 						iv = sp.GetStatus().GetMessage()
 					case "rootName":
+						iv = ""
 						if root != nil {
 							iv = root.Name
 						}
 					case "rootServiceName":
+						iv = ""
 						if rootRes != nil {
 							if v := lookup(rootRes.GetResource().GetAttributes(), "service.name"); len(v) > 0 {
 								iv = v[0].GetStringValue()

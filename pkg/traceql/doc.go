@@ -52,7 +52,9 @@
 //     attribute name without scope; name, duration, IDs and trace-level
 //     intrinsics are left out; durations, statuses and kinds are strings.
 //   - The trace's root is its first span without a parent span ID;
-//     rootName and rootServiceName are nil when there is none.
+//     rootName and rootServiceName are "" when there is none (Tempo keeps
+//     them in non-null trace-level columns), as are instrumentation:name and
+//     instrumentation:version for a span without a scope.
 //     traceDuration is max(end) - min(start) over all spans.
 //   - Parent/child relations come from span IDs: a span whose parent is not
 //     in the trace has no parent (and no siblings); the first span with a
