@@ -25,7 +25,7 @@
 //   - Comparisons need matching types; ints, floats and durations compare
 //     as numbers (int with int exactly, mixed as float64). A missing
 //     attribute is nil and matches neither `=` nor `!=`, nor `<`, `=~`...;
-//     `!= nil` tests existence, `= nil` absence.
+//     `!= nil` tests existence, `= nil` absence; `nil = nil` is false.
 //   - Regular expressions are RE2, fully anchored.
 //   - Unscoped `.key` is the span's attribute, else the resource's.
 //   - A bare attribute used as a condition (`{ .cache.hit }`,
@@ -42,11 +42,15 @@
 //     spanset on a side (after by()) they fail with
 //     ErrSpansetOperationMultiple, as Tempo does.
 //   - Aggregates count() avg() min() max() sum() add a spanset attribute
-//     named by the aggregate ("count()", "avg(duration)"); by(f) splits a
-//     spanset into one per value of f and adds "by(f)" = value; nil values
-//     and non-numbers are skipped by avg/min/max/sum, and a spanset with no
-//     value left is dropped. coalesce() merges all spansets into one without
-//     attributes. select(f...) is a no-op on spansets.
+//     named by the aggregate ("count()", "avg(duration)"); nil values are
+//     skipped and a spanset with no value left is dropped. sum and avg keep
+//     the first value's type and add only later values of that type (avg
+//     still counts the others); avg of ints is a float, of durations a
+//     duration. min and max compare numbers as numbers, other types by
+//     Tempo's type order (so a string beats any int). by(f) splits a spanset
+//     into one per value of f and adds "by(f)" = value ("nil" when absent);
+//     coalesce() merges all spansets into one without attributes; select()
+//     leaves spansets alone.
 //   - Result spans carry, as Tempo's search results do, the values of the
 //     fields the query names (filters, by, aggregates, select), keyed by
 //     attribute name without scope; name, duration, IDs and trace-level
