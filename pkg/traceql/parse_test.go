@@ -69,7 +69,7 @@ func TestParseGolden(t *testing.T) {
 		{`{ trace:rootName = "a" && trace:rootService = "b" && trace:duration > 1s }`, `{ ((rootName = "a") && (rootServiceName = "b")) && (traceDuration > 1s) }`},
 		{`{ rootService = "b" }`, `{ rootServiceName = "b" }`},
 		{`{ trace:id = "abc" && span:id = "01" && span:parentID = "02" }`, `{ ((trace:id = "abc") && (span:id = "01")) && (span:parentID = "02") }`},
-		{`{ childCount > 1 }`, `{ span:childCount > 1 }`},
+		{`{ span:childCount > 1 }`, `{ childCount > 1 }`},
 		{`{ event:name = "e" && event:timeSinceStart > 1ms }`, `{ (event:name = "e") && (event:timeSinceStart > 1ms) }`},
 		{`{ link:traceID = "a" || link:spanID = "b" }`, `{ (link:traceID = "a") || (link:spanID = "b") }`},
 		{`{ instrumentation:name = "a" && instrumentation:version = "b" }`, `{ (instrumentation:name = "a") && (instrumentation:version = "b") }`},
