@@ -13,7 +13,11 @@
 //   - String() is canonical: Parse(q.String()).String() == q.String().
 //     Binary operators inside a filter are fully parenthesised.
 //   - Eval looks only at the trace it is given, keeps no state between
-//     calls and is safe for concurrent use. Results point into the trace.
+//     calls and is safe for concurrent use. Results point into the trace:
+//     spans, resources and scopes, and the AnyValues of result attributes
+//     are the trace's own; status and kind values are shared by all results
+//     of a Query. Callers must not modify either. A trace that does not
+//     match costs no allocation.
 //   - Conditions is conservative: if Eval returns a spanset for a trace,
 //     the trace satisfies the Conditions (see TestConditionsConservative).
 //     Anything it cannot summarise (negation, arithmetic, field-to-field

@@ -41,11 +41,16 @@ func (q *Query) Eval(td *tracev1.TracesData) ([]Spanset, error) {
 	if len(st.spans) == 0 {
 		return nil, nil
 	}
-	all := make([]int32, len(st.spans))
-	for i := range all {
-		all[i] = int32(i)
+	// the first stage sees one spanset with every span; its storage is
+	// reused across Evals (results are exported before the state is
+	// returned to the pool)
+	st.all = grow(st.all, len(st.spans))
+	for i := range st.all {
+		st.all[i] = int32(i)
 	}
-	out, err := q.evalPipeline(st, q.pipe, []*sset{{spans: all}})
+	st.top = sset{spans: st.all}
+	st.topIn[0] = &st.top
+	out, err := q.evalPipeline(st, q.pipe, st.topIn[:])
 	if err != nil {
 		return nil, err
 	}

@@ -226,3 +226,37 @@ func containsAny(s string, subs ...string) bool {
 	}
 	return false
 }
+
+// TestEvalConcurrent: one Query evaluated from several goroutines gives the
+// same answers as sequentially (run with -race).
+func TestEvalConcurrent(t *testing.T) {
+	r := rand.New(rand.NewSource(9))
+	var traces []*tracev1.TracesData
+	for i := 0; i < 40; i++ {
+		traces = append(traces, traceqltest.Trace(r, traceqltest.TraceID(r), traceqltest.TraceOptions{}))
+	}
+	for i := 0; i < 20; i++ {
+		qs, _ := traceqltest.Query(r)
+		q, err := Parse(qs)
+		require.NoError(t, err)
+		want := make([]string, len(traces))
+		for j, td := range traces {
+			res, _ := q.Eval(td)
+			want[j] = names(res)
+		}
+		done := make(chan []string, 4)
+		for g := 0; g < 4; g++ {
+			go func() {
+				got := make([]string, len(traces))
+				for j := range traces {
+					res, _ := q.Eval(traces[(j+g)%len(traces)])
+					got[(j+g)%len(traces)] = names(res)
+				}
+				done <- got
+			}()
+		}
+		for g := 0; g < 4; g++ {
+			require.Equal(t, want, <-done, qs)
+		}
+	}
+}
