@@ -24,7 +24,7 @@
 //     comparison, `= nil`, IDs, event/link intrinsics, the left side of a
 //     negated structural operator) contributes no condition.
 //
-// # Semantics (as Tempo's engine)
+// # Semantics (as Tempo's engine and its vParquet4 storage)
 //
 //   - Comparisons need matching types; ints, floats and durations compare
 //     as numbers (int with int exactly, mixed as float64). A missing
@@ -64,9 +64,13 @@
 //     them in non-null trace-level columns), as are instrumentation:name and
 //     instrumentation:version for a span without a scope.
 //     traceDuration is max(end) - min(start) over all spans.
-//   - Parent/child relations come from span IDs: a span whose parent is not
-//     in the trace has no parent (and no siblings); the first span with a
-//     repeated ID is the parent of the others' children.
+//   - Structural operators use Tempo's span tree (its nested set model):
+//     roots are spans without a parent span ID; a Zipkin client/server pair
+//     sharing an ID resolves children by kind; spans not reachable from a
+//     root (orphans and their subtrees, cycles) are disconnected and take no
+//     part in any structural operator, negated ones included; with no root
+//     or more than two spans per ID every span is disconnected. Roots are
+//     siblings of each other.
 //
 // # Deliberate differences from Tempo
 //
