@@ -435,12 +435,13 @@ func intrinsicField(in intrinsic) fieldFn {
 			if st.root < 0 {
 				return value{t: vString}
 			}
-			v := findAttr(st.spans[st.root].rs.GetResource().GetAttributes(), "service.name")
-			if v.t != vString {
-				return value{t: vString}
+			// Tempo: the string value of the root resource's first service.name
+			for _, kv := range st.spans[st.root].rs.GetResource().GetAttributes() {
+				if kv.GetKey() == "service.name" {
+					return value{t: vString, s: kv.GetValue().GetStringValue()}
+				}
 			}
-			v.av = nil
-			return v
+			return value{t: vString}
 		}
 	case inTraceDuration:
 		return func(st *state, _ int32) value {

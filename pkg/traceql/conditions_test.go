@@ -132,7 +132,7 @@ func condHolds(td *tracev1.TracesData, c Condition) bool {
 	for _, rs := range td.ResourceSpans {
 		for _, ss := range rs.ScopeSpans {
 			for _, sp := range ss.Spans {
-				if root == nil && len(sp.ParentSpanId) == 0 {
+				if len(sp.ParentSpanId) == 0 && rs.Resource != nil && !hasChildOfLink(sp) {
 					root, rootRes = sp, rs
 				}
 				if first || sp.StartTimeUnixNano < minStart {

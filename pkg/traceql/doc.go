@@ -59,8 +59,10 @@
 //     fields the query names (filters, by, aggregates, select), keyed by
 //     attribute name without scope; name, duration, IDs and trace-level
 //     intrinsics are left out; durations, statuses and kinds are strings.
-//   - The trace's root is its first span without a parent span ID;
-//     rootName and rootServiceName are "" when there is none (Tempo keeps
+//   - The trace's root (for rootName, rootServiceName) is, as Tempo picks
+//     it, the last span without a parent span ID, with a resource, and
+//     without a child_of link into its own trace; rootName and
+//     rootServiceName are "" when there is none (Tempo keeps
 //     them in non-null trace-level columns), as are instrumentation:name and
 //     instrumentation:version for a span without a scope.
 //     traceDuration is max(end) - min(start) over all spans.

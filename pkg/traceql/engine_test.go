@@ -443,6 +443,34 @@ func TestEvalTree(t *testing.T) {
 	require.Nil(t, got)
 }
 
+// TestEvalRoot: Tempo's root for rootName/rootServiceName is the last span
+// without a parent ID that has a resource and no child_of link into its own
+// trace.
+func TestEvalRoot(t *testing.T) {
+	res := func(svc string) *resourcev1.Resource {
+		return &resourcev1.Resource{Attributes: []*commonv1.KeyValue{kvS("service.name", svc)}}
+	}
+	linked := &tracev1.Span{TraceId: testTraceID, SpanId: sid(3), Name: "linked",
+		Links: []*tracev1.Span_Link{{TraceId: testTraceID, SpanId: sid(1), Attributes: []*commonv1.KeyValue{kvS("opentracing.ref_type", "child_of")}}}}
+	td := &tracev1.TracesData{ResourceSpans: []*tracev1.ResourceSpans{
+		{Resource: res("a"), ScopeSpans: []*tracev1.ScopeSpans{{Spans: []*tracev1.Span{{TraceId: testTraceID, SpanId: sid(1), Name: "first"}}}}},
+		{Resource: res("b"), ScopeSpans: []*tracev1.ScopeSpans{{Spans: []*tracev1.Span{{TraceId: testTraceID, SpanId: sid(2), Name: "second"}, linked}}}},
+		{ScopeSpans: []*tracev1.ScopeSpans{{Spans: []*tracev1.Span{{TraceId: testTraceID, SpanId: sid(4), Name: "no-resource"}}}}},
+	}}
+	for q, want := range map[string]bool{
+		`{ rootName = "second" && rootServiceName = "b" }`: true,
+		`{ rootName = "first" }`:                           false,
+		`{ rootName = "linked" }`:                          false,
+		`{ rootName = "no-resource" }`:                     false,
+	} {
+		p, err := Parse(q)
+		require.NoError(t, err)
+		got, err := p.Eval(td)
+		require.NoError(t, err)
+		require.Equal(t, want, got != nil, q)
+	}
+}
+
 func TestEvalErrors(t *testing.T) {
 	td := testTrace()
 	q, err := Parse(`({ } | by(kind)) > { }`)

@@ -1,6 +1,7 @@
 package traceql
 
 import (
+	"bytes"
 	"encoding/hex"
 
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -29,7 +30,7 @@ type state struct {
 	visit    []uint8
 	stack    []int32
 
-	root                 int32 // first span without a parent span ID, -1 if none
+	root                 int32 // the root for rootName and rootServiceName, -1 if none
 	traceStart, traceEnd uint64
 	traceIDHex           string
 
@@ -67,8 +68,8 @@ func (st *state) reset(td *tracev1.TracesData) {
 				if sp == nil {
 					continue
 				}
-				if st.root < 0 && len(sp.ParentSpanId) == 0 {
-					st.root = int32(len(st.spans))
+				if len(sp.ParentSpanId) == 0 && rs.Resource != nil && !hasChildOfLink(sp) {
+					st.root = int32(len(st.spans)) // the last one wins, as in Tempo
 				}
 				if first || sp.StartTimeUnixNano < st.traceStart {
 					st.traceStart = sp.StartTimeUnixNano
@@ -245,4 +246,21 @@ func (st *state) traceID() string {
 		}
 	}
 	return st.traceIDHex
+}
+
+// hasChildOfLink reports whether a span links to a span of its own trace
+// with opentracing.ref_type = child_of: Tempo does not take such a span
+// for the trace's root.
+func hasChildOfLink(sp *tracev1.Span) bool {
+	for _, l := range sp.Links {
+		if l == nil || !bytes.Equal(l.TraceId, sp.TraceId) {
+			continue
+		}
+		for _, a := range l.Attributes {
+			if a.GetKey() == "opentracing.ref_type" && a.GetValue().GetStringValue() == "child_of" {
+				return true
+			}
+		}
+	}
+	return false
 }
