@@ -87,4 +87,19 @@
 //     `!x` for a non-boolean x is false instead of an error.
 //   - Spansets and spans come out in trace order and by() groups in order of
 //     first appearance (Tempo's order follows Go map iteration).
+//   - A span whose end precedes its start has duration 0 (Tempo's unsigned
+//     subtraction wraps). Event and link attributes are not reported on
+//     result spans.
+//
+// # Pushdown
+//
+// Conditions speaks the vocabulary of block predicates: ScopeUnscoped means
+// "the span's or its resource's attribute", ScopeIntrinsic names one of
+// name status kind duration statusMessage (span level) or rootName
+// rootServiceName traceDuration (trace level). Status and Kind literals use
+// OTLP's numbering. A reader may drop a trace only if it cannot satisfy the
+// Conditions; everything it keeps is decided by Eval.
+//
+// Package traceqltest generates random traces and queries (38 shapes) for
+// differential tests against Eval.
 package traceql
