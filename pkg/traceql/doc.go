@@ -100,6 +100,6 @@
 // OTLP's numbering. A reader may drop a trace only if it cannot satisfy the
 // Conditions; everything it keeps is decided by Eval.
 //
-// Package traceqltest generates random traces and queries (38 shapes) for
+// Package traceqltest generates random traces and queries (39 shapes) for
 // differential tests against Eval.
 package traceql
