@@ -56,6 +56,7 @@ const (
 	tUParent   // &<
 	tUAnce     // &<<
 	tUSibl     // &~
+	tNotSibl   // the spanset operator !~ (lexed as tNre, renamed by the parser)
 )
 
 var tokText = map[tokKind]string{
@@ -64,7 +65,7 @@ var tokText = map[tokKind]string{
 	tLe: "<=", tAnd: "&&", tOr: "||", tNot: "!", tAdd: "+", tSub: "-", tMul: "*", tDiv: "/",
 	tMod: "%", tPow: "^", tDesc: ">>", tAnce: "<<", tTilde: "~", tNotChild: "!>", tNotDesc: "!>>",
 	tNotParent: "!<", tNotAnce: "!<<", tUChild: "&>", tUDesc: "&>>", tUParent: "&<", tUAnce: "&<<",
-	tUSibl: "&~",
+	tUSibl: "&~", tNotSibl: "!~",
 }
 
 type token struct {

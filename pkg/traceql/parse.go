@@ -317,11 +317,6 @@ func (p *parser) parseSpansetExpr(minPrec int) (*ssExpr, error) {
 	}
 }
 
-// tNotSibl is the spanset operator `!~`, lexed as tNre.
-const tNotSibl tokKind = 200
-
-func init() { tokText[tNotSibl] = "!~" }
-
 func (p *parser) parseSpansetPrimary() (*ssExpr, error) {
 	t := p.peek()
 	switch t.kind {
