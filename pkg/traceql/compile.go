@@ -247,7 +247,8 @@ func (c *compiler) pred(e *expr) predFn {
 	}
 	// a field used as a condition: `{ span.cache.hit }` means `= true`
 	f := c.field(e)
-	return wrap(e, func(st *state, i int32) bool { return f(st, i).isTrue() })
+	t := boolValue(true)
+	return wrap(e, func(st *state, i int32) bool { return compare(tEq, f(st, i), t) })
 }
 
 func isIDIntrinsic(e *expr) (int, bool) {
