@@ -40,7 +40,6 @@ func (v value) float() float64 {
 	return math.NaN()
 }
 
-
 func staticValue(s Static) value {
 	switch s.Type {
 	case TypeString:
