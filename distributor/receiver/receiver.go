@@ -6,7 +6,9 @@
 // nil (the spans are then durable on a quorum of ingesters). Errors carry a
 // gRPC status: InvalidArgument (HTTP 400), ResourceExhausted (HTTP 429),
 // Unavailable (HTTP 503); anything else is HTTP 500. A receiver never retries
-// on its own: the client is told, and decides.
+// on its own: the client is told, and decides. A transport configured with a
+// tls block (TLSConfig) serves TLS, or mutual TLS with client_ca_file, or
+// does not start: it never falls back to plaintext.
 package receiver
 
 import (
