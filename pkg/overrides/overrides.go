@@ -153,12 +153,7 @@ func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 // UnmarshalYAML accepts Tempo's nested and legacy layouts. Keys it does not
 // know are ignored here; the config loader reports them.
 func (c *Config) UnmarshalYAML(n *yaml.Node) error {
-	var doc struct {
-		limitsYAML              `yaml:",inline"`
-		Defaults                *limitsYAML `yaml:"defaults"`
-		PerTenantOverrideConfig *string     `yaml:"per_tenant_override_config"`
-		PerTenantOverridePeriod *duration   `yaml:"per_tenant_override_period"`
-	}
+	var doc configYAML
 	if err := n.Decode(&doc); err != nil {
 		return err
 	}
@@ -183,9 +178,7 @@ const Wildcard = "*"
 // `overrides` map from tenant to limits, in either layout. Each tenant's
 // limits start from defaults; every result is validated.
 func ParseRuntimeConfig(data []byte, defaults Limits) (map[string]*Limits, error) {
-	var doc struct {
-		Overrides map[string]*limitsYAML `yaml:"overrides"`
-	}
+	var doc runtimeYAML
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("overrides: runtime config: %w", err)
 	}

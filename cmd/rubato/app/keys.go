@@ -1,0 +1,93 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/rubatodb/rubato/pkg/overrides"
+	"github.com/rubatodb/rubato/pkg/yamlkeys"
+)
+
+// ignoredTempoKeys are Tempo settings Rubato accepts and does not use,
+// because they tune machinery Rubato does not have. The loader names each
+// one in a warning, also under -config.strict.
+var ignoredTempoKeys = []string{
+	"stream_over_http_enabled",
+	"usage_report",
+	"memory",
+	"metrics_generator_enabled",
+	"metrics_generator",
+	"server.register_instrumentation",
+	"server.http_listen_network",
+	"server.grpc_listen_network",
+	"server.grpc_server_max_recv_msg_size",
+	"server.grpc_server_max_send_msg_size",
+	"distributor.log_received_spans",
+	"distributor.log_discarded_spans",
+	"querier.frontend_worker",
+	"storage.trace.pool",
+	"storage.trace.wal.v2_encoding",
+	"storage.trace.wal.search_encoding",
+	"storage.trace.block.version",
+	"storage.trace.block.v2_encoding",
+	"storage.trace.block.v2_index_downsample_bytes",
+	"storage.trace.block.v2_index_page_size_bytes",
+	"storage.trace.block.parquet_row_group_size_bytes",
+}
+
+// checkKeys reports the keys of doc that Rubato does not use: each is
+// logged as a warning with its full path; under strict, unknown keys are
+// an error (ignored Tempo keys stay warnings). An unknown key that names
+// TLS with a value is an error even without strict: Rubato cannot honour
+// it, and must not serve plaintext where TLS was asked for.
+func checkKeys(doc *yaml.Node, schema any, source string, strict bool, ignored []string, logger log.Logger) error {
+	var fatal []string
+	for _, f := range yamlkeys.Check(doc, schema, yamlkeys.Options{Ignored: ignored}) {
+		switch {
+		case f.Ignored:
+			level.Warn(logger).Log("msg", "ignoring Tempo configuration key Rubato accepts but does not use", "file", source, "key", f.Path, "line", f.Line)
+		case namesTLS(f.Path) && f.SetsValue():
+			fatal = append(fatal, fmt.Sprintf("%s (line %d): TLS is not supported here; refusing to start rather than serve plaintext", f.Path, f.Line))
+		case strict:
+			fatal = append(fatal, fmt.Sprintf("%s (line %d): unknown key", f.Path, f.Line))
+		default:
+			level.Warn(logger).Log("msg", "unknown configuration key, ignored (a typo leaves the default in force; -config.strict makes this fatal)", "file", source, "key", f.Path, "line", f.Line)
+		}
+	}
+	if len(fatal) > 0 {
+		return errors.New(strings.Join(fatal, "; "))
+	}
+	return nil
+}
+
+// namesTLS reports whether the last key of path is a TLS setting.
+func namesTLS(path string) bool {
+	k := path[strings.LastIndexByte(path, '.')+1:]
+	return k == "tls" || strings.HasPrefix(k, "tls_") || strings.HasSuffix(k, "_tls_config")
+}
+
+// checkRuntimeOverrides checks the keys of the per-tenant overrides file,
+// if it can be read now (if not, the overrides service fails the start).
+func checkRuntimeOverrides(path string, strict bool, logger log.Logger) error {
+	if path == "" {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil // the overrides service reports parse errors
+	}
+	if err := checkKeys(&doc, overrides.RuntimeYAMLSchema(), path, strict, nil, logger); err != nil {
+		return fmt.Errorf("per-tenant overrides %s: %w", path, err)
+	}
+	return nil
+}
