@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -102,7 +103,10 @@ func New(cfg *Config, logger log.Logger) (*App, error) {
 		// Never advertise a guessed interface address: loopback unless told.
 		cfg.Ingester.LifecyclerConfig.Addr = "127.0.0.1"
 	}
-	cfg.Ingester.LifecyclerConfig.Port = cfg.Server.GRPCListenPort
+	if cfg.Ingester.LifecyclerConfig.Port == 0 {
+		// As its flag says: 0 advertises the gRPC listen port.
+		cfg.Ingester.LifecyclerConfig.Port = cfg.Server.GRPCListenPort
+	}
 	return a, nil
 }
 
@@ -378,6 +382,9 @@ func Main(args []string) int {
 		}
 	}
 	cfg, err := Load(args, logger)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // -help printed the flags and their defaults
+	}
 	if err != nil {
 		level.Error(logger).Log("msg", "configuration", "err", err)
 		return 1

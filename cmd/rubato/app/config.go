@@ -105,6 +105,8 @@ func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
 	f.DurationVar(&c.Server.GracefulShutdownTimeout, "server.graceful-shutdown-timeout", 10*time.Second, "Longest time stopping may take.")
 	c.Distributor.Receivers.RegisterFlagsAndApplyDefaults("distributor.receivers.", f)
 	c.Ingester.RegisterFlagsAndApplyDefaults("", f)
+	// Never advertise a guessed interface address: loopback unless told.
+	c.Ingester.LifecyclerConfig.Addr = "127.0.0.1"
 	c.Querier.RegisterFlagsAndApplyDefaults("", f)
 	c.Compactor.RegisterFlagsAndApplyDefaults("compactor.", f)
 	f.StringVar(&c.Storage.Trace.Backend, "storage.trace.backend", "local", "Object store: local or s3.")
@@ -208,6 +210,7 @@ func Load(args []string, logger log.Logger) (*Config, error) {
 // -help must not show the value that was overwritten.
 func newFlagSet(cfg *Config) *flag.FlagSet {
 	f := flag.NewFlagSet("rubato", flag.ContinueOnError)
+	f.SetOutput(os.Stdout) // -help is asked for: print where it can be paged
 	f.String("config.file", "", "YAML configuration file (Tempo's keys).")
 	f.Bool("config.expand-env", false, "Expand ${VAR} and ${VAR:-default} in the configuration file.")
 	f.Bool("config.strict", false, "Refuse to start on any configuration key Rubato does not know (Tempo keys it accepts and ignores stay warnings).")

@@ -211,3 +211,8 @@ func TestEveryCustomUnmarshalerHasASchema(t *testing.T) {
 	walk(reflect.TypeFor[Config](), "Config")
 	require.Greater(t, len(seen), 30, "the walk reached the config's types")
 }
+
+func TestHelpExitsZeroAndBadFlagsDoNot(t *testing.T) {
+	require.Equal(t, 0, Main([]string{"-help"}))
+	require.Equal(t, 1, Main([]string{"-no-such-flag"}))
+}
