@@ -311,10 +311,12 @@ func (a *App) registerHTTP() {
 	m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	m.HandleFunc("GET /debug/pprof/heap", pprof.Index)
 	if a.ingester != nil {
-		m.HandleFunc("GET /flush", a.ingester.FlushHandler)
-		m.HandleFunc("POST /flush", a.ingester.FlushHandler)
-		m.HandleFunc("GET /shutdown", a.ingester.ShutdownHandler)
-		m.HandleFunc("POST /shutdown", a.ingester.ShutdownHandler)
+		// State-changing endpoints: POST only (any other method gets 405),
+		// and never from a browser on another origin (403), so a link or a
+		// cross-site form cannot stop ingest.
+		var csrf http.CrossOriginProtection
+		m.Handle("POST /flush", csrf.Handler(http.HandlerFunc(a.ingester.FlushHandler)))
+		m.Handle("POST /shutdown", csrf.Handler(http.HandlerFunc(a.ingester.ShutdownHandler)))
 	}
 	if a.distributor != nil {
 		m.Handle("GET /distributor/ring", a.distributor.Ring())
@@ -323,8 +325,8 @@ func (a *App) registerHTTP() {
 }
 
 func (a *App) ready(w http.ResponseWriter, r *http.Request) {
-	if a.manager == nil || !a.manager.IsHealthy() {
-		http.Error(w, "not ready: services starting", http.StatusServiceUnavailable)
+	if msg := a.notRunning(); msg != "" {
+		http.Error(w, "not ready: "+msg, http.StatusServiceUnavailable)
 		return
 	}
 	if a.ingester != nil {
@@ -348,6 +350,32 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	_, _ = w.Write([]byte(msg))
+}
+
+// notRunning says why not every service is Running ("" when all are).
+func (a *App) notRunning() string {
+	if a.manager == nil {
+		return "services starting"
+	}
+	if a.manager.IsHealthy() {
+		return ""
+	}
+	if a.ingester != nil {
+		switch a.ingester.State() {
+		case services.Stopping, services.Terminated:
+			return "the ingester was shut down (POST /shutdown, or the process is stopping); it takes no writes until the process restarts"
+		case services.Failed:
+			return fmt.Sprintf("the ingester failed: %v", a.ingester.FailureCase())
+		}
+	}
+	byState := a.manager.ServicesByState()
+	switch {
+	case len(byState[services.Failed]) > 0:
+		return fmt.Sprintf("%d services failed: %v", len(byState[services.Failed]), byState[services.Failed][0].FailureCase())
+	case len(byState[services.Stopping])+len(byState[services.Terminated]) > 0:
+		return "services stopping"
+	}
+	return "services starting"
 }
 
 func (a *App) buildInfo(w http.ResponseWriter, _ *http.Request) {
