@@ -198,8 +198,9 @@ func ParseRuntimeConfig(data []byte, defaults Limits) (map[string]*Limits, error
 
 // Overrides answers limits per tenant. Safe for concurrent use.
 type Overrides struct {
-	cfg     Config
-	tenants atomic.Pointer[map[string]*Limits]
+	cfg      Config
+	tenants  atomic.Pointer[map[string]*Limits]
+	keyCheck atomic.Pointer[func([]byte) error]
 }
 
 // New returns Overrides serving cfg's defaults; Reload (or the service
@@ -232,6 +233,11 @@ func (o *Overrides) Reload() error {
 	data, err := os.ReadFile(o.cfg.PerTenantOverrideConfig)
 	if err != nil {
 		return fmt.Errorf("overrides: %w", err)
+	}
+	if check := o.keyCheck.Load(); check != nil {
+		if err := (*check)(data); err != nil {
+			return err
+		}
 	}
 	m, err := ParseRuntimeConfig(data, o.cfg.Defaults)
 	if err != nil {

@@ -21,3 +21,9 @@ func (*Config) YAMLSchema() any { return configYAML{} }
 // RuntimeYAMLSchema is YAMLSchema for a per-tenant overrides file
 // (ParseRuntimeConfig decodes exactly this layout).
 func RuntimeYAMLSchema() any { return runtimeYAML{} }
+
+// SetKeyCheck installs f, run on the runtime file's bytes at every Reload
+// before they are parsed: f reports the file's unknown keys (the config
+// loader's check) and, by returning an error, rejects the file as a parse
+// error would (the previous limits stay).
+func (o *Overrides) SetKeyCheck(f func(data []byte) error) { o.keyCheck.Store(&f) }

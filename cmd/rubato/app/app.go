@@ -219,6 +219,7 @@ func (a *App) initServer() (services.Service, error) {
 
 func (a *App) initOverrides() (services.Service, error) {
 	a.overrides = overrides.New(a.cfg.Overrides)
+	a.overrides.SetKeyCheck(runtimeKeyCheck(a.cfg.Overrides.PerTenantOverrideConfig, a.cfg.strict, a.logger))
 	return overrides.NewReloader(a.overrides, a.logger, a.reg), nil
 }
 

@@ -35,6 +35,10 @@ type Config struct {
 	Compactor   compactor.Config  `yaml:"compactor"`
 	Storage     StorageConfig     `yaml:"storage"`
 	Overrides   overrides.Config  `yaml:"overrides"`
+
+	// strict is -config.strict: unknown keys are fatal, also in the
+	// per-tenant overrides file at every reload.
+	strict bool
 }
 
 // ServerConfig is the `server` block.
@@ -194,9 +198,7 @@ func Load(args []string, logger log.Logger) (*Config, error) {
 	if err := f.Parse(args); err != nil {
 		return nil, err
 	}
-	if err := checkRuntimeOverrides(cfg.Overrides.PerTenantOverrideConfig, strict, logger); err != nil {
-		return nil, err
-	}
+	cfg.strict = strict
 	cfg.Distributor.Receivers.applyFlags()
 	if cfg.AuthEnabled {
 		cfg.MultitenancyEnabled = true

@@ -1,10 +1,11 @@
 package app
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
+	"sync"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -72,22 +73,33 @@ func namesTLS(path string) bool {
 	return k == "tls" || strings.HasPrefix(k, "tls_") || strings.HasSuffix(k, "_tls_config")
 }
 
-// checkRuntimeOverrides checks the keys of the per-tenant overrides file,
-// if it can be read now (if not, the overrides service fails the start).
-func checkRuntimeOverrides(path string, strict bool, logger log.Logger) error {
-	if path == "" {
-		return nil
+// runtimeKeyCheck returns the key check of the per-tenant overrides file,
+// run by every reload (overrides.SetKeyCheck): it warns about unknown keys
+// (under strict, rejects the file) once per distinct content, so a file
+// reloaded every few seconds is not reported every few seconds.
+func runtimeKeyCheck(path string, strict bool, logger log.Logger) func([]byte) error {
+	var (
+		mu      sync.Mutex
+		last    [sha256.Size]byte
+		lastErr error
+		checked bool
+	)
+	return func(data []byte) error {
+		sum := sha256.Sum256(data)
+		mu.Lock()
+		defer mu.Unlock()
+		if checked && sum == last {
+			return lastErr
+		}
+		var doc yaml.Node
+		if err := yaml.Unmarshal(data, &doc); err != nil {
+			return nil // the overrides parser reports it
+		}
+		lastErr = checkKeys(&doc, overrides.RuntimeYAMLSchema(), path, strict, nil, logger)
+		if lastErr != nil {
+			lastErr = fmt.Errorf("per-tenant overrides %s: %w", path, lastErr)
+		}
+		last, checked = sum, true
+		return lastErr
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil // the overrides service reports parse errors
-	}
-	if err := checkKeys(&doc, overrides.RuntimeYAMLSchema(), path, strict, nil, logger); err != nil {
-		return fmt.Errorf("per-tenant overrides %s: %w", path, err)
-	}
-	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rubatodb/rubato/distributor/receiver/tlstest"
+	"github.com/rubatodb/rubato/pkg/overrides"
 	"github.com/rubatodb/rubato/pkg/yamlkeys"
 )
 
@@ -158,16 +159,35 @@ func TestTLSNeverSilentlyPlaintext(t *testing.T) {
 func TestPerTenantOverridesFileKeys(t *testing.T) {
 	dir := t.TempDir()
 	rt := filepath.Join(dir, "overrides.yaml")
-	require.NoError(t, os.WriteFile(rt, []byte("overrides:\n  team-a:\n    ingestion:\n      rate_limit_bytes: 100\n      burst_size_bytes: 200\n      rate_limt_bytes: 5\n  \"*\":\n    max_traces_per_usr: 1\n"), 0o644))
-	doc := "overrides:\n  per_tenant_override_config: " + rt + "\n"
-	_, logs, err := loadArgs(t, doc)
+	write := func(s string) { require.NoError(t, os.WriteFile(rt, []byte(s), 0o644)) }
+	write("overrides:\n  team-a:\n    ingestion:\n      rate_limit_bytes: 100\n      burst_size_bytes: 200\n      rate_limt_bytes: 5\n  \"*\":\n    max_traces_per_usr: 1\n")
+	cfg, _, err := loadArgs(t, "overrides:\n  per_tenant_override_config: "+rt+"\n")
 	require.NoError(t, err)
-	require.Contains(t, logs, "key=overrides.team-a.ingestion.rate_limt_bytes ")
-	require.Contains(t, logs, `key=overrides.*.max_traces_per_usr `)
-	require.Contains(t, logs, "file="+rt)
-	_, _, err = loadArgs(t, doc, "-config.strict")
-	require.ErrorContains(t, err, "overrides.team-a.ingestion.rate_limt_bytes")
-	require.ErrorContains(t, err, rt)
+
+	for _, strict := range []bool{false, true} {
+		var logs bytes.Buffer
+		o := overrides.New(cfg.Overrides)
+		o.SetKeyCheck(runtimeKeyCheck(rt, strict, log.NewLogfmtLogger(&logs)))
+		err := o.Reload()
+		if !strict {
+			require.NoError(t, err)
+			require.Contains(t, logs.String(), "key=overrides.team-a.ingestion.rate_limt_bytes line=6")
+			require.Contains(t, logs.String(), `key=overrides.*.max_traces_per_usr `)
+			require.Contains(t, logs.String(), "file="+rt)
+			require.Equal(t, 100, o.For("team-a").IngestionRateLimitBytes, "known keys apply")
+			// Reloading the same file says nothing new; a changed file is checked again.
+			n := strings.Count(logs.String(), "level=warn")
+			require.NoError(t, o.Reload())
+			require.Equal(t, n, strings.Count(logs.String(), "level=warn"))
+			write("overrides:\n  team-b:\n    global:\n      max_bytes_per_trase: 1\n")
+			require.NoError(t, o.Reload())
+			require.Contains(t, logs.String(), "key=overrides.team-b.global.max_bytes_per_trase")
+			continue
+		}
+		require.ErrorContains(t, err, "overrides.team-b.global.max_bytes_per_trase (line 4): unknown key")
+		require.ErrorContains(t, err, rt)
+		require.Equal(t, cfg.Overrides.Defaults.MaxBytesPerTrace, o.For("team-b").MaxBytesPerTrace, "a rejected file sets nothing")
+	}
 }
 
 // TestEveryCustomUnmarshalerHasASchema walks the types reachable from
