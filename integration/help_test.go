@@ -180,3 +180,16 @@ func TestHelpShowsTheDefaultsTheBinaryRuns(t *testing.T) {
 	}
 	require.Greater(t, compared, 100, "most flags compared")
 }
+
+// TestUnknownKeysThroughTheBinary: the typo is named with its path
+// in the log of a running binary, and -config.strict refuses to start on it.
+func TestUnknownKeysThroughTheBinary(t *testing.T) {
+	s := startServer(t, options{Overrides: "  defaults:\n    ingestion:\n      rate_limt_bytes: 1000"})
+	require.Contains(t, s.logs.String(), "key=overrides.defaults.ingestion.rate_limt_bytes")
+	s.stop()
+
+	out, err := runBinary(t, s.dir, "-config.file="+s.cfg, "-config.strict")
+	require.Error(t, err, "started with -config.strict and an unknown key:\n%s", out)
+	require.Contains(t, out, "overrides.defaults.ingestion.rate_limt_bytes")
+	require.Contains(t, out, "unknown key")
+}

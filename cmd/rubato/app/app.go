@@ -4,7 +4,11 @@
 // Invariants: each component is a dskit service started in dependency order
 // and stopped in reverse; a component's failure stops the process with an
 // error; /ready answers 200 only when every started service is Running and
-// the ingester ring can take writes.
+// the ingester ring can take writes, and otherwise says which is not. No
+// configuration key passes unnoticed: every key Rubato does not use is
+// logged with its path (fatal under -config.strict), and a TLS setting it
+// cannot honour stops the start. -help prints the defaults actually applied.
+// /flush and /shutdown change state and take POST only, never cross-origin.
 package app
 
 import (
