@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -80,4 +81,29 @@ func TestStateChangingEndpoints(t *testing.T) {
 	for _, id := range ids {
 		require.Equal(t, 2, countSpans(s.traceByID(t, id, "")), "pushed twice, stored once per span")
 	}
+}
+
+// TestAdminListenAddress: with server.admin_listen_address set, /flush,
+// /shutdown and pprof move there and are gone from the HTTP port.
+func TestAdminListenAddress(t *testing.T) {
+	admin := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	base, _ := startWithFlags(t, map[string]string{"server.admin-listen-address": admin})
+	for _, path := range []string{"/flush", "/shutdown"} {
+		code, _, _ := do(t, http.MethodPost, base+path, nil)
+		require.Equal(t, http.StatusNotFound, code, "POST %s on the HTTP port", path)
+	}
+	code, _, _ := do(t, http.MethodGet, base+"/debug/pprof/", nil)
+	require.Equal(t, http.StatusNotFound, code, "pprof on the HTTP port")
+	code, _, _ = do(t, http.MethodGet, "http://"+admin+"/debug/pprof/", nil)
+	require.Equal(t, http.StatusOK, code)
+	code, _, _ = do(t, http.MethodGet, "http://"+admin+"/shutdown", nil)
+	require.Equal(t, http.StatusMethodNotAllowed, code)
+	code, _, _ = do(t, http.MethodPost, "http://"+admin+"/flush", nil)
+	require.Equal(t, http.StatusNoContent, code)
+	code, _, _ = do(t, http.MethodPost, "http://"+admin+"/shutdown", nil)
+	require.Equal(t, http.StatusNoContent, code)
+	require.Eventually(t, func() bool {
+		code, body, _ := do(t, http.MethodGet, base+"/ready", nil)
+		return code == http.StatusServiceUnavailable && strings.Contains(body, "shut down")
+	}, 10*time.Second, 20*time.Millisecond)
 }

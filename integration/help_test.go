@@ -104,6 +104,58 @@ func TestHelpShowsTheDefaultsTheBinaryRuns(t *testing.T) {
 	require.Equal(t, "1", printed["ingester.distributor.replication-factor"])
 	require.Equal(t, "", printed["ingester.min-ready-duration"], "0 prints no default")
 
+	base, set := startWithFlags(t, nil)
+	grpcPort := set["server.grpc-listen-port"]
+	resp, err := http.Get(base + "/status/config")
+	require.NoError(t, err)
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	var running yaml.Node
+	require.NoError(t, yaml.Unmarshal(body, &running))
+
+	compared := 0
+	for name, path := range app.FlagPaths() {
+		if _, ok := set[name]; ok {
+			continue
+		}
+		def, ok := printed[name]
+		require.True(t, ok, "flag %s missing from -help", name)
+		n := lookupPath(&running, path)
+		require.NotNil(t, n, "%s (flag %s) missing from /status/config:\n%s", path, name, body)
+		if n.Value == "<redacted>" {
+			continue
+		}
+		if name == "ingester.lifecycler.port" {
+			// Documented in its help: 0 advertises the gRPC listen port.
+			require.Equal(t, "", def)
+			require.Equal(t, grpcPort, n.Value)
+			continue
+		}
+		require.True(t, sameDefault(def, n), "flag -%s: -help prints default %q, the binary runs with %s: %q", name, def, path, n.Value)
+		compared++
+	}
+	require.Greater(t, compared, 100, "most flags compared")
+}
+
+// TestUnknownKeysThroughTheBinary: the typo is named with its path
+// in the log of a running binary, and -config.strict refuses to start on it.
+func TestUnknownKeysThroughTheBinary(t *testing.T) {
+	s := startServer(t, options{Overrides: "  defaults:\n    ingestion:\n      rate_limt_bytes: 1000"})
+	require.Contains(t, s.logs.String(), "key=overrides.defaults.ingestion.rate_limt_bytes")
+	s.stop()
+
+	out, err := runBinary(t, s.dir, "-config.file="+s.cfg, "-config.strict")
+	require.Error(t, err, "started with -config.strict and an unknown key:\n%s", out)
+	require.Contains(t, out, "overrides.defaults.ingestion.rate_limt_bytes")
+	require.Contains(t, out, "unknown key")
+}
+
+// startWithFlags runs the binary with no config file, only the flags that
+// keep it on 127.0.0.1 and in a temporary directory, plus extra; it returns
+// the HTTP base URL and every flag it set.
+func startWithFlags(t *testing.T, extra map[string]string) (string, map[string]string) {
+	t.Helper()
 	dir := t.TempDir()
 	httpPort, grpcPort := freePort(t), freePort(t)
 	set := map[string]string{
@@ -115,6 +167,9 @@ func TestHelpShowsTheDefaultsTheBinaryRuns(t *testing.T) {
 		"distributor.receivers.otlp.http.endpoint": fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		"storage.trace.local.path":                 filepath.Join(dir, "blocks"),
 		"storage.trace.wal.path":                   filepath.Join(dir, "wal"),
+	}
+	for k, v := range extra {
+		set[k] = v
 	}
 	var args []string
 	for k, v := range set {
@@ -149,47 +204,5 @@ func TestHelpShowsTheDefaultsTheBinaryRuns(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}, 30*time.Second, 50*time.Millisecond, "not ready:\n%s", logs.String())
-	resp, err := http.Get(base + "/status/config")
-	require.NoError(t, err)
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	require.NoError(t, err)
-	var running yaml.Node
-	require.NoError(t, yaml.Unmarshal(body, &running))
-
-	compared := 0
-	for name, path := range app.FlagPaths() {
-		if _, ok := set[name]; ok {
-			continue
-		}
-		def, ok := printed[name]
-		require.True(t, ok, "flag %s missing from -help", name)
-		n := lookupPath(&running, path)
-		require.NotNil(t, n, "%s (flag %s) missing from /status/config:\n%s", path, name, body)
-		if n.Value == "<redacted>" {
-			continue
-		}
-		if name == "ingester.lifecycler.port" {
-			// Documented in its help: 0 advertises the gRPC listen port.
-			require.Equal(t, "", def)
-			require.Equal(t, fmt.Sprint(grpcPort), n.Value)
-			continue
-		}
-		require.True(t, sameDefault(def, n), "flag -%s: -help prints default %q, the binary runs with %s: %q", name, def, path, n.Value)
-		compared++
-	}
-	require.Greater(t, compared, 100, "most flags compared")
-}
-
-// TestUnknownKeysThroughTheBinary: the typo is named with its path
-// in the log of a running binary, and -config.strict refuses to start on it.
-func TestUnknownKeysThroughTheBinary(t *testing.T) {
-	s := startServer(t, options{Overrides: "  defaults:\n    ingestion:\n      rate_limt_bytes: 1000"})
-	require.Contains(t, s.logs.String(), "key=overrides.defaults.ingestion.rate_limt_bytes")
-	s.stop()
-
-	out, err := runBinary(t, s.dir, "-config.file="+s.cfg, "-config.strict")
-	require.Error(t, err, "started with -config.strict and an unknown key:\n%s", out)
-	require.Contains(t, out, "overrides.defaults.ingestion.rate_limt_bytes")
-	require.Contains(t, out, "unknown key")
+	return base, set
 }

@@ -82,6 +82,7 @@ type App struct {
 	reg    *prometheus.Registry
 
 	mux        *http.ServeMux
+	admin      *http.ServeMux // nil: admin endpoints are on mux
 	grpcServer *grpc.Server
 	httpLis    net.Listener
 	grpcLis    net.Listener
@@ -191,6 +192,9 @@ func (a *App) initServer() (services.Service, error) {
 	a.grpcLis, err = net.Listen("tcp", net.JoinHostPort(a.cfg.Server.GRPCListenAddress, fmt.Sprint(a.cfg.Server.GRPCListenPort)))
 	if err != nil {
 		return nil, fmt.Errorf("grpc listen: %w", err)
+	}
+	if err := a.listenAdmin(); err != nil {
+		return nil, err
 	}
 	a.grpcServer = grpc.NewServer(grpc.MaxRecvMsgSize(client.MaxMessageSize), grpc.MaxSendMsgSize(client.MaxMessageSize))
 	httpSrv := &http.Server{Handler: a.mux, ReadHeaderTimeout: 30 * time.Second}
@@ -312,16 +316,17 @@ func (a *App) registerHTTP() {
 	m.HandleFunc("GET /status/buildinfo", a.buildInfo)
 	m.HandleFunc("GET /status/config", a.statusConfig)
 	m.HandleFunc("GET /status/version", a.buildInfo)
-	m.HandleFunc("GET /debug/pprof/", pprof.Index)
-	m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	m.HandleFunc("GET /debug/pprof/heap", pprof.Index)
+	adm := a.adminMux() // the HTTP port, or server.admin_listen_address
+	adm.HandleFunc("GET /debug/pprof/", pprof.Index)
+	adm.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	adm.HandleFunc("GET /debug/pprof/heap", pprof.Index)
 	if a.ingester != nil {
 		// State-changing endpoints: POST only (any other method gets 405),
 		// and never from a browser on another origin (403), so a link or a
 		// cross-site form cannot stop ingest.
 		var csrf http.CrossOriginProtection
-		m.Handle("POST /flush", csrf.Handler(http.HandlerFunc(a.ingester.FlushHandler)))
-		m.Handle("POST /shutdown", csrf.Handler(http.HandlerFunc(a.ingester.ShutdownHandler)))
+		adm.Handle("POST /flush", csrf.Handler(http.HandlerFunc(a.ingester.FlushHandler)))
+		adm.Handle("POST /shutdown", csrf.Handler(http.HandlerFunc(a.ingester.ShutdownHandler)))
 	}
 	if a.distributor != nil {
 		m.Handle("GET /distributor/ring", a.distributor.Ring())

@@ -51,6 +51,9 @@ type ServerConfig struct {
 	LogFormat         string `yaml:"log_format"`
 	// GracefulShutdownTimeout bounds how long stopping may take.
 	GracefulShutdownTimeout time.Duration `yaml:"graceful_shutdown_timeout"`
+	// AdminListenAddress (host:port), when set, serves /flush, /shutdown
+	// and /debug/pprof/ there instead of on the HTTP port.
+	AdminListenAddress string `yaml:"admin_listen_address"`
 }
 
 // DistributorConfig is the `distributor` block.
@@ -107,6 +110,7 @@ func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
 	f.StringVar(&c.Server.LogLevel, "log.level", "info", "Log level: debug, info, warn, error.")
 	f.StringVar(&c.Server.LogFormat, "log.format", "logfmt", "Log format: logfmt or json.")
 	f.DurationVar(&c.Server.GracefulShutdownTimeout, "server.graceful-shutdown-timeout", 10*time.Second, "Longest time stopping may take.")
+	f.StringVar(&c.Server.AdminListenAddress, "server.admin-listen-address", "", "host:port serving /flush, /shutdown and /debug/pprof/ instead of the HTTP port (empty: the HTTP port).")
 	c.Distributor.Receivers.RegisterFlagsAndApplyDefaults("distributor.receivers.", f)
 	c.Ingester.RegisterFlagsAndApplyDefaults("", f)
 	// Never advertise a guessed interface address: loopback unless told.
