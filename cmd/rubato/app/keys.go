@@ -48,7 +48,7 @@ var ignoredTempoKeys = []string{
 // TLS with a value is an error even without strict: Rubato cannot honour
 // it, and must not serve plaintext where TLS was asked for.
 func checkKeys(doc *yaml.Node, schema any, source string, strict bool, ignored []string, logger log.Logger) error {
-	var fatal []string
+	fatal := emptyTLSBlocks(doc, "")
 	for _, f := range yamlkeys.Check(doc, schema, yamlkeys.Options{Ignored: ignored}) {
 		switch {
 		case f.Ignored:
@@ -65,6 +65,32 @@ func checkKeys(doc *yaml.Node, schema any, source string, strict bool, ignored [
 		return errors.New(strings.Join(fatal, "; "))
 	}
 	return nil
+}
+
+// emptyTLSBlocks finds `tls:` keys with no value: YAML decodes them as no
+// TLS block at all, which would serve plaintext where TLS was named.
+func emptyTLSBlocks(n *yaml.Node, path string) []string {
+	var out []string
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			out = append(out, emptyTLSBlocks(c, path)...)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + p
+			}
+			if k.Value == "tls" && v.Kind == yaml.ScalarNode && (v.Tag == "!!null" || v.Value == "") {
+				out = append(out, fmt.Sprintf("%s (line %d): an empty tls block; set cert_file and key_file, or remove it for plaintext", p, k.Line))
+				continue
+			}
+			out = append(out, emptyTLSBlocks(v, p)...)
+		}
+	}
+	return out
 }
 
 // namesTLS reports whether the last key of path is a TLS setting.

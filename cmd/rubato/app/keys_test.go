@@ -150,6 +150,12 @@ func TestTLSNeverSilentlyPlaintext(t *testing.T) {
 		_, _, err := loadArgs(t, doc)
 		require.ErrorContains(t, err, "TLS is not supported here", doc)
 	}
+	// A bare `tls:` decodes as no block at all: refused, not plaintext.
+	_, _, err = loadArgs(t, "distributor:\n  receivers:\n    zipkin:\n      tls:\n")
+	require.ErrorContains(t, err, "distributor.receivers.zipkin.tls (line 4): an empty tls block")
+	cfg, _, err = loadArgs(t, "distributor:\n  receivers:\n    zipkin:\n      tls: {}\n")
+	require.NoError(t, err)
+	require.ErrorContains(t, cfg.Validate(), "cert_file and key_file are required")
 	// Tempo's manifest lists empty TLS blocks; those set nothing.
 	_, logs, err := loadArgs(t, "server:\n  http_tls_config:\n    cert_file: \"\"\n    key_file: null\n")
 	require.NoError(t, err)
