@@ -242,3 +242,17 @@ func TestHelpExitsZeroAndBadFlagsDoNot(t *testing.T) {
 	require.Equal(t, 0, Main([]string{"-help"}))
 	require.Equal(t, 1, Main([]string{"-no-such-flag"}))
 }
+
+// FuzzDecodeConfig: no configuration file makes the loader panic, in
+// lenient or strict mode.
+func FuzzDecodeConfig(f *testing.F) {
+	f.Add([]byte(typoConfig), false)
+	f.Add([]byte(tempoGuideConfig), true)
+	f.Add([]byte("distributor:\n  receivers:\n    otlp:\n      protocols:\n        grpc:\n          tls:\n"), false)
+	f.Add([]byte("overrides:\n  defaults: &d {ingestion: {rate_limit_bytes: 1}}\n  x: *d\n"), true)
+	f.Fuzz(func(t *testing.T, data []byte, strict bool) {
+		var cfg Config
+		newFlagSet(&cfg)
+		_ = decodeYAML(data, &cfg, "fuzz.yaml", strict, log.NewNopLogger())
+	})
+}
