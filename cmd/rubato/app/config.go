@@ -13,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rubatodb/rubato/compactor"
+	"github.com/rubatodb/rubato/distributor"
 	"github.com/rubatodb/rubato/ingester"
 	"github.com/rubatodb/rubato/pkg/backend/s3"
 	"github.com/rubatodb/rubato/pkg/block"
@@ -59,6 +60,8 @@ type ServerConfig struct {
 // DistributorConfig is the `distributor` block.
 type DistributorConfig struct {
 	Receivers ReceiversConfig `yaml:"receivers"`
+	// Config holds the distributor's own keys (retry_after_on_resource_exhausted).
+	distributor.Config `yaml:",inline"`
 }
 
 // StorageConfig is the `storage` block.
@@ -112,6 +115,7 @@ func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
 	f.DurationVar(&c.Server.GracefulShutdownTimeout, "server.graceful-shutdown-timeout", 10*time.Second, "Longest time stopping may take.")
 	f.StringVar(&c.Server.AdminListenAddress, "server.admin-listen-address", "", "host:port serving /flush, /shutdown and /debug/pprof/ instead of the HTTP port (empty: the HTTP port).")
 	c.Distributor.Receivers.RegisterFlagsAndApplyDefaults("distributor.receivers.", f)
+	c.Distributor.Config.RegisterFlagsAndApplyDefaults("distributor.", f)
 	c.Ingester.RegisterFlagsAndApplyDefaults("", f)
 	// Never advertise a guessed interface address: loopback unless told.
 	c.Ingester.LifecyclerConfig.Addr = "127.0.0.1"
@@ -157,7 +161,7 @@ func (c *Config) Validate() error {
 			c.Ingester.CompleteBlockTimeout, c.Storage.Trace.BlocklistPoll))
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Distributor.Receivers, &c.Ingester, &c.Querier, &c.Compactor, &c.Storage.Trace.WAL, &c.Storage.Trace.Block, &c.Overrides,
+		&c.Distributor.Receivers, &c.Distributor.Config, &c.Ingester, &c.Querier, &c.Compactor, &c.Storage.Trace.WAL, &c.Storage.Trace.Block, &c.Overrides,
 	} {
 		errs = append(errs, v.Validate())
 	}

@@ -94,8 +94,13 @@ func TestStrictMakesUnknownKeysFatal(t *testing.T) {
 	// The case: one typo in a limit.
 	_, _, err = loadArgs(t, "overrides:\n  defaults:\n    ingestion:\n      rate_limt_bytes: 1000\n", "-config.strict")
 	require.ErrorContains(t, err, "overrides.defaults.ingestion.rate_limt_bytes (line 4): unknown key")
+	// The distributor's and the overrides' newer keys are known (walked from
+	// the real types, inline blocks included).
+	_, logs, err := loadArgs(t, "distributor:\n  retry_after_on_resource_exhausted: 5s\noverrides:\n  defaults:\n    ingestion:\n      retry_after_on_resource_exhausted: 3s\n      max_live_traces_bytes: 1000000\n", "-config.strict")
+	require.NoError(t, err)
+	require.NotContains(t, logs, "level=warn")
 	// A clean Tempo config passes strict.
-	_, logs, err := loadArgs(t, tempoGuideConfig, "-config.strict")
+	_, logs, err = loadArgs(t, tempoGuideConfig, "-config.strict")
 	require.NoError(t, err)
 	require.NotContains(t, logs, "level=warn")
 }
