@@ -14,7 +14,7 @@ var notImplemented = []struct{ pattern, feature string }{
 	{"/api/metrics/query", "TraceQL metrics are not implemented"},
 	{"/api/metrics/summary", "span metrics summaries are not implemented"},
 	{"/api/metrics", "span metrics are not implemented"},
-	{"/api/v2/traces/diff", "trace diff is not implemented"},
+	{"POST /api/v2/traces/diff", "trace diff is not implemented"},
 	{"/api/overrides", "user-configurable overrides are not implemented"},
 	{"/api/mcp", "the MCP server is not implemented"},
 	{"/api/search/recent", "recent-search is not implemented; use /api/search"},

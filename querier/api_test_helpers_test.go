@@ -119,6 +119,9 @@ func startAPI(t *testing.T, s Searcher, cfg SearchConfig, multitenant bool) *api
 	mux.HandleFunc("GET /api/echo", func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "echo") })
 	api := NewSearchAPI(s, cfg, tenant.Resolver{MultitenancyEnabled: multitenant}, log.NewNopLogger())
 	api.Register(mux)
+	// The trace-by-ID routes share the mux in the binary: register them so
+	// a conflicting fallback pattern panics here too (never called).
+	NewHandler(nil, tenant.Resolver{}).Register(mux)
 	RegisterFallbacks(mux)
 	g := grpc.NewServer()
 	api.StreamingServer().Register(g)

@@ -198,6 +198,10 @@ func (a *SearchAPI) search(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
+	if a.searcher == nil {
+		a.fail(w, errNoSearcher)
+		return
+	}
 	resp, err := a.searcher.Search(r.Context(), tenantID, req, nil)
 	if err != nil {
 		a.fail(w, err)
@@ -223,15 +227,12 @@ func normalizeSearchResponse(resp *rubatopb.SearchResponse) *rubatopb.SearchResp
 	return resp
 }
 
-// begin resolves the tenant and checks a searcher is wired.
+// begin resolves the tenant. Whether a searcher is wired is checked after
+// the request is parsed, so bad requests are 400 either way.
 func (a *SearchAPI) begin(w http.ResponseWriter, r *http.Request) (string, bool) {
 	tenantID, err := a.tenants.FromHTTP(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusUnauthorized)
-		return "", false
-	}
-	if a.searcher == nil {
-		a.fail(w, errNoSearcher)
 		return "", false
 	}
 	return tenantID, true
@@ -295,6 +296,9 @@ func tagRange(start, end string) (uint32, uint32, error) {
 // the intrinsic scope always present when asked for (or no scope given),
 // each scope's tags sorted, unique and within the limit.
 func (a *SearchAPI) runTagsV2(ctx context.Context, tenantID string, req *rubatopb.SearchTagsRequest) (*rubatopb.SearchTagsV2Response, error) {
+	if a.searcher == nil {
+		return nil, errNoSearcher
+	}
 	resp, err := a.searcher.SearchTagsV2(ctx, tenantID, req)
 	if err != nil {
 		return nil, err
@@ -429,6 +433,9 @@ func tagValuesRequest(r *http.Request) (*rubatopb.SearchTagValuesRequest, error)
 }
 
 func (a *SearchAPI) runTagValuesV2(ctx context.Context, tenantID string, req *rubatopb.SearchTagValuesRequest) (*rubatopb.SearchTagValuesV2Response, error) {
+	if a.searcher == nil {
+		return nil, errNoSearcher
+	}
 	resp, err := a.searcher.SearchTagValuesV2(ctx, tenantID, req)
 	if err != nil {
 		return nil, err

@@ -60,14 +60,11 @@ func (s *StreamingServer) grpcError(err error) error {
 	return status.Error(codes.Internal, "search failed: "+err.Error())
 }
 
-// begin resolves the tenant and checks a searcher is wired.
+// begin resolves the tenant.
 func (s *StreamingServer) begin(ctx context.Context) (string, error) {
 	tenantID, err := s.api.tenants.FromGRPC(ctx)
 	if err != nil {
 		return "", status.Error(codes.Unauthenticated, err.Error())
-	}
-	if s.api.searcher == nil {
-		return "", s.grpcError(errNoSearcher)
 	}
 	return tenantID, nil
 }
@@ -93,6 +90,9 @@ func (s *StreamingServer) Search(in *rubatopb.SearchRequest, stream grpc.ServerS
 	}
 	if err := ApplySearchLimits(req, s.api.cfg); err != nil {
 		return s.grpcError(err)
+	}
+	if s.api.searcher == nil {
+		return s.grpcError(errNoSearcher)
 	}
 
 	ctx, cancel := context.WithCancel(stream.Context())
