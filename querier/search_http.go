@@ -162,6 +162,12 @@ func ApplySearchLimits(req *rubatopb.SearchRequest, cfg SearchConfig) error {
 	if strings.TrimSpace(req.Query) == "" {
 		req.Query = "{}"
 	}
+	// Validate here, as Tempo's frontend does, so a bad query is a 400 with
+	// the position whatever the searcher; unsupported TraceQL (metrics
+	// queries, …) is a 400 naming the feature.
+	if _, err := traceql.Parse(req.Query); err != nil {
+		return badRequest("invalid TraceQL query: %v", err)
+	}
 	return nil
 }
 

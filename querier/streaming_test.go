@@ -96,7 +96,8 @@ func TestStreamingSearchFinalOnly(t *testing.T) {
 		code codes.Code
 		msg  string
 	}{
-		{&rubatopb.SearchRequest{Query: "{", Limit: 1}, fmt.Errorf("%w: parse error at line 1, col 2", ErrInvalidQuery), codes.InvalidArgument, "parse error at line 1, col 2"},
+		{&rubatopb.SearchRequest{Query: "{ .a = ", Limit: 1}, nil, codes.InvalidArgument, "invalid TraceQL query: parse error at line 1, col"},
+		{&rubatopb.SearchRequest{Query: "{}", Limit: 1}, fmt.Errorf("%w: too many conditions", ErrInvalidQuery), codes.InvalidArgument, "too many conditions"},
 		{&rubatopb.SearchRequest{Query: "{}", SpansPerSpanSet: 1000}, nil, codes.InvalidArgument, "spans per span set exceeds 100"},
 		{&rubatopb.SearchRequest{Query: "{}", Start: 10, End: 5}, nil, codes.InvalidArgument, "start must be before end"},
 		{&rubatopb.SearchRequest{Query: "{}", Tags: map[string]string{"a": "b"}}, nil, codes.InvalidArgument, "can't specify tags"},
