@@ -73,10 +73,18 @@ func (s *StreamingServer) begin(ctx context.Context) (string, error) {
 	return tenantID, nil
 }
 
-// Search streams the search: a message with the traces found so far and
-// the latest metrics each time the searcher reports progress (at most one
-// per streamInterval), then always a final message with every result and
-// completedJobs == totalJobs. Every message carries metrics.
+// Search streams the search: a progress message with the latest metrics
+// each time the searcher reports progress (at most one per streamInterval),
+// then always a final message with every result and completedJobs ==
+// totalJobs. Every message carries metrics.
+//
+// Progress messages carry no traces: Grafana's plugin appends each
+// message's traces and, for a trace ID seen twice, keeps the FIRST copy
+// (removeDuplicates in its search_stream.go), so a trace sent while still
+// partial (more spansets, a root found later, or later pushed out of the
+// limit) would stay wrong on screen. Tempo avoids this by sending a trace
+// only once every job covering it is done; Rubato's searcher merges across
+// sources to the end, so only the final answer is sent.
 func (s *StreamingServer) Search(in *rubatopb.SearchRequest, stream grpc.ServerStreamingServer[rubatopb.SearchResponse]) error {
 	tenantID, err := s.begin(stream.Context())
 	if err != nil {
@@ -140,7 +148,7 @@ func (s *StreamingServer) Search(in *rubatopb.SearchRequest, stream grpc.ServerS
 				continue
 			}
 			sent = n
-			if err := sendSearch(stream, normalizeSearchResponse(msg)); err != nil {
+			if err := stream.Send(&rubatopb.SearchResponse{Metrics: normalizeSearchResponse(msg).Metrics}); err != nil {
 				cancel()
 				<-done
 				return err

@@ -60,6 +60,11 @@ func TestStreamingSearchOverHTTPPort(t *testing.T) {
 	}
 	require.Equal(t, uint32(1), msgs[0].Metrics.CompletedJobs)
 	require.Equal(t, uint32(4), msgs[0].Metrics.TotalJobs)
+	for _, m := range msgs[:len(msgs)-1] {
+		// Grafana keeps the first copy of a trace it is sent: a trace in a
+		// progress message, still partial, would never be corrected.
+		require.Empty(t, m.Traces, "progress messages carry metrics only")
+	}
 	last := msgs[len(msgs)-1]
 	require.Len(t, last.Traces, 3)
 	require.Equal(t, last.Metrics.TotalJobs, last.Metrics.CompletedJobs)
