@@ -212,7 +212,13 @@ func (a *SearchAPI) search(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, normalizeSearchResponse(resp))
+	b, err := appendSearchResponseJSON(make([]byte, 0, 4096), normalizeSearchResponse(resp))
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", mimeJSON)
+	_, _ = w.Write(b)
 }
 
 // normalizeSearchResponse makes metrics non-nil and fills the deprecated
