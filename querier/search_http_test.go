@@ -324,4 +324,13 @@ func TestFallbackRoutes(t *testing.T) {
 	code, body = httpGet(t, s.url("/api/echo"))
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "echo", body)
+
+	// REST over h2c (HTTP/2 with prior knowledge) works too.
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	resp, err := (&http.Client{Transport: tr}).Get(s.url("/api/echo"))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 2, resp.ProtoMajor)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 }

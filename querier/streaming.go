@@ -111,13 +111,18 @@ func (s *StreamingServer) Search(in *rubatopb.SearchRequest, stream grpc.ServerS
 	defer cancel()
 	var (
 		mu     sync.Mutex
-		latest *rubatopb.SearchResponse
-		seq    int // bumped on each progress report
+		latest *rubatopb.SearchMetrics // of the last progress report
+		seq    int                     // bumped on each progress report
 	)
 	progress := func(p *rubatopb.SearchResponse) {
-		c := proto.Clone(p).(*rubatopb.SearchResponse)
+		// Only the metrics are streamed before the end (see above): copy
+		// them, not the traces.
+		m := &rubatopb.SearchMetrics{}
+		if p.GetMetrics() != nil {
+			m = proto.Clone(p.Metrics).(*rubatopb.SearchMetrics)
+		}
 		mu.Lock()
-		latest = c
+		latest = m
 		seq++
 		mu.Unlock()
 	}
@@ -148,7 +153,7 @@ func (s *StreamingServer) Search(in *rubatopb.SearchRequest, stream grpc.ServerS
 				continue
 			}
 			sent = n
-			if err := stream.Send(&rubatopb.SearchResponse{Metrics: normalizeSearchResponse(msg).Metrics}); err != nil {
+			if err := stream.Send(&rubatopb.SearchResponse{Metrics: msg}); err != nil {
 				cancel()
 				<-done
 				return err
