@@ -212,7 +212,7 @@ func (a *SearchAPI) search(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	b, err := appendSearchResponseJSON(make([]byte, 0, 4096), normalizeSearchResponse(resp))
+	b, err := appendSearchResponseJSON(make([]byte, 0, 4096), normalizeSearchResponse(resp, req))
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -221,16 +221,31 @@ func (a *SearchAPI) search(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(b)
 }
 
-// normalizeSearchResponse makes metrics non-nil and fills the deprecated
-// spanSet with the first spanset, as Tempo does (Grafana prefers it).
-func normalizeSearchResponse(resp *rubatopb.SearchResponse) *rubatopb.SearchResponse {
+// normalizeSearchResponse makes metrics non-nil, holds the answer to the
+// request's limit and spss (whatever the searcher returned), and fills the
+// deprecated spanSet with the first spanset, as Tempo does (Grafana prefers
+// it).
+func normalizeSearchResponse(resp *rubatopb.SearchResponse, req *rubatopb.SearchRequest) *rubatopb.SearchResponse {
 	if resp == nil {
 		resp = &rubatopb.SearchResponse{}
 	}
 	if resp.Metrics == nil {
 		resp.Metrics = &rubatopb.SearchMetrics{}
 	}
+	if req.Limit > 0 && len(resp.Traces) > int(req.Limit) {
+		resp.Traces = resp.Traces[:req.Limit]
+	}
 	for _, t := range resp.Traces {
+		if req.SpansPerSpanSet > 0 {
+			for _, ss := range t.SpanSets {
+				if len(ss.Spans) > int(req.SpansPerSpanSet) {
+					ss.Spans = ss.Spans[:req.SpansPerSpanSet]
+				}
+			}
+			if t.SpanSet != nil && len(t.SpanSet.Spans) > int(req.SpansPerSpanSet) {
+				t.SpanSet.Spans = t.SpanSet.Spans[:req.SpansPerSpanSet]
+			}
+		}
 		if t.SpanSet == nil && len(t.SpanSets) > 0 {
 			t.SpanSet = t.SpanSets[0]
 		}

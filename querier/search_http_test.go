@@ -47,6 +47,16 @@ func TestSearchJSONStrict(t *testing.T) {
 	require.Equal(t, uint32(1700000000), req.Start)
 	require.Equal(t, uint32(1700003600), req.End)
 
+	// The answer is held to limit and spss whatever the searcher returns.
+	f.searchResp = richSearchResponse(5)
+	f.searchResp.Traces[0].SpanSets[0].Spans = append(f.searchResp.Traces[0].SpanSets[0].Spans, f.searchResp.Traces[1].SpanSets[0].Spans[0], f.searchResp.Traces[2].SpanSets[0].Spans[0])
+	code, body = httpGet(t, s.url("/api/search?limit=2&spss=2"))
+	require.Equal(t, http.StatusOK, code, body)
+	strictDecode(t, body, &got)
+	require.Len(t, got.Traces, 2)
+	require.Len(t, got.Traces[0].SpanSets[0].Spans, 2)
+	require.Equal(t, uint32(2), got.Traces[0].SpanSets[0].Matched, "matched is the searcher's count")
+
 	// Nothing found still decodes, with metrics.
 	f.searchResp = &rubatopb.SearchResponse{}
 	code, body = httpGet(t, s.url("/api/search"))

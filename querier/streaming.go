@@ -144,7 +144,7 @@ func (s *StreamingServer) Search(in *rubatopb.SearchRequest, stream grpc.ServerS
 			if res.err != nil {
 				return s.grpcError(res.err)
 			}
-			return sendSearch(stream, finalSearchResponse(res.resp))
+			return sendSearch(stream, finalSearchResponse(res.resp, req))
 		case <-tick.C:
 			mu.Lock()
 			msg, n := latest, seq
@@ -188,8 +188,8 @@ func sendSearch(stream grpc.ServerStreamingServer[rubatopb.SearchResponse], resp
 
 // finalSearchResponse is the last message: metrics present and the job
 // count complete.
-func finalSearchResponse(resp *rubatopb.SearchResponse) *rubatopb.SearchResponse {
-	resp = normalizeSearchResponse(resp)
+func finalSearchResponse(resp *rubatopb.SearchResponse, req *rubatopb.SearchRequest) *rubatopb.SearchResponse {
+	resp = normalizeSearchResponse(resp, req)
 	if resp.Metrics.TotalJobs == 0 {
 		resp.Metrics.TotalJobs = 1
 	}

@@ -66,7 +66,7 @@ func TestStreamingSearchOverHTTPPort(t *testing.T) {
 		require.Empty(t, m.Traces, "progress messages carry metrics only")
 	}
 	last := msgs[len(msgs)-1]
-	require.Len(t, last.Traces, 3)
+	require.Len(t, last.Traces, 1, "the searcher found 3; the request's limit is 1")
 	require.Equal(t, last.Metrics.TotalJobs, last.Metrics.CompletedJobs)
 	require.NotNil(t, last.Traces[0].SpanSet)
 	req := f.lastSearch()
@@ -198,7 +198,7 @@ func TestStreamingSearchSplitsBigMessages(t *testing.T) {
 	}
 	f := &fakeSearcher{searchResp: final}
 	s := startAPI(t, f, defaultSearchConfig(), false)
-	stream, err := rubatopb.NewStreamingQuerierClient(s.conn).Search(context.Background(), &rubatopb.SearchRequest{Query: "{}"})
+	stream, err := rubatopb.NewStreamingQuerierClient(s.conn).Search(context.Background(), &rubatopb.SearchRequest{Query: "{}", Limit: 30})
 	require.NoError(t, err)
 	msgs, err := recvAll(t, stream)
 	require.NoError(t, err)
