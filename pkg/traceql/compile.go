@@ -247,7 +247,8 @@ func (c *compiler) pred(e *expr) predFn {
 	}
 	// a field used as a condition: `{ span.cache.hit }` means `= true`
 	f := c.field(e)
-	return wrap(e, func(st *state, i int32) bool { return f(st, i).isTrue() })
+	t := boolValue(true)
+	return wrap(e, func(st *state, i int32) bool { return compare(tEq, f(st, i), t) })
 }
 
 func isIDIntrinsic(e *expr) (int, bool) {
@@ -422,22 +423,26 @@ func intrinsicField(in intrinsic) fieldFn {
 			return nilValue
 		}
 	case inRootName:
+		// Tempo keeps the root name and service in non-null trace-level
+		// columns: a trace without a root has "" for both.
 		return func(st *state, _ int32) value {
 			if st.root < 0 {
-				return nilValue
+				return value{t: vString}
 			}
 			return value{t: vString, s: st.spans[st.root].sp.Name}
 		}
 	case inRootService:
 		return func(st *state, _ int32) value {
 			if st.root < 0 {
-				return nilValue
+				return value{t: vString}
 			}
-			v := findAttr(st.spans[st.root].rs.GetResource().GetAttributes(), "service.name")
-			if v.t != vString {
-				return nilValue
+			// Tempo: the string value of the root resource's first service.name
+			for _, kv := range st.spans[st.root].rs.GetResource().GetAttributes() {
+				if kv.GetKey() == "service.name" {
+					return value{t: vString, s: kv.GetValue().GetStringValue()}
+				}
 			}
-			return v
+			return value{t: vString}
 		}
 	case inTraceDuration:
 		return func(st *state, _ int32) value {
@@ -472,19 +477,9 @@ func intrinsicField(in intrinsic) fieldFn {
 			return hexValue(st.link.SpanId)
 		}
 	case inInstrName:
-		return func(st *state, i int32) value {
-			if sc := st.spans[i].ss.GetScope(); sc != nil {
-				return value{t: vString, s: sc.Name}
-			}
-			return nilValue
-		}
+		return func(st *state, i int32) value { return value{t: vString, s: st.spans[i].ss.GetScope().GetName()} }
 	case inInstrVersion:
-		return func(st *state, i int32) value {
-			if sc := st.spans[i].ss.GetScope(); sc != nil {
-				return value{t: vString, s: sc.Version}
-			}
-			return nilValue
-		}
+		return func(st *state, i int32) value { return value{t: vString, s: st.spans[i].ss.GetScope().GetVersion()} }
 	}
 	return func(*state, int32) value { return nilValue }
 }

@@ -3,6 +3,7 @@ package traceql
 import (
 	"errors"
 	"math/rand"
+	"sort"
 	"strings"
 	"testing"
 
@@ -68,7 +69,7 @@ func TestParseGolden(t *testing.T) {
 		{`{ trace:rootName = "a" && trace:rootService = "b" && trace:duration > 1s }`, `{ ((rootName = "a") && (rootServiceName = "b")) && (traceDuration > 1s) }`},
 		{`{ rootService = "b" }`, `{ rootServiceName = "b" }`},
 		{`{ trace:id = "abc" && span:id = "01" && span:parentID = "02" }`, `{ ((trace:id = "abc") && (span:id = "01")) && (span:parentID = "02") }`},
-		{`{ childCount > 1 }`, `{ span:childCount > 1 }`},
+		{`{ span:childCount > 1 }`, `{ childCount > 1 }`},
 		{`{ event:name = "e" && event:timeSinceStart > 1ms }`, `{ (event:name = "e") && (event:timeSinceStart > 1ms) }`},
 		{`{ link:traceID = "a" || link:spanID = "b" }`, `{ (link:traceID = "a") || (link:spanID = "b") }`},
 		{`{ instrumentation:name = "a" && instrumentation:version = "b" }`, `{ (instrumentation:name = "a") && (instrumentation:version = "b") }`},
@@ -144,7 +145,8 @@ func TestParseGolden(t *testing.T) {
 		{`{ .a = 99999999999h }`, `1:8: duration out of range`},
 		{`{ .a = 1 } & { .b }`, `1:12: unexpected character '&'`},
 		{`{ .a = 1 } $`, `1:12: unexpected character '$'`},
-		{`{ span:nope = 1 }`, `unsupported: intrinsic span:nope`},
+		{`{ span:nope = 1 }`, `1:3: unknown intrinsic "span:nope"`},
+		{`{ trace:status = error }`, `1:3: unknown intrinsic "trace:status"`},
 		{`{ foo:bar = 1 }`, `1:3: unknown intrinsic "foo:bar"`},
 		{`{ name = 1 }`, `1:8: binary operations must operate on the same type`},
 		{`{ status = "error" }`, `1:10: binary operations must operate on the same type`},
@@ -246,6 +248,8 @@ func TestIsMatchAll(t *testing.T) {
 }
 
 func TestIntrinsicsParse(t *testing.T) {
+	require.Len(t, Intrinsics(), 25)
+	require.True(t, sort.StringsAreSorted(Intrinsics()))
 	for _, name := range Intrinsics() {
 		_, err := Parse("{ " + name + " != nil }")
 		require.NoError(t, err, name)
