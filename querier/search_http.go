@@ -212,7 +212,12 @@ func (a *SearchAPI) search(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	b, err := appendSearchResponseJSON(make([]byte, 0, 4096), normalizeSearchResponse(resp, req))
+	resp = normalizeSearchResponse(resp, req)
+	if wantsProtobuf(r) {
+		writeProto(w, resp)
+		return
+	}
+	b, err := appendSearchResponseJSON(make([]byte, 0, 4096), resp)
 	if err != nil {
 		a.fail(w, err)
 		return
@@ -414,7 +419,7 @@ func (a *SearchAPI) tagsV2(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, resp)
+	writeAnswer(w, r, resp)
 }
 
 func (a *SearchAPI) tagsV1(w http.ResponseWriter, r *http.Request) {
@@ -433,7 +438,7 @@ func (a *SearchAPI) tagsV1(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, tagsV1FromV2(v2, req.Scope, limit))
+	writeAnswer(w, r, tagsV1FromV2(v2, req.Scope, limit))
 }
 
 // tagValuesRequest reads the tag-values parameters; the tag name is the
@@ -506,7 +511,7 @@ func (a *SearchAPI) tagValuesV2(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, resp)
+	writeAnswer(w, r, resp)
 }
 
 // V1TagName maps a v1 tag name (a bare attribute key, or one of Tempo's
@@ -553,11 +558,21 @@ func (a *SearchAPI) tagValuesV1(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, tagValuesV1FromV2(v2))
+	writeAnswer(w, r, tagValuesV1FromV2(v2))
 }
 
-// writeJSON writes m as Tempo does: protobuf JSON, lowerCamel names,
-// 64-bit integers as strings, zero fields omitted.
+// writeAnswer writes m as Tempo does: protobuf when the client accepts
+// application/protobuf, else protobuf JSON (lowerCamel names, 64-bit
+// integers as strings, zero fields omitted).
+func writeAnswer(w http.ResponseWriter, r *http.Request, m proto.Message) {
+	if wantsProtobuf(r) {
+		writeProto(w, m)
+		return
+	}
+	writeJSON(w, m)
+}
+
+// writeJSON writes m as protobuf JSON.
 func writeJSON(w http.ResponseWriter, m proto.Message) {
 	b, err := protojson.Marshal(m)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/golang/protobuf/jsonpb" //nolint:staticcheck // Grafana's decoder
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 )
@@ -46,6 +48,21 @@ func TestSearchJSONStrict(t *testing.T) {
 	require.Equal(t, uint32(2), req.SpansPerSpanSet)
 	require.Equal(t, uint32(1700000000), req.Start)
 	require.Equal(t, uint32(1700003600), req.End)
+
+	// Accept: application/protobuf gets the same answer as protobuf.
+	hreq, err := http.NewRequest(http.MethodGet, s.url("/api/search?limit=5"), nil)
+	require.NoError(t, err)
+	hreq.Header.Set("Accept", "application/protobuf")
+	hresp, err := http.DefaultClient.Do(hreq)
+	require.NoError(t, err)
+	pb, err := io.ReadAll(hresp.Body)
+	require.NoError(t, err)
+	hresp.Body.Close()
+	require.Equal(t, "application/protobuf", hresp.Header.Get("Content-Type"))
+	var fromPB rubatopb.SearchResponse
+	require.NoError(t, proto.Unmarshal(pb, &fromPB))
+	require.Len(t, fromPB.Traces, 2)
+	require.Equal(t, "abc1", fromPB.Traces[1].TraceID)
 
 	// The answer is held to limit and spss whatever the searcher returns.
 	f.searchResp = richSearchResponse(5)
