@@ -342,12 +342,22 @@ func (a *App) registerHTTP() {
 		var csrf http.CrossOriginProtection
 		adm.Handle("POST /flush", csrf.Handler(http.HandlerFunc(a.ingester.FlushHandler)))
 		adm.Handle("POST /shutdown", csrf.Handler(http.HandlerFunc(a.ingester.ShutdownHandler)))
+		// Said explicitly: the query port's catch-all (404 with a
+		// message) would otherwise take the other methods.
+		adm.HandleFunc("/flush", postOnly)
+		adm.HandleFunc("/shutdown", postOnly)
 	}
 	if a.distributor != nil {
 		m.Handle("GET /distributor/ring", a.distributor.Ring())
 		m.Handle("GET /ingester/ring", a.distributor.Ring())
 	}
 	querier.RegisterFallbacks(m)
+}
+
+// postOnly answers a state-changing endpoint asked with another method.
+func postOnly(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	http.Error(w, "method not allowed: this endpoint changes state and takes POST only", http.StatusMethodNotAllowed)
 }
 
 func (a *App) ready(w http.ResponseWriter, r *http.Request) {
