@@ -1,0 +1,74 @@
+// Package traceql is Rubato's TraceQL lexer, parser and engine for search
+// queries. Parse turns a query into a compiled *Query; Query.Eval evaluates
+// it over one whole trace (OTLP) and returns the matching spansets;
+// Query.Conditions summarises it for predicate pushdown.
+//
+// # Invariants
+//
+//   - Parse never panics. Errors are *ParseError (byte offset, 1-based line
+//     and column, message) or *UnsupportedError naming a valid TraceQL
+//     feature Rubato does not evaluate (metrics functions, with(...) hints,
+//     the parent scope, nested-set intrinsics). Nothing unsupported is
+//     silently evaluated differently.
+//   - String() is canonical: Parse(q.String()).String() == q.String().
+//     Binary operators inside a filter are fully parenthesised.
+//   - Eval looks only at the trace it is given, keeps no state between
+//     calls and is safe for concurrent use. Results point into the trace.
+//   - Conditions is conservative: if Eval returns a spanset for a trace,
+//     the trace satisfies the Conditions (see TestConditionsConservative).
+//     Anything it cannot summarise (negation, arithmetic, field-to-field
+//     comparison, `= nil`, IDs, event/link intrinsics, the left side of a
+//     negated structural operator) contributes no condition.
+//
+// # Semantics (as Tempo's engine)
+//
+//   - Comparisons need matching types; ints, floats and durations compare
+//     as numbers (int with int exactly, mixed as float64). A missing
+//     attribute is nil and matches neither `=` nor `!=`, nor `<`, `=~`...;
+//     `!= nil` tests existence, `= nil` absence.
+//   - Regular expressions are RE2, fully anchored.
+//   - Unscoped `.key` is the span's attribute, else the resource's.
+//   - A bare attribute used as a condition (`{ .cache.hit }`,
+//     `{ .a || .b = 1 }`) means `= true`.
+//   - Arrays: `=`, `=~`, `<`... match if any element does; `!=`, `!~` if
+//     every element does.
+//   - `{A} && {B}` returns the union of A's and B's spans when both match;
+//     `||` the union when either does. Structural operators return the right
+//     side's spans (`{A} > {B}`: B spans whose parent is an A span; `<`: B
+//     spans that are the parent of an A span; `>>`/`<<` descendants and
+//     ancestors; `~`: B spans with a different sibling in A); negated forms
+//     return the B spans for which the relation does not hold; union forms
+//     (`&>` ...) return both sides' participating spans. With more than one
+//     spanset on a side (after by()) they fail with
+//     ErrSpansetOperationMultiple, as Tempo does.
+//   - Aggregates count() avg() min() max() sum() add a spanset attribute
+//     named by the aggregate ("count()", "avg(duration)"); by(f) splits a
+//     spanset into one per value of f and adds "by(f)" = value; nil values
+//     and non-numbers are skipped by avg/min/max/sum, and a spanset with no
+//     value left is dropped. coalesce() merges all spansets into one without
+//     attributes. select(f...) is a no-op on spansets.
+//   - Result spans carry, as Tempo's search results do, the values of the
+//     fields the query names (filters, by, aggregates, select), keyed by
+//     attribute name without scope; name, duration, IDs and trace-level
+//     intrinsics are left out; durations, statuses and kinds are strings.
+//   - The trace's root is its first span without a parent span ID;
+//     rootName and rootServiceName are nil when there is none.
+//     traceDuration is max(end) - min(start) over all spans.
+//   - Parent/child relations come from span IDs: a span whose parent is not
+//     in the trace has no parent (and no siblings); the first span with a
+//     repeated ID is the parent of the others' children.
+//
+// # Deliberate differences from Tempo
+//
+//   - Event and link conditions are existential per comparison: a span
+//     matches `event.a = 1` when some event of it has a = 1. (Tempo's
+//     result for several event conditions in one filter depends on its
+//     storage layout.)
+//   - Trace and span ID literals compared with = or != are left-padded with
+//     zeros and lowercased, so `trace:id = "abc"` finds trace 00…0abc.
+//   - Integer `^` computes lhs^rhs (Tempo's int path swaps the operands);
+//     integer division or modulo by zero yields nil instead of a panic;
+//     `!x` for a non-boolean x is false instead of an error.
+//   - Spansets and spans come out in trace order and by() groups in order of
+//     first appearance (Tempo's order follows Go map iteration).
+package traceql

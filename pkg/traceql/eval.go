@@ -1,0 +1,458 @@
+package traceql
+
+import (
+	"errors"
+	"math"
+
+	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
+	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
+)
+
+// ErrSpansetOperationMultiple is returned, as by Tempo, when a structural
+// operator meets more than one spanset on a side (after by()).
+var ErrSpansetOperationMultiple = errors.New("spanset operators are not supported for multiple spansets per trace. consider using coalesce()")
+
+// sset is a spanset during evaluation: span indices into state.spans.
+type sset struct {
+	spans []int32
+	attrs []sattr
+}
+
+type sattr struct {
+	key string
+	v   value
+}
+
+func (s *sset) withSpans(spans []int32) *sset {
+	return &sset{spans: spans, attrs: s.attrs}
+}
+
+// Eval evaluates the query over one whole trace. nil, nil = no match.
+// The returned spansets point into td; td must not change while they are used.
+func (q *Query) Eval(td *tracev1.TracesData) ([]Spanset, error) {
+	st := q.pool.Get().(*state)
+	defer func() {
+		st.td = nil
+		clear(st.spans)
+		st.spans = st.spans[:0]
+		q.pool.Put(st)
+	}()
+	st.reset(td)
+	if len(st.spans) == 0 {
+		return nil, nil
+	}
+	all := make([]int32, len(st.spans))
+	for i := range all {
+		all[i] = int32(i)
+	}
+	out, err := q.evalPipeline(st, q.pipe, []*sset{{spans: all}})
+	if err != nil {
+		return nil, err
+	}
+	var res []Spanset
+	for _, s := range out {
+		if len(s.spans) == 0 {
+			continue
+		}
+		res = append(res, q.export(st, s))
+	}
+	return res, nil
+}
+
+func (q *Query) export(st *state, s *sset) Spanset {
+	out := Spanset{Spans: make([]MatchedSpan, len(s.spans))}
+	for j, i := range s.spans {
+		r := st.spans[i]
+		ms := MatchedSpan{Resource: r.rs, Scope: r.ss, Span: r.sp}
+		for _, rf := range q.report {
+			if v := rf.fn(st, i); v.t != vNil {
+				ms.Attributes = append(ms.Attributes, &commonv1.KeyValue{Key: rf.key, Value: v.anyValue()})
+			}
+		}
+		out.Spans[j] = ms
+	}
+	for _, a := range s.attrs {
+		out.Attributes = append(out.Attributes, &commonv1.KeyValue{Key: a.key, Value: a.v.anyValue()})
+	}
+	return out
+}
+
+func (q *Query) evalPipeline(st *state, p *pipeline, in []*sset) ([]*sset, error) {
+	var err error
+	for _, stg := range p.stages {
+		switch stg.kind {
+		case stSpanset:
+			var out []*sset
+			for _, s := range in {
+				var r []*sset
+				r, err = q.evalSS(st, stg.ss, s)
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, r...)
+			}
+			in = out
+		case stScalar:
+			in = q.evalScalar(st, stg, in)
+		case stBy:
+			in = q.evalBy(st, stg, in)
+		case stSelect:
+			// selected fields are reported on every result span
+		case stCoalesce:
+			var spans []int32
+			for _, s := range in {
+				spans = append(spans, s.spans...)
+			}
+			in = []*sset{{spans: spans}}
+		}
+		if len(in) == 0 {
+			return nil, nil
+		}
+	}
+	return in, nil
+}
+
+func (q *Query) evalSS(st *state, e *ssExpr, in *sset) ([]*sset, error) {
+	switch e.kind {
+	case ssFilter:
+		if e.filter == nil {
+			if len(in.spans) == 0 {
+				return nil, nil
+			}
+			return []*sset{in.withSpans(in.spans)}, nil
+		}
+		p := q.preds[e.filter]
+		var spans []int32
+		for _, i := range in.spans {
+			if p(st, i) {
+				spans = append(spans, i)
+			}
+		}
+		if len(spans) == 0 {
+			return nil, nil
+		}
+		return []*sset{in.withSpans(spans)}, nil
+	case ssPipe:
+		return q.evalPipeline(st, e.pipe, []*sset{in})
+	}
+	lhs, err := q.evalSS(st, e.l, in)
+	if err != nil {
+		return nil, err
+	}
+	rhs, err := q.evalSS(st, e.r, in)
+	if err != nil {
+		return nil, err
+	}
+	switch e.op {
+	case tAnd, tOr:
+		if (e.op == tAnd && len(lhs) > 0 && len(rhs) > 0) || (e.op == tOr && (len(lhs) > 0 || len(rhs) > 0)) {
+			return []*sset{in.withSpans(st.union(lhs, rhs))}, nil
+		}
+		return nil, nil
+	}
+	if len(rhs) == 0 {
+		return nil, nil
+	}
+	if len(lhs) > 1 || len(rhs) > 1 {
+		return nil, ErrSpansetOperationMultiple
+	}
+	var l []int32
+	if len(lhs) == 1 {
+		l = lhs[0].spans
+	}
+	spans := st.structural(e.op, l, rhs[0].spans)
+	if len(spans) == 0 {
+		return nil, nil
+	}
+	return []*sset{in.withSpans(spans)}, nil
+}
+
+// union returns the spans of all spansets, each once, in trace order.
+func (st *state) union(a, b []*sset) []int32 {
+	st.markA = growBool(st.markA, len(st.spans))
+	n := 0
+	for _, side := range [2][]*sset{a, b} {
+		for _, s := range side {
+			for _, i := range s.spans {
+				if !st.markA[i] {
+					st.markA[i] = true
+					n++
+				}
+			}
+		}
+	}
+	out := make([]int32, 0, n)
+	for i, m := range st.markA {
+		if m {
+			out = append(out, int32(i))
+		}
+	}
+	return out
+}
+
+// structural evaluates `l op r` and returns the matching spans of r (and,
+// for the union operators, of l too), in trace order.
+func (st *state) structural(op tokKind, l, r []int32) []int32 {
+	st.index()
+	n := len(st.spans)
+	inL := growBool(st.markA, n)
+	st.markA = inL
+	for _, i := range l {
+		inL[i] = true
+	}
+	keep := growBool(st.markB, n)
+	st.markB = keep
+	var unionL []int32 // l spans to add for union operators
+	switch op {
+	case tGt, tNotChild, tUChild: // r is a child of some l
+		for _, i := range r {
+			p := st.spans[i].parent
+			rel := p >= 0 && inL[p]
+			keep[i] = rel == (op != tNotChild)
+			if rel && op == tUChild {
+				unionL = append(unionL, p)
+			}
+		}
+	case tLt, tNotParent, tUParent: // r is the parent of some l
+		isParentOfL := growBool(nil, n)
+		for _, i := range l {
+			if p := st.spans[i].parent; p >= 0 {
+				isParentOfL[p] = true
+			}
+		}
+		inR := growBool(nil, n)
+		for _, i := range r {
+			inR[i] = true
+			keep[i] = isParentOfL[i] == (op != tNotParent)
+		}
+		if op == tUParent {
+			for _, i := range l {
+				if p := st.spans[i].parent; p >= 0 && inR[p] {
+					unionL = append(unionL, i)
+				}
+			}
+		}
+	case tDesc, tNotDesc, tUDesc: // r is a descendant of some l
+		for _, i := range r {
+			rel := false
+			p := st.spans[i].parent
+			for steps := 0; p >= 0 && steps <= n; steps++ {
+				if inL[p] {
+					rel = true
+					if op == tUDesc {
+						unionL = append(unionL, p)
+					} else {
+						break
+					}
+				}
+				p = st.spans[p].parent
+			}
+			keep[i] = rel == (op != tNotDesc)
+		}
+	case tAnce, tNotAnce, tUAnce: // r is an ancestor of some l
+		isAnc := growBool(nil, n)
+		for _, i := range l {
+			p := st.spans[i].parent
+			for steps := 0; p >= 0 && steps <= n; steps++ {
+				isAnc[p] = true
+				p = st.spans[p].parent
+			}
+		}
+		inR := growBool(nil, n)
+		for _, i := range r {
+			inR[i] = true
+			keep[i] = isAnc[i] == (op != tNotAnce)
+		}
+		if op == tUAnce {
+			for _, i := range l {
+				p := st.spans[i].parent
+				for steps := 0; p >= 0 && steps <= n; steps++ {
+					if inR[p] && keep[p] {
+						unionL = append(unionL, i)
+						break
+					}
+					p = st.spans[p].parent
+				}
+			}
+		}
+	case tTilde, tNotSibl, tUSibl: // r has a sibling (same parent, other span) in l
+		cnt := grow(st.cnt, n)
+		st.cnt = cnt
+		for _, i := range l {
+			if p := st.spans[i].parent; p >= 0 {
+				cnt[p]++
+			}
+		}
+		var matchedParents []bool
+		if op == tUSibl {
+			matchedParents = growBool(nil, n)
+		}
+		for _, i := range r {
+			p := st.spans[i].parent
+			rel := false
+			if p >= 0 {
+				c := cnt[p]
+				if inL[i] {
+					c--
+				}
+				rel = c > 0
+			}
+			keep[i] = rel == (op != tNotSibl)
+			if rel && op == tUSibl {
+				matchedParents[p] = true
+			}
+		}
+		if op == tUSibl {
+			// l spans that are siblings of a kept r span
+			keptPerParent := grow(nil, n)
+			for _, i := range r {
+				if keep[i] {
+					keptPerParent[st.spans[i].parent]++
+				}
+			}
+			for _, i := range l {
+				p := st.spans[i].parent
+				if p < 0 || !matchedParents[p] {
+					continue
+				}
+				c := keptPerParent[p]
+				if keep[i] {
+					c--
+				}
+				if c > 0 {
+					unionL = append(unionL, i)
+				}
+			}
+		}
+	}
+	for _, i := range unionL {
+		keep[i] = true
+	}
+	var out []int32
+	for i, k := range keep {
+		if k {
+			out = append(out, int32(i))
+		}
+	}
+	return out
+}
+
+func (q *Query) evalScalar(st *state, stg *stage, in []*sset) []*sset {
+	var out []*sset
+	lit := staticValue(stg.val)
+	key := stg.aggString()
+	for _, s := range in {
+		v, ok := q.aggregate(st, stg, s)
+		if !ok || !compare(stg.cmp, v, lit) {
+			continue
+		}
+		ns := &sset{spans: s.spans, attrs: append(append([]sattr(nil), s.attrs...), sattr{key: key, v: v})}
+		out = append(out, ns)
+	}
+	return out
+}
+
+// aggregate computes count/avg/min/max/sum over a spanset. Values that are
+// nil or not numbers are skipped; with no value left there is no result
+// and the spanset is dropped (as Tempo drops it).
+func (q *Query) aggregate(st *state, stg *stage, s *sset) (value, bool) {
+	if stg.agg == aggCount {
+		return value{t: vInt, n: int64(len(s.spans))}, true
+	}
+	f := q.fields[stg.field]
+	var acc value
+	count := 0
+	allInt, allDur := true, true
+	var sumF float64
+	var sumN int64
+	for _, i := range s.spans {
+		v := f(st, i)
+		if !v.t.numeric() {
+			continue
+		}
+		if v.t != vInt {
+			allInt = false
+		}
+		if v.t != vDuration {
+			allDur = false
+		}
+		count++
+		switch stg.agg {
+		case aggMin:
+			if count == 1 || v.float() < acc.float() {
+				acc = v
+			}
+		case aggMax:
+			if count == 1 || v.float() > acc.float() {
+				acc = v
+			}
+		default:
+			sumF += v.float()
+			if v.t != vFloat {
+				sumN += v.n
+			}
+		}
+	}
+	if count == 0 {
+		return nilValue, false
+	}
+	switch stg.agg {
+	case aggMin, aggMax:
+		return acc, true
+	case aggSum:
+		switch {
+		case allInt:
+			return value{t: vInt, n: sumN}, true
+		case allDur:
+			return value{t: vDuration, n: sumN}, true
+		}
+		return value{t: vFloat, f: sumF}, true
+	}
+	// avg
+	if allDur {
+		return value{t: vDuration, n: int64(math.Round(float64(sumN) / float64(count)))}, true
+	}
+	return value{t: vFloat, f: sumF / float64(count)}, true
+}
+
+func (q *Query) evalBy(st *state, stg *stage, in []*sset) []*sset {
+	f := q.fields[stg.fields[0]]
+	key := stg.byKey()
+	var out []*sset
+	for _, s := range in {
+		var groups []*sset
+		var vals []value
+	spans:
+		for _, i := range s.spans {
+			v := f(st, i)
+			for g, gv := range vals {
+				if sameGroup(gv, v) {
+					groups[g].spans = append(groups[g].spans, i)
+					continue spans
+				}
+			}
+			vals = append(vals, v)
+			attrs := append(append([]sattr(nil), s.attrs...), sattr{key: key, v: v})
+			groups = append(groups, &sset{spans: []int32{i}, attrs: attrs})
+		}
+		out = append(out, groups...)
+	}
+	return out
+}
+
+// sameGroup reports whether two by() values fall in the same group: same
+// type and value.
+func sameGroup(a, b value) bool {
+	if a.t != b.t {
+		return false
+	}
+	switch a.t {
+	case vString:
+		return a.s == b.s
+	case vFloat:
+		return a.f == b.f || (a.f != a.f && b.f != b.f)
+	case vStringArray, vIntArray, vFloatArray, vBoolArray:
+		return a.arr == b.arr
+	}
+	return a.n == b.n
+}
