@@ -1,0 +1,97 @@
+package search
+
+import (
+	"context"
+	"errors"
+
+	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/rubatodb/rubato/pkg/block"
+	"github.com/rubatodb/rubato/pkg/rubatopb"
+	"github.com/rubatodb/rubato/pkg/traceql"
+)
+
+// Stats counts what a search read.
+type Stats struct {
+	InspectedTraces, InspectedSpans, InspectedBytes uint64
+}
+
+// Add sums s and o.
+func (s *Stats) Add(o Stats) {
+	s.InspectedTraces += o.InspectedTraces
+	s.InspectedSpans += o.InspectedSpans
+	s.InspectedBytes += o.InspectedBytes
+}
+
+// Metrics returns s as Tempo's search metrics.
+func (s Stats) Metrics() *rubatopb.SearchMetrics {
+	return &rubatopb.SearchMetrics{InspectedTraces: uint32(s.InspectedTraces), InspectedSpans: s.InspectedSpans, InspectedBytes: s.InspectedBytes}
+}
+
+// Request is one search over one source.
+type Request struct {
+	Query *traceql.Query
+	// Start, End bound the traces, Unix seconds, 0 = open.
+	Start, End uint32
+	// SpansPerSpanSet bounds listed spans per spanset, 0 = all.
+	SpansPerSpanSet int
+}
+
+var errStop = errors.New("stop")
+
+// Candidates calls fn for every trace of the block that may match req (a
+// superset of the matches), with pushdown into the block where the format
+// allows it. fn returns false to stop.
+func Candidates(ctx context.Context, r *block.Reader, req Request, fn func(id []byte, td *tracev1.TracesData) bool) (Stats, error) {
+	var st Stats
+	err := r.Iterate(ctx, func(id []byte, td *tracev1.TracesData) error {
+		st.InspectedTraces++
+		if !fn(id, td) {
+			return errStop
+		}
+		return ctx.Err()
+	})
+	if errors.Is(err, errStop) {
+		err = nil
+	}
+	st.InspectedBytes = uint64(r.Meta().Size)
+	return st, err
+}
+
+// SearchBlock runs req over one block: candidates from the block (pushdown),
+// then Eval on each; fn receives each match and returns false to stop.
+func SearchBlock(ctx context.Context, r *block.Reader, req Request, fn func(*rubatopb.TraceSearchMetadata) bool) (Stats, error) {
+	var evalErr error
+	st, err := Candidates(ctx, r, req, func(id []byte, td *tracev1.TracesData) bool {
+		if req.Start != 0 || req.End != 0 {
+			s, e := TraceBounds(td)
+			if !InRange(s, e, req.Start, req.End) {
+				return true
+			}
+		}
+		md, err := Match(req.Query, id, td, req.SpansPerSpanSet)
+		if err != nil {
+			evalErr = err
+			return false
+		}
+		if md != nil {
+			return fn(md)
+		}
+		return true
+	})
+	if err == nil {
+		err = evalErr
+	}
+	return st, err
+}
+
+// CountSpans returns the number of spans of td.
+func CountSpans(td *tracev1.TracesData) int {
+	n := 0
+	for _, rs := range td.GetResourceSpans() {
+		for _, ss := range rs.GetScopeSpans() {
+			n += len(ss.GetSpans())
+		}
+	}
+	return n
+}
