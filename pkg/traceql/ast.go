@@ -1,6 +1,7 @@
 package traceql
 
 import (
+	"math"
 	"strings"
 )
 
@@ -108,6 +109,12 @@ func (e *expr) String() string {
 func (e *expr) write(b *strings.Builder, top bool) {
 	switch e.kind {
 	case eLit:
+		if !top && e.lit.negative() {
+			b.WriteByte('(')
+			b.WriteString(e.lit.String())
+			b.WriteByte(')')
+			return
+		}
 		b.WriteString(e.lit.String())
 	case eAttr:
 		b.WriteString(attrString(e.scope, e.name))
@@ -307,3 +314,15 @@ func (p *pipeline) write(b *strings.Builder) {
 	}
 }
 
+// negative reports whether the literal prints with a leading minus sign.
+func (s Static) negative() bool {
+	switch s.Type {
+	case TypeInt:
+		return s.I < 0 && s.I != math.MinInt64
+	case TypeFloat:
+		return math.Signbit(s.F)
+	case TypeDuration:
+		return s.D < 0
+	}
+	return false
+}

@@ -15,6 +15,9 @@ type parser struct {
 	toks  []token
 	i     int
 	depth int
+	// negated: the next literal is the operand of unary minus (only then
+	// is 9223372036854775808 in range)
+	negated bool
 }
 
 // Parse parses a TraceQL search query. Syntax and type errors are
@@ -216,29 +219,52 @@ func (p *parser) parseScalarFilter(ak aggKind) (*stage, error) {
 		return nil, p.errAt(op, "expected a comparison after "+aggNames[ak]+"(), found "+op.describe())
 	}
 	st.cmp = op.kind
-	v, err := p.parseFieldExpr(precUnary)
-	if err != nil {
-		return nil, err
+	vt := p.peek()
+	neg := false
+	if vt.kind == tSub {
+		p.take()
+		neg = true
 	}
-	if v.kind != eLit || !v.lit.Type.numericStatic() {
-		return nil, newParseError(p.src, v.pos, "an aggregate must be compared with a number or duration, found "+v.String())
+	v := p.take()
+	switch {
+	case v.kind == tInt && (neg || v.i != math.MinInt64):
+		st.val = Static{Type: TypeInt, I: v.i}
+		if neg {
+			st.val.I = -st.val.I
+		}
+	case v.kind == tFloat:
+		st.val = Static{Type: TypeFloat, F: v.f}
+		if neg {
+			st.val.F = -st.val.F
+		}
+	case v.kind == tDuration:
+		st.val = Static{Type: TypeDuration, D: v.d}
+		if neg {
+			st.val.D = -st.val.D
+		}
+	case v.kind == tIdent && (v.s == "minInt" || v.s == "maxInt") && !neg:
+		st.val = Static{Type: TypeInt, I: math.MinInt64}
+		if v.s == "maxInt" {
+			st.val.I = math.MaxInt64
+		}
+	default:
+		return nil, p.errAt(vt, "an aggregate must be compared with a number or duration, found "+v.describe())
 	}
-	st.val = v.lit
 	return st, nil
 }
 
 func (t Type) numericStatic() bool { return t == TypeInt || t == TypeFloat || t == TypeDuration }
 
-// spanset operator precedence: || < && < structural
+// Spanset operator precedence, as Tempo's grammar: && and || share the
+// lowest level (left associative, so `{a} || {b} && {c}` is
+// `({a} || {b}) && {c}`), structural operators bind tighter.
 func ssPrec(k tokKind) int {
 	switch k {
-	case tOr:
+	case tOr, tAnd:
 		return 1
-	case tAnd:
-		return 2
 	case tGt, tLt, tDesc, tAnce, tTilde, tNotChild, tNotDesc, tNotParent, tNotAnce, tNre,
 		tUChild, tUDesc, tUParent, tUAnce, tUSibl:
-		return 3
+		return 2
 	}
 	return 0
 }
@@ -319,23 +345,21 @@ func (p *parser) parseSpansetPrimary() (*ssExpr, error) {
 	return nil, p.errAt(t, "expected a spanset filter \"{ ... }\", found "+t.describe())
 }
 
-// field expression precedence levels
+// Field expression precedence levels, as Tempo's grammar: && and || share
+// the lowest level; then comparisons; + -; unary ! and - (whose operand
+// absorbs * / % ^, so -2^2 is -(2^2)); * / %; ^ (right associative).
 const (
-	precOr = iota + 1
-	precAnd
+	precLogic = iota + 1
 	precCmp
 	precAdd
 	precMul
 	precPow
-	precUnary
 )
 
 func fieldPrec(k tokKind) int {
 	switch k {
-	case tOr:
-		return precOr
-	case tAnd:
-		return precAnd
+	case tOr, tAnd:
+		return precLogic
 	case tEq, tNe, tRe, tNre, tGt, tGe, tLt, tLe:
 		return precCmp
 	case tAdd, tSub:
@@ -383,6 +407,11 @@ func (p *parser) parseFieldExpr(minPrec int) (*expr, error) {
 
 func (p *parser) binary(t token, l, r *expr) (*expr, error) {
 	op := t.kind
+	lnil := l.kind == eLit && l.lit.Type == TypeNil
+	rnil := r.kind == eLit && r.lit.Type == TypeNil
+	if lnil && rnil && (op == tEq || op == tNe) {
+		return lit(t.pos, Static{Type: TypeBool}), nil // Tempo: nil = nil and nil != nil are false
+	}
 	// `x = nil` / `x != nil`: existence tests
 	if (op == tEq || op == tNe) && (r.kind == eLit && r.lit.Type == TypeNil) != (l.kind == eLit && l.lit.Type == TypeNil) {
 		f := l
@@ -430,7 +459,7 @@ func (p *parser) parseUnary() (*expr, error) {
 	switch t.kind {
 	case tNot:
 		p.take()
-		x, err := p.parseUnaryOperand()
+		x, err := p.parseFieldExpr(precAdd)
 		if err != nil {
 			return nil, err
 		}
@@ -440,7 +469,9 @@ func (p *parser) parseUnary() (*expr, error) {
 		return &expr{kind: eNot, pos: t.pos, l: x, t: vBool}, nil
 	case tSub:
 		p.take()
-		x, err := p.parseUnaryOperand()
+		p.negated = true
+		x, err := p.parseFieldExpr(precAdd)
+		p.negated = false
 		if err != nil {
 			return nil, err
 		}
@@ -465,24 +496,9 @@ func (p *parser) parseUnary() (*expr, error) {
 		}
 		return &expr{kind: eNeg, pos: t.pos, l: x, t: x.t}, nil
 	}
-	x, err := p.parsePrimary(false)
-	if err != nil {
-		return nil, err
-	}
-	return x, nil
-}
-
-// parseUnaryOperand parses the operand of a unary operator: a primary, or
-// another unary expression.
-func (p *parser) parseUnaryOperand() (*expr, error) {
-	if err := p.enter(); err != nil {
-		return nil, err
-	}
-	defer p.leave()
-	if k := p.peek().kind; k == tNot || k == tSub {
-		return p.parseUnary()
-	}
-	return p.parsePrimary(true)
+	neg := p.negated
+	p.negated = false
+	return p.parsePrimary(neg)
 }
 
 func (p *parser) parsePrimary(negated bool) (*expr, error) {
