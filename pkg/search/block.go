@@ -3,9 +3,11 @@ package search
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 
+	"github.com/rubatodb/rubato/pkg/backend"
 	"github.com/rubatodb/rubato/pkg/block"
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 	"github.com/rubatodb/rubato/pkg/traceql"
@@ -94,4 +96,30 @@ func CountSpans(td *tracev1.TracesData) int {
 		}
 	}
 	return n
+}
+
+// SearchBlocks runs req over blocks one after the other and merges their
+// matches, stopping once limit traces are found (0 = no limit). A block
+// that no longer exists (backend.ErrNotFound: compacted or deleted since
+// it was listed) is skipped; its traces are in the block that replaced it.
+func SearchBlocks(ctx context.Context, readers []*block.Reader, req Request, limit int) (*rubatopb.SearchResponse, error) {
+	comb := NewCombiner(limit, req.SpansPerSpanSet)
+	var st Stats
+	for _, r := range readers {
+		bst, err := SearchBlock(ctx, r, req, func(md *rubatopb.TraceSearchMetadata) bool {
+			comb.Add(md)
+			return !comb.Full()
+		})
+		st.Add(bst)
+		if errors.Is(err, backend.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("block %s: %w", r.Meta().BlockID, err)
+		}
+		if comb.Full() {
+			break
+		}
+	}
+	return &rubatopb.SearchResponse{Traces: comb.Result(), Metrics: st.Metrics()}, nil
 }

@@ -264,9 +264,9 @@ func (v *TagValues) AddSpan(tag Tag, rs *tracev1.ResourceSpans, ss *tracev1.Scop
 			find(l.Attributes)
 		}
 	case "":
-		if !find(sp.GetAttributes()) {
-			find(rs.GetResource().GetAttributes())
-		}
+		// Autocompletion of `.x` offers span and resource values alike.
+		find(sp.GetAttributes())
+		find(rs.GetResource().GetAttributes())
 	case ScopeIntrinsic:
 		switch tag.Name {
 		case "name":
