@@ -109,12 +109,6 @@ func (e *expr) String() string {
 func (e *expr) write(b *strings.Builder, top bool) {
 	switch e.kind {
 	case eLit:
-		if !top && e.lit.negative() {
-			b.WriteByte('(')
-			b.WriteString(e.lit.String())
-			b.WriteByte(')')
-			return
-		}
 		b.WriteString(e.lit.String())
 	case eAttr:
 		b.WriteString(attrString(e.scope, e.name))
@@ -124,7 +118,14 @@ func (e *expr) write(b *strings.Builder, top bool) {
 		if !top {
 			b.WriteByte('(')
 		}
-		e.l.write(b, false)
+		// a unary operator on the left would absorb a following * / % ^
+		if e.l.kind == eNeg || e.l.kind == eNot || (e.l.kind == eLit && e.l.lit.negative()) {
+			b.WriteByte('(')
+			e.l.write(b, false)
+			b.WriteByte(')')
+		} else {
+			e.l.write(b, false)
+		}
 		b.WriteByte(' ')
 		b.WriteString(tokText[e.op])
 		b.WriteByte(' ')

@@ -2,6 +2,8 @@ package traceql
 
 import (
 	"encoding/hex"
+
+	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	"regexp"
 	"strings"
 	"sync"
@@ -18,6 +20,8 @@ type Query struct {
 	// compiled predicates and fields, by node
 	preds  map[*expr]predFn
 	fields map[*expr]fieldFn
+	// shared result values for statuses and kinds
+	statusAV, kindAV []*commonv1.AnyValue
 }
 
 type fieldFn func(st *state, i int32) value
@@ -46,6 +50,12 @@ func compile(pipe *pipeline) (*Query, error) {
 		return nil, err
 	}
 	q.pool.New = func() any { return &state{} }
+	for _, n := range statusNames {
+		q.statusAV = append(q.statusAV, value{t: vString, s: n}.anyValue())
+	}
+	for _, n := range kindNames {
+		q.kindAV = append(q.kindAV, value{t: vString, s: n}.anyValue())
+	}
 	return q, nil
 }
 

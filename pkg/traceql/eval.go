@@ -65,9 +65,24 @@ func (q *Query) export(st *state, s *sset) Spanset {
 		r := st.spans[i]
 		ms := MatchedSpan{Resource: r.rs, Scope: r.ss, Span: r.sp}
 		for _, rf := range q.report {
-			if v := rf.fn(st, i); v.t != vNil {
-				ms.Attributes = append(ms.Attributes, &commonv1.KeyValue{Key: rf.key, Value: v.anyValue()})
+			v := rf.fn(st, i)
+			var av *commonv1.AnyValue
+			switch {
+			case v.t == vNil:
+				continue
+			case v.av != nil:
+				av = v.av
+			case v.t == vStatus && v.n >= 0 && int(v.n) < len(q.statusAV):
+				av = q.statusAV[v.n]
+			case v.t == vKind && v.n >= 0 && int(v.n) < len(q.kindAV):
+				av = q.kindAV[v.n]
+			default:
+				av = v.anyValue()
 			}
+			if ms.Attributes == nil {
+				ms.Attributes = make([]*commonv1.KeyValue, 0, len(q.report))
+			}
+			ms.Attributes = append(ms.Attributes, &commonv1.KeyValue{Key: rf.key, Value: av})
 		}
 		out.Spans[j] = ms
 	}

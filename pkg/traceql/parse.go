@@ -413,9 +413,9 @@ func (p *parser) binary(t token, l, r *expr) (*expr, error) {
 		return lit(t.pos, Static{Type: TypeBool}), nil // Tempo: nil = nil and nil != nil are false
 	}
 	// `x = nil` / `x != nil`: existence tests
-	if (op == tEq || op == tNe) && (r.kind == eLit && r.lit.Type == TypeNil) != (l.kind == eLit && l.lit.Type == TypeNil) {
+	if (op == tEq || op == tNe) && lnil != rnil {
 		f := l
-		if f.kind == eLit {
+		if lnil {
 			f = r
 		}
 		k := eExists
@@ -434,12 +434,12 @@ func (p *parser) binary(t token, l, r *expr) (*expr, error) {
 	switch {
 	case isComparison(op) || op == tAnd || op == tOr:
 		e.t = vBool
-	case l.t == vInt && r.t == vInt:
-		e.t = vInt
-	case l.t == vAttr || r.t == vAttr:
-		e.t = vAttr
+	case l.t != vAttr:
+		// Tempo: arithmetic takes its left operand's type, or the right
+		// one's when the left is an attribute
+		e.t = l.t
 	default:
-		e.t = vFloat
+		e.t = r.t
 	}
 	if (op == tRe || op == tNre) && r.kind == eLit {
 		if _, err := regexp.Compile(anchor(r.lit.S)); err != nil {

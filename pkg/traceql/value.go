@@ -16,6 +16,9 @@ type value struct {
 	n   int64 // int, duration (ns), status, kind, bool (0/1)
 	f   float64
 	arr *commonv1.ArrayValue
+	// av is the attribute value the value came from, if any; results reuse
+	// it instead of allocating a copy
+	av *commonv1.AnyValue
 }
 
 var nilValue = value{}
@@ -68,13 +71,15 @@ func anyValue(av *commonv1.AnyValue) value {
 	}
 	switch x := av.Value.(type) {
 	case *commonv1.AnyValue_StringValue:
-		return value{t: vString, s: x.StringValue}
+		return value{t: vString, s: x.StringValue, av: av}
 	case *commonv1.AnyValue_IntValue:
-		return value{t: vInt, n: x.IntValue}
+		return value{t: vInt, n: x.IntValue, av: av}
 	case *commonv1.AnyValue_DoubleValue:
-		return value{t: vFloat, f: x.DoubleValue}
+		return value{t: vFloat, f: x.DoubleValue, av: av}
 	case *commonv1.AnyValue_BoolValue:
-		return boolValue(x.BoolValue)
+		v := boolValue(x.BoolValue)
+		v.av = av
+		return v
 	case *commonv1.AnyValue_ArrayValue:
 		if x.ArrayValue == nil || len(x.ArrayValue.Values) == 0 {
 			return nilValue
@@ -93,13 +98,13 @@ func anyValue(av *commonv1.AnyValue) value {
 		}
 		switch et {
 		case vString:
-			return value{t: vStringArray, arr: x.ArrayValue}
+			return value{t: vStringArray, arr: x.ArrayValue, av: av}
 		case vInt:
-			return value{t: vIntArray, arr: x.ArrayValue}
+			return value{t: vIntArray, arr: x.ArrayValue, av: av}
 		case vFloat:
-			return value{t: vFloatArray, arr: x.ArrayValue}
+			return value{t: vFloatArray, arr: x.ArrayValue, av: av}
 		case vBool:
-			return value{t: vBoolArray, arr: x.ArrayValue}
+			return value{t: vBoolArray, arr: x.ArrayValue, av: av}
 		}
 	}
 	return nilValue

@@ -17,7 +17,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime"
-	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -78,8 +77,11 @@ type App struct {
 
 	mux        *http.ServeMux
 	grpcServer *grpc.Server
-	httpLis    net.Listener
-	grpcLis    net.Listener
+	// httpGRPC serves gRPC (tempopb.StreamingQuerier) on the HTTP port:
+	// Grafana dials streaming search at the data source's HTTP URL (h2c).
+	httpGRPC *grpc.Server
+	httpLis  net.Listener
+	grpcLis  net.Listener
 
 	overrides   *overrides.Overrides
 	store       backend.Backend
@@ -185,7 +187,8 @@ func (a *App) initServer() (services.Service, error) {
 		return nil, fmt.Errorf("grpc listen: %w", err)
 	}
 	a.grpcServer = grpc.NewServer(grpc.MaxRecvMsgSize(client.MaxMessageSize), grpc.MaxSendMsgSize(client.MaxMessageSize))
-	httpSrv := &http.Server{Handler: a.mux, ReadHeaderTimeout: 30 * time.Second}
+	a.httpGRPC = grpc.NewServer(grpc.MaxRecvMsgSize(client.MaxMessageSize), grpc.MaxSendMsgSize(client.MaxMessageSize))
+	httpSrv := querier.NewHTTPServer(a.httpGRPC, a.mux)
 	return services.NewBasicService(nil, func(ctx context.Context) error {
 		errc := make(chan error, 2)
 		go func() { errc <- httpSrv.Serve(a.httpLis) }()
@@ -286,7 +289,19 @@ func (a *App) initQuerier() (services.Service, error) {
 		BlockCacheBytes: a.cfg.Storage.Trace.Cache.BlockBytes,
 	}, rr, a.pool, a.store, a.logger, a.reg)
 	a.querier = q
-	querier.NewHandler(q, tenant.Resolver{MultitenancyEnabled: a.cfg.MultitenancyEnabled}).Register(a.mux)
+	tenants := tenant.Resolver{MultitenancyEnabled: a.cfg.MultitenancyEnabled}
+	querier.NewHandler(q, tenants).Register(a.mux)
+	// The querier serves search once it implements querier.Searcher;
+	// until then the search API answers 501 naming the feature.
+	var searcher querier.Searcher
+	if s, ok := any(q).(querier.Searcher); ok {
+		searcher = s
+	}
+	searchAPI := querier.NewSearchAPI(searcher, a.cfg.QueryFrontend.Search, tenants, a.logger)
+	searchAPI.Register(a.mux)
+	stream := searchAPI.StreamingServer()
+	stream.Register(a.httpGRPC)
+	stream.Register(a.grpcServer)
 	if len(svc) == 0 {
 		return q, nil
 	}
@@ -316,6 +331,7 @@ func (a *App) registerHTTP() {
 		m.Handle("GET /distributor/ring", a.distributor.Ring())
 		m.Handle("GET /ingester/ring", a.distributor.Ring())
 	}
+	querier.RegisterFallbacks(m)
 }
 
 func (a *App) ready(w http.ResponseWriter, r *http.Request) {
