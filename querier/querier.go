@@ -30,7 +30,7 @@ type Config struct {
 	// QueryIngestersTimeout bounds each ingester call.
 	QueryIngestersTimeout time.Duration `yaml:"query_ingesters_timeout"`
 	// Search configures TraceQL search (search.go).
-	Search SearchConfig `yaml:"search"`
+	Search SearchExecConfig `yaml:"search"`
 }
 
 // RegisterFlagsAndApplyDefaults registers flags.

@@ -23,7 +23,7 @@ var _ Searcher = (*Querier)(nil)
 // searchState is the querier's search machinery: metrics and the per-block
 // tag cache.
 type searchState struct {
-	cfg       SearchConfig
+	cfg       SearchExecConfig
 	requests  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	inspBytes prometheus.Counter
@@ -31,7 +31,7 @@ type searchState struct {
 	tags      *tagCache
 }
 
-func newSearchState(cfg SearchConfig, reg prometheus.Registerer) *searchState {
+func newSearchState(cfg SearchExecConfig, reg prometheus.Registerer) *searchState {
 	s := &searchState{
 		cfg: cfg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{

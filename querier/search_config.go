@@ -5,9 +5,9 @@ import (
 	"flag"
 )
 
-// SearchConfig is the `querier.search` YAML block: how one search is split
+// SearchExecConfig is the `querier.search` YAML block: how one search is split
 // and how much it may hold.
-type SearchConfig struct {
+type SearchExecConfig struct {
 	// ConcurrentJobs bounds the jobs (an ingester, or a batch of backend
 	// blocks) one search runs at once.
 	ConcurrentJobs int `yaml:"concurrent_jobs"`
@@ -23,7 +23,7 @@ type SearchConfig struct {
 }
 
 // RegisterFlagsAndApplyDefaults registers flags.
-func (c *SearchConfig) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
+func (c *SearchExecConfig) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	f.IntVar(&c.ConcurrentJobs, prefix+"querier.search.concurrent-jobs", 8, "Jobs (an ingester or a batch of backend blocks) one search runs at once.")
 	f.Uint64Var(&c.TargetBytesPerJob, prefix+"querier.search.target-bytes-per-job", 100<<20, "Backend blocks are grouped into search jobs of about this many bytes.")
 	f.IntVar(&c.MaxBlocksPerJob, prefix+"querier.search.max-blocks-per-job", 4, "Most backend blocks in one search job.")
@@ -32,7 +32,7 @@ func (c *SearchConfig) RegisterFlagsAndApplyDefaults(prefix string, f *flag.Flag
 }
 
 // Validate checks the config.
-func (c *SearchConfig) Validate() error {
+func (c *SearchExecConfig) Validate() error {
 	if c.ConcurrentJobs < 1 || c.MaxBlocksPerJob < 1 || c.TagCacheEntries < 0 {
 		return errors.New("querier: search concurrent_jobs and max_blocks_per_job must be at least 1")
 	}
