@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"testing"
 	"time"
 
@@ -15,6 +16,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 )
@@ -92,4 +96,39 @@ func TestQueryPortProtocols(t *testing.T) {
 		cancel()
 		require.NoError(t, conn.Close())
 	}
+}
+
+// TestTraceByIDWithQ: `q` on trace-by-ID keeps only the matching spans and
+// says so (v2: PARTIAL with a message; v1: a header), through the binary.
+func TestTraceByIDWithQ(t *testing.T) {
+	s := startServer(t, options{})
+	req, ids := makeRequest(1, 3) // spans carry span.i = 0, 1, 2
+	pushOTLP(t, s.otlpGRPC(), req)
+	id := fmt.Sprintf("%x", ids[0])
+	q := "?q=" + url.QueryEscape(`{ span.i >= 1 }`)
+
+	resp, body := get(t, s.url("/api/v2/traces/"+id+q), "application/protobuf")
+	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+	var v2 rubatopb.TraceByIDResponse
+	require.NoError(t, proto.Unmarshal(body, &v2))
+	require.Equal(t, rubatopb.PartialStatus_PARTIAL, v2.Status)
+	require.Contains(t, v2.Message, "2 of 3 spans match")
+	require.Equal(t, 2, countSpans(&tracev1.TracesData{ResourceSpans: v2.Trace.ResourceSpans}))
+
+	resp, body = get(t, s.url("/api/v2/traces/"+id+"?q="+url.QueryEscape("{}")), "application/protobuf")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.NoError(t, proto.Unmarshal(body, &v2))
+	require.Equal(t, rubatopb.PartialStatus_COMPLETE, v2.Status, "nothing filtered out")
+	require.Equal(t, 3, countSpans(&tracev1.TracesData{ResourceSpans: v2.Trace.ResourceSpans}))
+
+	resp, body = get(t, s.url("/api/traces/"+id+q), "application/protobuf")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, resp.Header.Get("X-Rubato-Partial"), "2 of 3 spans match")
+	var v1 rubatopb.Trace
+	require.NoError(t, proto.Unmarshal(body, &v1))
+	require.Equal(t, 2, countSpans(&tracev1.TracesData{ResourceSpans: v1.ResourceSpans}))
+
+	resp, body = get(t, s.url("/api/v2/traces/"+id+"?q="+url.QueryEscape("{ span.i = ")), "application/protobuf")
+	require.Equal(t, http.StatusBadRequest, resp.StatusCode)
+	require.Contains(t, string(body), "parse error at line 1")
 }

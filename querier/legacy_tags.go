@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-logfmt/logfmt"
 )
@@ -68,6 +69,9 @@ func LegacyToTraceQL(tags map[string]string, minDurationMs, maxDurationMs uint32
 		v := tags[k]
 		if k == "" || strings.ContainsAny(k, " \t\r\n{}()\"=!<>~&|,") {
 			return "", fmt.Errorf("invalid tags: tag name %q cannot be searched", k)
+		}
+		if !utf8.ValidString(k) || !utf8.ValidString(v) {
+			return "", fmt.Errorf("invalid tags: tag %q: names and values must be UTF-8", k)
 		}
 		var cond string
 		switch k {

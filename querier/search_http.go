@@ -17,6 +17,7 @@ import (
 
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 	"github.com/rubatodb/rubato/pkg/tenant"
+	"github.com/rubatodb/rubato/pkg/traceql"
 )
 
 // Tag scopes of the tags API (CONTRACT.md §1.5).
@@ -34,12 +35,10 @@ var validScopes = map[string]bool{
 	ScopeEvent: true, ScopeLink: true, ScopeInstrumentation: true,
 }
 
-// intrinsicTags is the minimum the `intrinsic` scope lists: Grafana falls
-// back to an older built-in list when it is absent.
-var intrinsicTags = []string{
-	"duration", "kind", "name", "rootName", "rootServiceName", "span:id",
-	"status", "statusMessage", "trace:id", "traceDuration",
-}
+// intrinsicTags is the minimum the `intrinsic` scope lists (every intrinsic
+// the TraceQL engine knows): Grafana falls back to an older built-in list
+// when it is absent.
+var intrinsicTags = traceql.Intrinsics()
 
 // SearchAPI serves Tempo's search and tag HTTP API over a Searcher.
 type SearchAPI struct {
@@ -162,6 +161,12 @@ func ApplySearchLimits(req *rubatopb.SearchRequest, cfg SearchConfig) error {
 	}
 	if strings.TrimSpace(req.Query) == "" {
 		req.Query = "{}"
+	}
+	// Validate here, as Tempo's frontend does, so a bad query is a 400 with
+	// the position whatever the searcher; unsupported TraceQL (metrics
+	// queries, …) is a 400 naming the feature.
+	if _, err := traceql.Parse(req.Query); err != nil {
+		return badRequest("invalid TraceQL query: %v", err)
 	}
 	return nil
 }

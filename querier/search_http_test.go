@@ -115,12 +115,22 @@ func TestSearchBadRequests(t *testing.T) {
 		require.Contains(t, body, tc.want, tc.query)
 	}
 
-	// Errors of the query itself come from the searcher: 400 plain text
-	// with its message, as Tempo's "invalid TraceQL query".
-	f.err = fmt.Errorf("%w: parse error at line 1, col 3: unexpected }", ErrInvalidQuery)
-	code, body := httpGet(t, s.url("/api/search?q=%7B%20%7D%7D"))
+	// TraceQL is parsed before the searcher runs: 400 plain text with the
+	// position, as Tempo's "invalid TraceQL query"; unsupported TraceQL
+	// names the feature.
+	n := len(f.searches)
+	code, body := httpGet(t, s.url("/api/search?q="+url.QueryEscape(`{ .a = 1 }}`)))
 	require.Equal(t, http.StatusBadRequest, code)
-	require.Contains(t, body, "parse error at line 1, col 3")
+	require.Contains(t, body, "invalid TraceQL query: parse error at line 1, col 11")
+	code, body = httpGet(t, s.url("/api/search?q="+url.QueryEscape(`{} | rate()`)))
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body, "unsupported TraceQL feature")
+	require.Len(t, f.searches, n, "the searcher never saw them")
+	// Request errors the searcher finds (ErrInvalidQuery) are 400 too.
+	f.err = fmt.Errorf("%w: attribute name too long", ErrInvalidQuery)
+	code, body = httpGet(t, s.url("/api/search?q=%7B%7D"))
+	require.Equal(t, http.StatusBadRequest, code)
+	require.Contains(t, body, "attribute name too long")
 	f.err = errors.New("disk on fire")
 	code, body = httpGet(t, s.url("/api/search?q=%7B%7D"))
 	require.Equal(t, http.StatusInternalServerError, code)

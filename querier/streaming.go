@@ -21,6 +21,10 @@ import (
 // streamed search; progress in between is coalesced into the next one.
 const streamInterval = 100 * time.Millisecond
 
+// maxStreamMessageBytes bounds one streamed search message, as Tempo splits
+// its messages (Grafana's default receive limit is 4 MiB).
+var maxStreamMessageBytes = 1 << 20
+
 // StreamingServer serves tempopb.StreamingQuerier over the same Searcher
 // and with the same request rules as the HTTP API.
 type StreamingServer struct {
@@ -127,7 +131,7 @@ func (s *StreamingServer) Search(in *rubatopb.SearchRequest, stream grpc.ServerS
 			if res.err != nil {
 				return s.grpcError(res.err)
 			}
-			return stream.Send(finalSearchResponse(res.resp))
+			return sendSearch(stream, finalSearchResponse(res.resp))
 		case <-tick.C:
 			mu.Lock()
 			msg, n := latest, seq
@@ -136,13 +140,37 @@ func (s *StreamingServer) Search(in *rubatopb.SearchRequest, stream grpc.ServerS
 				continue
 			}
 			sent = n
-			if err := stream.Send(normalizeSearchResponse(msg)); err != nil {
+			if err := sendSearch(stream, normalizeSearchResponse(msg)); err != nil {
 				cancel()
 				<-done
 				return err
 			}
 		}
 	}
+}
+
+// sendSearch sends resp, split into messages of at most
+// maxStreamMessageBytes by traces (a single bigger trace goes alone). Every
+// part carries the metrics; Grafana appends the parts' traces.
+func sendSearch(stream grpc.ServerStreamingServer[rubatopb.SearchResponse], resp *rubatopb.SearchResponse) error {
+	if proto.Size(resp) <= maxStreamMessageBytes {
+		return stream.Send(resp)
+	}
+	part := &rubatopb.SearchResponse{Metrics: resp.Metrics}
+	size := proto.Size(part)
+	for _, t := range resp.Traces {
+		n := proto.Size(t) + 8 // field tag and length
+		if len(part.Traces) > 0 && size+n > maxStreamMessageBytes {
+			if err := stream.Send(part); err != nil {
+				return err
+			}
+			part = &rubatopb.SearchResponse{Metrics: resp.Metrics}
+			size = proto.Size(part)
+		}
+		part.Traces = append(part.Traces, t)
+		size += n
+	}
+	return stream.Send(part)
 }
 
 // finalSearchResponse is the last message: metrics present and the job

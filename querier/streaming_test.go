@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 )
@@ -96,7 +97,8 @@ func TestStreamingSearchFinalOnly(t *testing.T) {
 		code codes.Code
 		msg  string
 	}{
-		{&rubatopb.SearchRequest{Query: "{", Limit: 1}, fmt.Errorf("%w: parse error at line 1, col 2", ErrInvalidQuery), codes.InvalidArgument, "parse error at line 1, col 2"},
+		{&rubatopb.SearchRequest{Query: "{ .a = ", Limit: 1}, nil, codes.InvalidArgument, "invalid TraceQL query: parse error at line 1, col"},
+		{&rubatopb.SearchRequest{Query: "{}", Limit: 1}, fmt.Errorf("%w: too many conditions", ErrInvalidQuery), codes.InvalidArgument, "too many conditions"},
 		{&rubatopb.SearchRequest{Query: "{}", SpansPerSpanSet: 1000}, nil, codes.InvalidArgument, "spans per span set exceeds 100"},
 		{&rubatopb.SearchRequest{Query: "{}", Start: 10, End: 5}, nil, codes.InvalidArgument, "start must be before end"},
 		{&rubatopb.SearchRequest{Query: "{}", Tags: map[string]string{"a": "b"}}, nil, codes.InvalidArgument, "can't specify tags"},
@@ -176,4 +178,35 @@ func TestStreamingWithoutSearcher(t *testing.T) {
 	_, err = recvAll(t, stream)
 	require.Equal(t, codes.Unimplemented, status.Code(err))
 	require.Contains(t, status.Convert(err).Message(), "search is not implemented")
+}
+
+// TestStreamingSearchSplitsBigMessages: a final answer bigger than the
+// message bound arrives in several messages, each with metrics, whose
+// traces together are all the results.
+func TestStreamingSearchSplitsBigMessages(t *testing.T) {
+	old := maxStreamMessageBytes
+	maxStreamMessageBytes = 2048
+	t.Cleanup(func() { maxStreamMessageBytes = old })
+	final := richSearchResponse(30)
+	for i, tr := range final.Traces {
+		tr.TraceID = fmt.Sprintf("%032x", i)
+	}
+	f := &fakeSearcher{searchResp: final}
+	s := startAPI(t, f, defaultSearchConfig(), false)
+	stream, err := rubatopb.NewStreamingQuerierClient(s.conn).Search(context.Background(), &rubatopb.SearchRequest{Query: "{}"})
+	require.NoError(t, err)
+	msgs, err := recvAll(t, stream)
+	require.NoError(t, err)
+	require.Greater(t, len(msgs), 3)
+	ids := map[string]bool{}
+	for _, m := range msgs {
+		require.NotNil(t, m.Metrics)
+		require.LessOrEqual(t, proto.Size(m), 2048+512, "bounded (one trace may overflow by itself)")
+		for _, tr := range m.Traces {
+			ids[tr.TraceID] = true
+		}
+	}
+	require.Len(t, ids, 30)
+	last := msgs[len(msgs)-1]
+	require.Equal(t, last.Metrics.TotalJobs, last.Metrics.CompletedJobs)
 }

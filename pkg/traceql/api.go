@@ -254,12 +254,12 @@ func (c Condition) String() string {
 }
 
 // Intrinsics returns the intrinsic tag names, as Tempo lists them for the
-// tags API's "intrinsic" scope.
+// tags API's "intrinsic" scope (its 25 virtual intrinsic tags, sorted).
 func Intrinsics() []string {
 	return []string{
 		"duration", "event:name", "event:timeSinceStart", "instrumentation:name",
 		"instrumentation:version", "kind", "link:spanID", "link:traceID", "name",
-		"rootName", "rootServiceName", "span:childCount", "span:duration", "span:id",
+		"rootName", "rootServiceName", "span:duration", "span:id",
 		"span:kind", "span:name", "span:parentID", "span:status", "span:statusMessage",
 		"status", "statusMessage", "trace:duration", "trace:id", "trace:rootName",
 		"trace:rootService", "traceDuration",

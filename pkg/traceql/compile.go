@@ -422,21 +422,24 @@ func intrinsicField(in intrinsic) fieldFn {
 			return nilValue
 		}
 	case inRootName:
+		// Tempo keeps the root name and service in non-null trace-level
+		// columns: a trace without a root has "" for both.
 		return func(st *state, _ int32) value {
 			if st.root < 0 {
-				return nilValue
+				return value{t: vString}
 			}
 			return value{t: vString, s: st.spans[st.root].sp.Name}
 		}
 	case inRootService:
 		return func(st *state, _ int32) value {
 			if st.root < 0 {
-				return nilValue
+				return value{t: vString}
 			}
 			v := findAttr(st.spans[st.root].rs.GetResource().GetAttributes(), "service.name")
 			if v.t != vString {
-				return nilValue
+				return value{t: vString}
 			}
+			v.av = nil
 			return v
 		}
 	case inTraceDuration:
@@ -472,19 +475,9 @@ func intrinsicField(in intrinsic) fieldFn {
 			return hexValue(st.link.SpanId)
 		}
 	case inInstrName:
-		return func(st *state, i int32) value {
-			if sc := st.spans[i].ss.GetScope(); sc != nil {
-				return value{t: vString, s: sc.Name}
-			}
-			return nilValue
-		}
+		return func(st *state, i int32) value { return value{t: vString, s: st.spans[i].ss.GetScope().GetName()} }
 	case inInstrVersion:
-		return func(st *state, i int32) value {
-			if sc := st.spans[i].ss.GetScope(); sc != nil {
-				return value{t: vString, s: sc.Version}
-			}
-			return nilValue
-		}
+		return func(st *state, i int32) value { return value{t: vString, s: st.spans[i].ss.GetScope().GetVersion()} }
 	}
 	return func(*state, int32) value { return nilValue }
 }

@@ -13,7 +13,11 @@
 //   - String() is canonical: Parse(q.String()).String() == q.String().
 //     Binary operators inside a filter are fully parenthesised.
 //   - Eval looks only at the trace it is given, keeps no state between
-//     calls and is safe for concurrent use. Results point into the trace.
+//     calls and is safe for concurrent use. Results point into the trace:
+//     spans, resources and scopes, and the AnyValues of result attributes
+//     are the trace's own; status and kind values are shared by all results
+//     of a Query. Callers must not modify either. A trace that does not
+//     match costs no allocation.
 //   - Conditions is conservative: if Eval returns a spanset for a trace,
 //     the trace satisfies the Conditions (see TestConditionsConservative).
 //     Anything it cannot summarise (negation, arithmetic, field-to-field
@@ -25,7 +29,7 @@
 //   - Comparisons need matching types; ints, floats and durations compare
 //     as numbers (int with int exactly, mixed as float64). A missing
 //     attribute is nil and matches neither `=` nor `!=`, nor `<`, `=~`...;
-//     `!= nil` tests existence, `= nil` absence.
+//     `!= nil` tests existence, `= nil` absence; `nil = nil` is false.
 //   - Regular expressions are RE2, fully anchored.
 //   - Unscoped `.key` is the span's attribute, else the resource's.
 //   - A bare attribute used as a condition (`{ .cache.hit }`,
@@ -42,17 +46,23 @@
 //     spanset on a side (after by()) they fail with
 //     ErrSpansetOperationMultiple, as Tempo does.
 //   - Aggregates count() avg() min() max() sum() add a spanset attribute
-//     named by the aggregate ("count()", "avg(duration)"); by(f) splits a
-//     spanset into one per value of f and adds "by(f)" = value; nil values
-//     and non-numbers are skipped by avg/min/max/sum, and a spanset with no
-//     value left is dropped. coalesce() merges all spansets into one without
-//     attributes. select(f...) is a no-op on spansets.
+//     named by the aggregate ("count()", "avg(duration)"); nil values are
+//     skipped and a spanset with no value left is dropped. sum and avg keep
+//     the first value's type and add only later values of that type (avg
+//     still counts the others); avg of ints is a float, of durations a
+//     duration. min and max compare numbers as numbers, other types by
+//     Tempo's type order (so a string beats any int). by(f) splits a spanset
+//     into one per value of f and adds "by(f)" = value ("nil" when absent);
+//     coalesce() merges all spansets into one without attributes; select()
+//     leaves spansets alone.
 //   - Result spans carry, as Tempo's search results do, the values of the
 //     fields the query names (filters, by, aggregates, select), keyed by
 //     attribute name without scope; name, duration, IDs and trace-level
 //     intrinsics are left out; durations, statuses and kinds are strings.
 //   - The trace's root is its first span without a parent span ID;
-//     rootName and rootServiceName are nil when there is none.
+//     rootName and rootServiceName are "" when there is none (Tempo keeps
+//     them in non-null trace-level columns), as are instrumentation:name and
+//     instrumentation:version for a span without a scope.
 //     traceDuration is max(end) - min(start) over all spans.
 //   - Parent/child relations come from span IDs: a span whose parent is not
 //     in the trace has no parent (and no siblings); the first span with a

@@ -2,7 +2,7 @@ package traceql
 
 import (
 	"errors"
-	"math"
+	"strings"
 
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -41,11 +41,16 @@ func (q *Query) Eval(td *tracev1.TracesData) ([]Spanset, error) {
 	if len(st.spans) == 0 {
 		return nil, nil
 	}
-	all := make([]int32, len(st.spans))
-	for i := range all {
-		all[i] = int32(i)
+	// the first stage sees one spanset with every span; its storage is
+	// reused across Evals (results are exported before the state is
+	// returned to the pool)
+	st.all = grow(st.all, len(st.spans))
+	for i := range st.all {
+		st.all[i] = int32(i)
 	}
-	out, err := q.evalPipeline(st, q.pipe, []*sset{{spans: all}})
+	st.top = sset{spans: st.all}
+	st.topIn[0] = &st.top
+	out, err := q.evalPipeline(st, q.pipe, st.topIn[:])
 	if err != nil {
 		return nil, err
 	}
@@ -367,9 +372,13 @@ func (q *Query) evalScalar(st *state, stg *stage, in []*sset) []*sset {
 	return out
 }
 
-// aggregate computes count/avg/min/max/sum over a spanset. Values that are
-// nil or not numbers are skipped; with no value left there is no result
-// and the spanset is dropped (as Tempo drops it).
+// aggregate computes count/avg/min/max/sum over a spanset as Tempo does:
+// nil values are skipped and a spanset with no value left has no result (it
+// is dropped). sum and avg take the type of the first value and add the
+// later values of that same type only (others are ignored, but avg still
+// counts them); avg of ints is a float, of durations a duration (integer
+// division). min and max compare numbers as numbers and values of other
+// types by Tempo's type order.
 func (q *Query) aggregate(st *state, stg *stage, s *sset) (value, bool) {
 	if stg.agg == aggCount {
 		return value{t: vInt, n: int64(len(s.spans))}, true
@@ -377,57 +386,132 @@ func (q *Query) aggregate(st *state, stg *stage, s *sset) (value, bool) {
 	f := q.fields[stg.field]
 	var acc value
 	count := 0
-	allInt, allDur := true, true
-	var sumF float64
-	var sumN int64
 	for _, i := range s.spans {
 		v := f(st, i)
-		if !v.t.numeric() {
+		if v.t == vNil {
 			continue
 		}
-		if v.t != vInt {
-			allInt = false
-		}
-		if v.t != vDuration {
-			allDur = false
-		}
+		v.av = nil
 		count++
+		if count == 1 {
+			acc = v
+			continue
+		}
 		switch stg.agg {
 		case aggMin:
-			if count == 1 || v.float() < acc.float() {
+			if aggCompare(v, acc) < 0 {
 				acc = v
 			}
 		case aggMax:
-			if count == 1 || v.float() > acc.float() {
+			if aggCompare(v, acc) > 0 {
 				acc = v
 			}
 		default:
-			sumF += v.float()
-			if v.t != vFloat {
-				sumN += v.n
+			if v.t == acc.t {
+				switch v.t {
+				case vInt, vDuration:
+					acc.n += v.n
+				case vFloat:
+					acc.f += v.f
+				}
 			}
 		}
 	}
 	if count == 0 {
 		return nilValue, false
 	}
-	switch stg.agg {
-	case aggMin, aggMax:
-		return acc, true
-	case aggSum:
-		switch {
-		case allInt:
-			return value{t: vInt, n: sumN}, true
-		case allDur:
-			return value{t: vDuration, n: sumN}, true
+	if stg.agg == aggAvg {
+		switch acc.t {
+		case vInt:
+			return value{t: vFloat, f: float64(acc.n) / float64(count)}, true
+		case vDuration:
+			return value{t: vDuration, n: acc.n / int64(count)}, true
+		case vFloat:
+			return value{t: vFloat, f: acc.f / float64(count)}, true
 		}
-		return value{t: vFloat, f: sumF}, true
 	}
-	// avg
-	if allDur {
-		return value{t: vDuration, n: int64(math.Round(float64(sumN) / float64(count)))}, true
+	return acc, true
+}
+
+// tempoTypeOrder ranks types as Tempo's StaticType enum does.
+func tempoTypeOrder(t vtype) int {
+	switch t {
+	case vInt:
+		return 3
+	case vFloat:
+		return 4
+	case vString:
+		return 5
+	case vBool:
+		return 6
+	case vDuration:
+		return 7
+	case vStatus:
+		return 8
+	case vKind:
+		return 9
+	case vIntArray:
+		return 10
+	case vFloatArray:
+		return 11
+	case vStringArray:
+		return 12
+	case vBoolArray:
+		return 13
 	}
-	return value{t: vFloat, f: sumF / float64(count)}, true
+	return 0
+}
+
+// tempoStatus and tempoKind map OTLP codes to Tempo's enum order.
+var (
+	tempoStatus = [...]int64{2, 1, 0}          // unset, ok, error
+	tempoKind   = [...]int64{0, 1, 3, 2, 4, 5} // unspecified, internal, server, client, producer, consumer
+)
+
+func aggCompare(a, b value) int {
+	if a.t != b.t {
+		if a.t.numeric() && b.t.numeric() {
+			return cmpFloat(a.float(), b.float())
+		}
+		return cmpInt(int64(tempoTypeOrder(a.t)), int64(tempoTypeOrder(b.t)))
+	}
+	switch a.t {
+	case vString:
+		return strings.Compare(a.s, b.s)
+	case vFloat:
+		return cmpFloat(a.f, b.f)
+	case vStatus:
+		if a.n >= 0 && a.n < 3 && b.n >= 0 && b.n < 3 {
+			return cmpInt(tempoStatus[a.n], tempoStatus[b.n])
+		}
+	case vKind:
+		if a.n >= 0 && a.n < 6 && b.n >= 0 && b.n < 6 {
+			return cmpInt(tempoKind[a.n], tempoKind[b.n])
+		}
+	case vStringArray, vIntArray, vFloatArray, vBoolArray:
+		return 0
+	}
+	return cmpInt(a.n, b.n)
+}
+
+func cmpInt(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 func (q *Query) evalBy(st *state, stg *stage, in []*sset) []*sset {

@@ -32,6 +32,10 @@ type state struct {
 	ev   *tracev1.Span_Event
 	link *tracev1.Span_Link
 
+	all   []int32
+	top   sset
+	topIn [1]*sset
+
 	// scratch for structural operators
 	markA, markB []bool
 	cnt          []int32

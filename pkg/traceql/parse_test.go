@@ -3,6 +3,7 @@ package traceql
 import (
 	"errors"
 	"math/rand"
+	"sort"
 	"strings"
 	"testing"
 
@@ -68,7 +69,7 @@ func TestParseGolden(t *testing.T) {
 		{`{ trace:rootName = "a" && trace:rootService = "b" && trace:duration > 1s }`, `{ ((rootName = "a") && (rootServiceName = "b")) && (traceDuration > 1s) }`},
 		{`{ rootService = "b" }`, `{ rootServiceName = "b" }`},
 		{`{ trace:id = "abc" && span:id = "01" && span:parentID = "02" }`, `{ ((trace:id = "abc") && (span:id = "01")) && (span:parentID = "02") }`},
-		{`{ childCount > 1 }`, `{ span:childCount > 1 }`},
+		{`{ span:childCount > 1 }`, `{ childCount > 1 }`},
 		{`{ event:name = "e" && event:timeSinceStart > 1ms }`, `{ (event:name = "e") && (event:timeSinceStart > 1ms) }`},
 		{`{ link:traceID = "a" || link:spanID = "b" }`, `{ (link:traceID = "a") || (link:spanID = "b") }`},
 		{`{ instrumentation:name = "a" && instrumentation:version = "b" }`, `{ (instrumentation:name = "a") && (instrumentation:version = "b") }`},
@@ -246,6 +247,8 @@ func TestIsMatchAll(t *testing.T) {
 }
 
 func TestIntrinsicsParse(t *testing.T) {
+	require.Len(t, Intrinsics(), 25)
+	require.True(t, sort.StringsAreSorted(Intrinsics()))
 	for _, name := range Intrinsics() {
 		_, err := Parse("{ " + name + " != nil }")
 		require.NoError(t, err, name)

@@ -140,8 +140,11 @@ func compareScalar(op tokKind, l, r value) bool {
 	case l.t == vString && r.t == vString:
 		c := strings.Compare(l.s, r.s)
 		return cmpResult(op, c)
-	case l.t == r.t && l.t != vFloat:
-		// int, duration, bool, status, kind, nil: exact
+	case l.t == vNil || r.t == vNil:
+		return false // Tempo: nil equals nothing, not even nil
+	case (l.t == r.t && l.t != vFloat) || ((op == tEq || op == tNe) && (l.t == vInt || l.t == vDuration) && (r.t == vInt || r.t == vDuration)):
+		// int, duration (with each other for = and !=, as Tempo compares
+		// their raw values), bool, status, kind: exact
 		c := 0
 		if l.n < r.n {
 			c = -1
