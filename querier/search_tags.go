@@ -230,7 +230,11 @@ func (q *Querier) blockTagNames(ctx context.Context, r *block.Reader) (*rubatopb
 		return v.(*rubatopb.SearchTagsV2Response), nil
 	}
 	names := search.NewTagNames(0, q.search.cfg.MaxTagBytes)
-	err := eachCandidate(ctx, r, nil, 0, 0, func(td *tracev1.TracesData) error { return names.AddTrace(nil, td) })
+	err := r.TagNames(ctx, func(sc block.TagScope, name string) {
+		if s, ok := tagScopeNames[sc]; ok {
+			names.Add(s, name)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +250,29 @@ func (q *Querier) blockTagValues(ctx context.Context, r *block.Reader, tag searc
 		return v.(*rubatopb.SearchTagValuesV2Response), nil
 	}
 	vals := search.NewTagValues(0, q.search.cfg.MaxTagBytes)
-	err := eachCandidate(ctx, r, nil, 0, 0, func(td *tracev1.TracesData) error { return vals.AddTrace(tag, nil, td) })
+	var scopes []block.TagScope
+	switch tag.Scope {
+	case "":
+		scopes = []block.TagScope{block.TagSpan, block.TagResource}
+	case search.ScopeIntrinsic:
+		// Intrinsics have no tag index: scan the block.
+	default:
+		for sc, name := range tagScopeNames {
+			if name == tag.Scope {
+				scopes = append(scopes, sc)
+			}
+		}
+	}
+	var err error
+	if tag.Scope == search.ScopeIntrinsic {
+		err = eachCandidate(ctx, r, nil, 0, 0, func(td *tracev1.TracesData) error { return vals.AddTrace(tag, nil, td) })
+	}
+	for _, sc := range scopes {
+		if err != nil {
+			break
+		}
+		err = r.TagValues(ctx, sc, tag.Name, func(v block.TagValue) bool { return vals.Add(v.Type, v.Value) })
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -255,6 +281,11 @@ func (q *Querier) blockTagValues(ctx context.Context, r *block.Reader, tag searc
 		q.search.tags.put(key, resp)
 	}
 	return resp, nil
+}
+
+var tagScopeNames = map[block.TagScope]string{
+	block.TagResource: search.ScopeResource, block.TagSpan: search.ScopeSpan, block.TagEvent: search.ScopeEvent,
+	block.TagLink: search.ScopeLink, block.TagInstrumentation: search.ScopeInstrumentation,
 }
 
 type tagKey struct {

@@ -39,25 +39,14 @@ type Request struct {
 	SpansPerSpanSet int
 }
 
-var errStop = errors.New("stop")
-
 // Candidates calls fn for every trace of the block that may match req (a
-// superset of the matches), with pushdown into the block where the format
-// allows it. fn returns false to stop.
+// superset of the matches), with the query's conditions pushed down into
+// the block (BlockRequest). fn returns false to stop.
 func Candidates(ctx context.Context, r *block.Reader, req Request, fn func(id []byte, td *tracev1.TracesData) bool) (Stats, error) {
-	var st Stats
-	err := r.Iterate(ctx, func(id []byte, td *tracev1.TracesData) error {
-		st.InspectedTraces++
-		if !fn(id, td) {
-			return errStop
-		}
-		return ctx.Err()
+	bst, err := r.Search(ctx, BlockRequest(req.Query, req.Start, req.End), func(id [16]byte, td *tracev1.TracesData) bool {
+		return fn(id[:], td)
 	})
-	if errors.Is(err, errStop) {
-		err = nil
-	}
-	st.InspectedBytes = uint64(r.Meta().Size)
-	return st, err
+	return Stats{InspectedTraces: bst.InspectedTraces, InspectedSpans: bst.InspectedSpans, InspectedBytes: bst.InspectedBytes}, err
 }
 
 // SearchBlock runs req over one block: candidates from the block (pushdown),
