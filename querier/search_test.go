@@ -97,7 +97,10 @@ func TestSearcherInvalid(t *testing.T) {
 	ctx := context.Background()
 	for _, err := range []error{
 		func() error { _, err := q.Search(ctx, "t", &rubatopb.SearchRequest{Query: `{ .a = `}, nil); return err }(),
-		func() error { _, err := q.Search(ctx, "t", &rubatopb.SearchRequest{Query: `{} | rate()`}, nil); return err }(),
+		func() error {
+			_, err := q.Search(ctx, "t", &rubatopb.SearchRequest{Query: `{} | rate()`}, nil)
+			return err
+		}(),
 		func() error {
 			_, err := q.SearchTagsV2(ctx, "t", &rubatopb.SearchTagsRequest{Scope: "nope"})
 			return err
