@@ -218,7 +218,8 @@ func (v *TagValues) Add(typ, val string) bool {
 	return true
 }
 
-// AddAnyValue records an OTLP value (arrays element by element).
+// AddAnyValue records an OTLP scalar value; arrays, maps and bytes are not
+// listed (as block.Reader.TagValues, so every stage answers alike).
 func (v *TagValues) AddAnyValue(av *commonv1.AnyValue) {
 	switch x := av.GetValue().(type) {
 	case *commonv1.AnyValue_StringValue:
@@ -229,10 +230,6 @@ func (v *TagValues) AddAnyValue(av *commonv1.AnyValue) {
 		v.Add("float", strconv.FormatFloat(x.DoubleValue, 'g', -1, 64))
 	case *commonv1.AnyValue_BoolValue:
 		v.Add("bool", strconv.FormatBool(x.BoolValue))
-	case *commonv1.AnyValue_ArrayValue:
-		for _, e := range x.ArrayValue.GetValues() {
-			v.AddAnyValue(e)
-		}
 	}
 }
 
