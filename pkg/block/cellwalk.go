@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"math"
 	"sync"
-
 )
 
 // Walking a row's searchable values straight from its cells (colreader.go),
@@ -17,8 +16,8 @@ import (
 
 // searchColumns are the leaf columns the walker reads, looked up by name.
 type searchColumns struct {
-	resDed  []dedCol        // resource dedicated columns
-	spanDed []dedCol        // span dedicated columns
+	resDed  []dedCol          // resource dedicated columns
+	spanDed []dedCol          // span dedicated columns
 	attrs   [numTagScopes]int // Attrs.Key column of each scope; Kind, Str, Int, Double follow
 	// Span intrinsics.
 	spanName, spanKind, spanDur, statusCode, statusMsg int
@@ -141,11 +140,11 @@ func (p *colPage) float64At(i int) float64 {
 
 // cellVisitor receives a row's values. Byte slices alias the pages.
 type cellVisitor struct {
-	attr  func(sc TagScope, key []byte, kind int32, s []byte, i int64, f float64)
+	attr func(sc TagScope, key []byte, kind int32, s []byte, i int64, f float64)
 	// span gets every span's intrinsics; root tells a span without a
 	// parent, svc is its resource's service.name (root spans only).
 	span  func(name []byte, kind, status int32, msg []byte, dur uint64, root bool, svc []byte) // nil: spans not walked
-	roots func(name, svc []byte)                                      // nil: not walked
+	roots func(name, svc []byte)                                                               // nil: not walked
 }
 
 // walkCells visits the values of a row's cells (indexed by column).
@@ -237,8 +236,6 @@ func walkAttrs(cells []cell, c int, sc TagScope, v *cellVisitor) {
 		v.attr(sc, keys.pg.bytesAt(ki), kind, s, i, f)
 	}
 }
-
-
 
 // walkSpans visits the spans of a row.
 func walkSpans(cells []cell, sc *searchColumns, v *cellVisitor) {

@@ -713,3 +713,13 @@ func (x *searchIndex) noRoot(roots int) {
 		x.rootNames.overflow, x.rootSvcs.overflow = true, true
 	}
 }
+
+// keysOverflow tells whether some scope has more names than the index kept.
+func (x *searchIndex) keysOverflow() bool {
+	for i := range x.scopes {
+		if x.scopes[i].overflow {
+			return true
+		}
+	}
+	return false
+}

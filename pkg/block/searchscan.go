@@ -133,6 +133,10 @@ type scan struct {
 	rootPreds        predMask
 	rowRoot, curRoot bool
 
+	// visit, if set, is given every row instead (tag scans).
+	visit *cellVisitor
+	stop  *bool
+
 	// Decoding: the fetched row group and its row reader.
 	decRG   int
 	decRows parquet.Rows
@@ -331,6 +335,15 @@ func (sc *scan) rowGroup(ctx context.Context, i int) error {
 		sc.st.InspectedTraces++
 		id := [TraceIDSize]byte(cells[colTraceID].fixed())
 		start, end := uint64(cells[colStartTimeUnixNano].int64()), uint64(cells[colEndTimeUnixNano].int64())
+		if sc.visit != nil {
+			if err := sc.r.guard(func() error { walkCells(cells, sc.visit); return nil }); err != nil {
+				return err
+			}
+			if sc.stop != nil && *sc.stop {
+				return errTagStop
+			}
+			continue
+		}
 		var m predMask
 		sc.rowRoot = false
 		if err := sc.r.guard(func() error { m = sc.rowMask(cells); return nil }); err != nil {
@@ -355,6 +368,9 @@ func (sc *scan) rowGroup(ctx context.Context, i int) error {
 			sc.curRows = sc.curRows[:0]
 		}
 		sc.curRows = append(sc.curRows, rowRef{rg: i, row: row})
+	}
+	if sc.visit != nil {
+		return nil
 	}
 	// A trace that goes on in the next row group is finished there.
 	if i+1 < len(sc.ft.rgs) && sc.ft.rgs[i+1].min == sc.cur {
@@ -503,4 +519,44 @@ func (sc *scan) closeColumns() {
 	for _, c := range sc.need {
 		sc.cols[c].close()
 	}
+}
+
+// scanAttrs walks the attributes of every row from the columns of scope
+// (-1: all scopes) and the dedicated columns of name ("" with scope -1:
+// all), for the tag calls of a block without a search index. The walk ends
+// (errTagStop) after a row in which fn set *stop.
+func (r *Reader) scanAttrs(ctx context.Context, scope TagScope, name string, stop *bool, fn func(TagScope, []byte, int32, []byte, int64, float64)) error {
+	ft, err := r.footer(ctx)
+	if err != nil {
+		return err
+	}
+	sc := &scan{r: r, s: &searcher{}, ft: ft, st: &SearchStats{}, visit: &cellVisitor{attr: fn}, stop: stop}
+	cols := searchCols()
+	need := map[int]bool{colTraceID: true, colStartTimeUnixNano: true, colEndTimeUnixNano: true}
+	for t := range cols.attrs {
+		if scope >= 0 && TagScope(t) != scope {
+			continue
+		}
+		for c := range attrColumns - 1 {
+			need[cols.attrs[t]+c] = true
+		}
+		for _, d := range append(append([]dedCol(nil), cols.resDed...), cols.spanDed...) {
+			isRes := d.val < cols.attrs[TagResource]
+			if (isRes && TagScope(t) == TagResource || !isRes && TagScope(t) == TagSpan) && (name == "" || d.key == name) {
+				need[d.val], need[d.pos] = true, true
+			}
+		}
+	}
+	for c := range need {
+		sc.need = append(sc.need, c)
+	}
+	slices.Sort(sc.need)
+	sc.cols = make([]colReader, numColumns)
+	sc.decRG = -1
+	for i := range ft.rgs {
+		if err := sc.rowGroup(ctx, i); err != nil {
+			return err
+		}
+	}
+	return nil
 }
