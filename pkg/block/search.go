@@ -3,7 +3,6 @@ package block
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"sync/atomic"
 	"time"
@@ -87,69 +86,6 @@ func (s *searcher) ok(m predMask) bool { return satisfies(m, len(s.preds), s.req
 
 // errStop ends a search early when fn returns false.
 var errStop = errors.New("search stopped")
-
-func (r *Reader) search(ctx context.Context, s *searcher, fn func(id [16]byte, td *tracev1.TracesData) bool, st *SearchStats) error {
-	if timeBound(r.meta.EndTime, 0) < s.start {
-		return nil
-	}
-	rr, err := r.Rows(ctx)
-	if err != nil {
-		return err
-	}
-	defer rr.Close()
-	var (
-		tr         traceRow
-		td         *tracev1.TracesData
-		cur        [TraceIDSize]byte
-		start, end uint64
-		have       bool
-	)
-	for {
-		id, row, err := rr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		st.InspectedTraces++
-		rs, re := uint64(row.cells[colStartTimeUnixNano].int64()), uint64(row.cells[colEndTimeUnixNano].int64())
-		if !have || [TraceIDSize]byte(id) != cur {
-			cur, start, end, td, have = [TraceIDSize]byte(id), rs, re, nil, true
-		} else {
-			if rs != 0 && (start == 0 || rs < start) {
-				start = rs
-			}
-			end = max(end, re)
-		}
-		st.InspectedSpans += uint64(row.SpanCount())
-		if err := reconstruct(&tr, row.flat()); err != nil {
-			return &CorruptError{Key: r.dataKey, Err: fmt.Errorf("trace %x: %w", id, err)}
-		}
-		part, err := tr.toOTLP()
-		if err != nil {
-			return &CorruptError{Key: r.dataKey, Err: fmt.Errorf("trace %x: %w", id, err)}
-		}
-		if td == nil {
-			td = part
-		} else {
-			joinPart(td, part)
-		}
-		next, err := rr.PeekID()
-		if err != nil && !errors.Is(err, io.EOF) {
-			return err
-		}
-		if err == nil && [TraceIDSize]byte(next) == cur {
-			continue
-		}
-		if s.overlaps(start, end) && s.ok(traceMask(s.preds, td)) {
-			if !fn(cur, td) {
-				return nil
-			}
-		}
-		td = nil
-	}
-}
 
 // countingBackend counts the bytes a search reads.
 type countingBackend struct {

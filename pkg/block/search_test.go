@@ -1,7 +1,10 @@
 package block
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
 	"testing"
 	"time"
 
@@ -86,55 +89,109 @@ func testBackends(t *testing.T) map[string]backend.Backend {
 	return map[string]backend.Backend{"inmem": inmem.New(), "local": lb}
 }
 
+// toV1 turns a v2 block into the v1 block an older writer left: the same
+// data.parquet and bloom shards, no search index.
+func toV1(tb testing.TB, be backend.Backend, b *searchBlock) *searchBlock {
+	tb.Helper()
+	ctx := context.Background()
+	m := *b.meta
+	m.Version, m.SearchIndexSize = VersionV1, 0
+	data, err := m.Marshal()
+	require.NoError(tb, err)
+	require.NoError(tb, be.Delete(ctx, SearchIndexKey(m.TenantID, m.BlockID)))
+	require.NoError(tb, be.Put(ctx, MetaKey(m.TenantID, m.BlockID), bytes.NewReader(data), int64(len(data))))
+	return &searchBlock{r: Open(be, &m, NewCache(64<<20)), meta: &m, ids: b.ids, traces: b.traces}
+}
+
+// copyBlock copies b row by row (AddRow, AddPartRow: the compactor's
+// path) into a new block of level 1 written by the Writer.
+func copyBlock(tb testing.TB, be backend.Backend, cfg Config, b *searchBlock) *searchBlock {
+	tb.Helper()
+	ctx := context.Background()
+	w, err := NewWriter(ctx, be, cfg, testTenant, uuid.New(), 1, b.meta.TotalObjects, tb.TempDir())
+	require.NoError(tb, err)
+	rr, err := b.r.Rows(ctx)
+	require.NoError(tb, err)
+	defer rr.Close()
+	var last []byte
+	for {
+		id, row, err := rr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		require.NoError(tb, err)
+		if bytes.Equal(id, last) {
+			require.NoError(tb, w.AddPartRow(row))
+		} else {
+			require.NoError(tb, w.AddRow(row))
+		}
+		last = append(last[:0], id...)
+	}
+	m, err := w.Close(ctx)
+	require.NoError(tb, err)
+	return &searchBlock{r: Open(be, m, NewCache(64<<20)), meta: m, ids: b.ids, traces: b.traces}
+}
+
 // TestSearchNeverMisses compares Search with a brute-force evaluation of
 // random predicates over the decoded traces: every match must be a
 // candidate, returned decoded exactly as written; and selective searches
-// must prune.
+// must prune. Blocks: v2 as written by Add, v1 (no search index, scanned),
+// and v2 written from the v1 block's rows as the compactor does (index
+// built from cells), on the inmem and local backends.
 func TestSearchNeverMisses(t *testing.T) {
 	for name, be := range testBackends(t) {
-		t.Run(name, func(t *testing.T) {
-			b := writeSearchBlock(t, be, searchTestConfig(t), 7, 250)
-			require.Greater(t, b.meta.RowGroups, 3)
-			require.Greater(t, b.meta.TotalObjects, len(b.ids), "some traces must be split into parts")
-			rng := seededRand(t, 99)
-			var matched, candidates, total, pruning int
-			for q := 0; q < searchQueries; q++ {
-				req := SearchRequest{All: rng.IntN(2) == 0}
-				for range 1 + rng.IntN(3) {
-					req.Predicates = append(req.Predicates, genPredicate(rng))
-				}
-				if rng.IntN(4) == 0 {
-					req.Start = time.Unix(0, int64(1_700_000_000_000_000_000+uint64(rng.IntN(1000))*1e9))
-					req.End = req.Start.Add(time.Duration(rng.IntN(100)) * time.Second)
-				}
-				got, _ := searchIDs(t, b.r, req)
-				want := 0
-				for i, id := range b.ids {
-					td := b.traces[i]
-					if !bfMatch(req, td) || !traceOverlaps(td, req) {
-						continue
-					}
-					want++
-					g, ok := got[[16]byte(id)]
-					if !ok {
-						t.Fatalf("query %d %s: trace %x matches but is not a candidate", q, predString(req.Predicates), id)
-					}
-					if q%10 == 0 {
-						requireProtoEqual(t, td, g)
-					}
-				}
-				matched += want
-				candidates += len(got)
-				total += len(b.ids)
-				if len(got) < len(b.ids) {
-					pruning++
-				}
-			}
-			t.Logf("%d matches, %d candidates of %d traces searched; %d of %d searches pruned", matched, candidates, total, pruning, searchQueries)
-			require.Greater(t, pruning, searchQueries/3, "searches must prune")
-			require.Less(t, candidates, 2*matched+total/10, "too many candidates")
-		})
+		cfg := searchTestConfig(t)
+		v2 := writeSearchBlock(t, be, cfg, 7, 250)
+		v2b := writeSearchBlock(t, be, cfg, 7, 250)
+		v1 := toV1(t, be, v2b)
+		copied := copyBlock(t, be, cfg, v1)
+		require.Equal(t, VersionV2, copied.meta.Version)
+		for variant, b := range map[string]*searchBlock{"v2": v2, "v1": v1, "compacted": copied} {
+			t.Run(name+"/"+variant, func(t *testing.T) { checkSearchNeverMisses(t, b) })
+		}
 	}
+}
+
+func checkSearchNeverMisses(t *testing.T, b *searchBlock) {
+	require.Greater(t, b.meta.RowGroups, 3)
+	require.Greater(t, b.meta.TotalObjects, len(b.ids), "some traces must be split into parts")
+	rng := seededRand(t, 99)
+	var matched, candidates, total, pruning int
+	for q := 0; q < searchQueries; q++ {
+		req := SearchRequest{All: rng.IntN(2) == 0}
+		for range 1 + rng.IntN(3) {
+			req.Predicates = append(req.Predicates, genPredicate(rng))
+		}
+		if rng.IntN(4) == 0 {
+			req.Start = time.Unix(0, int64(1_700_000_000_000_000_000+uint64(rng.IntN(1000))*1e9))
+			req.End = req.Start.Add(time.Duration(rng.IntN(100)) * time.Second)
+		}
+		got, _ := searchIDs(t, b.r, req)
+		want := 0
+		for i, id := range b.ids {
+			td := b.traces[i]
+			if !bfMatch(req, td) || !traceOverlaps(td, req) {
+				continue
+			}
+			want++
+			g, ok := got[[16]byte(id)]
+			if !ok {
+				t.Fatalf("query %d %s: trace %x matches but is not a candidate", q, predString(req.Predicates), id)
+			}
+			if q%10 == 0 {
+				requireProtoEqual(t, td, g)
+			}
+		}
+		matched += want
+		candidates += len(got)
+		total += len(b.ids)
+		if len(got) < len(b.ids) {
+			pruning++
+		}
+	}
+	t.Logf("%d matches, %d candidates of %d traces searched; %d of %d searches pruned", matched, candidates, total, pruning, searchQueries)
+	require.Greater(t, pruning, searchQueries/3, "searches must prune")
+	require.Less(t, candidates, 2*matched+total/10, "too many candidates")
 }
 
 // traceOverlaps applies SearchRequest's time rule to a decoded trace.
@@ -209,4 +266,4 @@ func TestSearchRejectsBadPredicates(t *testing.T) {
 
 // searchQueries is how many random searches TestSearchNeverMisses runs
 // per backend.
-const searchQueries = 150
+const searchQueries = 80

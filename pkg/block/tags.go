@@ -3,10 +3,10 @@ package block
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
-	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 )
 
 // TagScope is the scope of an attribute name for tag autocompletion.
@@ -38,46 +38,129 @@ var errTagStop = errors.New("tag walk stopped")
 // in the block (in no particular order). From a v2 block's search index it
 // reads one small object; a v1 block is scanned.
 func (r *Reader) TagNames(ctx context.Context, fn func(scope TagScope, name string)) error {
+	idx, err := r.searchIndex(ctx)
+	if err != nil {
+		return err
+	}
+	if idx != nil && !idx.keysOverflow() {
+		for sc := range idx.scopes {
+			for _, k := range sortedKeys(idx.scopes[sc].keys) {
+				fn(TagScope(sc), k)
+			}
+		}
+		return nil
+	}
 	seen := [numTagScopes]map[string]bool{}
 	for i := range seen {
 		seen[i] = map[string]bool{}
 	}
-	return r.walkAttrs(ctx, func(sc TagScope, kv *commonv1.KeyValue) error {
-		if !seen[sc][kv.GetKey()] {
-			seen[sc][kv.GetKey()] = true
-			fn(sc, kv.GetKey())
+	return r.scanAttrs(ctx, -1, "", nil, func(sc TagScope, key []byte, _ int32, _ []byte, _ int64, _ float64) {
+		if !seen[sc][string(key)] {
+			seen[sc][string(key)] = true
+			fn(sc, string(key))
 		}
-		return nil
 	})
 }
 
 // TagValues calls fn once for every distinct value of attribute name in
 // scope, until fn returns false. A v2 block's index holds at most a capped
-// number of values per name (the first ones written); a v1 block is
-// scanned.
+// number of values per name (the first ones written; of floats only the
+// smallest and largest); a v1 block is scanned.
 func (r *Reader) TagValues(ctx context.Context, scope TagScope, name string, fn func(TagValue) bool) error {
 	if scope < 0 || scope >= numTagScopes {
 		return errors.New("block: unknown tag scope")
 	}
-	seen := map[TagValue]bool{}
-	err := r.walkAttrs(ctx, func(sc TagScope, kv *commonv1.KeyValue) error {
-		if sc != scope || kv.GetKey() != name {
-			return nil
-		}
-		tv, ok := tagValueOf(kv.GetValue())
-		if !ok || seen[tv] {
-			return nil
-		}
-		seen[tv] = true
-		if !fn(tv) {
-			return errTagStop
+	idx, err := r.searchIndex(ctx)
+	if err != nil {
+		return err
+	}
+	if idx != nil && !idx.scopes[scope].overflow {
+		if k := idx.scopes[scope].keys[name]; k != nil {
+			k.values(fn)
 		}
 		return nil
+	}
+	seen := map[TagValue]bool{}
+	stop := false
+	err = r.scanAttrs(ctx, scope, name, &stop, func(sc TagScope, key []byte, kind int32, s []byte, i int64, f float64) {
+		if stop || sc != scope || string(key) != name {
+			return
+		}
+		tv, ok := tagValueOfKind(kind, s, i, f)
+		if !ok || seen[tv] {
+			return
+		}
+		seen[tv] = true
+		stop = !fn(tv)
 	})
 	if errors.Is(err, errTagStop) {
 		return nil
 	}
 	return err
+}
+
+func tagValueOfKind(kind int32, s []byte, i int64, f float64) (TagValue, bool) {
+	switch kind {
+	case kindString:
+		return TagValue{Type: "string", Value: string(s)}, true
+	case kindInt:
+		return TagValue{Type: "int", Value: strconv.FormatInt(i, 10)}, true
+	case kindDouble:
+		return TagValue{Type: "float", Value: strconv.FormatFloat(f, 'g', -1, 64)}, true
+	case kindBool:
+		return TagValue{Type: "bool", Value: strconv.FormatBool(i != 0)}, true
+	}
+	return TagValue{}, false
+}
+
+// values lists the values the index holds for a name.
+func (k *keyIndex) values(fn func(TagValue) bool) {
+	for _, v := range k.strs.sorted() {
+		if !fn(TagValue{Type: "string", Value: v}) {
+			return
+		}
+	}
+	ints := make([]int64, 0, len(k.intSet))
+	for v := range k.intSet {
+		ints = append(ints, v)
+	}
+	slices.Sort(ints)
+	if k.intOverflow && k.ints.set {
+		ints = []int64{k.ints.min, k.ints.max}
+	}
+	for _, v := range ints {
+		if !fn(TagValue{Type: "int", Value: strconv.FormatInt(v, 10)}) {
+			return
+		}
+	}
+	if k.floatSeen {
+		for _, v := range []float64{k.fmin, k.fmax}[:1+btoi(k.fmax != k.fmin)] {
+			if !fn(TagValue{Type: "float", Value: strconv.FormatFloat(v, 'g', -1, 64)}) {
+				return
+			}
+		}
+	}
+	for b := range 2 {
+		if k.bools&(1<<b) != 0 && !fn(TagValue{Type: "bool", Value: strconv.FormatBool(b == 1)}) {
+			return
+		}
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }
 
 func tagValueOf(v *commonv1.AnyValue) (TagValue, bool) {
@@ -94,47 +177,3 @@ func tagValueOf(v *commonv1.AnyValue) (TagValue, bool) {
 	return TagValue{}, false
 }
 
-// walkAttrs calls fn for every attribute of every trace (the v1 way).
-func (r *Reader) walkAttrs(ctx context.Context, fn func(TagScope, *commonv1.KeyValue) error) error {
-	return r.Iterate(ctx, func(_ []byte, td *tracev1.TracesData) error {
-		return forAttrs(td, fn)
-	})
-}
-
-// forAttrs calls fn for every attribute of a trace, with its scope.
-func forAttrs(td *tracev1.TracesData, fn func(TagScope, *commonv1.KeyValue) error) error {
-	each := func(sc TagScope, kvs []*commonv1.KeyValue) error {
-		for _, kv := range kvs {
-			if err := fn(sc, kv); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	for _, rs := range td.GetResourceSpans() {
-		if err := each(TagResource, rs.GetResource().GetAttributes()); err != nil {
-			return err
-		}
-		for _, ss := range rs.GetScopeSpans() {
-			if err := each(TagInstrumentation, ss.GetScope().GetAttributes()); err != nil {
-				return err
-			}
-			for _, sp := range ss.GetSpans() {
-				if err := each(TagSpan, sp.GetAttributes()); err != nil {
-					return err
-				}
-				for _, e := range sp.GetEvents() {
-					if err := each(TagEvent, e.GetAttributes()); err != nil {
-						return err
-					}
-				}
-				for _, l := range sp.GetLinks() {
-					if err := each(TagLink, l.GetAttributes()); err != nil {
-						return err
-					}
-				}
-			}
-		}
-	}
-	return nil
-}

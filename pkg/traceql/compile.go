@@ -247,7 +247,8 @@ func (c *compiler) pred(e *expr) predFn {
 	}
 	// a field used as a condition: `{ span.cache.hit }` means `= true`
 	f := c.field(e)
-	return wrap(e, func(st *state, i int32) bool { return f(st, i).isTrue() })
+	t := boolValue(true)
+	return wrap(e, func(st *state, i int32) bool { return compare(tEq, f(st, i), t) })
 }
 
 func isIDIntrinsic(e *expr) (int, bool) {
@@ -435,12 +436,13 @@ func intrinsicField(in intrinsic) fieldFn {
 			if st.root < 0 {
 				return value{t: vString}
 			}
-			v := findAttr(st.spans[st.root].rs.GetResource().GetAttributes(), "service.name")
-			if v.t != vString {
-				return value{t: vString}
+			// Tempo: the string value of the root resource's first service.name
+			for _, kv := range st.spans[st.root].rs.GetResource().GetAttributes() {
+				if kv.GetKey() == "service.name" {
+					return value{t: vString, s: kv.GetValue().GetStringValue()}
+				}
 			}
-			v.av = nil
-			return v
+			return value{t: vString}
 		}
 	case inTraceDuration:
 		return func(st *state, _ int32) value {

@@ -1,5 +1,7 @@
 package traceql
 
+import "regexp"
+
 // A cform is a boolean formula over conditions, derived from the query,
 // that every matching trace satisfies (each leaf: "some span satisfies
 // this condition"). fTrue carries no information.
@@ -39,6 +41,9 @@ func and(a, b cform) cform {
 func or(a, b cform) cform {
 	if a.kind == fTrue || b.kind == fTrue {
 		return cform{}
+	}
+	if m, ok := mergeRegex(a, b); ok {
+		return m
 	}
 	var kids []cform
 	for _, f := range []cform{a, b} {
@@ -225,4 +230,34 @@ func condOp(op tokKind) Op {
 		return OpRegex
 	}
 	return OpNotRegex
+}
+
+// mergeRegex turns `f = "a" || f = "b"` (or =~ on the same field) into the
+// single equivalent condition `f =~ "a|b"`, which a block can check at
+// once: Grafana's query builder writes multi-value filters that way.
+func mergeRegex(a, b cform) (cform, bool) {
+	pa, oka := regexOf(a)
+	pb, okb := regexOf(b)
+	if !oka || !okb || a.leaf.Scope != b.leaf.Scope || a.leaf.Name != b.leaf.Name {
+		return cform{}, false
+	}
+	c := a.leaf
+	c.Op = OpRegex
+	c.Value = Static{Type: TypeString, S: pa + "|" + pb}
+	return cform{kind: fLeaf, leaf: c}, true
+}
+
+// regexOf returns a regular expression matching exactly what a string
+// equality or regex leaf matches.
+func regexOf(f cform) (string, bool) {
+	if f.kind != fLeaf || f.leaf.Value.Type != TypeString {
+		return "", false
+	}
+	switch f.leaf.Op {
+	case OpEq:
+		return regexp.QuoteMeta(f.leaf.Value.S), true
+	case OpRegex:
+		return "(?:" + f.leaf.Value.S + ")", true
+	}
+	return "", false
 }

@@ -27,6 +27,11 @@ func TestConditions(t *testing.T) {
 		{`{ .a }`, `all: .a = true`},
 		{`{ !(.a = 1) }`, `any: `},
 		{`{ .a = 1 || .b = 2 }`, `any: .a = 1; .b = 2`},
+		{`{ (resource.service.name = "a.b" || resource.service.name = "c") && traceDuration > 5s }`, `all: resource.service.name =~ "a\\.b|c"; traceDuration > 5s`},
+		{`{ name = "x" || name =~ "y+" || name = "z" }`, `all: name =~ "(?:x|(?:y+))|z"`},
+		{`{ span.a = "x" || resource.a = "y" }`, `any: span.a = "x"; resource.a = "y"`},
+		{`{ .a = "x" || .a = 1 }`, `any: .a = "x"; .a = 1`},
+		{`{ .a = "x" } || { .a = "y" }`, `all: .a =~ "x|y"`},
 		{`{ (.a = 1 || .b = 2) && .c = 3 }`, `all: .c = 3`},
 		{`{ (.a = 1 || .b = 2) && !.c }`, `any: .a = 1; .b = 2`},
 		{`{ .a = 1 || !(.b = 2) }`, `any: `},
@@ -132,7 +137,7 @@ func condHolds(td *tracev1.TracesData, c Condition) bool {
 	for _, rs := range td.ResourceSpans {
 		for _, ss := range rs.ScopeSpans {
 			for _, sp := range ss.Spans {
-				if root == nil && len(sp.ParentSpanId) == 0 {
+				if len(sp.ParentSpanId) == 0 && rs.Resource != nil && !hasChildOfLink(sp) {
 					root, rootRes = sp, rs
 				}
 				if first || sp.StartTimeUnixNano < minStart {

@@ -24,7 +24,7 @@
 //     comparison, `= nil`, IDs, event/link intrinsics, the left side of a
 //     negated structural operator) contributes no condition.
 //
-// # Semantics (as Tempo's engine)
+// # Semantics (as Tempo's engine and its vParquet4 storage)
 //
 //   - Comparisons need matching types; ints, floats and durations compare
 //     as numbers (int with int exactly, mixed as float64). A missing
@@ -59,14 +59,20 @@
 //     fields the query names (filters, by, aggregates, select), keyed by
 //     attribute name without scope; name, duration, IDs and trace-level
 //     intrinsics are left out; durations, statuses and kinds are strings.
-//   - The trace's root is its first span without a parent span ID;
-//     rootName and rootServiceName are "" when there is none (Tempo keeps
+//   - The trace's root (for rootName, rootServiceName) is, as Tempo picks
+//     it, the last span without a parent span ID, with a resource, and
+//     without a child_of link into its own trace; rootName and
+//     rootServiceName are "" when there is none (Tempo keeps
 //     them in non-null trace-level columns), as are instrumentation:name and
 //     instrumentation:version for a span without a scope.
 //     traceDuration is max(end) - min(start) over all spans.
-//   - Parent/child relations come from span IDs: a span whose parent is not
-//     in the trace has no parent (and no siblings); the first span with a
-//     repeated ID is the parent of the others' children.
+//   - Structural operators use Tempo's span tree (its nested set model):
+//     roots are spans without a parent span ID; a Zipkin client/server pair
+//     sharing an ID resolves children by kind; spans not reachable from a
+//     root (orphans and their subtrees, cycles) are disconnected and take no
+//     part in any structural operator, negated ones included; with no root
+//     or more than two spans per ID every span is disconnected. Roots are
+//     siblings of each other.
 //
 // # Deliberate differences from Tempo
 //
@@ -81,4 +87,19 @@
 //     `!x` for a non-boolean x is false instead of an error.
 //   - Spansets and spans come out in trace order and by() groups in order of
 //     first appearance (Tempo's order follows Go map iteration).
+//   - A span whose end precedes its start has duration 0 (Tempo's unsigned
+//     subtraction wraps). Event and link attributes are not reported on
+//     result spans.
+//
+// # Pushdown
+//
+// Conditions speaks the vocabulary of block predicates: ScopeUnscoped means
+// "the span's or its resource's attribute", ScopeIntrinsic names one of
+// name status kind duration statusMessage (span level) or rootName
+// rootServiceName traceDuration (trace level). Status and Kind literals use
+// OTLP's numbering. A reader may drop a trace only if it cannot satisfy the
+// Conditions; everything it keeps is decided by Eval.
+//
+// Package traceqltest generates random traces and queries (39 shapes) for
+// differential tests against Eval.
 package traceql

@@ -385,6 +385,92 @@ func TestEvalMatchedSpanParts(t *testing.T) {
 	require.Same(t, td.ResourceSpans[1].ScopeSpans[0].Spans[1], ms.Span)
 }
 
+// TestEvalTree: structural operators follow Tempo's span tree: spans not
+// reachable from a root are disconnected and take no part, roots are
+// siblings of each other, and a Zipkin client/server pair sharing an ID
+// resolves children by kind.
+func TestEvalTree(t *testing.T) {
+	sp := func(id, parent byte, name string, kind tracev1.Span_SpanKind) *tracev1.Span {
+		s := &tracev1.Span{TraceId: testTraceID, SpanId: sid(id), Name: name, Kind: kind}
+		if parent != 0 {
+			s.ParentSpanId = sid(parent)
+		}
+		return s
+	}
+	td := &tracev1.TracesData{ResourceSpans: []*tracev1.ResourceSpans{{ScopeSpans: []*tracev1.ScopeSpans{{Spans: []*tracev1.Span{
+		sp(1, 0, "root1", tracev1.Span_SPAN_KIND_SERVER),
+		sp(2, 1, "a", tracev1.Span_SPAN_KIND_CLIENT),
+		sp(2, 2, "a-server", tracev1.Span_SPAN_KIND_SERVER), // zipkin shared ID: child of the client "a"
+		sp(3, 2, "b", tracev1.Span_SPAN_KIND_INTERNAL),      // child of the server "a-server"
+		sp(4, 0, "root2", tracev1.Span_SPAN_KIND_SERVER),
+		sp(5, 9, "orphan", tracev1.Span_SPAN_KIND_INTERNAL),
+		sp(6, 5, "orphan-child", tracev1.Span_SPAN_KIND_INTERNAL),
+		sp(7, 8, "cycle1", tracev1.Span_SPAN_KIND_INTERNAL),
+		sp(8, 7, "cycle2", tracev1.Span_SPAN_KIND_INTERNAL),
+	}}}}}}
+	tests := []struct{ q, want string }{
+		{`{ } > { }`, "a,a-server,b"},
+		{`{ name = "a" } > { }`, "a-server"},
+		{`{ name = "a-server" } > { }`, "b"},
+		{`{ name = "root1" } >> { }`, "a,a-server,b"},
+		{`{ } !> { }`, "root1,root2"},
+		{`{ } !< { }`, "b,root2"},
+		{`{ } ~ { }`, "root1,root2"},
+		{`{ } !~ { }`, "a,a-server,b"},
+		{`{ name = "orphan" } > { }`, ""},
+		{`{ } >> { name = "orphan-child" }`, ""},
+		{`{ } !>> { name =~ "orphan.*|cycle.*" }`, ""},
+		{`{ name = "orphan" } &> { }`, ""},
+		{`{ span:childCount = 1 }`, "a,a-server,cycle1,cycle2,orphan,root1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.q, func(t *testing.T) {
+			q, err := Parse(tc.q)
+			require.NoError(t, err)
+			got, err := q.Eval(td)
+			require.NoError(t, err)
+			require.Equal(t, tc.want, names(got))
+		})
+	}
+	// without a root, nothing is connected
+	noRoot := &tracev1.TracesData{ResourceSpans: []*tracev1.ResourceSpans{{ScopeSpans: []*tracev1.ScopeSpans{{Spans: []*tracev1.Span{
+		sp(2, 1, "x", tracev1.Span_SPAN_KIND_SERVER), sp(3, 2, "y", tracev1.Span_SPAN_KIND_SERVER),
+	}}}}}}
+	q, err := Parse(`{ } >> { }`)
+	require.NoError(t, err)
+	got, err := q.Eval(noRoot)
+	require.NoError(t, err)
+	require.Nil(t, got)
+}
+
+// TestEvalRoot: Tempo's root for rootName/rootServiceName is the last span
+// without a parent ID that has a resource and no child_of link into its own
+// trace.
+func TestEvalRoot(t *testing.T) {
+	res := func(svc string) *resourcev1.Resource {
+		return &resourcev1.Resource{Attributes: []*commonv1.KeyValue{kvS("service.name", svc)}}
+	}
+	linked := &tracev1.Span{TraceId: testTraceID, SpanId: sid(3), Name: "linked",
+		Links: []*tracev1.Span_Link{{TraceId: testTraceID, SpanId: sid(1), Attributes: []*commonv1.KeyValue{kvS("opentracing.ref_type", "child_of")}}}}
+	td := &tracev1.TracesData{ResourceSpans: []*tracev1.ResourceSpans{
+		{Resource: res("a"), ScopeSpans: []*tracev1.ScopeSpans{{Spans: []*tracev1.Span{{TraceId: testTraceID, SpanId: sid(1), Name: "first"}}}}},
+		{Resource: res("b"), ScopeSpans: []*tracev1.ScopeSpans{{Spans: []*tracev1.Span{{TraceId: testTraceID, SpanId: sid(2), Name: "second"}, linked}}}},
+		{ScopeSpans: []*tracev1.ScopeSpans{{Spans: []*tracev1.Span{{TraceId: testTraceID, SpanId: sid(4), Name: "no-resource"}}}}},
+	}}
+	for q, want := range map[string]bool{
+		`{ rootName = "second" && rootServiceName = "b" }`: true,
+		`{ rootName = "first" }`:                           false,
+		`{ rootName = "linked" }`:                          false,
+		`{ rootName = "no-resource" }`:                     false,
+	} {
+		p, err := Parse(q)
+		require.NoError(t, err)
+		got, err := p.Eval(td)
+		require.NoError(t, err)
+		require.Equal(t, want, got != nil, q)
+	}
+}
+
 func TestEvalErrors(t *testing.T) {
 	td := testTrace()
 	q, err := Parse(`({ } | by(kind)) > { }`)

@@ -211,15 +211,31 @@ func (st *state) union(a, b []*sset) []int32 {
 }
 
 // structural evaluates `l op r` and returns the matching spans of r (and,
-// for the union operators, of l too), in trace order.
+// for the union operators, of l too), in trace order. Disconnected spans
+// (see index) take no part on either side and are never returned, not even
+// by the negated operators.
 func (st *state) structural(op tokKind, l, r []int32) []int32 {
 	st.index()
 	n := len(st.spans)
+	conn := st.conn
 	inL := growBool(st.markA, n)
 	st.markA = inL
+	lc := st.lconn[:0]
 	for _, i := range l {
-		inL[i] = true
+		if conn[i] {
+			inL[i] = true
+			lc = append(lc, i)
+		}
 	}
+	st.lconn = lc
+	rc := st.rconn[:0]
+	for _, i := range r {
+		if conn[i] {
+			rc = append(rc, i)
+		}
+	}
+	st.rconn = rc
+	l, r = lc, rc
 	keep := growBool(st.markB, n)
 	st.markB = keep
 	var unionL []int32 // l spans to add for union operators
@@ -255,27 +271,22 @@ func (st *state) structural(op tokKind, l, r []int32) []int32 {
 	case tDesc, tNotDesc, tUDesc: // r is a descendant of some l
 		for _, i := range r {
 			rel := false
-			p := st.spans[i].parent
-			for steps := 0; p >= 0 && steps <= n; steps++ {
+			for p := st.spans[i].parent; p >= 0; p = st.spans[p].parent {
 				if inL[p] {
 					rel = true
-					if op == tUDesc {
-						unionL = append(unionL, p)
-					} else {
+					if op != tUDesc {
 						break
 					}
+					unionL = append(unionL, p)
 				}
-				p = st.spans[p].parent
 			}
 			keep[i] = rel == (op != tNotDesc)
 		}
 	case tAnce, tNotAnce, tUAnce: // r is an ancestor of some l
 		isAnc := growBool(nil, n)
 		for _, i := range l {
-			p := st.spans[i].parent
-			for steps := 0; p >= 0 && steps <= n; steps++ {
+			for p := st.spans[i].parent; p >= 0 && !isAnc[p]; p = st.spans[p].parent {
 				isAnc[p] = true
-				p = st.spans[p].parent
 			}
 		}
 		inR := growBool(nil, n)
@@ -285,57 +296,44 @@ func (st *state) structural(op tokKind, l, r []int32) []int32 {
 		}
 		if op == tUAnce {
 			for _, i := range l {
-				p := st.spans[i].parent
-				for steps := 0; p >= 0 && steps <= n; steps++ {
-					if inR[p] && keep[p] {
+				for p := st.spans[i].parent; p >= 0; p = st.spans[p].parent {
+					if inR[p] {
 						unionL = append(unionL, i)
 						break
 					}
-					p = st.spans[p].parent
 				}
 			}
 		}
-	case tTilde, tNotSibl, tUSibl: // r has a sibling (same parent, other span) in l
-		cnt := grow(st.cnt, n)
+	case tTilde, tNotSibl, tUSibl: // r has a sibling (same parent, or both roots) in l
+		// roots share the virtual parent n
+		par := func(i int32) int32 {
+			if p := st.spans[i].parent; p >= 0 {
+				return p
+			}
+			return int32(n)
+		}
+		cnt := grow(st.cnt, n+1)
 		st.cnt = cnt
 		for _, i := range l {
-			if p := st.spans[i].parent; p >= 0 {
-				cnt[p]++
-			}
-		}
-		var matchedParents []bool
-		if op == tUSibl {
-			matchedParents = growBool(nil, n)
+			cnt[par(i)]++
 		}
 		for _, i := range r {
-			p := st.spans[i].parent
-			rel := false
-			if p >= 0 {
-				c := cnt[p]
-				if inL[i] {
-					c--
-				}
-				rel = c > 0
+			c := cnt[par(i)]
+			if inL[i] {
+				c--
 			}
-			keep[i] = rel == (op != tNotSibl)
-			if rel && op == tUSibl {
-				matchedParents[p] = true
-			}
+			keep[i] = (c > 0) == (op != tNotSibl)
 		}
 		if op == tUSibl {
 			// l spans that are siblings of a kept r span
-			keptPerParent := grow(nil, n)
+			kept := grow(nil, n+1)
 			for _, i := range r {
 				if keep[i] {
-					keptPerParent[st.spans[i].parent]++
+					kept[par(i)]++
 				}
 			}
 			for _, i := range l {
-				p := st.spans[i].parent
-				if p < 0 || !matchedParents[p] {
-					continue
-				}
-				c := keptPerParent[p]
+				c := kept[par(i)]
 				if keep[i] {
 					c--
 				}

@@ -1,7 +1,7 @@
 package traceql
 
 import (
-	"encoding/binary"
+	"bytes"
 	"encoding/hex"
 
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -12,7 +12,7 @@ type spanRow struct {
 	rs     *tracev1.ResourceSpans
 	ss     *tracev1.ScopeSpans
 	sp     *tracev1.Span
-	parent int32 // index of the parent span, -1 if none in the trace
+	parent int32 // index of the parent in the span tree, -1 for roots and disconnected spans
 }
 
 // state is the per-Eval index of a trace plus scratch space. States are
@@ -24,8 +24,13 @@ type state struct {
 	indexed  bool // parent links and child counts computed
 	children []int32
 	byID     map[uint64]int32
+	dup      []int32 // index+1 of a second span with the same ID
+	tparent  []int32 // resolved parent, connected or not
+	conn     []bool  // reachable from a root
+	visit    []uint8
+	stack    []int32
 
-	root                 int32 // first span without a parent span ID, -1 if none
+	root                 int32 // the root for rootName and rootServiceName, -1 if none
 	traceStart, traceEnd uint64
 	traceIDHex           string
 
@@ -39,6 +44,7 @@ type state struct {
 	// scratch for structural operators
 	markA, markB []bool
 	cnt          []int32
+	lconn, rconn []int32
 }
 
 func (st *state) reset(td *tracev1.TracesData) {
@@ -62,8 +68,8 @@ func (st *state) reset(td *tracev1.TracesData) {
 				if sp == nil {
 					continue
 				}
-				if st.root < 0 && len(sp.ParentSpanId) == 0 {
-					st.root = int32(len(st.spans))
+				if len(sp.ParentSpanId) == 0 && rs.Resource != nil && !hasChildOfLink(sp) {
+					st.root = int32(len(st.spans)) // the last one wins, as in Tempo
 				}
 				if first || sp.StartTimeUnixNano < st.traceStart {
 					st.traceStart = sp.StartTimeUnixNano
@@ -78,16 +84,36 @@ func (st *state) reset(td *tracev1.TracesData) {
 	}
 }
 
-func spanKey(id []byte) (uint64, bool) {
-	if len(id) != 8 {
-		return 0, false
+// spanKey maps a span ID to a map key: IDs of up to 8 bytes big-endian,
+// longer ones hashed (FNV-1a).
+func spanKey(id []byte) uint64 {
+	if len(id) <= 8 {
+		var k uint64
+		for _, b := range id {
+			k = k<<8 | uint64(b)
+		}
+		return k
 	}
-	return binary.BigEndian.Uint64(id), true
+	h := uint64(14695981039346656037)
+	for _, b := range id {
+		h ^= uint64(b)
+		h *= 1099511628211
+	}
+	return h
 }
 
-// index links spans to their parents by span ID. A span whose parent span
-// ID is not in the trace has no parent. When span IDs repeat, the first
-// span with the ID is the one others hang under.
+// index builds the span tree as Tempo's nested set model does:
+//   - roots are spans without a parent span ID;
+//   - a span's parent is the span with its parent span ID; when two spans
+//     share that ID (a Zipkin client/server pair) a server span hangs under
+//     the client one and any other span under the server one;
+//   - spans not reachable from a root (orphans, their subtrees, cycles) are
+//     disconnected: structural operators never relate or return them;
+//   - with no root, or more than two spans sharing an ID, every span is
+//     disconnected.
+//
+// childCount counts the spans whose parent resolves to a span, connected or
+// not.
 func (st *state) index() {
 	if st.indexed {
 		return
@@ -99,22 +125,97 @@ func (st *state) index() {
 	} else {
 		clear(st.byID)
 	}
-	for i := range st.spans {
-		if k, ok := spanKey(st.spans[i].sp.SpanId); ok {
-			if _, dup := st.byID[k]; !dup {
-				st.byID[k] = int32(i)
-			}
-		}
-	}
 	st.children = grow(st.children, n)
+	st.conn = growBool(st.conn, n)
+	st.dup = grow(st.dup, n) // second span with the same ID, +1
+	tooMany := false
+	hasRoot := false
 	for i := range st.spans {
-		if k, ok := spanKey(st.spans[i].sp.ParentSpanId); ok {
-			if p, ok := st.byID[k]; ok && p != int32(i) {
-				st.spans[i].parent = p
-				st.children[p]++
+		sp := st.spans[i].sp
+		if len(sp.ParentSpanId) == 0 {
+			hasRoot = true
+		}
+		k := spanKey(sp.SpanId)
+		if first, ok := st.byID[k]; !ok {
+			st.byID[k] = int32(i)
+		} else if st.dup[first] == 0 {
+			st.dup[first] = int32(i) + 1
+		} else {
+			tooMany = true
+		}
+	}
+	tparent := st.tparent[:0]
+	for i := range st.spans {
+		sp := st.spans[i].sp
+		p := int32(-1)
+		if len(sp.ParentSpanId) > 0 {
+			if first, ok := st.byID[spanKey(sp.ParentSpanId)]; ok {
+				if second := st.dup[first] - 1; second < 0 {
+					p = first
+				} else {
+					want := tracev1.Span_SPAN_KIND_SERVER
+					if sp.Kind == tracev1.Span_SPAN_KIND_SERVER {
+						want = tracev1.Span_SPAN_KIND_CLIENT
+					}
+					switch {
+					case st.spans[first].sp.Kind == want:
+						p = first
+					case st.spans[second].sp.Kind == want:
+						p = second
+					}
+				}
+			}
+		}
+		if p >= 0 {
+			st.children[p]++
+		}
+		tparent = append(tparent, p)
+	}
+	st.tparent = tparent
+	if tooMany || !hasRoot {
+		return
+	}
+	// connected: reachable from a root. A span is connected iff walking up
+	// its parents reaches a root; memoised in conn, with visit marks to stop
+	// at cycles.
+	state := st.visit[:0]
+	for range st.spans {
+		state = append(state, 0) // 0 unknown, 1 in progress, 2 done
+	}
+	st.visit = state
+	stack := st.stack[:0]
+	for i := range st.spans {
+		if state[i] == 2 {
+			continue
+		}
+		stack = stack[:0]
+		j := int32(i)
+		for j >= 0 && state[j] == 0 {
+			state[j] = 1
+			stack = append(stack, j)
+			if len(st.spans[j].sp.ParentSpanId) == 0 {
+				break
+			}
+			j = tparent[j]
+		}
+		var ok bool
+		switch {
+		case j < 0:
+			ok = false // parent missing
+		case state[j] == 1:
+			ok = len(st.spans[j].sp.ParentSpanId) == 0 // reached the root we started at, or a cycle
+		default:
+			ok = st.conn[j] // already known
+		}
+		for _, k := range stack {
+			st.conn[k] = ok
+			state[k] = 2
+			if ok && len(st.spans[k].sp.ParentSpanId) > 0 {
+				st.spans[k].parent = tparent[k]
 			}
 		}
 	}
+	st.stack = stack
 }
 
 func grow(s []int32, n int) []int32 {
@@ -147,15 +248,19 @@ func (st *state) traceID() string {
 	return st.traceIDHex
 }
 
-// ancestorOf reports whether a is a proper ancestor of s. The walk is
-// bounded by the span count so that a parent cycle cannot loop.
-func (st *state) ancestorOf(a, s int32) bool {
-	p := st.spans[s].parent
-	for steps := 0; p >= 0 && steps <= len(st.spans); steps++ {
-		if p == a {
-			return true
+// hasChildOfLink reports whether a span links to a span of its own trace
+// with opentracing.ref_type = child_of: Tempo does not take such a span
+// for the trace's root.
+func hasChildOfLink(sp *tracev1.Span) bool {
+	for _, l := range sp.Links {
+		if l == nil || !bytes.Equal(l.TraceId, sp.TraceId) {
+			continue
 		}
-		p = st.spans[p].parent
+		for _, a := range l.Attributes {
+			if a.GetKey() == "opentracing.ref_type" && a.GetValue().GetStringValue() == "child_of" {
+				return true
+			}
+		}
 	}
 	return false
 }

@@ -56,6 +56,7 @@ const (
 	tUParent   // &<
 	tUAnce     // &<<
 	tUSibl     // &~
+	tNotSibl   // the spanset operator !~ (lexed as tNre, renamed by the parser)
 )
 
 var tokText = map[tokKind]string{
@@ -64,7 +65,7 @@ var tokText = map[tokKind]string{
 	tLe: "<=", tAnd: "&&", tOr: "||", tNot: "!", tAdd: "+", tSub: "-", tMul: "*", tDiv: "/",
 	tMod: "%", tPow: "^", tDesc: ">>", tAnce: "<<", tTilde: "~", tNotChild: "!>", tNotDesc: "!>>",
 	tNotParent: "!<", tNotAnce: "!<<", tUChild: "&>", tUDesc: "&>>", tUParent: "&<", tUAnce: "&<<",
-	tUSibl: "&~",
+	tUSibl: "&~", tNotSibl: "!~",
 }
 
 type token struct {
@@ -367,6 +368,13 @@ func (l *lexer) lexAttr(start int, scope Scope) (token, error) {
 	return token{kind: tAttr, pos: start, text: src[start:l.pos], s: name, scope: scope}, nil
 }
 
+// unsupportedIntrinsics are valid in Tempo but not evaluated by Rubato.
+var unsupportedIntrinsics = map[string]bool{
+	"parent": true, "nestedSetLeft": true, "nestedSetRight": true, "nestedSetParent": true,
+	"span:parent": true, "span:nestedSetLeft": true, "span:nestedSetRight": true, "span:nestedSetParent": true,
+	"traceStartTime": true, "spanStartTime": true, "span:start": true, "trace:start": true,
+}
+
 var attrScopes = map[string]Scope{
 	"span": ScopeSpan, "resource": ScopeResource, "event": ScopeEvent, "link": ScopeLink,
 	"instrumentation": ScopeInstrumentation,
@@ -398,8 +406,7 @@ func (l *lexer) lexWord() (token, error) {
 		if in, ok := intrinsicNames[full]; ok {
 			return token{kind: tIntrinsic, pos: start, text: full, intr: in}, nil
 		}
-		switch word {
-		case "span", "trace", "event", "link", "instrumentation":
+		if unsupportedIntrinsics[full] {
 			return token{}, &UnsupportedError{Feature: "intrinsic " + full}
 		}
 		return token{}, l.errf(start, "unknown intrinsic "+strconv.Quote(full))

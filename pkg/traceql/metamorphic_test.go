@@ -30,27 +30,76 @@ func spanSet(t *testing.T, q string, td *tracev1.TracesData) map[*tracev1.Span]b
 
 type flat struct {
 	spans  []*tracev1.Span
-	parent map[*tracev1.Span]*tracev1.Span
+	parent map[*tracev1.Span]*tracev1.Span // connected spans only
+	conn   map[*tracev1.Span]bool
 }
 
-// flatten computes parents independently of the engine: by span ID, the
-// first span with an ID wins, a span is never its own parent.
+func isRoot(s *tracev1.Span) bool { return len(s.ParentSpanId) == 0 }
+
+// flatten computes the span tree independently of the engine, by Tempo's
+// rules: roots lack a parent ID; a shared parent ID (client/server pair)
+// resolves by kind; spans not reachable from a root are disconnected; with
+// no root or more than two spans per ID everything is disconnected.
 func flatten(td *tracev1.TracesData) flat {
-	f := flat{parent: map[*tracev1.Span]*tracev1.Span{}}
-	byID := map[string]*tracev1.Span{}
+	f := flat{parent: map[*tracev1.Span]*tracev1.Span{}, conn: map[*tracev1.Span]bool{}}
+	byID := map[string][]*tracev1.Span{}
 	for _, rs := range td.ResourceSpans {
 		for _, ss := range rs.ScopeSpans {
 			for _, sp := range ss.Spans {
 				f.spans = append(f.spans, sp)
-				if _, ok := byID[string(sp.SpanId)]; !ok {
-					byID[string(sp.SpanId)] = sp
+				byID[string(sp.SpanId)] = append(byID[string(sp.SpanId)], sp)
+			}
+		}
+	}
+	roots := 0
+	for _, sp := range f.spans {
+		if isRoot(sp) {
+			roots++
+		}
+	}
+	for _, l := range byID {
+		if len(l) > 2 {
+			return f
+		}
+	}
+	if roots == 0 {
+		return f
+	}
+	tp := map[*tracev1.Span]*tracev1.Span{}
+	for _, sp := range f.spans {
+		if isRoot(sp) {
+			continue
+		}
+		cands := byID[string(sp.ParentSpanId)]
+		switch len(cands) {
+		case 1:
+			tp[sp] = cands[0]
+		case 2:
+			want := tracev1.Span_SPAN_KIND_SERVER
+			if sp.Kind == tracev1.Span_SPAN_KIND_SERVER {
+				want = tracev1.Span_SPAN_KIND_CLIENT
+			}
+			for _, c := range cands {
+				if c.Kind == want {
+					tp[sp] = c
+					break
 				}
 			}
 		}
 	}
 	for _, sp := range f.spans {
-		if p, ok := byID[string(sp.ParentSpanId)]; ok && len(sp.ParentSpanId) > 0 && p != sp {
-			f.parent[sp] = p
+		cur := sp
+		for steps := 0; cur != nil && steps <= len(f.spans); steps++ {
+			if isRoot(cur) {
+				f.conn[sp] = true
+				break
+			}
+			cur = tp[cur]
+		}
+	}
+	for _, sp := range f.spans {
+		if f.conn[sp] && !isRoot(sp) {
+			f.parent[sp] = tp[sp]
 		}
 	}
 	return f
@@ -58,12 +107,18 @@ func flatten(td *tracev1.TracesData) flat {
 
 func (f flat) ancestors(s *tracev1.Span) []*tracev1.Span {
 	var out []*tracev1.Span
-	seen := map[*tracev1.Span]bool{s: true}
-	for p := f.parent[s]; p != nil && !seen[p]; p = f.parent[p] {
-		seen[p] = true
+	for p := f.parent[s]; p != nil; p = f.parent[p] {
 		out = append(out, p)
 	}
 	return out
+}
+
+// siblings: different connected spans with the same parent, or both roots.
+func (f flat) siblings(a, b *tracev1.Span) bool {
+	if a == b || !f.conn[a] || !f.conn[b] {
+		return false
+	}
+	return f.parent[a] == f.parent[b]
 }
 
 func keys(m map[*tracev1.Span]bool) []string {
@@ -121,7 +176,7 @@ func TestEvalMetamorphic(t *testing.T) {
 			want[op] = map[*tracev1.Span]bool{}
 		}
 		for _, s := range f.spans {
-			if !B[s] {
+			if !B[s] || !f.conn[s] {
 				continue
 			}
 			child := A[f.parent[s]]
@@ -133,7 +188,7 @@ func TestEvalMetamorphic(t *testing.T) {
 			}
 			parentOf, ancOf, sib := false, false, false
 			for _, o := range f.spans {
-				if !A[o] {
+				if !A[o] || !f.conn[o] {
 					continue
 				}
 				if f.parent[o] == s {
@@ -144,7 +199,7 @@ func TestEvalMetamorphic(t *testing.T) {
 						ancOf = true
 					}
 				}
-				if o != s && f.parent[o] != nil && f.parent[o] == f.parent[s] {
+				if f.siblings(o, s) {
 					sib = true
 				}
 			}
@@ -172,7 +227,7 @@ func TestEvalMetamorphic(t *testing.T) {
 				want[op][s] = true
 			}
 			for _, l := range f.spans {
-				if !A[l] {
+				if !A[l] || !f.conn[l] {
 					continue
 				}
 				for rs := range want[base] {
@@ -191,7 +246,7 @@ func TestEvalMetamorphic(t *testing.T) {
 							rel = rel || an == rs
 						}
 					case "~":
-						rel = l != rs && f.parent[l] != nil && f.parent[l] == f.parent[rs]
+						rel = f.siblings(l, rs)
 					}
 					if rel {
 						want[op][l] = true

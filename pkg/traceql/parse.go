@@ -128,6 +128,9 @@ func (p *parser) parseStage(first bool) (*stage, error) {
 			if len(fields) != 1 {
 				return nil, p.errAt(t, "by() takes exactly one field")
 			}
+			if !referencesSpan(fields[0]) {
+				return nil, newParseError(p.src, fields[0].pos, "by() needs a field of the span, found "+fields[0].String())
+			}
 			return &stage{kind: stBy, pos: t.pos, fields: fields}, nil
 		case "select":
 			p.take()
@@ -142,6 +145,9 @@ func (p *parser) parseStage(first bool) (*stage, error) {
 			}
 			return &stage{kind: stSelect, pos: t.pos, fields: fields}, nil
 		case "coalesce":
+			if first {
+				return nil, p.errAt(t, "a pipeline cannot start with coalesce()")
+			}
 			p.take()
 			if _, err := p.expect(tLParen); err != nil {
 				return nil, err
@@ -204,6 +210,9 @@ func (p *parser) parseScalarFilter(ak aggKind) (*stage, error) {
 		if !(f.t == vAttr || f.t.numeric()) {
 			return nil, newParseError(p.src, f.pos, aggNames[ak]+"() needs a numeric field, found "+f.String())
 		}
+		if !referencesSpan(f) {
+			return nil, newParseError(p.src, f.pos, aggNames[ak]+"() needs a field of the span, found "+f.String())
+		}
 		st.field = f
 	}
 	if _, err := p.expect(tRParen); err != nil {
@@ -212,8 +221,13 @@ func (p *parser) parseScalarFilter(ak aggKind) (*stage, error) {
 	op := p.take()
 	switch op.kind {
 	case tEq, tNe, tGt, tGe, tLt, tLe:
+	case tAdd, tSub, tMul, tDiv, tMod, tPow:
+		return nil, &UnsupportedError{Feature: "arithmetic on aggregates"}
 	default:
-		if op.kind == tEOF || op.kind == tPipe || op.kind == tRParen {
+		if op.kind == tRParen {
+			return nil, &UnsupportedError{Feature: "scalar pipeline expressions (an aggregate compared outside its pipeline)"}
+		}
+		if op.kind == tEOF || op.kind == tPipe {
 			return nil, p.errAt(op, aggNames[ak]+"() must be compared with = != > >= < <=")
 		}
 		return nil, p.errAt(op, "expected a comparison after "+aggNames[ak]+"(), found "+op.describe())
@@ -247,8 +261,14 @@ func (p *parser) parseScalarFilter(ak aggKind) (*stage, error) {
 		if v.s == "maxInt" {
 			st.val.I = math.MaxInt64
 		}
+	case v.kind == tIdent && isAggName(v.s):
+		return nil, &UnsupportedError{Feature: "comparing two aggregates"}
 	default:
 		return nil, p.errAt(vt, "an aggregate must be compared with a number or duration, found "+v.describe())
+	}
+	switch p.peek().kind {
+	case tAdd, tSub, tMul, tDiv, tMod, tPow:
+		return nil, &UnsupportedError{Feature: "arithmetic in scalar filters"}
 	}
 	return st, nil
 }
@@ -296,11 +316,6 @@ func (p *parser) parseSpansetExpr(minPrec int) (*ssExpr, error) {
 		lhs = &ssExpr{kind: ssBinary, pos: t.pos, op: op, l: lhs, r: rhs}
 	}
 }
-
-// tNotSibl is the spanset operator `!~`, lexed as tNre.
-const tNotSibl tokKind = 200
-
-func init() { tokText[tNotSibl] = "!~" }
 
 func (p *parser) parseSpansetPrimary() (*ssExpr, error) {
 	t := p.peek()
@@ -582,4 +597,17 @@ func staticVType(t Type) vtype {
 		return vKind
 	}
 	return vNil
+}
+
+// referencesSpan reports whether e reads an attribute or intrinsic.
+func referencesSpan(e *expr) bool {
+	if e == nil {
+		return false
+	}
+	return e.isField() || referencesSpan(e.l) || referencesSpan(e.r)
+}
+
+func isAggName(s string) bool {
+	_, ok := aggFuncs[s]
+	return ok
 }

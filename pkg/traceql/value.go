@@ -40,8 +40,6 @@ func (v value) float() float64 {
 	return math.NaN()
 }
 
-func (v value) isTrue() bool { return v.t == vBool && v.n == 1 }
-
 func staticValue(s Static) value {
 	switch s.Type {
 	case TypeString:

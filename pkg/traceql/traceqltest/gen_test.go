@@ -45,7 +45,7 @@ func TestDeterministic(t *testing.T) {
 
 func TestTracesHaveEveryFeature(t *testing.T) {
 	r := rand.New(rand.NewSource(7))
-	var events, links, arrays, nilStatus, orphans, multiRes int
+	var events, links, arrays, nilStatus, orphans, multiRes, sharedIDs int
 	for i := 0; i < 200; i++ {
 		td := Trace(r, TraceID(r), TraceOptions{})
 		if len(td.ResourceSpans) > 1 {
@@ -55,6 +55,9 @@ func TestTracesHaveEveryFeature(t *testing.T) {
 		for _, rs := range td.ResourceSpans {
 			for _, ss := range rs.ScopeSpans {
 				for _, sp := range ss.Spans {
+					if ids[string(sp.SpanId)] {
+						sharedIDs++
+					}
 					ids[string(sp.SpanId)] = true
 				}
 			}
@@ -79,7 +82,7 @@ func TestTracesHaveEveryFeature(t *testing.T) {
 			}
 		}
 	}
-	for name, n := range map[string]int{"events": events, "links": links, "arrays": arrays, "nil status": nilStatus, "orphans": orphans, "multi-resource": multiRes} {
+	for name, n := range map[string]int{"events": events, "links": links, "arrays": arrays, "nil status": nilStatus, "orphans": orphans, "multi-resource": multiRes, "shared span IDs": sharedIDs} {
 		require.NotZero(t, n, name)
 	}
 }

@@ -29,6 +29,7 @@ const (
 	ShapeCoalesce      = "coalesce"
 	ShapeWrapped       = "wrapped-pipeline"
 	ShapePipelineFiler = "pipeline-filter"
+	ShapeMultiValue    = "multi-value" // Grafana's builder: (f = a || f = b) && ...
 )
 
 // StructuralOps are the structural spanset operators.
@@ -41,7 +42,7 @@ var Aggregates = []string{"count", "avg", "min", "max", "sum"}
 func Shapes() []string {
 	s := []string{ShapeMatchAll, ShapeFilter, ShapeFilterAnd, ShapeFilterOr, ShapeFilterNot, ShapeExists,
 		ShapeNotExists, ShapeRegex, ShapeArith, ShapeBoolAttr, ShapeSpansetAnd, ShapeSpansetOr, ShapeNested,
-		ShapeBy, ShapeSelect, ShapeCoalesce, ShapeWrapped, ShapePipelineFiler}
+		ShapeBy, ShapeSelect, ShapeCoalesce, ShapeWrapped, ShapePipelineFiler, ShapeMultiValue}
 	for _, op := range StructuralOps {
 		s = append(s, ShapeStructural+" "+op)
 	}
@@ -185,6 +186,26 @@ func filterExpr(r *rand.Rand, shape string) string {
 		return regexCond(r)
 	case ShapeArith:
 		return arithCond(r)
+	case ShapeMultiValue:
+		var f string
+		var vals []string
+		switch r.Intn(3) {
+		case 0:
+			f, vals = "resource.service.name", Services
+		case 1:
+			f, vals = "name", SpanNames
+		default:
+			f, vals = "span.http.method", Methods
+		}
+		alts := []string{f + " = " + q(pick(r, vals)), f + " = " + q(pick(r, vals))}
+		if r.Intn(2) == 0 {
+			alts = append(alts, f+" =~ "+q(pick(r, vals)[:1]+".*"))
+		}
+		s := "(" + strings.Join(alts, " || ") + ")"
+		if r.Intn(2) == 0 {
+			s += " && " + Cond(r)
+		}
+		return s
 	case ShapeBoolAttr:
 		if r.Intn(2) == 0 {
 			return "span.cache.hit"
@@ -194,7 +215,7 @@ func filterExpr(r *rand.Rand, shape string) string {
 	return Cond(r)
 }
 
-var filterShapes = []string{ShapeFilter, ShapeFilterAnd, ShapeFilterOr, ShapeFilterNot, ShapeExists, ShapeNotExists, ShapeRegex, ShapeArith, ShapeBoolAttr}
+var filterShapes = []string{ShapeFilter, ShapeFilterAnd, ShapeFilterOr, ShapeFilterNot, ShapeExists, ShapeNotExists, ShapeRegex, ShapeArith, ShapeBoolAttr, ShapeMultiValue}
 
 // Filter returns a random spanset filter `{ ... }`.
 func Filter(r *rand.Rand) string {

@@ -115,6 +115,8 @@ func Trace(r *rand.Rand, traceID [16]byte, o TraceOptions) *tracev1.TracesData {
 	base := uint64(1_700_000_000_000_000_000) + uint64(r.Int63n(1e15))
 	ids := make([][]byte, n)
 	starts := make([]uint64, n)
+	spans := make([]*tracev1.Span, n)
+	sharedID := map[string]bool{}
 	for i := 0; i < n; i++ {
 		id := make([]byte, 8)
 		binary.BigEndian.PutUint64(id, uint64(i+1)<<8|uint64(r.Intn(256)))
@@ -139,6 +141,14 @@ func Trace(r *rand.Rand, traceID [16]byte, o TraceOptions) *tracev1.TracesData {
 				p = i - 1 // deeper chains
 			}
 			sp.ParentSpanId = ids[p]
+			if r.Intn(20) == 0 && !sharedID[string(ids[p])] {
+				// a Zipkin client/server pair sharing one span ID
+				sharedID[string(ids[p])] = true
+				spans[p].Kind = tracev1.Span_SPAN_KIND_CLIENT
+				sp.Kind = tracev1.Span_SPAN_KIND_SERVER
+				sp.SpanId = ids[p]
+				ids[i] = ids[p]
+			}
 		}
 		start := base + uint64(r.Int63n(2e9))
 		if len(sp.ParentSpanId) > 0 {
@@ -180,6 +190,7 @@ func Trace(r *rand.Rand, traceID [16]byte, o TraceOptions) *tracev1.TracesData {
 			}
 			sp.Links = append(sp.Links, link)
 		}
+		spans[i] = sp
 		ss := pick(r, scopes)
 		ss.Spans = append(ss.Spans, sp)
 	}

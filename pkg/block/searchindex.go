@@ -1,0 +1,725 @@
+package block
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"math"
+	"slices"
+	"strings"
+)
+
+// The search index (format v2, object search-index): a small summary of
+// a block's values that lets a search skip the block, or some of its row
+// groups, without reading data.parquet, and serves tag autocompletion.
+// FORMAT.md draws the bytes. It is bounded whatever the data: at most
+// maxIndexKeys attribute names per scope, maxIndexValues distinct
+// strings (and maxValueBytes of them) per name or intrinsic,
+// maxIndexInts distinct ints per name, and maxIndexBytes of values in
+// all; past a cap the set is marked overflowed (its values are then a
+// sample, and say nothing about absent values), so a block of URLs with
+// IDs keeps a small index. Every set is a superset of what the block
+// holds (values of spans later dropped by the compactor may remain), so
+// a value absent from a set that did not overflow is absent from the
+// block.
+
+// Caps of the search index.
+const (
+	maxIndexKeys   = 1000     // attribute names per scope
+	maxIndexValues = 1000     // distinct strings per set
+	maxValueBytes  = 32 << 10 // string bytes per set
+	maxIndexInts   = 64       // distinct ints per attribute name
+	maxIndexBytes  = 1 << 20  // string bytes over the whole index
+	maxValueLen    = 1 << 10  // longer strings are not kept (the set overflows)
+)
+
+// Kinds seen for an attribute name (keyIndex.kinds).
+const (
+	seenString = 1 << iota
+	seenInt
+	seenFloat
+	seenBool
+	seenOther // bytes, arrays, maps, no value: may match anything
+)
+
+// strSet is a capped set of strings.
+type strSet struct {
+	vals     map[string]struct{}
+	bytes    int
+	overflow bool
+}
+
+func (s *strSet) add(v string, budget *int) {
+	if s.overflow {
+		return
+	}
+	if _, ok := s.vals[v]; ok {
+		return
+	}
+	if len(s.vals) >= maxIndexValues || s.bytes+len(v) > maxValueBytes || len(v) > maxValueLen || *budget < len(v) {
+		s.overflow = true
+		return
+	}
+	if s.vals == nil {
+		s.vals = map[string]struct{}{}
+	}
+	s.vals[v] = struct{}{}
+	s.bytes += len(v)
+	*budget -= len(v)
+}
+
+// mayHold tells whether some string of the set may satisfy p.
+func (s *strSet) mayHold(p *pred) bool {
+	if s.overflow {
+		return true
+	}
+	for v := range s.vals {
+		if p.matchStr(v) {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *strSet) sorted() []string {
+	out := make([]string, 0, len(s.vals))
+	for v := range s.vals {
+		out = append(out, v)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// numRange is the range of a numeric column, plus whether it is set.
+type numRange struct {
+	set      bool
+	min, max int64
+}
+
+func (r *numRange) add(v int64) {
+	if !r.set {
+		r.set, r.min, r.max = true, v, v
+		return
+	}
+	r.min, r.max = min(r.min, v), max(r.max, v)
+}
+
+// mayHold tells whether some int in [min, max] may satisfy p.
+func (r *numRange) mayHold(p *pred) bool {
+	if !r.set {
+		return false
+	}
+	switch p.Op {
+	case PredEq:
+		i, f, isInt, ok := p.numeric()
+		if !ok {
+			return p.matchInt(r.min)
+		}
+		if isInt {
+			return r.min <= i && i <= r.max
+		}
+		return float64(r.min) <= f && f <= float64(r.max)
+	case PredNe:
+		return r.min != r.max || p.matchInt(r.min)
+	case PredLt, PredLe:
+		return p.matchInt(r.min)
+	case PredGt, PredGe:
+		return p.matchInt(r.max)
+	}
+	return true
+}
+
+// keyIndex summarises the values of one attribute name.
+type keyIndex struct {
+	kinds        uint8
+	strs         strSet
+	ints         numRange
+	intSet       map[int64]struct{} // nil once overflowed
+	intOverflow  bool
+	fmin, fmax   float64
+	bools        uint8 // bit 0: false seen, bit 1: true seen
+	floatSeen    bool
+	floatSpecial bool // NaN seen
+}
+
+func (k *keyIndex) addInt(v int64) {
+	k.kinds |= seenInt
+	k.ints.add(v)
+	if k.intOverflow {
+		return
+	}
+	if _, ok := k.intSet[v]; ok {
+		return
+	}
+	if len(k.intSet) >= maxIndexInts {
+		k.intSet, k.intOverflow = nil, true
+		return
+	}
+	if k.intSet == nil {
+		k.intSet = map[int64]struct{}{}
+	}
+	k.intSet[v] = struct{}{}
+}
+
+func (k *keyIndex) addFloat(v float64) {
+	k.kinds |= seenFloat
+	if math.IsNaN(v) {
+		k.floatSpecial = true
+		return
+	}
+	if !k.floatSeen {
+		k.floatSeen, k.fmin, k.fmax = true, v, v
+		return
+	}
+	k.fmin, k.fmax = min(k.fmin, v), max(k.fmax, v)
+}
+
+func (k *keyIndex) addBool(v bool) {
+	k.kinds |= seenBool
+	if v {
+		k.bools |= 2
+	} else {
+		k.bools |= 1
+	}
+}
+
+// mayHold tells whether some value of the name may satisfy p.
+func (k *keyIndex) mayHold(p *pred) bool {
+	if k.kinds&seenOther != 0 {
+		return true
+	}
+	if k.kinds&seenString != 0 && k.strs.mayHold(p) {
+		return true
+	}
+	if k.kinds&seenInt != 0 {
+		if k.intOverflow {
+			if k.ints.mayHold(p) {
+				return true
+			}
+		} else {
+			for v := range k.intSet {
+				if p.matchInt(v) {
+					return true
+				}
+			}
+		}
+	}
+	if k.kinds&seenFloat != 0 && (k.floatSpecial || (k.floatSeen && floatRangeMayHold(p, k.fmin, k.fmax))) {
+		return true
+	}
+	if k.kinds&seenBool != 0 && ((k.bools&1 != 0 && p.matchBool(false)) || (k.bools&2 != 0 && p.matchBool(true))) {
+		return true
+	}
+	return false
+}
+
+// floatRangeMayHold tells whether some float in [lo, hi] may satisfy p.
+func floatRangeMayHold(p *pred, lo, hi float64) bool {
+	switch p.Op {
+	case PredEq:
+		if _, f, _, ok := p.numeric(); ok {
+			return lo <= f && f <= hi
+		}
+		return p.matchFloat(lo)
+	case PredNe:
+		return lo != hi || p.matchFloat(lo)
+	case PredLt, PredLe:
+		return p.matchFloat(lo)
+	case PredGt, PredGe:
+		return p.matchFloat(hi)
+	}
+	return true
+}
+
+// scopeIndex is the attribute names of one TagScope.
+type scopeIndex struct {
+	keys     map[string]*keyIndex
+	overflow bool // more names than maxIndexKeys: absence proves nothing
+}
+
+func (s *scopeIndex) key(k string) *keyIndex {
+	if ki := s.keys[k]; ki != nil {
+		return ki
+	}
+	if s.overflow || len(s.keys) >= maxIndexKeys || len(k) > maxValueLen {
+		s.overflow = true
+		return nil
+	}
+	if s.keys == nil {
+		s.keys = map[string]*keyIndex{}
+	}
+	ki := &keyIndex{}
+	s.keys[k] = ki
+	return ki
+}
+
+// rgTimes is one row group's row time range: the smallest
+// StartTimeUnixNano and the largest EndTimeUnixNano of its rows.
+type rgTimes struct{ start, end uint64 }
+
+// searchIndex is a decoded (or building) search index.
+type searchIndex struct {
+	scopes [numTagScopes]scopeIndex
+	// Span and trace intrinsics.
+	names, statusMsgs, rootNames, rootSvcs strSet
+	statuses, kinds                        uint8 // bit c for code c < 7, bit 7 for any other
+	durations, traceDurations              numRange
+	rowGroups                              []rgTimes
+	budget                                 int // string bytes left (building)
+}
+
+func newSearchIndex() *searchIndex { return &searchIndex{budget: maxIndexBytes} }
+
+func codeBit(c int64) uint8 {
+	if c < 0 || c > 6 {
+		return 1 << 7
+	}
+	return 1 << c
+}
+
+// addAttr records one attribute value of a kind (schema.go's kind codes).
+func (x *searchIndex) addAttr(sc TagScope, key string, kind int32, s string, i int64, f float64) {
+	k := x.scopes[sc].key(key)
+	if k == nil {
+		return
+	}
+	switch kind {
+	case kindString:
+		k.kinds |= seenString
+		k.strs.add(s, &x.budget)
+	case kindInt:
+		k.addInt(i)
+	case kindDouble:
+		k.addFloat(f)
+	case kindBool:
+		k.addBool(i != 0)
+	default:
+		k.kinds |= seenOther
+	}
+}
+
+// mayHold tells whether the block may hold something satisfying p.
+func (x *searchIndex) mayHold(p *pred) bool {
+	switch p.Scope {
+	case PredSpanIntrinsic, PredTraceIntrinsic:
+		switch p.intrinsic {
+		case inName:
+			return x.names.mayHold(p)
+		case inStatusMessage:
+			return x.statusMsgs.mayHold(p)
+		case inRootName:
+			return x.rootNames.mayHold(p)
+		case inRootServiceName:
+			return x.rootSvcs.mayHold(p)
+		case inStatus:
+			return maskMayHold(x.statuses, p)
+		case inKind:
+			return maskMayHold(x.kinds, p)
+		case inDuration:
+			return x.durations.mayHold(p)
+		case inTraceDuration:
+			return x.traceDurations.mayHold(p)
+		}
+		return true
+	}
+	for sc, ps := range tagPredScopes {
+		if !p.isAttr(ps) {
+			continue
+		}
+		s := &x.scopes[sc]
+		if s.overflow {
+			return true
+		}
+		if k := s.keys[p.Key]; k != nil && k.mayHold(p) {
+			return true
+		}
+	}
+	return false
+}
+
+// tagPredScopes maps a TagScope to its PredScope.
+var tagPredScopes = [numTagScopes]PredScope{PredResource, PredSpan, PredEvent, PredLink, PredInstrumentation}
+
+func maskMayHold(m uint8, p *pred) bool {
+	if m&(1<<7) != 0 {
+		return true
+	}
+	for c := range int64(7) {
+		if m&(1<<c) != 0 && p.matchInt(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// Encoding. All integers are varints (signed: zig-zag), strings are a
+// length and bytes; the last 4 bytes are the CRC-32C of the others.
+
+const (
+	searchIndexMagic   = "RSIX"
+	searchIndexVersion = 1
+	// maxSearchIndexSize bounds what a reader accepts.
+	maxSearchIndexSize = 64 << 20
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+func appendStrSet(b []byte, s *strSet) []byte {
+	b = appendBool(b, s.overflow)
+	vals := s.sorted()
+	b = binary.AppendUvarint(b, uint64(len(vals)))
+	for _, v := range vals {
+		b = appendString(b, v)
+	}
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendBool(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
+
+func appendRange(b []byte, r *numRange) []byte {
+	b = appendBool(b, r.set)
+	b = binary.AppendVarint(b, r.min)
+	return binary.AppendVarint(b, r.max)
+}
+
+// encode returns the index's bytes.
+func (x *searchIndex) encode() []byte {
+	b := append([]byte(searchIndexMagic), searchIndexVersion)
+	b = binary.AppendUvarint(b, uint64(len(x.rowGroups)))
+	for _, rg := range x.rowGroups {
+		b = binary.AppendUvarint(b, rg.start)
+		b = binary.AppendUvarint(b, rg.end)
+	}
+	b = append(b, x.statuses, x.kinds)
+	b = appendRange(b, &x.durations)
+	b = appendRange(b, &x.traceDurations)
+	for _, s := range []*strSet{&x.names, &x.statusMsgs, &x.rootNames, &x.rootSvcs} {
+		b = appendStrSet(b, s)
+	}
+	for sc := range x.scopes {
+		s := &x.scopes[sc]
+		b = appendBool(b, s.overflow)
+		keys := make([]string, 0, len(s.keys))
+		for k := range s.keys {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = binary.AppendUvarint(b, uint64(len(keys)))
+		for _, key := range keys {
+			k := s.keys[key]
+			b = appendString(b, key)
+			b = append(b, k.kinds)
+			b = appendStrSet(b, &k.strs)
+			b = appendRange(b, &k.ints)
+			b = appendBool(b, k.intOverflow)
+			ints := make([]int64, 0, len(k.intSet))
+			for v := range k.intSet {
+				ints = append(ints, v)
+			}
+			slices.Sort(ints)
+			b = binary.AppendUvarint(b, uint64(len(ints)))
+			for _, v := range ints {
+				b = binary.AppendVarint(b, v)
+			}
+			b = appendBool(b, k.floatSeen)
+			b = appendBool(b, k.floatSpecial)
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(k.fmin))
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(k.fmax))
+			b = append(b, k.bools)
+		}
+	}
+	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
+}
+
+// decoder reads an encoded index; the first error sticks.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(msg string) {
+	if d.err == nil {
+		d.err = errors.New(msg)
+	}
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) < 1 {
+		d.fail("truncated")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) bool() bool {
+	switch d.byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail("bad bool")
+	return false
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// count reads a count of items of at least minSize bytes each.
+func (d *decoder) count(minSize int) int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)/minSize) {
+		d.fail("count exceeds the data")
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) string() string {
+	n := d.count(1)
+	if d.err != nil {
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) u64() uint64 {
+	if len(d.b) < 8 {
+		d.fail("truncated")
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(d.b)
+	d.b = d.b[8:]
+	return v
+}
+
+func (d *decoder) strSet(s *strSet) {
+	s.overflow = d.bool()
+	n := d.count(1)
+	s.vals = make(map[string]struct{}, n)
+	for range n {
+		v := d.string()
+		s.vals[v] = struct{}{}
+		s.bytes += len(v)
+	}
+}
+
+func (d *decoder) numRange(r *numRange) {
+	r.set = d.bool()
+	r.min, r.max = d.varint(), d.varint()
+	if r.set && r.min > r.max {
+		d.fail("range min > max")
+	}
+}
+
+// decodeSearchIndex decodes an encoded index; corrupt bytes give an error.
+func decodeSearchIndex(data []byte) (*searchIndex, error) {
+	if len(data) > maxSearchIndexSize {
+		return nil, fmt.Errorf("search index is %d bytes, limit %d", len(data), maxSearchIndexSize)
+	}
+	if len(data) < len(searchIndexMagic)+1+4 || !strings.HasPrefix(string(data), searchIndexMagic) {
+		return nil, errors.New("search index: bad magic")
+	}
+	body := data[:len(data)-4]
+	if crc32.Checksum(body, crcTable) != binary.LittleEndian.Uint32(data[len(data)-4:]) {
+		return nil, errors.New("search index: checksum mismatch")
+	}
+	if v := body[len(searchIndexMagic)]; v != searchIndexVersion {
+		return nil, fmt.Errorf("search index: unknown version %d", v)
+	}
+	d := &decoder{b: body[len(searchIndexMagic)+1:]}
+	x := &searchIndex{}
+	n := d.count(2)
+	x.rowGroups = make([]rgTimes, n)
+	for i := range n {
+		x.rowGroups[i] = rgTimes{start: d.uvarint(), end: d.uvarint()}
+	}
+	x.statuses, x.kinds = d.byte(), d.byte()
+	d.numRange(&x.durations)
+	d.numRange(&x.traceDurations)
+	for _, s := range []*strSet{&x.names, &x.statusMsgs, &x.rootNames, &x.rootSvcs} {
+		d.strSet(s)
+	}
+	for sc := range x.scopes {
+		s := &x.scopes[sc]
+		s.overflow = d.bool()
+		n := d.count(8)
+		s.keys = make(map[string]*keyIndex, n)
+		for range n {
+			key := d.string()
+			k := &keyIndex{kinds: d.byte()}
+			d.strSet(&k.strs)
+			d.numRange(&k.ints)
+			k.intOverflow = d.bool()
+			ni := d.count(1)
+			if ni > 0 {
+				k.intSet = make(map[int64]struct{}, ni)
+			}
+			for range ni {
+				k.intSet[d.varint()] = struct{}{}
+			}
+			k.floatSeen, k.floatSpecial = d.bool(), d.bool()
+			k.fmin, k.fmax = math.Float64frombits(d.u64()), math.Float64frombits(d.u64())
+			k.bools = d.byte()
+			if d.err != nil {
+				break
+			}
+			s.keys[key] = k
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("search index: %w", d.err)
+	}
+	return x, nil
+}
+
+// addTraceRow records a row being written by Writer.Add.
+func (x *searchIndex) addTraceRow(r *traceRow) {
+	roots := 0
+	defer func() { x.noRoot(roots) }()
+	attrs := func(sc TagScope, as []attrRow) {
+		for i := range as {
+			a := &as[i]
+			x.addAttr(sc, a.Key, a.Kind, a.Str, a.Int, a.Double)
+		}
+	}
+	for i := range r.ResourceSpans {
+		rs := &r.ResourceSpans[i]
+		for _, d := range resourceDedicated {
+			if *d.pos(&rs.Resource) > 0 {
+				x.addAttr(TagResource, d.key, kindString, *d.str(&rs.Resource), 0, 0)
+			}
+		}
+		attrs(TagResource, rs.Resource.Attrs)
+		for j := range rs.ScopeSpans {
+			ss := &rs.ScopeSpans[j]
+			attrs(TagInstrumentation, ss.Scope.Attrs)
+			for k := range ss.Spans {
+				sp := &ss.Spans[k]
+				x.addSpan(sp.Name, sp.Kind, sp.StatusCode, sp.StatusMessage, sp.DurationNano)
+				if sp.ParentIdx == 0 && len(sp.ParentSpanID) == 0 {
+					roots++
+					x.rootNames.add(sp.Name, &x.budget)
+					x.rootSvcs.add(rootService(&rs.Resource), &x.budget)
+				}
+				for _, d := range spanDedicated {
+					if *d.pos(sp) > 0 {
+						if d.isInt {
+							x.addAttr(TagSpan, d.key, kindInt, "", *d.num(sp), 0)
+						} else {
+							x.addAttr(TagSpan, d.key, kindString, *d.str(sp), 0, 0)
+						}
+					}
+				}
+				attrs(TagSpan, sp.Attrs)
+				for e := range sp.Events {
+					attrs(TagEvent, sp.Events[e].Attrs)
+				}
+				for l := range sp.Links {
+					attrs(TagLink, sp.Links[l].Attrs)
+				}
+			}
+		}
+	}
+}
+
+// addSpan records a span's intrinsics.
+func (x *searchIndex) addSpan(name string, kind, status int32, msg string, dur uint64) {
+	x.names.add(name, &x.budget)
+	x.statusMsgs.add(msg, &x.budget)
+	x.statuses |= codeBit(int64(status))
+	x.kinds |= codeBit(int64(kind))
+	addDuration(&x.durations, dur)
+}
+
+// addDuration records a duration; one past math.MaxInt64 (a span ending
+// before it starts) may match anything, so it widens the range fully.
+func addDuration(r *numRange, d uint64) {
+	if d > math.MaxInt64 {
+		r.add(math.MinInt64)
+		r.add(math.MaxInt64)
+		return
+	}
+	r.add(int64(d))
+}
+
+// addCells records a row copied by Writer.AddRow, from its cells.
+func (x *searchIndex) addCells(cells []cell) {
+	roots := 0
+	defer func() { x.noRoot(roots) }()
+	walkCells(cells, &cellVisitor{
+		attr: func(sc TagScope, key []byte, kind int32, s []byte, i int64, f float64) {
+			x.addAttr(sc, string(key), kind, string(s), i, f)
+		},
+		span: func(name []byte, kind, status int32, msg []byte, dur uint64, root bool, svc []byte) {
+			x.addSpan(string(name), kind, status, string(msg), dur)
+			if root {
+				roots++
+				x.rootNames.add(string(name), &x.budget)
+				x.rootSvcs.add(string(svc), &x.budget)
+			}
+		},
+	})
+}
+
+// rootService is a resource's service.name as a root span's service.
+func rootService(r *resourceRow) string {
+	if r.ServiceNamePos > 0 {
+		return r.ServiceName
+	}
+	return ""
+}
+
+// noRoot notes a row without a root span: what such a trace's root name
+// and service are is not known here, so the root sets can no longer
+// exclude anything.
+func (x *searchIndex) noRoot(roots int) {
+	if roots == 0 {
+		x.rootNames.overflow, x.rootSvcs.overflow = true, true
+	}
+}
+
+// keysOverflow tells whether some scope has more names than the index kept.
+func (x *searchIndex) keysOverflow() bool {
+	for i := range x.scopes {
+		if x.scopes[i].overflow {
+			return true
+		}
+	}
+	return false
+}
