@@ -18,8 +18,10 @@ import (
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/rubatodb/rubato/integration/minio"
 	"github.com/rubatodb/rubato/pkg/backend"
 	"github.com/rubatodb/rubato/pkg/backend/local"
+	"github.com/rubatodb/rubato/pkg/backend/s3"
 	"github.com/rubatodb/rubato/pkg/block"
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 	"github.com/rubatodb/rubato/pkg/traceql"
@@ -63,6 +65,20 @@ func writeBlocks(t testing.TB, be backend.Backend, traces []corpusTrace, nBlocks
 	return metas
 }
 
+// toV1 turns a v2 block into the v1 block an older writer left: same data
+// and bloom shards, no search index.
+func toV1(t testing.TB, be backend.Backend, m *block.Meta) *block.Meta {
+	t.Helper()
+	ctx := context.Background()
+	v1 := *m
+	v1.Version, v1.SearchIndexSize = block.VersionV1, 0
+	data, err := v1.Marshal()
+	require.NoError(t, err)
+	require.NoError(t, be.Delete(ctx, block.SearchIndexKey(v1.TenantID, v1.BlockID)))
+	require.NoError(t, be.Put(ctx, block.MetaKey(v1.TenantID, v1.BlockID), bytes.NewReader(data), int64(len(data))))
+	return &v1
+}
+
 // canon renders a response in a canonical form: traces by ID, spansets by
 // their attributes, spans by ID.
 func canon(traces []*rubatopb.TraceSearchMetadata) string {
@@ -104,15 +120,38 @@ func canon(traces []*rubatopb.TraceSearchMetadata) string {
 // force: Eval over every trace as generated, no block and no pruning.
 // Results must have the same trace IDs, trace fields and spansets.
 func TestDifferential(t *testing.T) {
+	be, err := local.New(local.Config{Path: t.TempDir()}, log.NewNopLogger())
+	require.NoError(t, err)
+	differential(t, be, *diffQueries)
+}
+
+// TestDifferentialMinIO is TestDifferential with the blocks in a real MinIO
+// (skipped without Docker and the test image, failed under CI=true).
+func TestDifferentialMinIO(t *testing.T) {
+	srv := minio.Start(t)
+	var cfg s3.Config
+	cfg.RegisterFlagsAndApplyDefaults("", flag.NewFlagSet("", flag.PanicOnError))
+	cfg.Bucket = srv.NewBucket(t, "diff")
+	cfg.Endpoint, cfg.AccessKey, cfg.Insecure, cfg.Region = srv.Endpoint, srv.AccessKey, true, "us-east-1"
+	require.NoError(t, cfg.SecretKey.Set(srv.SecretKey))
+	be, err := s3.New(cfg, log.NewNopLogger(), nil)
+	require.NoError(t, err)
+	differential(t, be, *diffQueries/4)
+}
+
+func differential(t *testing.T, be backend.Backend, queries int) {
 	r := rand.New(rand.NewSource(20261202))
 	var traces []corpusTrace
 	for range 150 {
 		id := traceqltest.TraceID(r)
 		traces = append(traces, corpusTrace{id: id, td: traceqltest.Trace(r, id, traceqltest.TraceOptions{})})
 	}
-	be, err := local.New(local.Config{Path: t.TempDir()}, log.NewNopLogger())
-	require.NoError(t, err)
 	metas := writeBlocks(t, be, traces, 4, 7)
+	// Blocks 0 and 1 as an older writer left them: format v1, no search
+	// index; 2 and 3 are v2.
+	for i := range 2 {
+		metas[i] = toV1(t, be, metas[i])
+	}
 	byID := map[uuid.UUID]*block.Meta{}
 	for _, m := range metas {
 		byID[m.BlockID] = m
@@ -132,7 +171,7 @@ func TestDifferential(t *testing.T) {
 
 	shapes := map[string]int{}
 	matchedQueries, evalErrors := 0, 0
-	for i := 0; i < *diffQueries; i++ {
+	for i := 0; i < queries; i++ {
 		qs, shape := traceqltest.Query(r)
 		shapes[shape]++
 		q, err := traceql.Parse(qs)
@@ -184,12 +223,12 @@ func TestDifferential(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d queries over %d traces in %d blocks: %d shapes, %d queries with matches, %d evaluation errors (both sides)",
-		*diffQueries, len(traces), len(metas), len(shapes), matchedQueries, evalErrors)
-	if *diffQueries >= 200 {
+	t.Logf("%d queries over %d traces in %d blocks (2 v1, 2 v2): %d shapes, %d queries with matches, %d evaluation errors (both sides)",
+		queries, len(traces), len(metas), len(shapes), matchedQueries, evalErrors)
+	if queries >= 200 {
 		require.GreaterOrEqual(t, len(shapes), len(traceqltest.Shapes())*3/4, "shape coverage")
 	}
-	require.Greater(t, matchedQueries, *diffQueries/4, "too few queries match anything: the test would be weak")
+	require.Greater(t, matchedQueries, queries/4, "too few queries match anything: the test would be weak")
 }
 
 // lineDiff lists the first lines only in want or only in got.
