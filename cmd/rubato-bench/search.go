@@ -6,7 +6,10 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -59,6 +62,11 @@ func searches(ctx context.Context, s *server, n int) error {
 	for _, c := range searchCases() {
 		gets0, _ := s.metric("rubato_backend_requests_total", `op="get_range"`)
 		gets0b, _ := s.metric("rubato_backend_requests_total", `op="get"`)
+		read0, err := s.readBytes()
+		if err != nil {
+			return err
+		}
+		cpu0, _ := s.cpuSeconds()
 		lat := make([]time.Duration, 0, n)
 		var results int
 		var inspected uint64
@@ -84,6 +92,8 @@ func searches(ctx context.Context, s *server, n int) error {
 			}
 			results, inspected = r, inspected+ib
 		}
+		read1, _ := s.readBytes()
+		cpu1, _ := s.cpuSeconds()
 		gets1, _ := s.metric("rubato_backend_requests_total", `op="get_range"`)
 		gets1b, _ := s.metric("rubato_backend_requests_total", `op="get"`)
 		cold := lat[0]
@@ -91,9 +101,25 @@ func searches(ctx context.Context, s *server, n int) error {
 		pct := func(p float64) time.Duration {
 			return lat[min(len(lat)-1, int(p*float64(len(lat))))].Round(10 * time.Microsecond)
 		}
-		fmt.Printf("search:   %-38s p50 %-10s p99 %-10s first %-10s results %-4d inspected %.1f MB/query, backend GETs %.1f/query\n",
+		fmt.Printf("search:   %-38s p50 %-9s p99 %-9s first %-9s results %-3d read %.0f KB/query (reported %.0f KB), backend GETs %.1f/query, server CPU %.1f ms/query\n",
 			c.name, pct(0.5), pct(0.99), cold.Round(10*time.Microsecond), results,
-			float64(inspected)/float64(n)/1e6, (gets1-gets0+gets1b-gets0b)/float64(n))
+			float64(read1-read0)/float64(n)/1e3, float64(inspected)/float64(n)/1e3, (gets1-gets0+gets1b-gets0b)/float64(n), (cpu1-cpu0)*1e3/float64(n))
 	}
 	return nil
+}
+
+// readBytes is the bytes the server process read through read(2)-family
+// calls so far (/proc/<pid>/io rchar): block data from the local backend
+// (page cache included), S3 responses, and the small HTTP requests.
+func (s *server) readBytes() (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "rchar: "); ok {
+			return strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no rchar in /proc/%d/io", s.cmd.Process.Pid)
 }
