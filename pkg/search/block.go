@@ -94,10 +94,14 @@ func CountSpans(td *tracev1.TracesData) int {
 func SearchBlocks(ctx context.Context, readers []*block.Reader, req Request, limit int) (*rubatopb.SearchResponse, error) {
 	comb := NewCombiner(limit, req.SpansPerSpanSet)
 	var st Stats
+	shared := budgetFrom(ctx) // the other jobs of this search, in this process
 	for _, r := range readers {
+		if shared.spent() {
+			break
+		}
 		bst, err := SearchBlock(ctx, r, req, func(md *rubatopb.TraceSearchMetadata) bool {
 			comb.Add(md)
-			return !comb.Full()
+			return !comb.Full() && !shared.found(md.TraceID)
 		})
 		st.Add(bst)
 		if errors.Is(err, backend.ErrNotFound) {
@@ -106,7 +110,7 @@ func SearchBlocks(ctx context.Context, readers []*block.Reader, req Request, lim
 		if err != nil {
 			return nil, fmt.Errorf("block %s: %w", r.Meta().BlockID, err)
 		}
-		if comb.Full() {
+		if comb.Full() || shared.spent() {
 			break
 		}
 	}

@@ -17,7 +17,9 @@
 //     stops scheduling and cancels running jobs once limit traces are found,
 //     and reports completedJobs/totalJobs in every progress message and the
 //     final response. Jobs are plain values, so a query-frontend can ship
-//     them to queriers.
+//     them to queriers. Block jobs of one Run in one process share a budget
+//     of limit distinct traces and stop when it is spent, so a limited
+//     search decodes about limit traces, not limit per job.
 //   - IDs are written as Tempo does: trace IDs in hex without leading zeros,
 //     span IDs as 16 hex digits.
 package search

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -119,7 +120,7 @@ func Run(ctx context.Context, jobs []Job, exec Executor, concurrency int, limit,
 		concurrency = 1
 	}
 	parent := ctx
-	ctx, cancel := context.WithCancel(parent)
+	ctx, cancel := context.WithCancel(withBudget(parent, int(limit)))
 	defer cancel()
 
 	metrics := &rubatopb.SearchMetrics{TotalJobs: uint32(len(jobs))}
@@ -241,4 +242,49 @@ func unixTime(s uint32) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(int64(s), 0)
+}
+
+// budget lets the jobs of one Run in this process stop as soon as, all
+// together, they have found limit distinct traces, instead of each finding
+// limit on its own. Jobs run elsewhere (distributed mode) do not see it and
+// stop at their own limit, which is still correct.
+type budget struct {
+	limit int
+	mu    sync.Mutex
+	seen  map[string]struct{}
+}
+
+type budgetKey struct{}
+
+func withBudget(ctx context.Context, limit int) context.Context {
+	if limit <= 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, budgetKey{}, &budget{limit: limit, seen: map[string]struct{}{}})
+}
+
+func budgetFrom(ctx context.Context) *budget {
+	b, _ := ctx.Value(budgetKey{}).(*budget)
+	return b
+}
+
+// found records a trace and reports whether the budget is spent.
+func (b *budget) found(id string) bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seen[id] = struct{}{}
+	return len(b.seen) >= b.limit
+}
+
+// spent reports whether limit distinct traces were found.
+func (b *budget) spent() bool {
+	if b == nil {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.seen) >= b.limit
 }

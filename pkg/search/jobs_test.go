@@ -214,3 +214,31 @@ func TestCombinerByGroups(t *testing.T) {
 func strKV(k, v string) *commonv1.KeyValue {
 	return &commonv1.KeyValue{Key: k, Value: &commonv1.AnyValue{Value: &commonv1.AnyValue_StringValue{StringValue: v}}}
 }
+
+// TestRunSharedBudget: jobs of one Run stop once they have found limit
+// distinct traces together, not limit each.
+func TestRunSharedBudget(t *testing.T) {
+	var produced atomic.Int32
+	exec := func(ctx context.Context, j Job) (*rubatopb.SearchResponse, error) {
+		b := budgetFrom(ctx)
+		var out []*rubatopb.TraceSearchMetadata
+		for i := range 100 {
+			if b.spent() {
+				break
+			}
+			produced.Add(1)
+			id := fmt.Sprintf("%s-%d", j.Ingester, i)
+			out = append(out, md(id, 1, "s"))
+			if b.found(id) {
+				break
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		return &rubatopb.SearchResponse{Traces: out}, nil
+	}
+	jobs := []Job{{Ingester: "a"}, {Ingester: "b"}, {Ingester: "c"}, {Ingester: "d"}}
+	resp, err := Run(context.Background(), jobs, exec, 4, 10, 0, nil)
+	require.NoError(t, err)
+	require.Len(t, resp.Traces, 10)
+	require.LessOrEqual(t, produced.Load(), int32(10+4), "at most one extra trace per concurrent job")
+}
