@@ -176,4 +176,3 @@ func tagValueOf(v *commonv1.AnyValue) (TagValue, bool) {
 	}
 	return TagValue{}, false
 }
-
