@@ -138,11 +138,10 @@ type scan struct {
 	stop  *bool
 
 	// Decoding: the fetched row group and its row reader.
-	decRG   int
-	decRows parquet.Rows
-	decNext int64
-	decBuf  []parquet.Row
-	tr      traceRow
+	decRG    int
+	dec      []seekReader
+	decCells []cell
+	tr       traceRow
 }
 
 type rowRef struct {
@@ -425,8 +424,10 @@ func (sc *scan) finishTrace(ctx context.Context) error {
 	return nil
 }
 
-// decode reads one row from its row group, fetching the row group whole
-// the first time.
+// decode reads one row from its row group (fetched whole, one ranged GET,
+// the first time), column by column: each column reader moves to the row
+// within its current page, or seeks with the page index past the pages
+// in between, so a row group's pages are decoded at most once per search.
 func (sc *scan) decode(ctx context.Context, ref rowRef) (*tracev1.TracesData, int, error) {
 	if sc.decRG != ref.rg {
 		sc.closeDecoder()
@@ -434,41 +435,80 @@ func (sc *scan) decode(ctx context.Context, ref rowRef) (*tracev1.TracesData, in
 		if err != nil {
 			return nil, 0, err
 		}
-		sc.decRows = newRangeRowGroup(sc.ft.file.RowGroups()[ref.rg].(*parquet.FileRowGroup), ra).Rows()
-		sc.decRG, sc.decNext = ref.rg, -1
-		sc.decBuf = []parquet.Row{nil}
+		lay, err := v1Layout()
+		if err != nil {
+			return nil, 0, err
+		}
+		chunks := sc.ft.file.RowGroups()[ref.rg].ColumnChunks()
+		if len(chunks) != numColumns {
+			return nil, 0, &CorruptError{Key: sc.r.dataKey, Err: fmt.Errorf("row group %d has %d columns", ref.rg, len(chunks))}
+		}
+		if sc.dec == nil {
+			sc.dec = make([]seekReader, numColumns)
+			sc.decCells = make([]cell, numColumns)
+		}
+		for c, chunk := range chunks {
+			sc.dec[c] = seekReader{colReader: colReader{leaf: &lay.leaves[c], pages: chunk.(*parquet.FileColumnChunk).PagesFrom(ra)}, base: -1}
+		}
+		sc.decRG = ref.rg
 	}
 	var td *tracev1.TracesData
 	spans := 0
 	err := sc.r.guard(func() error {
-		if sc.decNext != ref.row {
-			if err := sc.decRows.SeekToRow(ref.row); err != nil {
-				return fmt.Errorf("seek to row %d of row group %d: %w", ref.row, ref.rg, err)
+		for c := range sc.dec {
+			x, err := sc.dec[c].at(ref.row)
+			if err != nil {
+				return fmt.Errorf("row %d of row group %d column %d: %w", ref.row, ref.rg, c, err)
 			}
+			sc.decCells[c] = x
 		}
-		n, err := sc.decRows.ReadRows(sc.decBuf)
-		if n == 0 {
-			return fmt.Errorf("read row %d of row group %d: %w", ref.row, ref.rg, err)
-		}
-		sc.decNext = ref.row + 1
-		row := Row{vals: sc.decBuf[0]}
-		if err := row.check(); err != nil {
-			return err
-		}
+		row := Row{cells: sc.decCells}
 		spans = row.SpanCount()
-		if err := reconstruct(&sc.tr, row.vals); err != nil {
+		if err := reconstruct(&sc.tr, row.flat()); err != nil {
 			return err
 		}
+		var err error
 		td, err = sc.tr.toOTLP()
 		return err
 	})
 	return td, spans, err
 }
 
+// seekReader is a colReader that moves forward to given rows.
+type seekReader struct {
+	colReader
+	base int64 // row index of the current page's first row, -1: none
+}
+
+// at returns the cell of row k (k never below a row asked before).
+func (s *seekReader) at(k int64) (cell, error) {
+	if s.cur == nil || k >= s.base+int64(s.cur.rows) {
+		if s.cur == nil || k >= s.base+int64(s.cur.rows)+int64(s.cur.rows) {
+			// Further than the next page: let the page index skip.
+			s.releaseCur()
+			if err := s.pages.SeekToRow(k); err != nil {
+				return cell{}, err
+			}
+			s.base = k
+		} else {
+			s.base += int64(s.cur.rows)
+		}
+		for {
+			if err := s.nextPage(); err != nil {
+				return cell{}, err
+			}
+			if k < s.base+int64(s.cur.rows) {
+				break
+			}
+			s.base += int64(s.cur.rows)
+		}
+	}
+	return cell{pg: s.cur, row: int32(k - s.base)}, nil
+}
+
 func (sc *scan) closeDecoder() {
-	if sc.decRows != nil {
-		_ = sc.decRows.Close()
-		sc.decRows = nil
+	for c := range sc.dec {
+		sc.dec[c].close()
 	}
 	sc.decRG = -1
 }
