@@ -24,6 +24,7 @@ import (
 func searchTestConfig(tb testing.TB) Config {
 	cfg := testConfig(tb)
 	cfg.RowGroupSizeBytes = 8 << 10
+	cfg.CompactedRowGroupSizeBytes = 8 << 10
 	cfg.PageSizeBytes = 2 << 10
 	cfg.MaxSpansPerRow = 4
 	return cfg
@@ -266,4 +267,4 @@ func TestSearchRejectsBadPredicates(t *testing.T) {
 
 // searchQueries is how many random searches TestSearchNeverMisses runs
 // per backend.
-const searchQueries = 80
+const searchQueries = 60
