@@ -40,7 +40,8 @@ const (
 	seenInt
 	seenFloat
 	seenBool
-	seenOther // bytes, arrays, maps, no value: may match anything
+	seenOther   // bytes, arrays, maps, no value: may match anything
+	seenGeneric // some value is stored in Attrs (not in a dedicated column)
 )
 
 // strSet is a capped set of strings.
@@ -279,10 +280,13 @@ func codeBit(c int64) uint8 {
 }
 
 // addAttr records one attribute value of a kind (schema.go's kind codes).
-func (x *searchIndex) addAttr(sc TagScope, key string, kind int32, s string, i int64, f float64) {
+func (x *searchIndex) addAttr(sc TagScope, key string, kind int32, s string, i int64, f float64, generic bool) {
 	k := x.scopes[sc].key(key)
 	if k == nil {
 		return
+	}
+	if generic {
+		k.kinds |= seenGeneric
 	}
 	switch kind {
 	case kindString:
@@ -615,14 +619,14 @@ func (x *searchIndex) addTraceRow(r *traceRow) {
 	attrs := func(sc TagScope, as []attrRow) {
 		for i := range as {
 			a := &as[i]
-			x.addAttr(sc, a.Key, a.Kind, a.Str, a.Int, a.Double)
+			x.addAttr(sc, a.Key, a.Kind, a.Str, a.Int, a.Double, true)
 		}
 	}
 	for i := range r.ResourceSpans {
 		rs := &r.ResourceSpans[i]
 		for _, d := range resourceDedicated {
 			if *d.pos(&rs.Resource) > 0 {
-				x.addAttr(TagResource, d.key, kindString, *d.str(&rs.Resource), 0, 0)
+				x.addAttr(TagResource, d.key, kindString, *d.str(&rs.Resource), 0, 0, false)
 			}
 		}
 		attrs(TagResource, rs.Resource.Attrs)
@@ -640,9 +644,9 @@ func (x *searchIndex) addTraceRow(r *traceRow) {
 				for _, d := range spanDedicated {
 					if *d.pos(sp) > 0 {
 						if d.isInt {
-							x.addAttr(TagSpan, d.key, kindInt, "", *d.num(sp), 0)
+							x.addAttr(TagSpan, d.key, kindInt, "", *d.num(sp), 0, false)
 						} else {
-							x.addAttr(TagSpan, d.key, kindString, *d.str(sp), 0, 0)
+							x.addAttr(TagSpan, d.key, kindString, *d.str(sp), 0, 0, false)
 						}
 					}
 				}
@@ -683,8 +687,8 @@ func (x *searchIndex) addCells(cells []cell) {
 	roots := 0
 	defer func() { x.noRoot(roots) }()
 	walkCells(cells, &cellVisitor{
-		attr: func(sc TagScope, key []byte, kind int32, s []byte, i int64, f float64) {
-			x.addAttr(sc, string(key), kind, string(s), i, f)
+		attr: func(sc TagScope, key []byte, kind int32, s []byte, i int64, f float64, generic bool) {
+			x.addAttr(sc, string(key), kind, string(s), i, f, generic)
 		},
 		span: func(name []byte, kind, status int32, msg []byte, dur uint64, root bool, svc []byte) {
 			x.addSpan(string(name), kind, status, string(msg), dur)
