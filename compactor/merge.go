@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"container/heap"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"iter"
@@ -312,46 +311,6 @@ func nextErr(src source) error {
 	return errors.New("input ended inside a trace")
 }
 
-// spanSet holds the spans of a trace written so far, by ID and kind (as
-// pkg/model/combine tells spans apart). The usual 8-byte ID makes a
-// 16-byte key with no allocation; a big trace's set stays compact.
-type spanSet struct {
-	short map[shortSpanKey]struct{}
-	long  map[longSpanKey]struct{}
-}
-
-type shortSpanKey struct {
-	id   uint64
-	kind int32
-}
-
-type longSpanKey struct {
-	id   string
-	kind int32
-}
-
-func newSpanSet() *spanSet {
-	return &spanSet{short: make(map[shortSpanKey]struct{}), long: make(map[longSpanKey]struct{})}
-}
-
-// add adds a span and reports whether it was new.
-func (s *spanSet) add(id []byte, kind int32) bool {
-	if len(id) == 8 {
-		k := shortSpanKey{binary.LittleEndian.Uint64(id), kind}
-		if _, ok := s.short[k]; ok {
-			return false
-		}
-		s.short[k] = struct{}{}
-		return true
-	}
-	k := longSpanKey{string(id), kind}
-	if _, ok := s.long[k]; ok {
-		return false
-	}
-	s.long[k] = struct{}{}
-	return true
-}
-
 // combineStreaming writes one trace found in several inputs when a copy is
 // stored as several rows (a big trace), in memory bounded by one row plus
 // the span keys of the trace: the first copy (input order) is copied row
@@ -363,11 +322,11 @@ func (s *spanSet) add(id []byte, kind int32) bool {
 // (the first copy is kept whole, as a trace found in one input is), which
 // takes decoding each row to measure it.
 func combineStreaming(out sink, id []byte, group []heapEntry, st *mergeStats, maxBytes int) error {
-	seen := newSpanSet()
+	var seen combine.SpanSet
 	size := 0
 	first := group[0].src
 	for part := false; ; part = true {
-		first.spanKeys(func(sid []byte, kind int32) { seen.add(sid, kind) })
+		first.spanKeys(func(sid []byte, kind int32) { seen.Add(sid, kind) })
 		if maxBytes > 0 {
 			td, err := first.trace()
 			if err != nil {
@@ -392,7 +351,7 @@ func combineStreaming(out sink, id []byte, group []heapEntry, st *mergeStats, ma
 	for _, e := range group[1:] {
 		for {
 			if maxBytes == 0 {
-				if err := addNewSpans(out, e.src, seen, st); err != nil {
+				if err := addNewSpans(out, e.src, &seen, st); err != nil {
 					return err
 				}
 			} else {
@@ -400,7 +359,7 @@ func combineStreaming(out sink, id []byte, group []heapEntry, st *mergeStats, ma
 				if err != nil {
 					return err
 				}
-				kept, dropped := dropSeen(td, seen)
+				kept, dropped := dropSeen(td, &seen)
 				st.spansDeduped += int64(dropped)
 				if n := countSpans(kept); n > 0 {
 					if size >= maxBytes {
@@ -441,11 +400,11 @@ func combineStreaming(out sink, id []byte, group []heapEntry, st *mergeStats, ma
 // decoding the row: it is dropped when every span is written (a replica),
 // copied as it is when none is (late spans), and filtered span by span
 // otherwise.
-func addNewSpans(out sink, src source, seen *spanSet, st *mergeStats) error {
+func addNewSpans(out sink, src source, seen *combine.SpanSet, st *mergeStats) error {
 	var keep []bool
 	kept := 0
 	src.spanKeys(func(sid []byte, kind int32) {
-		isNew := seen.add(sid, kind)
+		isNew := seen.Add(sid, kind)
 		if isNew {
 			kept++
 		}
@@ -496,9 +455,9 @@ func filterSpans(td *tracev1.TracesData, keep func(rs *tracev1.ResourceSpans, ss
 // dropSeen removes from td the spans whose key is in seen and adds the
 // keys of the others; it returns what is left (empty groups removed) and
 // how many spans it dropped.
-func dropSeen(td *tracev1.TracesData, seen *spanSet) (*tracev1.TracesData, int) {
+func dropSeen(td *tracev1.TracesData, seen *combine.SpanSet) (*tracev1.TracesData, int) {
 	dropped := filterSpans(td, func(_ *tracev1.ResourceSpans, _ *tracev1.ScopeSpans, sp *tracev1.Span, _, _ bool) bool {
-		return seen.add(sp.GetSpanId(), int32(sp.GetKind()))
+		return seen.Add(sp.GetSpanId(), int32(sp.GetKind()))
 	})
 	return td, dropped
 }

@@ -244,7 +244,8 @@ func (s *server) otlpGRPC() string { return fmt.Sprintf("127.0.0.1:%d", s.ports.
 func (s *server) otlpHTTP() string { return fmt.Sprintf("127.0.0.1:%d", s.ports.OTLPHTTP) }
 
 // traceByID reads a trace through GET /api/traces/{id} as protobuf; nil if
-// the server answers 404.
+// the server answers 404. Every trace read is walked as Grafana's plugin
+// walks it (grafanaWalk), so every receiver's round-trip test checks it.
 func (s *server) traceByID(t testing.TB, id []byte, tenantID string) *tracev1.TracesData {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, s.url(fmt.Sprintf("/api/traces/%x", id)), nil)
@@ -264,7 +265,9 @@ func (s *server) traceByID(t testing.TB, id []byte, tenantID string) *tracev1.Tr
 	require.Equal(t, http.StatusOK, resp.StatusCode, "body: %s", body)
 	var tr rubatopb.Trace
 	require.NoError(t, proto.Unmarshal(body, &tr))
-	return &tracev1.TracesData{ResourceSpans: tr.ResourceSpans}
+	td := &tracev1.TracesData{ResourceSpans: tr.ResourceSpans}
+	grafanaWalk(t, td)
+	return td
 }
 
 // flush asks the ingester to cut and upload everything.

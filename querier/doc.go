@@ -33,6 +33,8 @@
 //     paths are 404 and known-but-unimplemented Tempo routes 501, both with
 //     a message.
 //   - A streamed search sends at least one message, every message with
-//     metrics, and ends with a complete one (completedJobs == totalJobs);
+//     metrics, and ends with a complete one (completedJobs == totalJobs)
+//     holding every trace; progress messages hold no traces, because
+//     Grafana keeps the first copy of a trace it is sent;
 //     gRPC and HTTP/1.1 share the query port (NewHTTPServer, h2c).
 package querier

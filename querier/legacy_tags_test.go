@@ -4,6 +4,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
@@ -45,5 +46,43 @@ func FuzzLegacySearch(f *testing.F) {
 		sets, err := tq.Eval(td)
 		require.NoError(t, err)
 		require.NotEmpty(t, sets, "value %q: %s must match its own span", value, query)
+	})
+}
+
+// FuzzParseSearchRequest: any /api/search query string is refused with an
+// error or gives a request within the configured bounds whose TraceQL
+// parses.
+func FuzzParseSearchRequest(f *testing.F) {
+	for _, s := range []string{
+		"q=%7B%7D&limit=5&spss=2&start=100&end=200",
+		"tags=service.name%3Dapi&minDuration=1s",
+		"limit=999999&spss=100&start=1&end=604801",
+		"q=%7B%20.a%20%3D%20%22x%22%20%7D%20%7C%20count()%20%3E%201",
+		"start=%ff&end=&&=",
+	} {
+		f.Add(s)
+	}
+	cfg := defaultSearchConfig()
+	cfg.MaxResultLimit = 500
+	f.Fuzz(func(t *testing.T, raw string) {
+		r := httptest.NewRequest("GET", "/api/search", nil)
+		r.URL.RawQuery = raw
+		req, err := ParseSearchRequest(r, cfg)
+		if err != nil {
+			return
+		}
+		_, perr := traceql.Parse(req.Query)
+		require.NoError(t, perr, "%q gave query %q", raw, req.Query)
+		require.GreaterOrEqual(t, req.Limit, uint32(1))
+		require.LessOrEqual(t, req.Limit, cfg.MaxResultLimit)
+		require.LessOrEqual(t, req.SpansPerSpanSet, cfg.MaxSpansPerSpanSet)
+		require.GreaterOrEqual(t, req.SpansPerSpanSet, uint32(1))
+		if req.Start != 0 || req.End != 0 {
+			require.Greater(t, req.End, req.Start)
+			require.LessOrEqual(t, time.Duration(req.End-req.Start)*time.Second, cfg.MaxDuration)
+		}
+		require.Empty(t, req.Tags)
+		require.Zero(t, req.MinDurationMs)
+		require.Zero(t, req.MaxDurationMs)
 	})
 }

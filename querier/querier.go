@@ -126,7 +126,8 @@ func (r TimeRange) overlaps(m *block.Meta) bool {
 // nil if nowhere. When some source could not be read (an ingester or a
 // backend block), it returns what the others gave together with a non-nil
 // partial error naming the failures: the caller reports the result as
-// partial, never as complete.
+// partial, never as complete. Every span of the result has a Resource, a
+// Scope and a Status (combine.FillRequired), as Grafana requires.
 func (q *Querier) FindTraceByID(ctx context.Context, tenantID string, id [16]byte, tr TimeRange) (td *tracev1.TracesData, partial error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -189,7 +190,9 @@ func (q *Querier) FindTraceByID(ctx context.Context, tenantID string, id [16]byt
 	if len(errs) > 0 {
 		q.partialLookups.Inc()
 	}
-	return c.Result(), errors.Join(errs...)
+	td = c.Result()
+	combine.FillRequired(td)
+	return td, errors.Join(errs...)
 }
 
 func (q *Querier) fromIngesters(ctx context.Context, tenantID string, id [16]byte) (*tracev1.TracesData, error) {

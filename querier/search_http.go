@@ -212,19 +212,45 @@ func (a *SearchAPI) search(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, normalizeSearchResponse(resp))
+	resp = normalizeSearchResponse(resp, req)
+	if wantsProtobuf(r) {
+		writeProto(w, resp)
+		return
+	}
+	b, err := appendSearchResponseJSON(make([]byte, 0, 4096), resp)
+	if err != nil {
+		a.fail(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", mimeJSON)
+	_, _ = w.Write(b)
 }
 
-// normalizeSearchResponse makes metrics non-nil and fills the deprecated
-// spanSet with the first spanset, as Tempo does (Grafana prefers it).
-func normalizeSearchResponse(resp *rubatopb.SearchResponse) *rubatopb.SearchResponse {
+// normalizeSearchResponse makes metrics non-nil, holds the answer to the
+// request's limit and spss (whatever the searcher returned), and fills the
+// deprecated spanSet with the first spanset, as Tempo does (Grafana prefers
+// it).
+func normalizeSearchResponse(resp *rubatopb.SearchResponse, req *rubatopb.SearchRequest) *rubatopb.SearchResponse {
 	if resp == nil {
 		resp = &rubatopb.SearchResponse{}
 	}
 	if resp.Metrics == nil {
 		resp.Metrics = &rubatopb.SearchMetrics{}
 	}
+	if req.Limit > 0 && len(resp.Traces) > int(req.Limit) {
+		resp.Traces = resp.Traces[:req.Limit]
+	}
 	for _, t := range resp.Traces {
+		if req.SpansPerSpanSet > 0 {
+			for _, ss := range t.SpanSets {
+				if len(ss.Spans) > int(req.SpansPerSpanSet) {
+					ss.Spans = ss.Spans[:req.SpansPerSpanSet]
+				}
+			}
+			if t.SpanSet != nil && len(t.SpanSet.Spans) > int(req.SpansPerSpanSet) {
+				t.SpanSet.Spans = t.SpanSet.Spans[:req.SpansPerSpanSet]
+			}
+		}
 		if t.SpanSet == nil && len(t.SpanSets) > 0 {
 			t.SpanSet = t.SpanSets[0]
 		}
@@ -393,7 +419,7 @@ func (a *SearchAPI) tagsV2(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, resp)
+	writeAnswer(w, r, resp)
 }
 
 func (a *SearchAPI) tagsV1(w http.ResponseWriter, r *http.Request) {
@@ -412,7 +438,7 @@ func (a *SearchAPI) tagsV1(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, tagsV1FromV2(v2, req.Scope, limit))
+	writeAnswer(w, r, tagsV1FromV2(v2, req.Scope, limit))
 }
 
 // tagValuesRequest reads the tag-values parameters; the tag name is the
@@ -485,7 +511,7 @@ func (a *SearchAPI) tagValuesV2(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, resp)
+	writeAnswer(w, r, resp)
 }
 
 // V1TagName maps a v1 tag name (a bare attribute key, or one of Tempo's
@@ -532,11 +558,21 @@ func (a *SearchAPI) tagValuesV1(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, err)
 		return
 	}
-	writeJSON(w, tagValuesV1FromV2(v2))
+	writeAnswer(w, r, tagValuesV1FromV2(v2))
 }
 
-// writeJSON writes m as Tempo does: protobuf JSON, lowerCamel names,
-// 64-bit integers as strings, zero fields omitted.
+// writeAnswer writes m as Tempo does: protobuf when the client accepts
+// application/protobuf, else protobuf JSON (lowerCamel names, 64-bit
+// integers as strings, zero fields omitted).
+func writeAnswer(w http.ResponseWriter, r *http.Request, m proto.Message) {
+	if wantsProtobuf(r) {
+		writeProto(w, m)
+		return
+	}
+	writeJSON(w, m)
+}
+
+// writeJSON writes m as protobuf JSON.
 func writeJSON(w http.ResponseWriter, m proto.Message) {
 	b, err := protojson.Marshal(m)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/golang/protobuf/jsonpb" //nolint:staticcheck // Grafana's decoder
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 )
@@ -46,6 +48,31 @@ func TestSearchJSONStrict(t *testing.T) {
 	require.Equal(t, uint32(2), req.SpansPerSpanSet)
 	require.Equal(t, uint32(1700000000), req.Start)
 	require.Equal(t, uint32(1700003600), req.End)
+
+	// Accept: application/protobuf gets the same answer as protobuf.
+	hreq, err := http.NewRequest(http.MethodGet, s.url("/api/search?limit=5"), nil)
+	require.NoError(t, err)
+	hreq.Header.Set("Accept", "application/protobuf")
+	hresp, err := http.DefaultClient.Do(hreq)
+	require.NoError(t, err)
+	pb, err := io.ReadAll(hresp.Body)
+	require.NoError(t, err)
+	hresp.Body.Close()
+	require.Equal(t, "application/protobuf", hresp.Header.Get("Content-Type"))
+	var fromPB rubatopb.SearchResponse
+	require.NoError(t, proto.Unmarshal(pb, &fromPB))
+	require.Len(t, fromPB.Traces, 2)
+	require.Equal(t, "abc1", fromPB.Traces[1].TraceID)
+
+	// The answer is held to limit and spss whatever the searcher returns.
+	f.searchResp = richSearchResponse(5)
+	f.searchResp.Traces[0].SpanSets[0].Spans = append(f.searchResp.Traces[0].SpanSets[0].Spans, f.searchResp.Traces[1].SpanSets[0].Spans[0], f.searchResp.Traces[2].SpanSets[0].Spans[0])
+	code, body = httpGet(t, s.url("/api/search?limit=2&spss=2"))
+	require.Equal(t, http.StatusOK, code, body)
+	strictDecode(t, body, &got)
+	require.Len(t, got.Traces, 2)
+	require.Len(t, got.Traces[0].SpanSets[0].Spans, 2)
+	require.Equal(t, uint32(2), got.Traces[0].SpanSets[0].Matched, "matched is the searcher's count")
 
 	// Nothing found still decodes, with metrics.
 	f.searchResp = &rubatopb.SearchResponse{}
@@ -324,4 +351,13 @@ func TestFallbackRoutes(t *testing.T) {
 	code, body = httpGet(t, s.url("/api/echo"))
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "echo", body)
+
+	// REST over h2c (HTTP/2 with prior knowledge) works too.
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	resp, err := (&http.Client{Transport: tr}).Get(s.url("/api/echo"))
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, 2, resp.ProtoMajor)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 }

@@ -73,10 +73,18 @@ func (s *StreamingServer) begin(ctx context.Context) (string, error) {
 	return tenantID, nil
 }
 
-// Search streams the search: a message with the traces found so far and
-// the latest metrics each time the searcher reports progress (at most one
-// per streamInterval), then always a final message with every result and
-// completedJobs == totalJobs. Every message carries metrics.
+// Search streams the search: a progress message with the latest metrics
+// each time the searcher reports progress (at most one per streamInterval),
+// then always a final message with every result and completedJobs ==
+// totalJobs. Every message carries metrics.
+//
+// Progress messages carry no traces: Grafana's plugin appends each
+// message's traces and, for a trace ID seen twice, keeps the FIRST copy
+// (removeDuplicates in its search_stream.go), so a trace sent while still
+// partial (more spansets, a root found later, or later pushed out of the
+// limit) would stay wrong on screen. Tempo avoids this by sending a trace
+// only once every job covering it is done; Rubato's searcher merges across
+// sources to the end, so only the final answer is sent.
 func (s *StreamingServer) Search(in *rubatopb.SearchRequest, stream grpc.ServerStreamingServer[rubatopb.SearchResponse]) error {
 	tenantID, err := s.begin(stream.Context())
 	if err != nil {
@@ -103,13 +111,18 @@ func (s *StreamingServer) Search(in *rubatopb.SearchRequest, stream grpc.ServerS
 	defer cancel()
 	var (
 		mu     sync.Mutex
-		latest *rubatopb.SearchResponse
-		seq    int // bumped on each progress report
+		latest *rubatopb.SearchMetrics // of the last progress report
+		seq    int                     // bumped on each progress report
 	)
 	progress := func(p *rubatopb.SearchResponse) {
-		c := proto.Clone(p).(*rubatopb.SearchResponse)
+		// Only the metrics are streamed before the end (see above): copy
+		// them, not the traces.
+		m := &rubatopb.SearchMetrics{}
+		if p.GetMetrics() != nil {
+			m = proto.Clone(p.Metrics).(*rubatopb.SearchMetrics)
+		}
 		mu.Lock()
-		latest = c
+		latest = m
 		seq++
 		mu.Unlock()
 	}
@@ -131,7 +144,7 @@ func (s *StreamingServer) Search(in *rubatopb.SearchRequest, stream grpc.ServerS
 			if res.err != nil {
 				return s.grpcError(res.err)
 			}
-			return sendSearch(stream, finalSearchResponse(res.resp))
+			return sendSearch(stream, finalSearchResponse(res.resp, req))
 		case <-tick.C:
 			mu.Lock()
 			msg, n := latest, seq
@@ -140,7 +153,7 @@ func (s *StreamingServer) Search(in *rubatopb.SearchRequest, stream grpc.ServerS
 				continue
 			}
 			sent = n
-			if err := sendSearch(stream, normalizeSearchResponse(msg)); err != nil {
+			if err := stream.Send(&rubatopb.SearchResponse{Metrics: msg}); err != nil {
 				cancel()
 				<-done
 				return err
@@ -175,8 +188,8 @@ func sendSearch(stream grpc.ServerStreamingServer[rubatopb.SearchResponse], resp
 
 // finalSearchResponse is the last message: metrics present and the job
 // count complete.
-func finalSearchResponse(resp *rubatopb.SearchResponse) *rubatopb.SearchResponse {
-	resp = normalizeSearchResponse(resp)
+func finalSearchResponse(resp *rubatopb.SearchResponse, req *rubatopb.SearchRequest) *rubatopb.SearchResponse {
+	resp = normalizeSearchResponse(resp, req)
 	if resp.Metrics.TotalJobs == 0 {
 		resp.Metrics.TotalJobs = 1
 	}

@@ -34,6 +34,7 @@ func (sc *searchColumns) spanCols() []int {
 // dedCol is a dedicated attribute's value column and its Pos column.
 type dedCol struct {
 	key      string
+	keyBytes []byte
 	val, pos int
 	isInt    bool
 }
@@ -68,7 +69,7 @@ var searchCols = sync.OnceValue(func() *searchColumns {
 		{"k8s.namespace.name", "K8sNamespaceName"}, {"k8s.pod.name", "K8sPodName"},
 		{"k8s.container.name", "K8sContainerName"},
 	} {
-		sc.resDed = append(sc.resDed, dedCol{key: d.key, val: col("rs", "Resource", d.name), pos: col("rs", "Resource", d.name+"Pos")})
+		sc.resDed = append(sc.resDed, dedCol{key: d.key, keyBytes: []byte(d.key), val: col("rs", "Resource", d.name), pos: col("rs", "Resource", d.name+"Pos")})
 	}
 	for _, d := range []struct {
 		key, name string
@@ -78,7 +79,7 @@ var searchCols = sync.OnceValue(func() *searchColumns {
 		{"http.url", "HttpUrl", false}, {"url.full", "UrlFull", false},
 		{"http.status_code", "HttpStatusCode", true}, {"http.response.status_code", "HttpResponseStatusCode", true},
 	} {
-		sc.spanDed = append(sc.spanDed, dedCol{key: d.key, val: col("rs", "ss", "Spans", d.name), pos: col("rs", "ss", "Spans", d.name+"Pos"), isInt: d.isInt})
+		sc.spanDed = append(sc.spanDed, dedCol{key: d.key, keyBytes: []byte(d.key), val: col("rs", "ss", "Spans", d.name), pos: col("rs", "ss", "Spans", d.name+"Pos"), isInt: d.isInt})
 	}
 	return sc
 })
@@ -122,14 +123,14 @@ func (c *cursor) next() (v int, def, ok bool) {
 // int64At and friends read value i of a page of that kind.
 func (p *colPage) int64At(i int) int64 {
 	if p.dict != nil {
-		return p.dict.dict.Index(p.idx[i]).Int64()
+		return int64(binary.LittleEndian.Uint64(p.dict.data[8*p.idx[i]:]))
 	}
 	return int64(binary.LittleEndian.Uint64(p.data[8*i:]))
 }
 
 func (p *colPage) int32At(i int) int32 {
 	if p.dict != nil {
-		return p.dict.dict.Index(p.idx[i]).Int32()
+		return int32(binary.LittleEndian.Uint32(p.dict.data[4*p.idx[i]:]))
 	}
 	return int32(binary.LittleEndian.Uint32(p.data[4*i:]))
 }
@@ -140,7 +141,9 @@ func (p *colPage) float64At(i int) float64 {
 
 // cellVisitor receives a row's values. Byte slices alias the pages.
 type cellVisitor struct {
-	attr func(sc TagScope, key []byte, kind int32, s []byte, i int64, f float64)
+	// attr gets every attribute; generic tells one stored in Attrs from one
+	// in a dedicated column.
+	attr func(sc TagScope, key []byte, kind int32, s []byte, i int64, f float64, generic bool)
 	// span gets every span's intrinsics; root tells a span without a
 	// parent, svc is its resource's service.name (root spans only).
 	span  func(name []byte, kind, status int32, msg []byte, dur uint64, root bool, svc []byte) // nil: spans not walked
@@ -187,9 +190,9 @@ func walkDedicated(cells []cell, d dedCol, sc TagScope, v *cellVisitor) {
 			continue
 		}
 		if d.isInt {
-			v.attr(sc, []byte(d.key), kindInt, nil, vals.pg.int64At(vi), 0)
+			v.attr(sc, d.keyBytes, kindInt, nil, vals.pg.int64At(vi), 0, false)
 		} else {
-			v.attr(sc, []byte(d.key), kindString, vals.pg.bytesAt(vi), 0, 0)
+			v.attr(sc, d.keyBytes, kindString, vals.pg.bytesAt(vi), 0, 0, false)
 		}
 	}
 }
@@ -233,7 +236,7 @@ func walkAttrs(cells []cell, c int, sc TagScope, v *cellVisitor) {
 				f = dbls.pg.float64At(di)
 			}
 		}
-		v.attr(sc, keys.pg.bytesAt(ki), kind, s, i, f)
+		v.attr(sc, keys.pg.bytesAt(ki), kind, s, i, f, true)
 	}
 }
 

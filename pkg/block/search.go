@@ -36,9 +36,9 @@ type SearchStats struct {
 // superset of the matches, never missing one), in trace-ID order, decoded
 // to OTLP with its parts joined. fn returns false to stop. td is the
 // caller's to keep.
-func (r *Reader) Search(ctx context.Context, req SearchRequest, fn func(id [16]byte, td *tracev1.TracesData) bool) (SearchStats, error) {
-	var st SearchStats
-	preds, err := compilePreds(req.Predicates)
+func (r *Reader) Search(ctx context.Context, req SearchRequest, fn func(id [16]byte, td *tracev1.TracesData) bool) (st SearchStats, err error) {
+	var preds []pred
+	preds, err = compilePreds(req.Predicates)
 	if err != nil {
 		return st, err
 	}

@@ -32,6 +32,16 @@ const (
 	maxIndexInts   = 64       // distinct ints per attribute name
 	maxIndexBytes  = 1 << 20  // string bytes over the whole index
 	maxValueLen    = 1 << 10  // longer strings are not kept (the set overflows)
+
+	// An attribute name whose string set overflowed gets a bloom filter
+	// of its values (for equality), unless it has more than
+	// maxBloomValues distinct values; the writer holds at most
+	// maxIndexHashes value hashes in all, and the index at most
+	// maxBloomBytes of filters (names in order).
+	maxBloomValues = 1 << 17
+	maxIndexHashes = 1 << 20
+	maxBloomBytes  = 1 << 20
+	bloomValueFP   = 0.01
 )
 
 // Kinds seen for an attribute name (keyIndex.kinds).
@@ -40,7 +50,8 @@ const (
 	seenInt
 	seenFloat
 	seenBool
-	seenOther // bytes, arrays, maps, no value: may match anything
+	seenOther   // bytes, arrays, maps, no value: may match anything
+	seenGeneric // some value is stored in Attrs (not in a dedicated column)
 )
 
 // strSet is a capped set of strings.
@@ -141,6 +152,36 @@ type keyIndex struct {
 	bools        uint8 // bit 0: false seen, bit 1: true seen
 	floatSeen    bool
 	floatSpecial bool // NaN seen
+	// bloom holds every string value once strs overflowed (nil: none).
+	// While building, hashes collects them (nil once noBloom).
+	bloom   *Bloom
+	hashes  map[uint64]struct{}
+	noBloom bool
+}
+
+// addHash records a string value for the bloom filter of an overflowed set.
+func (x *searchIndex) addHash(k *keyIndex, v string) {
+	if k.noBloom {
+		return
+	}
+	if k.hashes == nil {
+		k.hashes = make(map[uint64]struct{}, len(k.strs.vals)+1)
+		for s := range k.strs.vals {
+			k.hashes[HashID([]byte(s))] = struct{}{}
+		}
+		x.hashCount += len(k.hashes)
+	}
+	h := HashID([]byte(v))
+	if _, ok := k.hashes[h]; ok {
+		return
+	}
+	if len(k.hashes) >= maxBloomValues || x.hashCount >= maxIndexHashes {
+		x.hashCount -= len(k.hashes)
+		k.hashes, k.noBloom = nil, true
+		return
+	}
+	k.hashes[h] = struct{}{}
+	x.hashCount++
 }
 
 func (k *keyIndex) addInt(v int64) {
@@ -189,8 +230,14 @@ func (k *keyIndex) mayHold(p *pred) bool {
 	if k.kinds&seenOther != 0 {
 		return true
 	}
-	if k.kinds&seenString != 0 && k.strs.mayHold(p) {
-		return true
+	if k.kinds&seenString != 0 {
+		if k.strs.overflow && k.bloom != nil && p.Op == PredEq && p.Value.Type == ValString {
+			if k.bloom.Test(HashID([]byte(p.Value.Str))) {
+				return true
+			}
+		} else if k.strs.mayHold(p) {
+			return true
+		}
 	}
 	if k.kinds&seenInt != 0 {
 		if k.intOverflow {
@@ -267,6 +314,7 @@ type searchIndex struct {
 	durations, traceDurations              numRange
 	rowGroups                              []rgTimes
 	budget                                 int // string bytes left (building)
+	hashCount                              int // value hashes held (building)
 }
 
 func newSearchIndex() *searchIndex { return &searchIndex{budget: maxIndexBytes} }
@@ -279,15 +327,21 @@ func codeBit(c int64) uint8 {
 }
 
 // addAttr records one attribute value of a kind (schema.go's kind codes).
-func (x *searchIndex) addAttr(sc TagScope, key string, kind int32, s string, i int64, f float64) {
+func (x *searchIndex) addAttr(sc TagScope, key string, kind int32, s string, i int64, f float64, generic bool) {
 	k := x.scopes[sc].key(key)
 	if k == nil {
 		return
+	}
+	if generic {
+		k.kinds |= seenGeneric
 	}
 	switch kind {
 	case kindString:
 		k.kinds |= seenString
 		k.strs.add(s, &x.budget)
+		if k.strs.overflow {
+			x.addHash(k, s)
+		}
 	case kindInt:
 		k.addInt(i)
 	case kindDouble:
@@ -407,6 +461,7 @@ func (x *searchIndex) encode() []byte {
 	for _, s := range []*strSet{&x.names, &x.statusMsgs, &x.rootNames, &x.rootSvcs} {
 		b = appendStrSet(b, s)
 	}
+	bloomBytes := 0
 	for sc := range x.scopes {
 		s := &x.scopes[sc]
 		b = appendBool(b, s.overflow)
@@ -437,6 +492,23 @@ func (x *searchIndex) encode() []byte {
 			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(k.fmin))
 			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(k.fmax))
 			b = append(b, k.bools)
+			bl := k.bloom
+			if bl == nil && k.hashes != nil && k.strs.overflow {
+				bl = NewBloom(len(k.hashes), bloomValueFP)
+				for h := range k.hashes {
+					bl.Add(h)
+				}
+			}
+			if bl == nil || bloomBytes+len(bl.words)*8 > maxBloomBytes {
+				b = append(b, 0)
+				continue
+			}
+			bloomBytes += len(bl.words) * 8
+			b = append(b, byte(bl.k))
+			b = binary.AppendUvarint(b, bl.m)
+			for _, w := range bl.words {
+				b = binary.LittleEndian.AppendUint64(b, w)
+			}
 		}
 	}
 	return binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, crcTable))
@@ -593,6 +665,17 @@ func decodeSearchIndex(data []byte) (*searchIndex, error) {
 			k.floatSeen, k.floatSpecial = d.bool(), d.bool()
 			k.fmin, k.fmax = math.Float64frombits(d.u64()), math.Float64frombits(d.u64())
 			k.bools = d.byte()
+			if bk := d.byte(); bk != 0 {
+				m := d.uvarint()
+				if bk > maxBloomK || m == 0 || m%64 != 0 || m/8 > uint64(len(d.b)) {
+					d.fail("bad bloom filter")
+					break
+				}
+				k.bloom = &Bloom{k: int(bk), m: m, words: make([]uint64, m/64)}
+				for w := range k.bloom.words {
+					k.bloom.words[w] = d.u64()
+				}
+			}
 			if d.err != nil {
 				break
 			}
@@ -615,14 +698,14 @@ func (x *searchIndex) addTraceRow(r *traceRow) {
 	attrs := func(sc TagScope, as []attrRow) {
 		for i := range as {
 			a := &as[i]
-			x.addAttr(sc, a.Key, a.Kind, a.Str, a.Int, a.Double)
+			x.addAttr(sc, a.Key, a.Kind, a.Str, a.Int, a.Double, true)
 		}
 	}
 	for i := range r.ResourceSpans {
 		rs := &r.ResourceSpans[i]
 		for _, d := range resourceDedicated {
 			if *d.pos(&rs.Resource) > 0 {
-				x.addAttr(TagResource, d.key, kindString, *d.str(&rs.Resource), 0, 0)
+				x.addAttr(TagResource, d.key, kindString, *d.str(&rs.Resource), 0, 0, false)
 			}
 		}
 		attrs(TagResource, rs.Resource.Attrs)
@@ -640,9 +723,9 @@ func (x *searchIndex) addTraceRow(r *traceRow) {
 				for _, d := range spanDedicated {
 					if *d.pos(sp) > 0 {
 						if d.isInt {
-							x.addAttr(TagSpan, d.key, kindInt, "", *d.num(sp), 0)
+							x.addAttr(TagSpan, d.key, kindInt, "", *d.num(sp), 0, false)
 						} else {
-							x.addAttr(TagSpan, d.key, kindString, *d.str(sp), 0, 0)
+							x.addAttr(TagSpan, d.key, kindString, *d.str(sp), 0, 0, false)
 						}
 					}
 				}
@@ -683,8 +766,8 @@ func (x *searchIndex) addCells(cells []cell) {
 	roots := 0
 	defer func() { x.noRoot(roots) }()
 	walkCells(cells, &cellVisitor{
-		attr: func(sc TagScope, key []byte, kind int32, s []byte, i int64, f float64) {
-			x.addAttr(sc, string(key), kind, string(s), i, f)
+		attr: func(sc TagScope, key []byte, kind int32, s []byte, i int64, f float64, generic bool) {
+			x.addAttr(sc, string(key), kind, string(s), i, f, generic)
 		},
 		span: func(name []byte, kind, status int32, msg []byte, dur uint64, root bool, svc []byte) {
 			x.addSpan(string(name), kind, status, string(msg), dur)

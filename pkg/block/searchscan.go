@@ -82,7 +82,7 @@ func (r *Reader) search(ctx context.Context, s *searcher, fn func(id [16]byte, t
 	if err != nil {
 		return err
 	}
-	sc := &scan{r: r, s: s, ft: ft, st: st, fn: fn}
+	sc := &scan{r: r, s: s, ft: ft, st: st, fn: fn, idx: idx}
 	sc.plan()
 	defer sc.closeDecoder()
 	for i := range ft.rgs {
@@ -114,7 +114,7 @@ type scan struct {
 	// always: predicates that hold in every trace (unknown intrinsics);
 	// traceDur: traceDuration predicates, checked per trace.
 	always, traceDur predMask
-	spans, roots     bool // walk span intrinsics / root names
+	spans            bool // walk span intrinsics
 
 	cols  []colReader
 	cells []cell
@@ -133,16 +133,19 @@ type scan struct {
 	rootPreds        predMask
 	rowRoot, curRoot bool
 
+	idx *searchIndex // nil for v1
+	v   cellVisitor  // sets m
+	m   predMask
+
 	// visit, if set, is given every row instead (tag scans).
 	visit *cellVisitor
 	stop  *bool
 
 	// Decoding: the fetched row group and its row reader.
-	decRG   int
-	decRows parquet.Rows
-	decNext int64
-	decBuf  []parquet.Row
-	tr      traceRow
+	decRG    int
+	dec      []seekReader
+	decCells []cell
+	tr       traceRow
 }
 
 type rowRef struct {
@@ -184,19 +187,28 @@ func (sc *scan) plan() {
 				if !p.isAttr(ps) {
 					continue
 				}
-				for c := range attrColumns - 1 { // not Bytes: such values are kind 6/7 and may match anything
-					need[cols.attrs[t]+c] = true
-				}
 				ded := cols.spanDed
 				if ps == PredResource {
 					ded = cols.resDed
 				}
+				dedicated := false
 				if ps == PredResource || ps == PredSpan {
 					for _, d := range ded {
 						if d.key == p.Key {
 							need[d.val], need[d.pos] = true, true
+							dedicated = true
 						}
 					}
+				}
+				// A dedicated key the index never saw in Attrs needs only
+				// its dedicated columns.
+				if dedicated && sc.idx != nil && !sc.idx.scopes[t].overflow {
+					if k := sc.idx.scopes[t].keys[p.Key]; k == nil || k.kinds&seenGeneric == 0 {
+						continue
+					}
+				}
+				for c := range attrColumns - 1 { // not Bytes: such values are kind 6/7 and may match anything
+					need[cols.attrs[t]+c] = true
 				}
 			}
 		}
@@ -207,17 +219,24 @@ func (sc *scan) plan() {
 	slices.Sort(sc.need)
 	sc.cols = make([]colReader, numColumns)
 	sc.decRG = -1
+	sc.v = sc.visitor()
 }
 
 // rowMask evaluates the predicates over one row's cells.
 func (sc *scan) rowMask(cells []cell) predMask {
-	m := sc.always
+	sc.m = sc.always
+	walkCells(cells, &sc.v)
+	return sc.m
+}
+
+// visitor returns the cell visitor that sets sc.m.
+func (sc *scan) visitor() cellVisitor {
 	ps := sc.s.preds
 	v := cellVisitor{}
-	v.attr = func(t TagScope, key []byte, kind int32, s []byte, i int64, f float64) {
+	v.attr = func(t TagScope, key []byte, kind int32, s []byte, i int64, f float64, _ bool) {
 		for j := range ps {
 			p := &ps[j]
-			if m&(1<<j) != 0 || !p.isAttr(tagPredScopes[t]) || p.Key != unsafeString(key) {
+			if sc.m&(1<<j) != 0 || !p.isAttr(tagPredScopes[t]) || p.Key != unsafeString(key) {
 				continue
 			}
 			var ok bool
@@ -234,18 +253,18 @@ func (sc *scan) rowMask(cells []cell) predMask {
 				ok = true
 			}
 			if ok {
-				m |= 1 << j
+				sc.m |= 1 << j
 			}
 		}
 	}
 	if sc.spans {
 		v.span = func(name []byte, kind, status int32, msg []byte, dur uint64, root bool, svc []byte) {
+			if root {
+				sc.rowRoot = true
+			}
 			for j := range ps {
 				p := &ps[j]
-				if root {
-					sc.rowRoot = true
-				}
-				if m&(1<<j) != 0 || (p.Scope != PredSpanIntrinsic && !root) {
+				if sc.m&(1<<j) != 0 || (p.Scope != PredSpanIntrinsic && !root) {
 					continue
 				}
 				var ok bool
@@ -266,27 +285,12 @@ func (sc *scan) rowMask(cells []cell) predMask {
 					ok = p.matchStr(unsafeString(msg))
 				}
 				if ok {
-					m |= 1 << j
+					sc.m |= 1 << j
 				}
 			}
 		}
 	}
-	if sc.roots {
-		v.roots = func(name, svc []byte) {
-			for j := range ps {
-				p := &ps[j]
-				if p.Scope != PredTraceIntrinsic {
-					continue
-				}
-				if (p.intrinsic == inRootName && p.matchStr(unsafeString(name))) ||
-					(p.intrinsic == inRootServiceName && p.matchStr(unsafeString(svc))) {
-					m |= 1 << j
-				}
-			}
-		}
-	}
-	walkCells(cells, &v)
-	return m
+	return v
 }
 
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
@@ -425,8 +429,9 @@ func (sc *scan) finishTrace(ctx context.Context) error {
 	return nil
 }
 
-// decode reads one row from its row group, fetching the row group whole
-// the first time.
+// decode reads one row from its row group (fetched whole, one ranged GET,
+// the first time), column by column: each column reader moves forward to
+// the row, so a row group's pages are decoded at most once per search.
 func (sc *scan) decode(ctx context.Context, ref rowRef) (*tracev1.TracesData, int, error) {
 	if sc.decRG != ref.rg {
 		sc.closeDecoder()
@@ -434,41 +439,73 @@ func (sc *scan) decode(ctx context.Context, ref rowRef) (*tracev1.TracesData, in
 		if err != nil {
 			return nil, 0, err
 		}
-		sc.decRows = newRangeRowGroup(sc.ft.file.RowGroups()[ref.rg].(*parquet.FileRowGroup), ra).Rows()
-		sc.decRG, sc.decNext = ref.rg, -1
-		sc.decBuf = []parquet.Row{nil}
+		lay, err := v1Layout()
+		if err != nil {
+			return nil, 0, err
+		}
+		chunks := sc.ft.file.RowGroups()[ref.rg].ColumnChunks()
+		if len(chunks) != numColumns {
+			return nil, 0, &CorruptError{Key: sc.r.dataKey, Err: fmt.Errorf("row group %d has %d columns", ref.rg, len(chunks))}
+		}
+		if sc.dec == nil {
+			sc.dec = make([]seekReader, numColumns)
+			sc.decCells = make([]cell, numColumns)
+		}
+		for c, chunk := range chunks {
+			sc.dec[c] = seekReader{colReader: colReader{leaf: &lay.leaves[c], pages: chunk.(*parquet.FileColumnChunk).PagesFrom(ra)}, base: -1}
+		}
+		sc.decRG = ref.rg
 	}
 	var td *tracev1.TracesData
 	spans := 0
 	err := sc.r.guard(func() error {
-		if sc.decNext != ref.row {
-			if err := sc.decRows.SeekToRow(ref.row); err != nil {
-				return fmt.Errorf("seek to row %d of row group %d: %w", ref.row, ref.rg, err)
+		for c := range sc.dec {
+			x, err := sc.dec[c].at(ref.row)
+			if err != nil {
+				return fmt.Errorf("row %d of row group %d column %d: %w", ref.row, ref.rg, c, err)
 			}
+			sc.decCells[c] = x
 		}
-		n, err := sc.decRows.ReadRows(sc.decBuf)
-		if n == 0 {
-			return fmt.Errorf("read row %d of row group %d: %w", ref.row, ref.rg, err)
-		}
-		sc.decNext = ref.row + 1
-		row := Row{vals: sc.decBuf[0]}
-		if err := row.check(); err != nil {
-			return err
-		}
+		row := Row{cells: sc.decCells}
 		spans = row.SpanCount()
-		if err := reconstruct(&sc.tr, row.vals); err != nil {
+		if err := reconstruct(&sc.tr, row.flat()); err != nil {
 			return err
 		}
+		var err error
 		td, err = sc.tr.toOTLP()
 		return err
 	})
 	return td, spans, err
 }
 
+// seekReader is a colReader that moves forward to given rows.
+type seekReader struct {
+	colReader
+	base int64 // row index of the current page's first row, -1: none
+}
+
+// at returns the cell of row k (k never below a row asked before). Pages
+// before it are read and dropped: parquet-go's SeekToRow re-serves the
+// page it returned last, which colReader has already released.
+func (s *seekReader) at(k int64) (cell, error) {
+	if s.base < 0 {
+		s.base = 0
+		if err := s.nextPage(); err != nil {
+			return cell{}, err
+		}
+	}
+	for k >= s.base+int64(s.cur.rows) {
+		s.base += int64(s.cur.rows)
+		if err := s.nextPage(); err != nil {
+			return cell{}, err
+		}
+	}
+	return cell{pg: s.cur, row: int32(k - s.base)}, nil
+}
+
 func (sc *scan) closeDecoder() {
-	if sc.decRows != nil {
-		_ = sc.decRows.Close()
-		sc.decRows = nil
+	for c := range sc.dec {
+		sc.dec[c].close()
 	}
 	sc.decRG = -1
 }
@@ -525,7 +562,7 @@ func (sc *scan) closeColumns() {
 // (-1: all scopes) and the dedicated columns of name ("" with scope -1:
 // all), for the tag calls of a block without a search index. The walk ends
 // (errTagStop) after a row in which fn set *stop.
-func (r *Reader) scanAttrs(ctx context.Context, scope TagScope, name string, stop *bool, fn func(TagScope, []byte, int32, []byte, int64, float64)) error {
+func (r *Reader) scanAttrs(ctx context.Context, scope TagScope, name string, stop *bool, fn func(TagScope, []byte, int32, []byte, int64, float64, bool)) error {
 	ft, err := r.footer(ctx)
 	if err != nil {
 		return err

@@ -54,7 +54,7 @@ func (r *Reader) TagNames(ctx context.Context, fn func(scope TagScope, name stri
 	for i := range seen {
 		seen[i] = map[string]bool{}
 	}
-	return r.scanAttrs(ctx, -1, "", nil, func(sc TagScope, key []byte, _ int32, _ []byte, _ int64, _ float64) {
+	return r.scanAttrs(ctx, -1, "", nil, func(sc TagScope, key []byte, _ int32, _ []byte, _ int64, _ float64, _ bool) {
 		if !seen[sc][string(key)] {
 			seen[sc][string(key)] = true
 			fn(sc, string(key))
@@ -82,7 +82,7 @@ func (r *Reader) TagValues(ctx context.Context, scope TagScope, name string, fn 
 	}
 	seen := map[TagValue]bool{}
 	stop := false
-	err = r.scanAttrs(ctx, scope, name, &stop, func(sc TagScope, key []byte, kind int32, s []byte, i int64, f float64) {
+	err = r.scanAttrs(ctx, scope, name, &stop, func(sc TagScope, key []byte, kind int32, s []byte, i int64, f float64, _ bool) {
 		if stop || sc != scope || string(key) != name {
 			return
 		}
@@ -176,4 +176,3 @@ func tagValueOf(v *commonv1.AnyValue) (TagValue, bool) {
 	}
 	return TagValue{}, false
 }
-

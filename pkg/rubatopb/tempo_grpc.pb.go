@@ -40,9 +40,9 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 //
 // StreamingQuerier is Tempo's streaming query API, which Grafana dials at the
-// HTTP port (h2c) when streaming is enabled in the data source. Each search
-// message carries the traces found so far (cumulative) and the latest
-// metrics; the stream ends after a final, complete message.
+// HTTP port (h2c) when streaming is enabled in the data source. Every search
+// message carries the latest metrics (job progress); the traces come in the
+// final, complete message(s) at the end of the stream.
 type StreamingQuerierClient interface {
 	Search(ctx context.Context, in *SearchRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SearchResponse], error)
 	SearchTags(ctx context.Context, in *SearchTagsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[SearchTagsResponse], error)
@@ -199,9 +199,9 @@ type StreamingQuerier_MetricsQueryInstantClient = grpc.ServerStreamingClient[Que
 // for forward compatibility.
 //
 // StreamingQuerier is Tempo's streaming query API, which Grafana dials at the
-// HTTP port (h2c) when streaming is enabled in the data source. Each search
-// message carries the traces found so far (cumulative) and the latest
-// metrics; the stream ends after a final, complete message.
+// HTTP port (h2c) when streaming is enabled in the data source. Every search
+// message carries the latest metrics (job progress); the traces come in the
+// final, complete message(s) at the end of the stream.
 type StreamingQuerierServer interface {
 	Search(*SearchRequest, grpc.ServerStreamingServer[SearchResponse]) error
 	SearchTags(*SearchTagsRequest, grpc.ServerStreamingServer[SearchTagsResponse]) error

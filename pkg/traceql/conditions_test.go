@@ -81,9 +81,9 @@ func TestConditionsConservative(t *testing.T) {
 		traces = append(traces, traceqltest.Trace(r, traceqltest.TraceID(r), traceqltest.TraceOptions{MaxSpans: 30}))
 	}
 	queries, matches, pruned := 0, 0, 0
-	n := 1500
+	n := 600
 	if testing.Short() {
-		n = 300
+		n = 200
 	}
 	for i := 0; i < n; i++ {
 		qs, shape := traceqltest.Query(r)

@@ -90,7 +90,14 @@ func TestDecodeErrors(t *testing.T) {
 		"base64 trace id":  `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"W47/95gDgQPSabYzgT/GDA=="}]}]}]}`,
 		"short span id":    `{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"abcd"}]}]}]}`,
 		"non hex id":       `{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"zzzzzzzzzzzzzzzz"}]}]}]}`,
-		"bad enum":         `{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_NOPE"}]}]}]}`,
+		"leading zero":     `{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":01}]}]}]}`,
+		"quoted zero":      `{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"01"}]}]}]}`,
+		"invalid utf-8":    "{\"resourceSpans\":[{\"schemaUrl\":\"a\xff\"}]}",
+		"duplicate field":  `{"resourceSpans":[{"scopeSpans":[{"spans":[{"name":"a","name":"b"}]}]}]}`,
+		"both spellings":   `{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"eee19b7ec3c1b173","span_id":"eee19b7ec3c1b173"}]}]}]}`,
+		"oneof twice":      `{"resourceSpans":[{"resource":{"attributes":[{"key":"k","value":{"intValue":1,"stringValue":"x"}}]}}]}`,
+		"null element":     `{"resourceSpans":[null]}`,
+		"string bool":      `{"resourceSpans":[{"resource":{"attributes":[{"key":"k","value":{"boolValue":"true"}}]}}]}`,
 		"bad int":          `{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"12x"}]}]}]}`,
 		"negative uint":    `{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":-1}]}]}]}`,
 		"overflow uint32":  `{"resourceSpans":[{"scopeSpans":[{"spans":[{"flags":4294967296}]}]}]}`,
@@ -125,4 +132,15 @@ func TestDecodeEmpty(t *testing.T) {
 	got, err := Decode([]byte(`{}`))
 	require.NoError(t, err)
 	require.True(t, proto.Equal(&coltracepb.ExportTraceServiceRequest{}, got))
+}
+
+// TestDecodeLikeProtojson pins where OTLP/JSON leaves protojson's reading
+// as it is: an enum name this OTLP version does not know reads as unset
+// (forward compatibility, as protojson ignoring unknown fields reads it),
+// and a oneof member given as null is absent.
+func TestDecodeLikeProtojson(t *testing.T) {
+	req, err := Decode([]byte(`{"resourceSpans":[{"resource":{"attributes":[{"key":"k","value":{"intValue":null,"stringValue":"x"}}]},"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_FROM_THE_FUTURE"}]}]}]}`))
+	require.NoError(t, err)
+	require.Equal(t, "x", req.ResourceSpans[0].Resource.Attributes[0].Value.GetStringValue())
+	require.Zero(t, req.ResourceSpans[0].ScopeSpans[0].Spans[0].Kind)
 }

@@ -16,7 +16,19 @@
 //   - bytesValue as standard or URL-safe base64, padded or not;
 //   - null wherever a value may appear, read as absent.
 //
-// Unknown fields are skipped (forward compatibility, as the Collector does).
+// Unknown fields are skipped (forward compatibility, as the Collector does),
+// and so is an enum name this OTLP version does not know.
+//
+// Strictness: Decode accepts exactly what encoding/json's grammar and
+// protojson accept once the hex IDs are mapped to base64 (IDs of the wrong
+// length aside), and reads it into the same message. So it refuses what
+// JSON refuses (leading zeros, invalid UTF-8, control characters) and what
+// protojson refuses: a field given twice in any spelling, two members of
+// the AnyValue oneof, null among the elements of an array, a string where a
+// bool goes, and a quoted number that a bare one could not spell. The
+// differential fuzz target FuzzDecodeMatchesProtojson (reference in
+// reference_test.go) checks this on every input.
+//
 // Invariants: Decode never panics; on any syntax or value error it returns an
 // error wrapping ErrInvalid and no request.
 package otlpjson

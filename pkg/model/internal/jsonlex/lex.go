@@ -229,6 +229,15 @@ func (r *Reader) str() []byte {
 			r.Fail("control character in string")
 			return nil
 		}
+		if c >= utf8.RuneSelf {
+			ru, n := utf8.DecodeRune(r.data[i:])
+			if ru == utf8.RuneError && n == 1 {
+				r.pos = i
+				r.Fail("invalid UTF-8 in string")
+				return nil
+			}
+			i += n - 1
+		}
 	}
 	r.pos = len(r.data)
 	r.Fail("unterminated string")
@@ -249,6 +258,16 @@ func (r *Reader) strEscaped(start int) []byte {
 			r.pos = i
 			r.Fail("control character in string")
 			return nil
+		case c >= utf8.RuneSelf:
+			ru, n := utf8.DecodeRune(r.data[i:])
+			if ru == utf8.RuneError && n == 1 {
+				r.pos = i
+				r.Fail("invalid UTF-8 in string")
+				return nil
+			}
+			b = append(b, r.data[i:i+n]...)
+			i += n
+			continue
 		case c != '\\':
 			b = append(b, c)
 			i++
@@ -329,22 +348,75 @@ func hex4(d []byte, i int) (rune, bool) {
 func (r *Reader) number(quoted bool) []byte {
 	c := r.peek()
 	if c == '"' && quoted {
-		return r.str()
+		s := r.str()
+		switch string(s) {
+		case "NaN", "Infinity", "-Infinity":
+			return s
+		}
+		// A quoted number follows the grammar of a bare one (as in
+		// protojson): no leading zeros, spaces or signs beyond "-".
+		if end, ok := scanNumber(s, 0); r.err == nil && (!ok || end != len(s)) {
+			r.Fail("invalid number %q", s)
+			return nil
+		}
+		return s
 	}
 	if c != '-' && (c < '0' || c > '9') {
 		r.Fail("expected number")
 		return nil
 	}
 	start := r.pos
-	for r.pos < len(r.data) {
-		c := r.data[r.pos]
-		if (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' {
-			r.pos++
-			continue
-		}
-		break
+	end, ok := scanNumber(r.data, start)
+	if !ok {
+		r.pos = end
+		r.Fail("invalid number")
+		return nil
 	}
-	return r.data[start:r.pos]
+	r.pos = end
+	return r.data[start:end]
+}
+
+// scanNumber returns the end of the JSON number (RFC 8259 §6) at d[i:]
+// and whether it is well formed: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?.
+// Leading zeros ("01"), a bare "-", "1." and ".5" are not numbers.
+func scanNumber(d []byte, i int) (int, bool) {
+	digits := func() int {
+		n := 0
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if i < len(d) && d[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(d) && d[i] == '0':
+		i++
+	case digits() == 0:
+		return i, false
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		if digits() == 0 {
+			return i, false
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return i, false
+		}
+	}
+	// A number must end where a value ends: "01" is "0" followed by junk.
+	if i < len(d) && (d[i] >= '0' && d[i] <= '9' || d[i] == '.' || d[i] == 'e' || d[i] == 'E' || d[i] == '+' || d[i] == '-') {
+		return i, false
+	}
+	return i, true
 }
 
 // Int64 reads an integer written as a number or a string. Null reads as 0.
