@@ -53,6 +53,9 @@ type Ingester struct {
 	// indexing, and lookups while they read, hold it for reading; WAL
 	// truncation holds it for writing.
 	truncMu sync.RWMutex
+	// searchPins keeps WAL segments read by running searches from
+	// truncation (search.go).
+	searchPins segPins
 
 	instancesMu sync.RWMutex
 	instances   map[string]*instance
@@ -200,7 +203,7 @@ func (ing *Ingester) tick(ctx context.Context, immediate bool) {
 func (ing *Ingester) truncateWAL() {
 	ing.truncMu.Lock()
 	defer ing.truncMu.Unlock()
-	low := ing.wal.active()
+	low := min(ing.wal.active(), ing.searchPins.low())
 	for _, inst := range ing.instanceList() {
 		low = min(low, inst.minSeg())
 	}

@@ -24,6 +24,7 @@ type config struct {
 	timeout      time.Duration
 	cpuProfile   string
 	phases       int
+	searches     int
 }
 
 func (c *config) registerFlags(f *flag.FlagSet) {
@@ -35,6 +36,7 @@ func (c *config) registerFlags(f *flag.FlagSet) {
 	f.IntVar(&c.lookups, "lookups", 0, "traces to look up (0: every trace)")
 	f.IntVar(&c.lookupConc, "lookup-concurrency", 1, "concurrent lookups (1 gives clean latencies)")
 	f.IntVar(&c.blocks, "blocks", 20, "aim for about this many backend blocks (max_block_bytes = data / blocks)")
+	f.IntVar(&c.searches, "searches", 0, "after the lookups, run each search case (cmd/rubato-bench/search.go) this many times")
 	f.IntVar(&c.phases, "phases", 0, "push in this many phases, each ending with a synchronous /flush: exactly this many blocks")
 	f.StringVar(&c.dir, "dir", "", "working directory (default: a temp dir, removed afterwards)")
 	f.BoolVar(&c.keep, "keep", false, "keep the working directory")

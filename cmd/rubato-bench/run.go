@@ -191,6 +191,9 @@ func run(cfg config) error {
 	fmt.Printf("storage:  %.1f bytes per span in the backend (%d blocks, %.1f MB)\n", float64(diskBytes)/n, int(blocks), float64(diskBytes)/1e6)
 	fmt.Printf("lookup:   %d traces, found %.2f%%, p50 %s, p99 %s, max %s; backend GETs per lookup %.2f\n",
 		res.n, 100*float64(res.found)/float64(res.n), res.p50, res.p99, res.max, res.getsPerLookup)
+	if cfg.searches > 0 {
+		return searches(ctx, s, cfg.searches)
+	}
 	return nil
 }
 
