@@ -30,7 +30,10 @@ import (
 // Reasons a span is discarded, the values of rubato_discarded_spans_total's
 // reason label.
 const (
-	ReasonRateLimited     = "rate_limited"
+	ReasonRateLimited = "rate_limited"
+	// ReasonRequestTooLarge: the request is larger than the tenant's
+	// burst_size_bytes, so it could never pass the rate limiter.
+	ReasonRequestTooLarge = "request_too_large"
 	ReasonTraceTooLarge   = "trace_too_large"
 	ReasonLiveTraces      = "live_traces_exceeded"
 	ReasonInvalidTraceID  = "invalid_trace_id"
@@ -43,6 +46,7 @@ const (
 type Distributor struct {
 	services.Service
 
+	cfg       Config
 	ring      *ring.Ring
 	pool      *client.Pool
 	overrides *overrides.Overrides
@@ -66,13 +70,13 @@ var (
 )
 
 // New builds a distributor reading the ingester ring described by ringCfg.
-func New(ringCfg ring.Config, ov *overrides.Overrides, pool *client.Pool, logger log.Logger, reg prometheus.Registerer) (*Distributor, error) {
+func New(cfg Config, ringCfg ring.Config, ov *overrides.Overrides, pool *client.Pool, logger log.Logger, reg prometheus.Registerer) (*Distributor, error) {
 	r, err := ring.New(ringCfg, client.RingName, client.RingKey, logger, prometheus.WrapRegistererWithPrefix("rubato_", reg))
 	if err != nil {
 		return nil, fmt.Errorf("ingester ring client: %w", err)
 	}
 	d := &Distributor{
-		ring: r, pool: pool, overrides: ov,
+		cfg: cfg, ring: r, pool: pool, overrides: ov,
 		logger:   log.With(logger, "component", "distributor"),
 		limiters: map[string]*rate.Limiter{},
 		receivedSpans: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -175,11 +179,13 @@ func (d *Distributor) consume(ctx context.Context, tenantID string, size int, sp
 	d.receivedBytes.WithLabelValues(tenantID).Add(float64(size))
 
 	lim := d.overrides.For(tenantID)
-	if lim.IngestionRateLimitBytes > 0 && !d.limiter(tenantID, lim).AllowN(time.Now(), size) {
-		d.discard(tenantID, ReasonRateLimited, split.Total)
-		return 0, "", status.Errorf(codes.ResourceExhausted,
-			"RATE_LIMITED: ingestion rate limit (%d bytes/s, burst %d) exceeded for tenant %s; %d spans (%d bytes) refused",
-			lim.IngestionRateLimitBytes, lim.IngestionBurstSizeBytes, tenantID, split.Total, size)
+	if err := d.checkRate(tenantID, lim, size, split.Total, time.Now()); err != nil {
+		reason := ReasonRateLimited
+		if status.Code(err) != codes.ResourceExhausted {
+			reason = ReasonRequestTooLarge
+		}
+		d.discard(tenantID, reason, split.Total)
+		return 0, "", err
 	}
 	rejected := map[string]int{}
 	if split.Invalid > 0 {
@@ -231,7 +237,8 @@ func reasonLabel(r rubatopb.PushErrorReason) string {
 func reasonText(reason string, lim *overrides.Limits) string {
 	switch reason {
 	case ReasonLiveTraces:
-		return fmt.Sprintf("LIVE_TRACES_EXCEEDED: max live traces per tenant (%d) reached", lim.MaxTracesPerUser)
+		return fmt.Sprintf("LIVE_TRACES_EXCEEDED: the tenant's live traces in an ingester reached max_live_traces_bytes (%d) or max_traces_per_user (%d; 0 = no cap)",
+			lim.MaxLiveTracesBytes, lim.MaxTracesPerUser)
 	case ReasonTraceTooLarge:
 		return fmt.Sprintf("TRACE_TOO_LARGE: trace exceeds max_bytes_per_trace (%d)", lim.MaxBytesPerTrace)
 	case ReasonInvalidTraceID:

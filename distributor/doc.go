@@ -11,6 +11,12 @@
 //     reason) and counted exactly once in rubato_discarded_spans_total.
 //   - All spans of one trace in one request reach the same ingesters, in one
 //     fragment, encoded once.
+//   - A rate-limited request is refused whole with ResourceExhausted
+//     carrying google.rpc.RetryInfo (a delay from the tenant's limiter, or
+//     the configured one), and takes no tokens. A request larger than the
+//     tenant's burst can never pass and is refused permanently
+//     (FailedPrecondition, HTTP 413, no RetryInfo), counted under its own
+//     reason, request_too_large.
 //   - The distributor talks to ingesters only through ingester/client (gRPC),
 //     also in the single binary.
 package distributor

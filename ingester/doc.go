@@ -11,6 +11,12 @@
 //     WAL positions, and bytes are read back from the segment files when a
 //     block is built or a lookup needs them. Memory grows with the number of
 //     traces, not their size.
+//   - Live traces are bounded per tenant by a memory budget,
+//     max_live_traces_bytes, checked against an estimate of the index's
+//     memory (liveCost, kept at or above the measured heap by
+//     TestLiveTraceCostEstimate), and optionally by a count,
+//     max_traces_per_user. Only new traces are refused (MAX_LIVE_TRACES);
+//     spans of a trace already live are not.
 //   - Every acknowledged span is findable by FindTraceByID at every moment:
 //     stage moves (live → head → cutting → complete) happen under the
 //     instance lock, and a complete block stays readable locally for

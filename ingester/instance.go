@@ -40,6 +40,25 @@ type liveTrace struct {
 
 func (t *liveTrace) minSeg() uint64 { return t.parts[0].seg }
 
+// Estimated memory of the live-trace index, for max_live_traces_bytes: a
+// live trace costs liveTraceBytes (its map entries in live and sizes, the
+// liveTrace and its first part) plus livePartBytes for every further WAL
+// fragment. TestLiveTraceCostEstimate keeps these at or above what
+// BenchmarkLiveTraceMemory measures.
+const (
+	liveTraceBytes = 240
+	livePartBytes  = 48
+)
+
+// liveCost is the estimated memory of a live trace of parts fragments (0
+// for none: no trace).
+func liveCost(parts int) int {
+	if parts <= 0 {
+		return 0
+	}
+	return liveTraceBytes + (parts-1)*livePartBytes
+}
+
 // headBlock collects idle traces until it is cut into a complete block.
 type headBlock struct {
 	traces  map[[16]byte]*liveTrace
@@ -81,6 +100,8 @@ type instance struct {
 	// sizes tracks each trace's bytes while it is live or in a head block,
 	// for max_bytes_per_trace.
 	sizes map[[16]byte]int
+	// liveMem is the sum of liveCost over live, for max_live_traces_bytes.
+	liveMem int
 }
 
 func newInstance(tenantID string, ing *Ingester) *instance {
@@ -96,17 +117,20 @@ func newInstance(tenantID string, ing *Ingester) *instance {
 
 func (i *instance) limits() *overrides.Limits { return i.ing.overrides.For(i.tenant) }
 
-// admit decides which traces of a push are accepted, filling reasons.
+// admit decides which traces of a push are accepted, filling reasons. A new
+// trace is refused (MAX_LIVE_TRACES) when the tenant's live traces, with the
+// new ones of this push, would exceed max_traces_per_user or
+// max_live_traces_bytes; fragments of traces already live are not.
 func (i *instance) admit(ids [][]byte, traces [][]byte, reasons []rubatopb.PushErrorReason) (accepted []int) {
 	lim := i.limits()
 	i.mu.RLock()
 	defer i.mu.RUnlock()
-	newTraces := 0
+	newTraces, newMem := 0, 0
 	for k := range ids {
 		var id [16]byte
 		copy(id[:], ids[k])
 		_, isLive := i.live[id]
-		if !isLive && lim.MaxTracesPerUser > 0 && len(i.live)+newTraces >= lim.MaxTracesPerUser {
+		if !isLive && !i.roomForNewTrace(lim, newTraces, newMem) {
 			reasons[k] = rubatopb.PushErrorReason_MAX_LIVE_TRACES
 			continue
 		}
@@ -114,12 +138,24 @@ func (i *instance) admit(ids [][]byte, traces [][]byte, reasons []rubatopb.PushE
 			reasons[k] = rubatopb.PushErrorReason_TRACE_TOO_LARGE
 			continue
 		}
-		if !isLive {
+		if isLive {
+			newMem += livePartBytes
+		} else {
 			newTraces++
+			newMem += liveCost(1)
 		}
 		accepted = append(accepted, k)
 	}
 	return accepted
+}
+
+// roomForNewTrace reports whether one more live trace fits the limits,
+// given newTraces and newMem already admitted from the same push.
+func (i *instance) roomForNewTrace(lim *overrides.Limits, newTraces, newMem int) bool {
+	if lim.MaxTracesPerUser > 0 && len(i.live)+newTraces >= lim.MaxTracesPerUser {
+		return false
+	}
+	return lim.MaxLiveTracesBytes <= 0 || i.liveMem+newMem+liveCost(1) <= lim.MaxLiveTracesBytes
 }
 
 // addFragments records WAL positions of fragments appended at recPos.
@@ -133,6 +169,7 @@ func (i *instance) addFragments(recPos walPos, frags []fragment, now int64) {
 			i.live[f.id] = t
 			i.ing.metrics.tracesCreated.WithLabelValues(i.tenant).Inc()
 		}
+		i.liveMem += liveCost(len(t.parts)+1) - liveCost(len(t.parts))
 		t.parts = append(t.parts, part{seg: recPos.seg, off: recPos.off + int64(f.off), n: uint32(f.n)})
 		t.bytes += f.n
 		t.spans += int(f.spans)
@@ -154,6 +191,7 @@ func (i *instance) sweep(now time.Time, immediate bool) bool {
 			continue
 		}
 		delete(i.live, id)
+		i.liveMem -= liveCost(len(t.parts))
 		if h := i.head.traces[id]; h != nil {
 			h.parts = append(h.parts, t.parts...)
 			h.bytes += t.bytes
@@ -164,6 +202,7 @@ func (i *instance) sweep(now time.Time, immediate bool) bool {
 		i.head.bytes += t.bytes
 	}
 	i.ing.metrics.liveTraces.WithLabelValues(i.tenant).Set(float64(len(i.live)))
+	i.ing.metrics.liveTracesBytes.WithLabelValues(i.tenant).Set(float64(i.liveMem))
 	if len(i.head.traces) == 0 {
 		i.head.created = now
 		return false

@@ -10,15 +10,17 @@ type metrics struct {
 	rejectedTraces *prometheus.CounterVec
 	tracesCreated  *prometheus.CounterVec
 	liveTraces     *prometheus.GaugeVec
-	blocksCut      prometheus.Counter
-	failedCuts     prometheus.Counter
-	cutDuration    prometheus.Histogram
-	blocksFlushed  prometheus.Counter
-	failedFlushes  prometheus.Counter
-	flushDuration  prometheus.Histogram
-	pendingFlushes prometheus.Gauge
-	replayedRecs   prometheus.Counter
-	badRecords     prometheus.Counter
+	// liveTracesBytes is the estimate max_live_traces_bytes is checked against.
+	liveTracesBytes *prometheus.GaugeVec
+	blocksCut       prometheus.Counter
+	failedCuts      prometheus.Counter
+	cutDuration     prometheus.Histogram
+	blocksFlushed   prometheus.Counter
+	failedFlushes   prometheus.Counter
+	flushDuration   prometheus.Histogram
+	pendingFlushes  prometheus.Gauge
+	replayedRecs    prometheus.Counter
+	badRecords      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -33,6 +35,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "rubato_ingester_traces_created_total", Help: "Live traces created."}, []string{"tenant"}),
 		liveTraces: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "rubato_ingester_live_traces", Help: "Live traces per tenant."}, []string{"tenant"}),
+		liveTracesBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rubato_ingester_live_traces_bytes", Help: "Estimated memory of the live-trace index per tenant, checked against max_live_traces_bytes."}, []string{"tenant"}),
 		blocksCut: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rubato_ingester_blocks_cut_total", Help: "Head blocks written as complete blocks."}),
 		failedCuts: prometheus.NewCounter(prometheus.CounterOpts{
@@ -53,7 +57,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "rubato_ingester_wal_bad_records_total", Help: "WAL records with valid checksums but unreadable framing, skipped at replay."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.pushedTraces, m.pushedBytes, m.rejectedTraces, m.tracesCreated, m.liveTraces,
+		reg.MustRegister(m.pushedTraces, m.pushedBytes, m.rejectedTraces, m.tracesCreated, m.liveTraces, m.liveTracesBytes,
 			m.blocksCut, m.failedCuts, m.cutDuration, m.blocksFlushed, m.failedFlushes, m.flushDuration,
 			m.pendingFlushes, m.replayedRecs, m.badRecords)
 	}

@@ -13,6 +13,7 @@ import (
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcev1 "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -85,9 +86,19 @@ func requireStored(t testing.TB, s *server, tenantID string, req *coltracepb.Exp
 // the decoded body: an ExportTraceServiceResponse on 200, a Status else.
 func exportHTTP(t testing.TB, s *server, tenantID string, req *coltracepb.ExportTraceServiceRequest) (int, *coltracepb.ExportTraceServiceResponse, *rpcstatus.Status) {
 	t.Helper()
+	return exportHTTPHeader(t, s, tenantID, req, nil)
+}
+
+// exportHTTPHeader is exportHTTP that also hands the response headers to
+// checkHeader.
+func exportHTTPHeader(t testing.TB, s *server, tenantID string, req *coltracepb.ExportTraceServiceRequest, checkHeader func(http.Header)) (int, *coltracepb.ExportTraceServiceResponse, *rpcstatus.Status) {
+	t.Helper()
 	body, err := proto.Marshal(req)
 	require.NoError(t, err)
 	resp, out := post(t, "http://"+s.otlpHTTP()+"/v1/traces", "application/x-protobuf", body, map[string]string{"X-Scope-OrgID": tenantID})
+	if checkHeader != nil {
+		checkHeader(resp.Header)
+	}
 	require.Equal(t, "application/x-protobuf", resp.Header.Get("Content-Type"))
 	if resp.StatusCode == http.StatusOK {
 		var r coltracepb.ExportTraceServiceResponse
@@ -124,14 +135,15 @@ func TestLimitsThroughTheBinary(t *testing.T) {
 		big[i] = traceSpec{spans: 20, attrBytes: 64}
 	}
 
-	t.Run("rate limited over gRPC is ResourceExhausted", func(t *testing.T) {
+	t.Run("over the burst over gRPC is a permanent FailedPrecondition", func(t *testing.T) {
 		req, ids := limitsRequest(big...)
 		require.Greater(t, proto.Size(req), 100_000)
 		_, err := exportGRPC("rl-grpc", req)
-		require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
-		require.Contains(t, status.Convert(err).Message(), "RATE_LIMITED")
+		require.Equal(t, codes.FailedPrecondition, status.Code(err), "%v", err)
+		require.Contains(t, status.Convert(err).Message(), "REQUEST_TOO_LARGE")
+		require.Contains(t, status.Convert(err).Message(), "burst_size_bytes (100000)")
 		refused["rl-grpc"] += 2000
-		require.Equal(t, 2000.0, discarded("rl-grpc", "rate_limited"))
+		require.Equal(t, 2000.0, discarded("rl-grpc", "request_too_large"))
 		require.Nil(t, s.traceByID(t, ids[0], "rl-grpc"))
 		// The refused request took no tokens: a small one still passes.
 		small, sids := limitsRequest(traceSpec{spans: 2})
@@ -141,15 +153,50 @@ func TestLimitsThroughTheBinary(t *testing.T) {
 		requireStored(t, s, "rl-grpc", small, sids[0])
 	})
 
-	t.Run("rate limited over HTTP is 429", func(t *testing.T) {
+	t.Run("over the burst over HTTP is 413", func(t *testing.T) {
 		req, ids := limitsRequest(big...)
 		code, _, st := exportHTTP(t, s, "rl-http", req)
+		require.Equal(t, http.StatusRequestEntityTooLarge, code)
+		require.Equal(t, int32(codes.FailedPrecondition), st.Code)
+		require.Contains(t, st.Message, "REQUEST_TOO_LARGE")
+		refused["rl-http"] += 2000
+		require.Equal(t, 2000.0, discarded("rl-http", "request_too_large"))
+		require.Nil(t, s.traceByID(t, ids[0], "rl-http"))
+	})
+
+	t.Run("rate limited is ResourceExhausted with RetryInfo, 429 with Retry-After", func(t *testing.T) {
+		// Two requests of 60 kB: the second finds the 100 kB bucket short
+		// (it refills at 1 byte/s), so the delay is capped at 30 s.
+		half := make([]traceSpec, 50)
+		for i := range half {
+			half[i] = traceSpec{spans: 10, attrBytes: 100}
+		}
+		first, _ := limitsRequest(half...)
+		require.Greater(t, proto.Size(first), 50_000)
+		resp, err := exportGRPC("rl-retry", first)
+		require.NoError(t, err)
+		// It takes its tokens; most of its traces are refused by the other
+		// limits, as a partial success.
+		refused["rl-retry"] += int(resp.GetPartialSuccess().GetRejectedSpans())
+		second, ids := limitsRequest(half...)
+		_, err = exportGRPC("rl-retry", second)
+		require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+		require.Contains(t, status.Convert(err).Message(), "RATE_LIMITED")
+		var delay time.Duration
+		for _, d := range status.Convert(err).Details() {
+			if ri, ok := d.(*errdetails.RetryInfo); ok {
+				delay = ri.GetRetryDelay().AsDuration()
+			}
+		}
+		require.Equal(t, 30*time.Second, delay, "RetryInfo with the capped delay")
+		code, _, st := exportHTTPHeader(t, s, "rl-retry", second, func(h http.Header) {
+			require.Equal(t, "30", h.Get("Retry-After"))
+		})
 		require.Equal(t, http.StatusTooManyRequests, code)
 		require.Equal(t, int32(codes.ResourceExhausted), st.Code)
-		require.Contains(t, st.Message, "RATE_LIMITED")
-		refused["rl-http"] += 2000
-		require.Equal(t, 2000.0, discarded("rl-http", "rate_limited"))
-		require.Nil(t, s.traceByID(t, ids[0], "rl-http"))
+		refused["rl-retry"] += 1000
+		require.Equal(t, 1000.0, discarded("rl-retry", "rate_limited"))
+		require.Nil(t, s.traceByID(t, ids[0], "rl-retry"))
 	})
 
 	for _, transport := range []string{"grpc", "http"} {

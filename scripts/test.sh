@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/docker-up.sh
 bash scripts/minio-image.sh >/dev/null
+bash scripts/otelcol.sh >/dev/null
 
 echo "== go vet"
 go vet ./...

@@ -70,6 +70,11 @@ func Reason(err error) string {
 		return "invalid"
 	case codes.ResourceExhausted:
 		return "rate_limited"
+	case codes.FailedPrecondition:
+		if hasErrorReason(err, ReasonRequestTooLarge) {
+			return "request_too_large"
+		}
+		return "invalid"
 	case codes.Unauthenticated, codes.PermissionDenied:
 		return "tenant"
 	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:

@@ -5,7 +5,12 @@
 // Invariants: a receiver answers success only after Consumer.Consume returned
 // nil (the spans are then durable on a quorum of ingesters). Errors carry a
 // gRPC status: InvalidArgument (HTTP 400), ResourceExhausted (HTTP 429),
-// Unavailable (HTTP 503); anything else is HTTP 500. A receiver never retries
+// Unavailable (HTTP 503), FailedPrecondition with ErrorInfo reason
+// REQUEST_TOO_LARGE (HTTP 413); anything else is HTTP 500. A
+// ResourceExhausted error carries google.rpc.RetryInfo, which gRPC receivers
+// pass on as they are and HTTP receivers turn into Retry-After (seconds,
+// rounded up): OTLP clients such as the OpenTelemetry Collector retry
+// ResourceExhausted only when RetryInfo is present. A receiver never retries
 // on its own: the client is told, and decides.
 package receiver
 
@@ -50,6 +55,11 @@ func HTTPStatus(err error) int {
 		return http.StatusUnauthorized
 	case codes.DeadlineExceeded, codes.Canceled:
 		return http.StatusServiceUnavailable
+	case codes.FailedPrecondition:
+		if hasErrorReason(err, ReasonRequestTooLarge) {
+			return http.StatusRequestEntityTooLarge
+		}
+		return http.StatusBadRequest
 	}
 	return http.StatusInternalServerError
 }

@@ -30,28 +30,53 @@ type Limits struct {
 	IngestionRateLimitBytes int `yaml:"rate_limit_bytes"`
 	// IngestionBurstSizeBytes is the token-bucket size for the rate limit.
 	IngestionBurstSizeBytes int `yaml:"burst_size_bytes"`
-	// MaxTracesPerUser bounds live traces per tenant in each ingester.
+	// MaxTracesPerUser is an explicit cap on live traces per tenant in each
+	// ingester (Tempo's key); 0, the default, leaves only
+	// MaxLiveTracesBytes.
 	MaxTracesPerUser int `yaml:"max_traces_per_user"`
+	// MaxLiveTracesBytes is the memory budget of a tenant's live traces in
+	// each ingester: the ingester's estimate of the memory its live-trace
+	// index takes (a fixed cost per trace plus one per WAL fragment; the
+	// span bytes themselves stay in the WAL). A new trace that would go
+	// past it is refused.
+	MaxLiveTracesBytes int `yaml:"max_live_traces_bytes"`
 	// MaxBytesPerTrace bounds one trace's size in an ingester, summed over
 	// all pushes until it is written to a block.
 	MaxBytesPerTrace int `yaml:"max_bytes_per_trace"`
 	// BlockRetention is the tenant's block retention in the compactor;
 	// 0 means compactor.compaction.block_retention.
 	BlockRetention time.Duration `yaml:"block_retention"`
+	// RetryAfterOnResourceExhausted, when positive, is the retry delay told
+	// to this tenant's rate-limited clients, over the distributor's
+	// retry_after_on_resource_exhausted and the delay computed from the
+	// limiter.
+	RetryAfterOnResourceExhausted time.Duration `yaml:"retry_after_on_resource_exhausted"`
 }
+
+// DefaultMaxLiveTracesBytes is the default live-trace memory budget per
+// tenant and ingester. The ingester estimates a live trace at 240 bytes
+// plus 48 per further WAL fragment (it measures 160-200 bytes of heap:
+// BenchmarkLiveTraceMemory in ingester; span bytes stay in the WAL), so
+// this holds 416,666 single-fragment live traces: 10,000 new traces a
+// second for 41 s, twice the ~20 s a trace stays live with the default
+// trace_idle_period (10 s) and flush_check_period (10 s).
+const DefaultMaxLiveTracesBytes = 100_000_000
 
 // RegisterFlagsAndApplyDefaults registers the default limits.
 func (l *Limits) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	f.IntVar(&l.IngestionRateLimitBytes, prefix+"ingestion.rate-limit-bytes", 15_000_000, "Per-tenant ingestion rate limit in bytes per second (0 = unlimited).")
 	f.IntVar(&l.IngestionBurstSizeBytes, prefix+"ingestion.burst-size-bytes", 20_000_000, "Per-tenant ingestion burst size in bytes.")
-	f.IntVar(&l.MaxTracesPerUser, prefix+"ingestion.max-traces-per-user", 10_000, "Maximum live traces per tenant per ingester (0 = unlimited).")
+	f.IntVar(&l.MaxTracesPerUser, prefix+"ingestion.max-traces-per-user", 0, "Explicit cap on live traces per tenant per ingester (0 = none: only max-live-traces-bytes applies).")
+	f.IntVar(&l.MaxLiveTracesBytes, prefix+"ingestion.max-live-traces-bytes", DefaultMaxLiveTracesBytes, "Memory budget of a tenant's live traces per ingester, in bytes (0 = unlimited).")
 	f.IntVar(&l.MaxBytesPerTrace, prefix+"global.max-bytes-per-trace", 5_000_000, "Maximum size of one trace in bytes (0 = unlimited).")
 	f.DurationVar(&l.BlockRetention, prefix+"compaction.block-retention", 0, "Per-tenant block retention (0 = the compactor's block_retention).")
+	f.DurationVar(&l.RetryAfterOnResourceExhausted, prefix+"ingestion.retry-after-on-resource-exhausted", 0, "Per-tenant retry delay for rate-limited clients (0 = the distributor's setting).")
 }
 
 // Validate checks the limits.
 func (l *Limits) Validate() error {
-	if l.IngestionRateLimitBytes < 0 || l.IngestionBurstSizeBytes < 0 || l.MaxTracesPerUser < 0 || l.MaxBytesPerTrace < 0 || l.BlockRetention < 0 {
+	if l.IngestionRateLimitBytes < 0 || l.IngestionBurstSizeBytes < 0 || l.MaxTracesPerUser < 0 || l.MaxLiveTracesBytes < 0 ||
+		l.MaxBytesPerTrace < 0 || l.BlockRetention < 0 || l.RetryAfterOnResourceExhausted < 0 {
 		return errors.New("overrides: limits must not be negative")
 	}
 	if l.IngestionRateLimitBytes > 0 && l.IngestionBurstSizeBytes < l.IngestionRateLimitBytes {
@@ -92,6 +117,9 @@ type limitsYAML struct {
 		RateLimitBytes   *int `yaml:"rate_limit_bytes"`
 		BurstSizeBytes   *int `yaml:"burst_size_bytes"`
 		MaxTracesPerUser *int `yaml:"max_traces_per_user"`
+		// Rubato's keys.
+		MaxLiveTracesBytes            *int      `yaml:"max_live_traces_bytes"`
+		RetryAfterOnResourceExhausted *duration `yaml:"retry_after_on_resource_exhausted"`
 	} `yaml:"ingestion"`
 	Global struct {
 		MaxBytesPerTrace *int `yaml:"max_bytes_per_trace"`
@@ -104,6 +132,9 @@ type limitsYAML struct {
 	MaxTracesPerUser        *int      `yaml:"max_traces_per_user"`
 	MaxBytesPerTrace        *int      `yaml:"max_bytes_per_trace"`
 	BlockRetention          *duration `yaml:"block_retention"`
+	// Rubato's keys in the legacy layout.
+	MaxLiveTracesBytes            *int      `yaml:"max_live_traces_bytes"`
+	RetryAfterOnResourceExhausted *duration `yaml:"retry_after_on_resource_exhausted"`
 }
 
 // apply sets the fields present in y on d; nested keys win over legacy ones.
@@ -123,11 +154,15 @@ func (y *limitsYAML) apply(d *Limits) {
 	set(&d.MaxTracesPerUser, y.MaxTracesPerUser)
 	set(&d.MaxBytesPerTrace, y.MaxBytesPerTrace)
 	setD(&d.BlockRetention, y.BlockRetention)
+	set(&d.MaxLiveTracesBytes, y.MaxLiveTracesBytes)
+	setD(&d.RetryAfterOnResourceExhausted, y.RetryAfterOnResourceExhausted)
 	set(&d.IngestionRateLimitBytes, y.Ingestion.RateLimitBytes)
 	set(&d.IngestionBurstSizeBytes, y.Ingestion.BurstSizeBytes)
 	set(&d.MaxTracesPerUser, y.Ingestion.MaxTracesPerUser)
 	set(&d.MaxBytesPerTrace, y.Global.MaxBytesPerTrace)
 	setD(&d.BlockRetention, y.Compaction.BlockRetention)
+	set(&d.MaxLiveTracesBytes, y.Ingestion.MaxLiveTracesBytes)
+	setD(&d.RetryAfterOnResourceExhausted, y.Ingestion.RetryAfterOnResourceExhausted)
 }
 
 // duration accepts Go durations ("36h") and Prometheus ones ("14d", "1w").

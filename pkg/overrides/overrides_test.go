@@ -3,6 +3,7 @@ package overrides
 import (
 	"flag"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
@@ -13,20 +14,27 @@ func TestYAMLLayouts(t *testing.T) {
 		name, doc string
 		want      Limits
 	}{
-		{"defaults only", ``, Limits{15_000_000, 20_000_000, 10_000, 5_000_000, 0}},
+		{"defaults only", ``, Limits{IngestionRateLimitBytes: 15_000_000, IngestionBurstSizeBytes: 20_000_000,
+			MaxLiveTracesBytes: DefaultMaxLiveTracesBytes, MaxBytesPerTrace: 5_000_000}},
 		{"nested", `
 defaults:
   ingestion:
     rate_limit_bytes: 1_000
     burst_size_bytes: 2000
     max_traces_per_user: 3
+    max_live_traces_bytes: 5
+    retry_after_on_resource_exhausted: 7s
   global:
-    max_bytes_per_trace: 4`, Limits{1000, 2000, 3, 4, 0}},
+    max_bytes_per_trace: 4`, Limits{IngestionRateLimitBytes: 1000, IngestionBurstSizeBytes: 2000, MaxTracesPerUser: 3,
+			MaxLiveTracesBytes: 5, MaxBytesPerTrace: 4, RetryAfterOnResourceExhausted: 7 * time.Second}},
 		{"legacy flat", `
 ingestion_rate_limit_bytes: 10
 ingestion_burst_size_bytes: 20
 max_traces_per_user: 30
-max_bytes_per_trace: 40`, Limits{10, 20, 30, 40, 0}},
+max_bytes_per_trace: 40
+max_live_traces_bytes: 50
+retry_after_on_resource_exhausted: 2s`, Limits{IngestionRateLimitBytes: 10, IngestionBurstSizeBytes: 20, MaxTracesPerUser: 30,
+			MaxLiveTracesBytes: 50, MaxBytesPerTrace: 40, RetryAfterOnResourceExhausted: 2 * time.Second}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var c Config
@@ -43,6 +51,8 @@ max_bytes_per_trace: 40`, Limits{10, 20, 30, 40, 0}},
 
 func TestValidate(t *testing.T) {
 	require.Error(t, (&Limits{IngestionRateLimitBytes: -1}).Validate())
+	require.Error(t, (&Limits{MaxLiveTracesBytes: -1}).Validate())
+	require.Error(t, (&Limits{RetryAfterOnResourceExhausted: -time.Second}).Validate())
 	require.Error(t, (&Limits{IngestionRateLimitBytes: 10, IngestionBurstSizeBytes: 5}).Validate())
 	require.NoError(t, (&Limits{}).Validate())
 }

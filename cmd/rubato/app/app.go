@@ -238,7 +238,7 @@ func (a *App) initIngester() (services.Service, error) {
 }
 
 func (a *App) initDistributor() (services.Service, error) {
-	d, err := distributor.New(a.cfg.Ingester.LifecyclerConfig.RingConfig, a.overrides, a.pool, a.logger, a.reg)
+	d, err := distributor.New(a.cfg.Distributor.Config, a.cfg.Ingester.LifecyclerConfig.RingConfig, a.overrides, a.pool, a.logger, a.reg)
 	if err != nil {
 		return nil, err
 	}

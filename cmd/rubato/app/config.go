@@ -16,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rubatodb/rubato/compactor"
+	"github.com/rubatodb/rubato/distributor"
 	"github.com/rubatodb/rubato/ingester"
 	"github.com/rubatodb/rubato/pkg/backend/s3"
 	"github.com/rubatodb/rubato/pkg/block"
@@ -55,6 +56,8 @@ type ServerConfig struct {
 // DistributorConfig is the `distributor` block.
 type DistributorConfig struct {
 	Receivers ReceiversConfig `yaml:"receivers"`
+	// Config holds the distributor's own keys (retry_after_on_resource_exhausted).
+	distributor.Config `yaml:",inline"`
 }
 
 // StorageConfig is the `storage` block.
@@ -107,6 +110,7 @@ func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
 	f.StringVar(&c.Server.LogFormat, "log.format", "logfmt", "Log format: logfmt or json.")
 	f.DurationVar(&c.Server.GracefulShutdownTimeout, "server.graceful-shutdown-timeout", 10*time.Second, "Longest time stopping may take.")
 	c.Distributor.Receivers.RegisterFlagsAndApplyDefaults("distributor.receivers.", f)
+	c.Distributor.Config.RegisterFlagsAndApplyDefaults("distributor.", f)
 	c.Ingester.RegisterFlagsAndApplyDefaults("", f)
 	c.Querier.RegisterFlagsAndApplyDefaults("", f)
 	c.Compactor.RegisterFlagsAndApplyDefaults("compactor.", f)
@@ -150,7 +154,7 @@ func (c *Config) Validate() error {
 			c.Ingester.CompleteBlockTimeout, c.Storage.Trace.BlocklistPoll))
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Distributor.Receivers, &c.Ingester, &c.Querier, &c.Compactor, &c.Storage.Trace.WAL, &c.Storage.Trace.Block, &c.Overrides,
+		&c.Distributor.Receivers, &c.Distributor.Config, &c.Ingester, &c.Querier, &c.Compactor, &c.Storage.Trace.WAL, &c.Storage.Trace.Block, &c.Overrides,
 	} {
 		errs = append(errs, v.Validate())
 	}

@@ -164,7 +164,7 @@ func (h *thriftHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, _, err := h.sink.ConsumeHTTP(r, jmodel.ThriftToOTLP(batch)); err != nil {
-		http.Error(w, receiver.Message(err), receiver.HTTPStatus(err))
+		receiver.HTTPError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)

@@ -27,12 +27,15 @@ import (
 	"github.com/uber/jaeger-client-go/transport"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"go.uber.org/goleak"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/rubatodb/rubato/distributor/receiver"
 	"github.com/rubatodb/rubato/distributor/receiver/internal/receivertest"
 	"github.com/rubatodb/rubato/pkg/tenant"
 )
@@ -302,6 +305,35 @@ func TestGRPCErrors(t *testing.T) {
 	e.rec.Err = status.Error(codes.ResourceExhausted, "slow")
 	_, err = client.PostSpans(metadata.AppendToOutgoingContext(context.Background(), "x-scope-orgid", "ok"), req)
 	require.Equal(t, codes.ResourceExhausted, status.Code(err))
+	// RetryInfo reaches the client as it is.
+	e.rec.Err = retryableErr(t, 3*time.Second)
+	_, err = client.PostSpans(metadata.AppendToOutgoingContext(context.Background(), "x-scope-orgid", "ok"), req)
+	require.Equal(t, codes.ResourceExhausted, status.Code(err))
+	d, ok := receiver.RetryDelay(err)
+	require.True(t, ok, "RetryInfo lost on the way: %v", status.Convert(err).Details())
+	require.Equal(t, 3*time.Second, d)
+}
+
+func retryableErr(t *testing.T, d time.Duration) error {
+	st, err := status.New(codes.ResourceExhausted, "RATE_LIMITED").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(d)})
+	require.NoError(t, err)
+	return st.Err()
+}
+
+func TestThriftHTTPRetryAfter(t *testing.T) {
+	body, err := thrift.NewTSerializer().Write(context.Background(), &jt.Batch{Process: &jt.Process{ServiceName: "s"}, Spans: []*jt.Span{{TraceIdLow: 1, SpanId: 1}}})
+	require.NoError(t, err)
+	e := start(t, true)
+	e.rec.Err = retryableErr(t, 2500*time.Millisecond)
+	req, err := http.NewRequest(http.MethodPost, "http://"+e.r.ThriftHTTPAddr().String()+"/api/traces", bytes.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-thrift")
+	req.Header.Set("X-Scope-OrgID", "a")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	require.Equal(t, "3", resp.Header.Get("Retry-After"))
 }
 
 func TestThriftHTTPErrors(t *testing.T) {

@@ -77,7 +77,7 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rejected, msg, err := h.sink.ConsumeHTTP(r, req)
 	if err != nil {
-		h.fail(w, isJSON, receiver.HTTPStatus(err), grpcCode(err), receiver.Message(err))
+		h.failConsumer(w, isJSON, err)
 		return
 	}
 	h.write(w, isJSON, http.StatusOK, response(rejected, msg))
@@ -97,10 +97,16 @@ func (h *httpHandler) serveRaw(w http.ResponseWriter, r *http.Request, rc receiv
 	} else {
 		err = receiver.TenantError(err)
 	}
-	h.fail(w, false, receiver.HTTPStatus(err), grpcCode(err), receiver.Message(err))
+	h.failConsumer(w, false, err)
 }
 
-func grpcCode(err error) codes.Code { return grpcstatus.Code(err) }
+// failConsumer answers a Consumer error: its HTTP status, Retry-After when
+// it carries RetryInfo, and the whole google.rpc.Status (details included)
+// as the body.
+func (h *httpHandler) failConsumer(w http.ResponseWriter, isJSON bool, err error) {
+	receiver.SetRetryAfter(w.Header(), err)
+	h.write(w, isJSON, receiver.HTTPStatus(err), grpcstatus.Convert(err).Proto())
+}
 
 func (h *httpHandler) fail(w http.ResponseWriter, isJSON bool, httpCode int, code codes.Code, msg string) {
 	h.write(w, isJSON, httpCode, &rpcstatus.Status{Code: int32(code), Message: msg})

@@ -130,7 +130,7 @@ func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	if _, _, err := r.sink.ConsumeHTTP(req, td); err != nil {
-		http.Error(w, receiver.Message(err), receiver.HTTPStatus(err))
+		receiver.HTTPError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)

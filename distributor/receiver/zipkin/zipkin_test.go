@@ -21,9 +21,12 @@ import (
 	otelzipkin "go.opentelemetry.io/otel/exporters/zipkin"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"go.uber.org/goleak"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/rubatodb/rubato/distributor/receiver"
 	"github.com/rubatodb/rubato/distributor/receiver/internal/receivertest"
 	"github.com/rubatodb/rubato/pkg/tenant"
 )
@@ -210,6 +213,7 @@ func TestErrors(t *testing.T) {
 		{name: "tenant missing", multitenant: true, path: "/api/v2/spans", ct: "application/json", body: good, code: 401},
 		{name: "rate limited", path: "/api/v2/spans", ct: "application/json", body: good, consumerErr: status.Error(codes.ResourceExhausted, "slow"), code: 429},
 		{name: "no content type is json", path: "/", body: good, code: 202},
+		{name: "request over the burst", path: "/api/v2/spans", ct: "application/json", body: good, consumerErr: tooLargeErr(t), code: 413},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := start(t, tc.multitenant)
@@ -218,4 +222,27 @@ func TestErrors(t *testing.T) {
 			require.Equal(t, tc.code, code, body)
 		})
 	}
+}
+
+func tooLargeErr(t *testing.T) error {
+	st, err := status.New(codes.FailedPrecondition, "REQUEST_TOO_LARGE").WithDetails(&errdetails.ErrorInfo{Reason: receiver.ReasonRequestTooLarge, Domain: receiver.ErrorDomain})
+	require.NoError(t, err)
+	return st.Err()
+}
+
+func TestRetryAfter(t *testing.T) {
+	good, err := json.Marshal(sampleModels())
+	require.NoError(t, err)
+	e := start(t, false)
+	st, err := status.New(codes.ResourceExhausted, "RATE_LIMITED").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(1200 * time.Millisecond)})
+	require.NoError(t, err)
+	e.rec.Err = st.Err()
+	req, err := http.NewRequest(http.MethodPost, e.url+"/api/v2/spans", bytes.NewReader(good))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusTooManyRequests, resp.StatusCode)
+	require.Equal(t, "2", resp.Header.Get("Retry-After"))
 }

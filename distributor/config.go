@@ -1,0 +1,32 @@
+package distributor
+
+import (
+	"errors"
+	"flag"
+	"time"
+)
+
+// Config is the distributor's own part of the `distributor` block (the
+// receivers are configured beside it).
+type Config struct {
+	// RetryAfterOnResourceExhausted is Tempo's key: when positive, it is the
+	// retry delay sent with every rate-limit refusal (gRPC RetryInfo, HTTP
+	// Retry-After). Zero (the default) computes the delay from the tenant's
+	// limiter: how long until the refused request would fit. A tenant's
+	// ingestion.retry_after_on_resource_exhausted override wins over both.
+	RetryAfterOnResourceExhausted time.Duration `yaml:"retry_after_on_resource_exhausted"`
+}
+
+// RegisterFlagsAndApplyDefaults registers the flags under prefix.
+func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
+	f.DurationVar(&c.RetryAfterOnResourceExhausted, prefix+"retry-after-on-resource-exhausted", 0,
+		"Retry delay sent with rate-limit refusals (gRPC RetryInfo, HTTP Retry-After); 0 computes it from the tenant's rate limiter.")
+}
+
+// Validate checks the config.
+func (c *Config) Validate() error {
+	if c.RetryAfterOnResourceExhausted < 0 {
+		return errors.New("distributor: retry_after_on_resource_exhausted must not be negative")
+	}
+	return nil
+}
