@@ -53,6 +53,7 @@ overrides:
       rate_limit_bytes: 0
       burst_size_bytes: 0
       max_traces_per_user: 0
+      max_live_traces_bytes: 0
 `
 
 func run(cfg config) error {
