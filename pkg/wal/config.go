@@ -65,8 +65,9 @@ type Config struct {
 	SegmentSize int64 `yaml:"segment_size"`
 	// SyncPolicy: always, interval or never.
 	SyncPolicy SyncPolicy `yaml:"sync_policy"`
-	// SyncInterval is the fsync period under the interval policy; the
-	// window of acknowledged data a power loss can take.
+	// SyncInterval is the fsync period under the interval policy; a power
+	// loss can take the records acknowledged in the last interval plus the
+	// duration of the fsync in flight (see doc.go).
 	SyncInterval time.Duration `yaml:"sync_interval"`
 }
 

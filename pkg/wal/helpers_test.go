@@ -14,6 +14,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
+
+	"github.com/rubatodb/rubato/pkg/internal/vfs"
 )
 
 func TestMain(m *testing.M) {
@@ -102,7 +104,7 @@ func fileSize(tb testing.TB, path string) int64 {
 // segmentsOnDisk lists the segment numbers in dir.
 func segmentsOnDisk(tb testing.TB, dir string) []uint64 {
 	tb.Helper()
-	segs, err := listSegments(dir)
+	segs, err := listSegments(vfs.OS{}, dir)
 	require.NoError(tb, err)
 	return segs
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/rubatodb/rubato/pkg/internal/vfs"
 )
 
 // Position is where a record's payload starts: its segment and the byte
@@ -19,21 +21,21 @@ type Position struct {
 // dropped when Truncate deletes their segment and on Close.
 type readers struct {
 	mu    sync.Mutex
-	files map[uint64]*os.File
+	files map[uint64]vfs.File
 }
 
-func (r *readers) get(dir string, seg uint64) (*os.File, error) {
+func (r *readers) get(fsys vfs.FS, dir string, seg uint64) (vfs.File, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if f := r.files[seg]; f != nil {
 		return f, nil
 	}
-	f, err := os.Open(filepath.Join(dir, SegmentName(seg)))
+	f, err := fsys.OpenFile(filepath.Join(dir, SegmentName(seg)), os.O_RDONLY, 0)
 	if err != nil {
 		return nil, err
 	}
 	if r.files == nil {
-		r.files = map[uint64]*os.File{}
+		r.files = map[uint64]vfs.File{}
 	}
 	r.files[seg] = f
 	return f, nil
@@ -59,7 +61,7 @@ func (r *readers) dropBelow(below uint64) error {
 // sync policy. The caller must not read segments it has truncated away.
 // Safe for concurrent use.
 func (w *WAL) ReadAt(seg uint64, off int64, p []byte) error {
-	f, err := w.readers.get(w.cfg.Dir, seg)
+	f, err := w.readers.get(w.fsys, w.cfg.Dir, seg)
 	if err != nil {
 		return fmt.Errorf("wal: open segment %d: %w", seg, err)
 	}

@@ -54,7 +54,7 @@ func (w *WAL) ReplayPos(fn func(pos Position, rec []byte) error) error {
 }
 
 func (w *WAL) replaySegment(r *segmentReader, seg uint64, fn func(pos Position, rec []byte) error) error {
-	f, err := os.Open(filepath.Join(w.cfg.Dir, SegmentName(seg)))
+	f, err := w.fsys.OpenFile(filepath.Join(w.cfg.Dir, SegmentName(seg)), os.O_RDONLY, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
@@ -74,7 +74,7 @@ func (w *WAL) replaySegment(r *segmentReader, seg uint64, fn func(pos Position, 
 // like the start of valid data.
 func (w *WAL) repair(c *CorruptionError) error {
 	path := filepath.Join(w.cfg.Dir, SegmentName(c.Segment))
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	f, err := w.fsys.OpenFile(path, os.O_WRONLY, 0)
 	if err != nil {
 		return fmt.Errorf("wal: repair segment %d: %w", c.Segment, err)
 	}

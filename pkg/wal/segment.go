@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+
+	"github.com/rubatodb/rubato/pkg/internal/vfs"
 )
 
 // Segment header: magic, format version, three reserved bytes. See FORMAT.md.
@@ -42,8 +44,8 @@ func parseSegmentName(name string) (uint64, bool) {
 }
 
 // listSegments returns the numbers of the segment files in dir, ascending.
-func listSegments(dir string) ([]uint64, error) {
-	entries, err := os.ReadDir(dir)
+func listSegments(fsys vfs.FS, dir string) ([]uint64, error) {
+	entries, err := fsys.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("list segments in %s: %w", dir, err)
 	}
@@ -69,9 +71,9 @@ func appendSegmentHeader(dst []byte) []byte {
 // the new directory entry durable. The header itself becomes durable with
 // the file's first fsync; until then a crash can leave an empty file, which
 // Replay reads as an empty segment.
-func createSegment(dir string, seg uint64) (*os.File, error) {
+func createSegment(fsys vfs.FS, dir string, seg uint64) (vfs.File, error) {
 	path := filepath.Join(dir, SegmentName(seg))
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	f, err := fsys.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("create segment %d: %w", seg, err)
 	}
@@ -79,7 +81,7 @@ func createSegment(dir string, seg uint64) (*os.File, error) {
 	if _, err := f.Write(appendSegmentHeader(hdr[:0])); err != nil {
 		return nil, errors.Join(fmt.Errorf("write segment %d header: %w", seg, err), f.Close())
 	}
-	if err := syncDir(dir); err != nil {
+	if err := syncDir(fsys, dir); err != nil {
 		return nil, errors.Join(err, f.Close())
 	}
 	return f, nil
@@ -87,15 +89,11 @@ func createSegment(dir string, seg uint64) (*os.File, error) {
 
 // syncDir fsyncs a directory so that file creations, renames and removals
 // in it survive power loss.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("open dir %s: %w", dir, err)
+func syncDir(fsys vfs.FS, dir string) error {
+	if err := vfs.SyncDir(fsys, dir); err != nil {
+		return fmt.Errorf("fsync dir %s: %w", dir, err)
 	}
-	if err := d.Sync(); err != nil {
-		return errors.Join(fmt.Errorf("fsync dir %s: %w", dir, err), d.Close())
-	}
-	return d.Close()
+	return nil
 }
 
 // readChunk is the initial read buffer size and the granularity of reads.
@@ -171,6 +169,13 @@ func (s *segmentReader) readHeader(seg uint64) (ok bool, err error) {
 	hdr := s.buf[s.start : s.start+SegmentHeaderSize]
 	if string(hdr[:4]) != segmentMagic {
 		return false, &CorruptionError{Segment: seg, Offset: 0, Err: fmt.Errorf("magic %x: %w", hdr[:4], ErrBadSegmentHeader)}
+	}
+	if hdr[4] == 0 {
+		// No format ever had version 0: this is a header the power cut
+		// tore (the file's size reached the disk, its last bytes did not,
+		// and they read as zeros). Refusing it as "newer" would keep the
+		// WAL from opening after a power loss.
+		return false, &CorruptionError{Segment: seg, Offset: 0, Err: fmt.Errorf("version 0: %w", ErrBadSegmentHeader)}
 	}
 	if hdr[4] != segmentVersion {
 		return false, fmt.Errorf("segment %d has version %d: %w", seg, hdr[4], ErrUnsupportedVersion)

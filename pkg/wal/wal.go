@@ -12,6 +12,8 @@ import (
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/rubatodb/rubato/pkg/internal/vfs"
 )
 
 // flushThreshold bounds how much framed data waits in memory for the next
@@ -27,6 +29,7 @@ const maxRetainedBuffer = 4 << 20
 // concurrently with Truncate (see doc.go).
 type WAL struct {
 	cfg    Config
+	fsys   vfs.FS
 	logger log.Logger
 	m      *metrics
 
@@ -39,7 +42,7 @@ type WAL struct {
 
 	// mu guards the write state. Lock order: mu, then fileMu, then syncMu.
 	mu      sync.Mutex
-	f       *os.File // active segment; nil once closed or after a failed rotation
+	f       vfs.File // active segment; nil once closed or after a failed rotation
 	seg     uint64   // active segment number
 	size    int64    // bytes in the active segment, buf included
 	buf     []byte   // framed records not yet written to f
@@ -73,6 +76,28 @@ type WAL struct {
 // there are left for Replay. Under the interval policy Open starts a
 // goroutine that Close stops.
 func Open(cfg Config, logger log.Logger, reg prometheus.Registerer) (*WAL, error) {
+	return open(cfg, vfs.OS{}, logger, reg, nil)
+}
+
+// OpenFS is Open on the file system fsys instead of the operating system's:
+// tests run the WAL on crashfs to simulate power loss.
+func OpenFS(cfg Config, fsys vfs.FS, logger log.Logger, reg prometheus.Registerer) (*WAL, error) {
+	return open(cfg, fsys, logger, reg, nil)
+}
+
+// tickerFunc makes the interval syncer's ticker; tests replace
+// time.NewTicker to drive the syncer tick by tick.
+type tickerFunc func(d time.Duration) (c <-chan time.Time, stop func())
+
+func realTicker(d time.Duration) (<-chan time.Time, func()) {
+	t := time.NewTicker(d)
+	return t.C, t.Stop
+}
+
+func open(cfg Config, fsys vfs.FS, logger log.Logger, reg prometheus.Registerer, ticker tickerFunc) (*WAL, error) {
+	if ticker == nil {
+		ticker = realTicker
+	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -83,15 +108,18 @@ func Open(cfg Config, logger log.Logger, reg prometheus.Registerer) (*WAL, error
 	if err != nil {
 		return nil, fmt.Errorf("wal: register metrics: %w", err)
 	}
-	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+	// Make the directory, and any parent created with it, durable in its
+	// parent: otherwise a power cut could lose the whole directory with
+	// every fsynced segment in it.
+	if err := vfs.MkdirAllDurable(fsys, cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("wal: create dir: %w", err)
 	}
-	// Make the directory itself durable in its parent, in case MkdirAll
-	// just created it.
-	if err := syncDir(filepath.Dir(filepath.Clean(cfg.Dir))); err != nil {
+	// Also when the directory already existed: whoever made it (an init
+	// container's mkdir) may not have fsynced its parent.
+	if err := syncDir(fsys, filepath.Dir(filepath.Clean(cfg.Dir))); err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
-	segs, err := listSegments(cfg.Dir)
+	segs, err := listSegments(fsys, cfg.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
@@ -99,12 +127,13 @@ func Open(cfg Config, logger log.Logger, reg prometheus.Registerer) (*WAL, error
 	if len(segs) > 0 {
 		next = segs[len(segs)-1] + 1
 	}
-	f, err := createSegment(cfg.Dir, next)
+	f, err := createSegment(fsys, cfg.Dir, next)
 	if err != nil {
 		return nil, fmt.Errorf("wal: %w", err)
 	}
 	w := &WAL{
 		cfg:         cfg,
+		fsys:        fsys,
 		logger:      logger,
 		m:           m,
 		preexisting: segs,
@@ -118,7 +147,8 @@ func Open(cfg Config, logger log.Logger, reg prometheus.Registerer) (*WAL, error
 	if cfg.SyncPolicy == SyncInterval {
 		w.stop = make(chan struct{})
 		w.done = make(chan struct{})
-		go w.runSyncer(cfg.SyncInterval)
+		tick, stop := ticker(cfg.SyncInterval)
+		go w.runSyncer(tick, stop)
 	}
 	level.Info(logger).Log("msg", "wal opened", "dir", cfg.Dir, "segment", next, "existing_segments", len(segs), "sync_policy", cfg.SyncPolicy)
 	return w, nil
@@ -264,7 +294,7 @@ func (w *WAL) failLocked(err error) error {
 }
 
 // fsync fsyncs f and records metrics. f must be kept open by the caller.
-func (w *WAL) fsync(f *os.File) error {
+func (w *WAL) fsync(f vfs.File) error {
 	start := time.Now()
 	err := f.Sync()
 	w.m.fsyncDuration.Observe(time.Since(start).Seconds())
@@ -358,15 +388,14 @@ func (w *WAL) Sync() error {
 	return w.waitDurable(seq)
 }
 
-func (w *WAL) runSyncer(interval time.Duration) {
+func (w *WAL) runSyncer(tick <-chan time.Time, stop func()) {
 	defer close(w.done)
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	defer stop()
 	for {
 		select {
 		case <-w.stop:
 			return
-		case <-t.C:
+		case <-tick:
 			if err := w.Sync(); errors.Is(err, ErrClosed) {
 				return // Close is stopping us.
 			} else if err != nil {
@@ -397,7 +426,7 @@ func (w *WAL) rotateLocked() (uint64, error) {
 		return 0, err
 	}
 	next := w.seg + 1
-	f, err := createSegment(w.cfg.Dir, next)
+	f, err := createSegment(w.fsys, w.cfg.Dir, next)
 	if err != nil {
 		return 0, w.failLocked(err)
 	}
@@ -438,7 +467,7 @@ func (w *WAL) Truncate(below uint64) error {
 	if err := w.readers.dropBelow(limit); err != nil {
 		return fmt.Errorf("wal: truncate: close readers: %w", err)
 	}
-	segs, err := listSegments(w.cfg.Dir)
+	segs, err := listSegments(w.fsys, w.cfg.Dir)
 	if err != nil {
 		return fmt.Errorf("wal: truncate: %w", err)
 	}
@@ -448,7 +477,7 @@ func (w *WAL) Truncate(below uint64) error {
 		if seg >= limit {
 			break
 		}
-		err := os.Remove(filepath.Join(w.cfg.Dir, SegmentName(seg)))
+		err := w.fsys.Remove(filepath.Join(w.cfg.Dir, SegmentName(seg)))
 		switch {
 		case err == nil:
 			removed++
@@ -459,7 +488,7 @@ func (w *WAL) Truncate(below uint64) error {
 	if removed > 0 {
 		w.m.segments.Sub(float64(removed))
 		w.m.segmentsDeleted.Add(float64(removed))
-		if err := syncDir(w.cfg.Dir); err != nil {
+		if err := syncDir(w.fsys, w.cfg.Dir); err != nil {
 			errs = append(errs, fmt.Errorf("wal: truncate: %w", err))
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/go-kit/log/level"
 
 	"github.com/rubatodb/rubato/pkg/backend"
+	"github.com/rubatodb/rubato/pkg/internal/vfs"
 )
 
 const (
@@ -36,8 +38,16 @@ const (
 
 // Backend stores objects as files under one directory.
 type Backend struct {
-	root   *os.Root
+	fsys   vfs.FS // rooted at the backend's directory: "." is it
+	path   string
+	close  func() error
 	logger log.Logger
+
+	// durableDirs holds the directories (as "a/b") known to exist with
+	// every name from the root down to them durable, so that Put fsyncs
+	// the ancestors of a directory only the first time it writes there.
+	// Delete forgets a directory before it removes it.
+	durableDirs sync.Map
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -51,46 +61,77 @@ func New(cfg Config, logger log.Logger) (*Backend, error) {
 	if logger == nil {
 		logger = log.NewNopLogger()
 	}
-	if err := os.MkdirAll(cfg.Path, 0o755); err != nil {
+	if err := vfs.MkdirAllDurable(vfs.OS{}, cfg.Path, 0o755); err != nil {
 		return nil, fmt.Errorf("local backend: create %s: %w", cfg.Path, err)
 	}
 	root, err := os.OpenRoot(cfg.Path)
 	if err != nil {
 		return nil, fmt.Errorf("local backend: open %s: %w", cfg.Path, err)
 	}
-	b := &Backend{root: root, logger: logger}
-	if err := b.removeStaleTemps(time.Now().Add(-staleTempAge)); err != nil {
-		return nil, errors.Join(fmt.Errorf("local backend: clean %s: %w", cfg.Path, err), root.Close())
+	b, err := newBackend(vfs.Root{R: root}, filepath.Clean(root.Name()), root.Close, logger)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("local backend: %s: %w", cfg.Path, err), root.Close())
+	}
+	return b, nil
+}
+
+// NewFS is New on a file system whose root (".") is the backend's
+// directory, which must exist: tests use crashfs to simulate power loss.
+func NewFS(fsys vfs.FS, logger log.Logger) (*Backend, error) {
+	if logger == nil {
+		logger = log.NewNopLogger()
+	}
+	b, err := newBackend(fsys, ".", func() error { return nil }, logger)
+	if err != nil {
+		return nil, fmt.Errorf("local backend: %w", err)
+	}
+	return b, nil
+}
+
+func newBackend(fsys vfs.FS, path string, closeFn func() error, logger log.Logger) (*Backend, error) {
+	b := &Backend{fsys: fsys, path: path, close: closeFn, logger: logger}
+	if err := b.removeStaleTemps(".", time.Now().Add(-staleTempAge)); err != nil {
+		return nil, fmt.Errorf("clean: %w", err)
 	}
 	return b, nil
 }
 
 func isTemp(name string) bool { return strings.Contains(name, `\`) }
 
-// removeStaleTemps deletes temporary files last modified before cutoff.
-func (b *Backend) removeStaleTemps(cutoff time.Time) error {
-	return fs.WalkDir(b.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil // removed concurrently
-			}
-			return err
+// removeStaleTemps deletes temporary files under dir last modified before
+// cutoff. A temporary file left behind is never renamed afterwards, so
+// whether its removal survives a power cut does not matter: no fsync.
+func (b *Backend) removeStaleTemps(dir string, cutoff time.Time) error {
+	entries, err := b.fsys.ReadDir(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // removed concurrently
 		}
-		if d.IsDir() || !isTemp(d.Name()) {
-			return nil
+		return err
+	}
+	for _, d := range entries {
+		p := path.Join(dir, d.Name())
+		if d.IsDir() {
+			if err := b.removeStaleTemps(p, cutoff); err != nil {
+				return err
+			}
+			continue
+		}
+		if !isTemp(d.Name()) {
+			continue
 		}
 		info, err := d.Info()
 		if err != nil {
-			return nil //nolint:nilerr // gone meanwhile
+			continue // gone meanwhile
 		}
 		if info.ModTime().Before(cutoff) {
-			if err := b.root.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := b.fsys.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
 			level.Info(b.logger).Log("msg", "removed stale temporary file", "file", p)
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // parent returns the directory of key in os.Root notation ("." for the root).
@@ -127,7 +168,7 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) 
 	if err := ctx.Err(); err != nil {
 		return errors.Join(fmt.Errorf("put %q: %w", key, err), b.removeQuiet(tmp))
 	}
-	if err := b.root.Rename(tmp, key); err != nil {
+	if err := b.fsys.Rename(tmp, key); err != nil {
 		return errors.Join(fmt.Errorf("put %q: %w", key, err), b.removeQuiet(tmp))
 	}
 	if err := b.syncDir(dir); err != nil {
@@ -137,16 +178,14 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) 
 }
 
 // createTemp makes a fresh temporary file in dir, creating dir as needed.
-func (b *Backend) createTemp(dir string) (*os.File, string, error) {
+func (b *Backend) createTemp(dir string) (vfs.File, string, error) {
 	var lastErr error
 	for range mkdirRetries {
-		if dir != "." {
-			if err := b.root.MkdirAll(dir, 0o755); err != nil {
-				return nil, "", err
-			}
+		if err := b.ensureDir(dir); err != nil {
+			return nil, "", err
 		}
 		tmp := path.Join(dir, tempPrefix+randomSuffix())
-		f, err := b.root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		f, err := b.fsys.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		if err == nil {
 			return f, tmp, nil
 		}
@@ -155,13 +194,51 @@ func (b *Backend) createTemp(dir string) (*os.File, string, error) {
 		if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, fs.ErrExist) {
 			return nil, "", err
 		}
+		// dir or an ancestor is gone: make them durable again.
+		for d := dir; d != "."; d = path.Dir(d) {
+			b.durableDirs.Delete(d)
+		}
 		lastErr = err
 	}
 	return nil, "", lastErr
 }
 
+// ensureDir creates dir and its parents as needed and makes every name on
+// the way durable, fsyncing each ancestor, deepest first. Without this the
+// fsync of dir after a rename would make the object's name durable in a
+// directory whose own name a power cut could still take away. It is done
+// again for a directory not yet known durable even if it exists: it may
+// have been created by a concurrent Put that has not fsynced it yet.
+func (b *Backend) ensureDir(dir string) error {
+	if dir == "." {
+		return nil
+	}
+	if _, ok := b.durableDirs.Load(dir); ok {
+		return nil
+	}
+	if _, err := vfs.MkdirAll(b.fsys, dir, 0o755); err != nil {
+		return err
+	}
+	// Up to the first ancestor already known durable: its own name, and
+	// those above it, are.
+	var synced []string
+	for d := dir; d != "."; d = path.Dir(d) {
+		if _, ok := b.durableDirs.Load(d); ok {
+			break
+		}
+		if err := b.syncDir(path.Dir(d)); err != nil {
+			return fmt.Errorf("sync directory: %w", err)
+		}
+		synced = append(synced, d)
+	}
+	for _, d := range synced {
+		b.durableDirs.Store(d, struct{}{})
+	}
+	return nil
+}
+
 // writeTemp copies the body into f, checks its length, fsyncs and closes f.
-func writeTemp(ctx context.Context, f *os.File, r io.Reader, size int64) error {
+func writeTemp(ctx context.Context, f vfs.File, r io.Reader, size int64) error {
 	src := r
 	if size >= 0 {
 		// One byte more than announced reveals a body that is too long.
@@ -178,29 +255,23 @@ func writeTemp(ctx context.Context, f *os.File, r io.Reader, size int64) error {
 }
 
 func (b *Backend) removeQuiet(name string) error {
-	if err := b.root.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := b.fsys.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove temporary file: %w", err)
 	}
 	return nil
 }
 
-func (b *Backend) syncDir(dir string) error {
-	d, err := b.root.Open(dir)
-	if err != nil {
-		return err
-	}
-	return errors.Join(d.Sync(), d.Close())
-}
+func (b *Backend) syncDir(dir string) error { return vfs.SyncDir(b.fsys, dir) }
 
 // openFile opens key for reading; a missing key or a directory is ErrNotFound.
-func (b *Backend) openFile(ctx context.Context, op, key string) (*os.File, int64, error) {
+func (b *Backend) openFile(ctx context.Context, op, key string) (vfs.File, int64, error) {
 	if err := backend.ValidateKey(key); err != nil {
 		return nil, 0, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, 0, fmt.Errorf("%s %q: %w", op, key, err)
 	}
-	f, err := b.root.Open(key)
+	f, err := b.fsys.OpenFile(key, os.O_RDONLY, 0)
 	if err != nil {
 		if notFound(err) {
 			return nil, 0, fmt.Errorf("%s %q: %w", op, key, backend.ErrNotFound)
@@ -217,7 +288,7 @@ func (b *Backend) openFile(ctx context.Context, op, key string) (*os.File, int64
 	return f, info.Size(), nil
 }
 
-// Get implements backend.Backend. The returned *os.File keeps the object's
+// Get implements backend.Backend. The returned open file keeps the object's
 // bytes readable even if a later Put replaces or Delete removes the key.
 func (b *Backend) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 	f, _, err := b.openFile(ctx, "get", key)
@@ -258,7 +329,7 @@ func (b *Backend) Size(ctx context.Context, key string) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("size %q: %w", key, err)
 	}
-	info, err := b.root.Stat(key)
+	info, err := b.fsys.Stat(key)
 	if err != nil {
 		if notFound(err) {
 			return 0, fmt.Errorf("size %q: %w", key, backend.ErrNotFound)
@@ -314,14 +385,7 @@ func (b *Backend) List(ctx context.Context, dir string) ([]string, error) {
 	return out, nil
 }
 
-func (b *Backend) readDir(dir string) ([]fs.DirEntry, error) {
-	d, err := b.root.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	entries, err := d.ReadDir(-1)
-	return entries, errors.Join(err, d.Close())
-}
+func (b *Backend) readDir(dir string) ([]fs.DirEntry, error) { return b.fsys.ReadDir(dir) }
 
 // hasObject reports whether dir holds an object at any depth. It stops at the
 // first one, so for a normal block directory it reads one directory chunk.
@@ -329,7 +393,7 @@ func (b *Backend) hasObject(ctx context.Context, dir string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
 	}
-	d, err := b.root.Open(dir)
+	d, err := b.fsys.OpenFile(dir, os.O_RDONLY, 0)
 	if err != nil {
 		if notFound(err) {
 			return false, nil
@@ -368,7 +432,7 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("delete %q: %w", key, err)
 	}
-	info, err := b.root.Lstat(key)
+	info, err := b.fsys.Lstat(key)
 	if err != nil {
 		if notFound(err) {
 			return nil
@@ -378,24 +442,33 @@ func (b *Backend) Delete(ctx context.Context, key string) error {
 	if info.IsDir() {
 		return nil // a "directory", not an object: nothing to delete
 	}
-	if err := b.root.Remove(key); err != nil && !notFound(err) {
+	if err := b.fsys.Remove(key); err != nil && !notFound(err) {
 		return fmt.Errorf("delete %q: %w", key, err)
 	}
 	// Remove the directories this left empty; rmdir fails on the first one
-	// that still holds something, which ends the walk.
-	for d := parent(key); d != "."; d = path.Dir(d) {
-		if err := b.root.Remove(d); err != nil {
+	// that still holds something, which ends the walk. Forget each before
+	// removing it, so that a concurrent Put makes it durable again.
+	d := parent(key)
+	for ; d != "."; d = path.Dir(d) {
+		b.durableDirs.Delete(d) // only an empty directory goes
+		if err := b.fsys.Remove(d); err != nil {
 			break
 		}
+	}
+	// Make the removal durable: fsync the directory that lost a name (the
+	// key's own, or the parent of the highest directory removed), so that
+	// a deleted object does not come back after a power cut.
+	if err := b.syncDir(d); err != nil && !notFound(err) {
+		return fmt.Errorf("delete %q: sync directory: %w", key, err)
 	}
 	return nil
 }
 
 // Close implements backend.Backend.
-func (b *Backend) Close() error { return b.root.Close() }
+func (b *Backend) Close() error { return b.close() }
 
 // Path returns the directory the backend stores objects in.
-func (b *Backend) Path() string { return filepath.Clean(b.root.Name()) }
+func (b *Backend) Path() string { return b.path }
 
 // ctxReader stops a copy once ctx is done.
 type ctxReader struct {
