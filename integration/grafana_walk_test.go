@@ -13,6 +13,7 @@ import (
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/rubatodb/rubato/pkg/model/combine"
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 )
 
@@ -124,4 +125,13 @@ func TestGrafanaTraceViewNeverSeesNil(t *testing.T) {
 	t.Run("flushed", check)
 	s.restart()
 	t.Run("backend after restart", check)
+}
+
+// asAnswered returns what a trace sent as want reads back as: a copy with
+// an empty Resource, Scope and Status wherever the client sent none, as
+// every answer is filled (combine.FillRequired).
+func asAnswered(want *tracev1.ResourceSpans) *tracev1.ResourceSpans {
+	rs := proto.Clone(want).(*tracev1.ResourceSpans)
+	combine.FillRequired(&tracev1.TracesData{ResourceSpans: []*tracev1.ResourceSpans{rs}})
+	return rs
 }

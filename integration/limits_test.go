@@ -67,7 +67,7 @@ func requireStored(t testing.TB, s *server, tenantID string, req *coltracepb.Exp
 	got := s.traceByID(t, id, tenantID)
 	require.NotNil(t, got, "trace %x not stored", id)
 	want := map[string]*tracev1.Span{}
-	for _, sp := range req.ResourceSpans[0].ScopeSpans[0].Spans {
+	for _, sp := range asAnswered(req.ResourceSpans[0]).ScopeSpans[0].Spans {
 		if string(sp.TraceId) == string(id) {
 			want[string(sp.SpanId)] = sp
 		}

@@ -11,7 +11,9 @@
 // pass on as they are and HTTP receivers turn into Retry-After (seconds,
 // rounded up): OTLP clients such as the OpenTelemetry Collector retry
 // ResourceExhausted only when RetryInfo is present. A receiver never retries
-// on its own: the client is told, and decides.
+// on its own: the client is told, and decides. A transport configured with a
+// tls block (TLSConfig) serves TLS, or mutual TLS with client_ca_file, or
+// does not start: it never falls back to plaintext.
 package receiver
 
 import (

@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -35,15 +36,27 @@ type server struct {
 
 // ListenHTTP listens on addr for an HTTP server with handler h.
 func (s *Servers) ListenHTTP(name, addr string, h http.Handler) error {
+	return s.ListenHTTPTLS(name, addr, h, nil)
+}
+
+// ListenHTTPTLS listens on addr for an HTTP server with handler h, over TLS
+// (HTTP/1.1 and HTTP/2) when tlsCfg is non-nil, else in plaintext.
+func (s *Servers) ListenHTTPTLS(name, addr string, h http.Handler, tlsCfg *tls.Config) error {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s on %s: %w", name, addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second, TLSConfig: tlsCfg}
 	s.entries = append(s.entries, &server{
 		name: name, addr: lis.Addr(),
 		serve: func() error {
-			if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+			var err error
+			if tlsCfg != nil {
+				err = srv.ServeTLS(lis, "", "") // certificates come from TLSConfig
+			} else {
+				err = srv.Serve(lis)
+			}
+			if !errors.Is(err, http.ErrServerClosed) {
 				return err
 			}
 			return nil

@@ -188,12 +188,7 @@ func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 // UnmarshalYAML accepts Tempo's nested and legacy layouts. Keys it does not
 // know are ignored here; the config loader reports them.
 func (c *Config) UnmarshalYAML(n *yaml.Node) error {
-	var doc struct {
-		limitsYAML              `yaml:",inline"`
-		Defaults                *limitsYAML `yaml:"defaults"`
-		PerTenantOverrideConfig *string     `yaml:"per_tenant_override_config"`
-		PerTenantOverridePeriod *duration   `yaml:"per_tenant_override_period"`
-	}
+	var doc configYAML
 	if err := n.Decode(&doc); err != nil {
 		return err
 	}
@@ -218,9 +213,7 @@ const Wildcard = "*"
 // `overrides` map from tenant to limits, in either layout. Each tenant's
 // limits start from defaults; every result is validated.
 func ParseRuntimeConfig(data []byte, defaults Limits) (map[string]*Limits, error) {
-	var doc struct {
-		Overrides map[string]*limitsYAML `yaml:"overrides"`
-	}
+	var doc runtimeYAML
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, fmt.Errorf("overrides: runtime config: %w", err)
 	}
@@ -240,8 +233,9 @@ func ParseRuntimeConfig(data []byte, defaults Limits) (map[string]*Limits, error
 
 // Overrides answers limits per tenant. Safe for concurrent use.
 type Overrides struct {
-	cfg     Config
-	tenants atomic.Pointer[map[string]*Limits]
+	cfg      Config
+	tenants  atomic.Pointer[map[string]*Limits]
+	keyCheck atomic.Pointer[func([]byte) error]
 }
 
 // New returns Overrides serving cfg's defaults; Reload (or the service
@@ -274,6 +268,11 @@ func (o *Overrides) Reload() error {
 	data, err := os.ReadFile(o.cfg.PerTenantOverrideConfig)
 	if err != nil {
 		return fmt.Errorf("overrides: %w", err)
+	}
+	if check := o.keyCheck.Load(); check != nil {
+		if err := (*check)(data); err != nil {
+			return err
+		}
 	}
 	m, err := ParseRuntimeConfig(data, o.cfg.Defaults)
 	if err != nil {

@@ -4,13 +4,18 @@
 // Invariants: each component is a dskit service started in dependency order
 // and stopped in reverse; a component's failure stops the process with an
 // error; /ready answers 200 only when every started service is Running and
-// the ingester ring can take writes.
+// the ingester ring can take writes, and otherwise says which is not. No
+// configuration key passes unnoticed: every key Rubato does not use is
+// logged with its path (fatal under -config.strict), and a TLS setting it
+// cannot honour stops the start. -help prints the defaults actually applied.
+// /flush and /shutdown change state and take POST only, never cross-origin.
 package app
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"net/http"
@@ -77,6 +82,7 @@ type App struct {
 	reg    *prometheus.Registry
 
 	mux        *http.ServeMux
+	admin      *http.ServeMux // nil: admin endpoints are on mux
 	grpcServer *grpc.Server
 	httpLis    net.Listener
 	grpcLis    net.Listener
@@ -102,7 +108,10 @@ func New(cfg *Config, logger log.Logger) (*App, error) {
 		// Never advertise a guessed interface address: loopback unless told.
 		cfg.Ingester.LifecyclerConfig.Addr = "127.0.0.1"
 	}
-	cfg.Ingester.LifecyclerConfig.Port = cfg.Server.GRPCListenPort
+	if cfg.Ingester.LifecyclerConfig.Port == 0 {
+		// As its flag says: 0 advertises the gRPC listen port.
+		cfg.Ingester.LifecyclerConfig.Port = cfg.Server.GRPCListenPort
+	}
 	return a, nil
 }
 
@@ -184,6 +193,9 @@ func (a *App) initServer() (services.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("grpc listen: %w", err)
 	}
+	if err := a.listenAdmin(); err != nil {
+		return nil, err
+	}
 	a.grpcServer = grpc.NewServer(grpc.MaxRecvMsgSize(client.MaxMessageSize), grpc.MaxSendMsgSize(client.MaxMessageSize))
 	httpSrv := &http.Server{Handler: a.mux, ReadHeaderTimeout: 30 * time.Second}
 	return services.NewBasicService(nil, func(ctx context.Context) error {
@@ -215,6 +227,7 @@ func (a *App) initServer() (services.Service, error) {
 
 func (a *App) initOverrides() (services.Service, error) {
 	a.overrides = overrides.New(a.cfg.Overrides)
+	a.overrides.SetKeyCheck(runtimeKeyCheck(a.cfg.Overrides.PerTenantOverrideConfig, a.cfg.strict, a.logger))
 	return overrides.NewReloader(a.overrides, a.logger, a.reg), nil
 }
 
@@ -303,14 +316,17 @@ func (a *App) registerHTTP() {
 	m.HandleFunc("GET /status/buildinfo", a.buildInfo)
 	m.HandleFunc("GET /status/config", a.statusConfig)
 	m.HandleFunc("GET /status/version", a.buildInfo)
-	m.HandleFunc("GET /debug/pprof/", pprof.Index)
-	m.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	m.HandleFunc("GET /debug/pprof/heap", pprof.Index)
+	adm := a.adminMux() // the HTTP port, or server.admin_listen_address
+	adm.HandleFunc("GET /debug/pprof/", pprof.Index)
+	adm.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	adm.HandleFunc("GET /debug/pprof/heap", pprof.Index)
 	if a.ingester != nil {
-		m.HandleFunc("GET /flush", a.ingester.FlushHandler)
-		m.HandleFunc("POST /flush", a.ingester.FlushHandler)
-		m.HandleFunc("GET /shutdown", a.ingester.ShutdownHandler)
-		m.HandleFunc("POST /shutdown", a.ingester.ShutdownHandler)
+		// State-changing endpoints: POST only (any other method gets 405),
+		// and never from a browser on another origin (403), so a link or a
+		// cross-site form cannot stop ingest.
+		var csrf http.CrossOriginProtection
+		adm.Handle("POST /flush", csrf.Handler(http.HandlerFunc(a.ingester.FlushHandler)))
+		adm.Handle("POST /shutdown", csrf.Handler(http.HandlerFunc(a.ingester.ShutdownHandler)))
 	}
 	if a.distributor != nil {
 		m.Handle("GET /distributor/ring", a.distributor.Ring())
@@ -319,8 +335,8 @@ func (a *App) registerHTTP() {
 }
 
 func (a *App) ready(w http.ResponseWriter, r *http.Request) {
-	if a.manager == nil || !a.manager.IsHealthy() {
-		http.Error(w, "not ready: services starting", http.StatusServiceUnavailable)
+	if msg := a.notRunning(); msg != "" {
+		http.Error(w, "not ready: "+msg, http.StatusServiceUnavailable)
 		return
 	}
 	if a.ingester != nil {
@@ -344,6 +360,32 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	_, _ = w.Write([]byte(msg))
+}
+
+// notRunning says why not every service is Running ("" when all are).
+func (a *App) notRunning() string {
+	if a.manager == nil {
+		return "services starting"
+	}
+	if a.manager.IsHealthy() {
+		return ""
+	}
+	if a.ingester != nil {
+		switch a.ingester.State() {
+		case services.Stopping, services.Terminated:
+			return "the ingester was shut down (POST /shutdown, or the process is stopping); it takes no writes until the process restarts"
+		case services.Failed:
+			return fmt.Sprintf("the ingester failed: %v", a.ingester.FailureCase())
+		}
+	}
+	byState := a.manager.ServicesByState()
+	switch {
+	case len(byState[services.Failed]) > 0:
+		return fmt.Sprintf("%d services failed: %v", len(byState[services.Failed]), byState[services.Failed][0].FailureCase())
+	case len(byState[services.Stopping])+len(byState[services.Terminated]) > 0:
+		return "services stopping"
+	}
+	return "services starting"
 }
 
 func (a *App) buildInfo(w http.ResponseWriter, _ *http.Request) {
@@ -378,6 +420,9 @@ func Main(args []string) int {
 		}
 	}
 	cfg, err := Load(args, logger)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0 // -help printed the flags and their defaults
+	}
 	if err != nil {
 		level.Error(logger).Log("msg", "configuration", "err", err)
 		return 1

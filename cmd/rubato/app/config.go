@@ -1,18 +1,15 @@
 package app
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"regexp"
 	"strings"
 	"time"
 
 	"github.com/go-kit/log"
-	"github.com/go-kit/log/level"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rubatodb/rubato/compactor"
@@ -39,6 +36,10 @@ type Config struct {
 	Compactor   compactor.Config  `yaml:"compactor"`
 	Storage     StorageConfig     `yaml:"storage"`
 	Overrides   overrides.Config  `yaml:"overrides"`
+
+	// strict is -config.strict: unknown keys are fatal, also in the
+	// per-tenant overrides file at every reload.
+	strict bool
 }
 
 // ServerConfig is the `server` block.
@@ -51,6 +52,9 @@ type ServerConfig struct {
 	LogFormat         string `yaml:"log_format"`
 	// GracefulShutdownTimeout bounds how long stopping may take.
 	GracefulShutdownTimeout time.Duration `yaml:"graceful_shutdown_timeout"`
+	// AdminListenAddress (host:port), when set, serves /flush, /shutdown
+	// and /debug/pprof/ there instead of on the HTTP port.
+	AdminListenAddress string `yaml:"admin_listen_address"`
 }
 
 // DistributorConfig is the `distributor` block.
@@ -109,9 +113,12 @@ func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
 	f.StringVar(&c.Server.LogLevel, "log.level", "info", "Log level: debug, info, warn, error.")
 	f.StringVar(&c.Server.LogFormat, "log.format", "logfmt", "Log format: logfmt or json.")
 	f.DurationVar(&c.Server.GracefulShutdownTimeout, "server.graceful-shutdown-timeout", 10*time.Second, "Longest time stopping may take.")
+	f.StringVar(&c.Server.AdminListenAddress, "server.admin-listen-address", "", "host:port serving /flush, /shutdown and /debug/pprof/ instead of the HTTP port (empty: the HTTP port).")
 	c.Distributor.Receivers.RegisterFlagsAndApplyDefaults("distributor.receivers.", f)
 	c.Distributor.Config.RegisterFlagsAndApplyDefaults("distributor.", f)
 	c.Ingester.RegisterFlagsAndApplyDefaults("", f)
+	// Never advertise a guessed interface address: loopback unless told.
+	c.Ingester.LifecyclerConfig.Addr = "127.0.0.1"
 	c.Querier.RegisterFlagsAndApplyDefaults("", f)
 	c.Compactor.RegisterFlagsAndApplyDefaults("compactor.", f)
 	f.StringVar(&c.Storage.Trace.Backend, "storage.trace.backend", "local", "Object store: local or s3.")
@@ -163,12 +170,14 @@ func (c *Config) Validate() error {
 
 // Load builds the configuration from defaults, then the YAML file named by
 // -config.file, then the command-line flags, so a flag always wins.
-// Unknown YAML keys are logged as warnings, never fatal.
+// Unknown YAML keys, at any depth and in the per-tenant overrides file, are
+// logged as warnings with their full path; -config.strict makes them fatal.
 func Load(args []string, logger log.Logger) (*Config, error) {
 	var (
 		cfg       Config
 		file      string
 		expandEnv bool
+		strict    bool
 		version   bool
 	)
 	// A first pass finds -config.file without failing on other flags.
@@ -176,15 +185,12 @@ func Load(args []string, logger log.Logger) (*Config, error) {
 	pre.SetOutput(discard{})
 	pre.StringVar(&file, "config.file", "", "")
 	pre.BoolVar(&expandEnv, "config.expand-env", false, "")
+	pre.BoolVar(&strict, "config.strict", false, "")
 	pre.BoolVar(&version, "version", false, "")
 	(&Config{}).RegisterFlagsAndApplyDefaults(pre)
 	_ = pre.Parse(args)
 
-	f := flag.NewFlagSet("rubato", flag.ContinueOnError)
-	f.String("config.file", "", "YAML configuration file (Tempo's keys).")
-	f.Bool("config.expand-env", false, "Expand ${VAR} and ${VAR:-default} in the configuration file.")
-	f.Bool("version", false, "Print the version and exit.")
-	cfg.RegisterFlagsAndApplyDefaults(f)
+	f := newFlagSet(&cfg)
 	if file != "" {
 		data, err := os.ReadFile(file)
 		if err != nil {
@@ -193,13 +199,14 @@ func Load(args []string, logger log.Logger) (*Config, error) {
 		if expandEnv {
 			data = ExpandEnv(data)
 		}
-		if err := decodeYAML(data, &cfg, logger); err != nil {
+		if err := decodeYAML(data, &cfg, file, strict, logger); err != nil {
 			return nil, fmt.Errorf("config %s: %w", file, err)
 		}
 	}
 	if err := f.Parse(args); err != nil {
 		return nil, err
 	}
+	cfg.strict = strict
 	cfg.Distributor.Receivers.applyFlags()
 	if cfg.AuthEnabled {
 		cfg.MultitenancyEnabled = true
@@ -207,30 +214,36 @@ func Load(args []string, logger log.Logger) (*Config, error) {
 	return &cfg, nil
 }
 
-// decodeYAML decodes strictly, turning unknown keys into warnings.
-func decodeYAML(data []byte, cfg *Config, logger log.Logger) error {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	err := dec.Decode(cfg)
-	if err == nil || errors.Is(err, io.EOF) {
-		return nil
-	}
-	var te *yaml.TypeError
-	if !errors.As(err, &te) {
+// newFlagSet registers every flag of cfg, applying the defaults, and makes
+// each flag's printed default (-help) the value it actually set: some
+// defaults are adjusted after registration (the ingester's ring), and
+// -help must not show the value that was overwritten.
+func newFlagSet(cfg *Config) *flag.FlagSet {
+	f := flag.NewFlagSet("rubato", flag.ContinueOnError)
+	f.SetOutput(os.Stdout) // -help is asked for: print where it can be paged
+	f.String("config.file", "", "YAML configuration file (Tempo's keys).")
+	f.Bool("config.expand-env", false, "Expand ${VAR} and ${VAR:-default} in the configuration file.")
+	f.Bool("config.strict", false, "Refuse to start on any configuration key Rubato does not know (Tempo keys it accepts and ignores stay warnings).")
+	f.Bool("version", false, "Print the version and exit.")
+	cfg.RegisterFlagsAndApplyDefaults(f)
+	f.VisitAll(func(fl *flag.Flag) { fl.DefValue = fl.Value.String() })
+	return f
+}
+
+// decodeYAML decodes data into cfg (a wrong value is an error) and checks
+// its keys (checkKeys).
+func decodeYAML(data []byte, cfg *Config, source string, strict bool, logger log.Logger) error {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return err
 	}
-	var fatal []string
-	for _, e := range te.Errors {
-		if strings.Contains(e, "not found in type") {
-			level.Warn(logger).Log("msg", "ignoring configuration key Rubato does not use", "detail", e)
-			continue
-		}
-		fatal = append(fatal, e)
+	if doc.Kind == 0 {
+		return nil // empty file
 	}
-	if len(fatal) > 0 {
-		return errors.New(strings.Join(fatal, "; "))
+	if err := doc.Decode(cfg); err != nil {
+		return err
 	}
-	return nil
+	return checkKeys(&doc, cfg, source, strict, ignoredTempoKeys, logger)
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}`)

@@ -6,6 +6,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/rubatodb/rubato/distributor/receiver/jaeger"
 	"github.com/rubatodb/rubato/distributor/receiver/otlp"
 	"github.com/rubatodb/rubato/distributor/receiver/zipkin"
 )
@@ -117,6 +118,22 @@ func (c *ReceiversConfig) UnmarshalYAML(n *yaml.Node) error {
 		}
 	}
 	return nil
+}
+
+// YAMLSchema is the layout UnmarshalYAML decodes, for naming unknown keys.
+func (*ReceiversConfig) YAMLSchema() any {
+	return struct {
+		OTLP *struct {
+			Protocols struct {
+				GRPC *otlp.GRPCConfig `yaml:"grpc"`
+				HTTP *otlp.HTTPConfig `yaml:"http"`
+			} `yaml:"protocols"`
+		} `yaml:"otlp"`
+		Zipkin *zipkin.Config `yaml:"zipkin"`
+		Jaeger *struct {
+			Protocols jaeger.Config `yaml:"protocols"`
+		} `yaml:"jaeger"`
+	}{}
 }
 
 func protocols(n yaml.Node) (map[string]yaml.Node, error) {

@@ -3,6 +3,9 @@ package jaeger
 import (
 	"errors"
 	"flag"
+	"fmt"
+
+	"github.com/rubatodb/rubato/distributor/receiver"
 )
 
 // Config enables the Jaeger transports (Tempo's protocol names). A nil
@@ -18,6 +21,8 @@ type Config struct {
 type GRPCConfig struct {
 	Endpoint          string `yaml:"endpoint"`
 	MaxRecvMsgSizeMiB int    `yaml:"max_recv_msg_size_mib"`
+	// TLS, when present, serves TLS (mTLS with client_ca_file) or refuses to start.
+	TLS *receiver.TLSConfig `yaml:"tls,omitempty"`
 }
 
 // ThriftHTTPConfig is the POST /api/traces server.
@@ -25,6 +30,8 @@ type ThriftHTTPConfig struct {
 	Endpoint string `yaml:"endpoint"`
 	// MaxRequestBodySize bounds a body in bytes, as sent and decompressed.
 	MaxRequestBodySize int64 `yaml:"max_request_body_size"`
+	// TLS, when present, serves TLS (mTLS with client_ca_file) or refuses to start.
+	TLS *receiver.TLSConfig `yaml:"tls,omitempty"`
 }
 
 // UDPConfig is an agent UDP server.
@@ -81,11 +88,21 @@ func (c *UDPConfig) registerFlags(prefix, endpoint string, f *flag.FlagSet) {
 
 // Validate checks the enabled transports.
 func (c *Config) Validate() error {
-	if c.GRPC != nil && (c.GRPC.Endpoint == "" || c.GRPC.MaxRecvMsgSizeMiB <= 0) {
-		return errors.New("jaeger grpc: endpoint and a positive max_recv_msg_size_mib are required")
+	if c.GRPC != nil {
+		if c.GRPC.Endpoint == "" || c.GRPC.MaxRecvMsgSizeMiB <= 0 {
+			return errors.New("jaeger grpc: endpoint and a positive max_recv_msg_size_mib are required")
+		}
+		if _, err := c.GRPC.TLS.Load(); err != nil {
+			return fmt.Errorf("jaeger grpc: %w", err)
+		}
 	}
-	if c.ThriftHTTP != nil && (c.ThriftHTTP.Endpoint == "" || c.ThriftHTTP.MaxRequestBodySize <= 0) {
-		return errors.New("jaeger thrift_http: endpoint and a positive max_request_body_size are required")
+	if c.ThriftHTTP != nil {
+		if c.ThriftHTTP.Endpoint == "" || c.ThriftHTTP.MaxRequestBodySize <= 0 {
+			return errors.New("jaeger thrift_http: endpoint and a positive max_request_body_size are required")
+		}
+		if _, err := c.ThriftHTTP.TLS.Load(); err != nil {
+			return fmt.Errorf("jaeger thrift_http: %w", err)
+		}
 	}
 	for _, u := range []*UDPConfig{c.ThriftCompact, c.ThriftBinary} {
 		if u != nil && (u.Endpoint == "" || u.MaxPacketSize <= 0 || u.MaxPacketSize > 65535 || u.Workers <= 0 || u.QueueSize < 0) {

@@ -15,6 +15,7 @@ import (
 	"github.com/jaegertracing/jaeger-idl/proto-gen/api_v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/encoding/gzip" // accept gzip-compressed calls
 
 	"github.com/rubatodb/rubato/distributor/receiver"
@@ -70,19 +71,33 @@ func (r *Receiver) starting(context.Context) error {
 
 func (r *Receiver) listen() error {
 	if c := r.cfg.GRPC; c != nil {
-		g := grpc.NewServer(grpc.MaxRecvMsgSize(c.MaxRecvMsgSizeMiB<<20), grpc.ForceServerCodec(gogoCodec{}))
+		tlsCfg, err := c.TLS.Load()
+		if err != nil {
+			return fmt.Errorf("jaeger grpc: %w", err)
+		}
+		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(c.MaxRecvMsgSizeMiB << 20), grpc.ForceServerCodec(gogoCodec{})}
+		if tlsCfg != nil {
+			opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+		}
+		g := grpc.NewServer(opts...)
 		api_v2.RegisterCollectorServiceServer(g, &collector{sink: r.sink.ForTransport(transportGRPC)})
 		if err := r.servers.ListenGRPC(transportGRPC, c.Endpoint, g); err != nil {
 			return err
 		}
+		level.Info(r.logger).Log("msg", "jaeger grpc receiver listening", "addr", r.GRPCAddr(), "security", c.TLS.String())
 	}
 	if c := r.cfg.ThriftHTTP; c != nil {
+		tlsCfg, err := c.TLS.Load()
+		if err != nil {
+			return fmt.Errorf("jaeger thrift_http: %w", err)
+		}
 		h := &thriftHandler{sink: r.sink.ForTransport(transportHTTP), limit: c.MaxRequestBodySize}
 		mux := http.NewServeMux()
 		mux.Handle("/api/traces", h)
-		if err := r.servers.ListenHTTP(transportHTTP, c.Endpoint, mux); err != nil {
+		if err := r.servers.ListenHTTPTLS(transportHTTP, c.Endpoint, mux, tlsCfg); err != nil {
 			return err
 		}
+		level.Info(r.logger).Log("msg", "jaeger thrift_http receiver listening", "addr", r.ThriftHTTPAddr(), "security", c.TLS.String())
 	}
 	for _, u := range []struct {
 		cfg   *UDPConfig

@@ -3,6 +3,9 @@ package otlp
 import (
 	"errors"
 	"flag"
+	"fmt"
+
+	"github.com/rubatodb/rubato/distributor/receiver"
 )
 
 // Config enables the OTLP transports. A nil transport is off.
@@ -17,6 +20,8 @@ type GRPCConfig struct {
 	Endpoint string `yaml:"endpoint"`
 	// MaxRecvMsgSizeMiB bounds one decoded gRPC message (ResourceExhausted above).
 	MaxRecvMsgSizeMiB int `yaml:"max_recv_msg_size_mib"`
+	// TLS, when present, serves TLS (mTLS with client_ca_file) or refuses to start.
+	TLS *receiver.TLSConfig `yaml:"tls,omitempty"`
 }
 
 // HTTPConfig is the OTLP/HTTP server (Tempo/Collector keys).
@@ -26,6 +31,8 @@ type HTTPConfig struct {
 	// MaxRequestBodySize bounds a body in bytes, both as sent and once
 	// decompressed (413 above).
 	MaxRequestBodySize int64 `yaml:"max_request_body_size"`
+	// TLS, when present, serves TLS (mTLS with client_ca_file) or refuses to start.
+	TLS *receiver.TLSConfig `yaml:"tls,omitempty"`
 }
 
 // RegisterFlagsAndApplyDefaults enables both transports with Tempo's default
@@ -48,13 +55,23 @@ func (c *HTTPConfig) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSe
 	f.Int64Var(&c.MaxRequestBodySize, prefix+"max-request-body-size", 20<<20, "Largest OTLP HTTP body accepted in bytes, compressed or decompressed.")
 }
 
-// Validate checks the enabled transports.
+// Validate checks the enabled transports, loading their TLS certificates.
 func (c *Config) Validate() error {
-	if c.GRPC != nil && (c.GRPC.Endpoint == "" || c.GRPC.MaxRecvMsgSizeMiB <= 0) {
-		return errors.New("otlp grpc: endpoint and a positive max_recv_msg_size_mib are required")
+	if c.GRPC != nil {
+		if c.GRPC.Endpoint == "" || c.GRPC.MaxRecvMsgSizeMiB <= 0 {
+			return errors.New("otlp grpc: endpoint and a positive max_recv_msg_size_mib are required")
+		}
+		if _, err := c.GRPC.TLS.Load(); err != nil {
+			return fmt.Errorf("otlp grpc: %w", err)
+		}
 	}
-	if c.HTTP != nil && (c.HTTP.Endpoint == "" || c.HTTP.MaxRequestBodySize <= 0) {
-		return errors.New("otlp http: endpoint and a positive max_request_body_size are required")
+	if c.HTTP != nil {
+		if c.HTTP.Endpoint == "" || c.HTTP.MaxRequestBodySize <= 0 {
+			return errors.New("otlp http: endpoint and a positive max_request_body_size are required")
+		}
+		if _, err := c.HTTP.TLS.Load(); err != nil {
+			return fmt.Errorf("otlp http: %w", err)
+		}
 	}
 	return nil
 }

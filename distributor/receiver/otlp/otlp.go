@@ -6,10 +6,12 @@ import (
 	"net"
 
 	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	_ "google.golang.org/grpc/encoding/gzip" // registers the gzip compressor OTLP clients use
 
 	"github.com/rubatodb/rubato/distributor/receiver"
@@ -52,19 +54,35 @@ func New(cfg Config, consumer receiver.Consumer, tenants tenant.Resolver, logger
 
 func (r *Receiver) starting(context.Context) error {
 	if c := r.cfg.GRPC; c != nil {
-		g := grpc.NewServer(grpc.MaxRecvMsgSize(c.MaxRecvMsgSizeMiB<<20), grpc.ForceServerCodec(rawCodec{}))
+		tlsCfg, err := c.TLS.Load()
+		if err != nil {
+			r.servers.Stop()
+			return fmt.Errorf("otlp grpc: %w", err)
+		}
+		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(c.MaxRecvMsgSizeMiB << 20), grpc.ForceServerCodec(rawCodec{})}
+		if tlsCfg != nil {
+			opts = append(opts, grpc.Creds(credentials.NewTLS(tlsCfg)))
+		}
+		g := grpc.NewServer(opts...)
 		g.RegisterService(&traceServiceDesc, &traceService{sink: r.sink.ForTransport(transportGRPC)})
 		if err := r.servers.ListenGRPC(transportGRPC, c.Endpoint, g); err != nil {
 			r.servers.Stop()
 			return err
 		}
+		level.Info(r.logger).Log("msg", "otlp grpc receiver listening", "addr", r.GRPCAddr(), "security", c.TLS.String())
 	}
 	if c := r.cfg.HTTP; c != nil {
+		tlsCfg, err := c.TLS.Load()
+		if err != nil {
+			r.servers.Stop()
+			return fmt.Errorf("otlp http: %w", err)
+		}
 		h := &httpHandler{sink: r.sink.ForTransport(transportHTTP), limit: c.MaxRequestBodySize, logger: r.logger}
-		if err := r.servers.ListenHTTP(transportHTTP, c.Endpoint, h.mux()); err != nil {
+		if err := r.servers.ListenHTTPTLS(transportHTTP, c.Endpoint, h.mux(), tlsCfg); err != nil {
 			r.servers.Stop()
 			return err
 		}
+		level.Info(r.logger).Log("msg", "otlp http receiver listening", "addr", r.HTTPAddr(), "security", c.TLS.String())
 	}
 	r.servers.Start()
 	return nil

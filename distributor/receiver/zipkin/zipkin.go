@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/go-kit/log"
+	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -26,6 +27,8 @@ type Config struct {
 	Endpoint string `yaml:"endpoint"`
 	// MaxRequestBodySize bounds a body in bytes, as sent and decompressed.
 	MaxRequestBodySize int64 `yaml:"max_request_body_size"`
+	// TLS, when present, serves TLS (mTLS with client_ca_file) or refuses to start.
+	TLS *receiver.TLSConfig `yaml:"tls,omitempty"`
 }
 
 // RegisterFlagsAndApplyDefaults sets the defaults (0.0.0.0:9411, 20 MiB).
@@ -34,10 +37,13 @@ func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	f.Int64Var(&c.MaxRequestBodySize, prefix+"max-request-body-size", 20<<20, "Largest Zipkin body accepted in bytes, compressed or decompressed.")
 }
 
-// Validate checks c.
+// Validate checks c, loading its TLS certificates.
 func (c *Config) Validate() error {
 	if c.Endpoint == "" || c.MaxRequestBodySize <= 0 {
 		return errors.New("zipkin: endpoint and a positive max_request_body_size are required")
+	}
+	if _, err := c.TLS.Load(); err != nil {
+		return fmt.Errorf("zipkin: %w", err)
 	}
 	return nil
 }
@@ -76,9 +82,14 @@ func New(cfg Config, consumer receiver.Consumer, tenants tenant.Resolver, logger
 }
 
 func (r *Receiver) starting(context.Context) error {
-	if err := r.servers.ListenHTTP(transport, r.cfg.Endpoint, r); err != nil {
+	tlsCfg, err := r.cfg.TLS.Load()
+	if err != nil {
+		return fmt.Errorf("zipkin: %w", err)
+	}
+	if err := r.servers.ListenHTTPTLS(transport, r.cfg.Endpoint, r, tlsCfg); err != nil {
 		return err
 	}
+	level.Info(r.logger).Log("msg", "zipkin receiver listening", "addr", r.Addr(), "security", r.cfg.TLS.String())
 	r.servers.Start()
 	return nil
 }
