@@ -1,5 +1,6 @@
 // Package querier answers trace-by-ID lookups from ingesters (recent data)
-// and backend blocks, and serves Tempo's HTTP query API.
+// and backend blocks, and serves Tempo's HTTP query API and the gRPC
+// StreamingQuerier.
 //
 // Invariants:
 //   - A lookup asks every ingester that may hold the trace and every backend
@@ -11,8 +12,29 @@
 //   - A trace is never silently incomplete: when a source fails, the v2
 //     endpoint answers what was found with status PARTIAL and a message, the
 //     v1 endpoint adds an X-Rubato-Partial header, and a not-found with a
-//     failed source is a 503, never a 404.
+//     failed source is a 503, never a 404. A `q` on trace-by-ID that drops
+//     spans is reported the same way.
 //   - Wire formats follow CONTRACT.md: the v2 trace endpoint always carries
 //     field 1 (trace), and answers not-found with 200 and an empty trace; the
 //     v1 endpoint answers 404.
+//
+// Search API (SearchAPI over a Searcher; search execution lives elsewhere):
+//   - Every search, tag and tag-value response is protobuf JSON of the
+//     tempopb messages whose field sets are pinned to the version Grafana's
+//     plugin decodes strictly (pkg/rubatopb TestPinnedFieldSets); metrics
+//     are always present.
+//   - A request is validated and bounded before the searcher runs, the same
+//     way over HTTP and gRPC: TraceQL parses (else 400/InvalidArgument with
+//     the position), limit and spss get query_frontend.search defaults and
+//     bounds, the range is within max_duration, and legacy tags/durations
+//     become TraceQL, so the searcher only ever sees TraceQL.
+//   - Errors caused by the request are 400 plain text (InvalidArgument);
+//     a missing searcher is 501 (Unimplemented) naming search; unknown
+//     paths are 404 and known-but-unimplemented Tempo routes 501, both with
+//     a message.
+//   - A streamed search sends at least one message, every message with
+//     metrics, and ends with a complete one (completedJobs == totalJobs)
+//     holding every trace; progress messages hold no traces, because
+//     Grafana keeps the first copy of a trace it is sent;
+//     gRPC and HTTP/1.1 share the query port (NewHTTPServer, h2c).
 package querier

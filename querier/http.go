@@ -3,6 +3,7 @@ package querier
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -82,28 +83,50 @@ func parseTimeRange(r *http.Request) (TimeRange, error) {
 }
 
 // lookup returns the trace (nil if not found) and a partial error when a
-// source failed; ok is false once an error answer has been written.
-func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (td *tracev1.TracesData, partial error, ok bool) {
+// source failed; ok is false once an error answer has been written. With
+// `q`, the trace is reduced to the spans q matches and filtered says so.
+func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (td *tracev1.TracesData, partial error, filtered string, ok bool) {
 	tenantID, err := h.tenants.FromHTTP(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusUnauthorized)
-		return nil, nil, false
+		return nil, nil, "", false
 	}
 	id, err := ParseTraceID(r.PathValue("id"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return nil, nil, false
+		return nil, nil, "", false
 	}
 	tr, err := parseTimeRange(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return nil, nil, false
+		return nil, nil, "", false
+	}
+	filter, err := parseTraceFilter(r.URL.Query().Get("q"), r.URL.Query().Get("keep_hierarchy"))
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return nil, nil, "", false
 	}
 	td, partial = h.q.FindTraceByID(r.Context(), tenantID, id, tr)
 	if partial != nil {
 		level.Warn(h.q.logger).Log("msg", "trace lookup incomplete", "tenant", tenantID, "trace", hex.EncodeToString(id[:]), "err", partial)
 	}
-	return td, partial, true
+	if filter == nil || td == nil {
+		return td, partial, "", true
+	}
+	out, kept, total, err := filter.apply(td)
+	if err != nil {
+		code := http.StatusInternalServerError
+		var he *httpError
+		if errors.As(err, &he) {
+			code = he.code
+		}
+		http.Error(w, err.Error(), code)
+		return nil, nil, "", false
+	}
+	if kept < total {
+		filtered = fmt.Sprintf("trace filtered by q: %d of %d spans match %s", kept, total, filter.text)
+	}
+	return out, partial, filtered, true
 }
 
 func wantsProtobuf(r *http.Request) bool {
@@ -113,8 +136,12 @@ func wantsProtobuf(r *http.Request) bool {
 // traceByIDV1 serves GET /api/traces/{id}: protobuf tempopb.Trace with
 // Accept: application/protobuf, else JSON {"batches":[…]}; 404 if absent.
 func (h *Handler) traceByIDV1(w http.ResponseWriter, r *http.Request) {
-	td, partial, ok := h.lookup(w, r)
+	td, partial, filtered, ok := h.lookup(w, r)
 	if !ok {
+		return
+	}
+	if td != nil && len(td.ResourceSpans) == 0 && filtered != "" && partial == nil {
+		http.Error(w, "no span of the trace matches q", http.StatusNotFound)
 		return
 	}
 	if td == nil {
@@ -127,9 +154,9 @@ func (h *Handler) traceByIDV1(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "trace not found", http.StatusNotFound)
 		return
 	}
-	if partial != nil {
+	if msg := partialMessage(partial, filtered); msg != "" {
 		// v1 has no partial status: say it in a header.
-		w.Header().Set("X-Rubato-Partial", sanitizeHeader(partial.Error()))
+		w.Header().Set("X-Rubato-Partial", sanitizeHeader(msg))
 	}
 	if wantsProtobuf(r) {
 		writeProto(w, &rubatopb.Trace{ResourceSpans: td.ResourceSpans})
@@ -147,7 +174,7 @@ func (h *Handler) traceByIDV1(w http.ResponseWriter, r *http.Request) {
 // traceByIDV2 serves GET /api/v2/traces/{id}: TraceByIDResponse, whose
 // field 1 is always present; not found is 200 with an empty trace.
 func (h *Handler) traceByIDV2(w http.ResponseWriter, r *http.Request) {
-	td, partial, ok := h.lookup(w, r)
+	td, partial, filtered, ok := h.lookup(w, r)
 	if !ok {
 		return
 	}
@@ -155,9 +182,9 @@ func (h *Handler) traceByIDV2(w http.ResponseWriter, r *http.Request) {
 	if td != nil {
 		resp.Trace.ResourceSpans = td.ResourceSpans
 	}
-	if partial != nil {
+	if msg := partialMessage(partial, filtered); msg != "" {
 		resp.Status = rubatopb.PartialStatus_PARTIAL
-		resp.Message = "some sources could not be read: " + partial.Error()
+		resp.Message = msg
 	}
 	if wantsProtobuf(r) {
 		writeProto(w, resp)
@@ -170,6 +197,19 @@ func (h *Handler) traceByIDV2(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", mimeJSON)
 	_, _ = w.Write(b)
+}
+
+// partialMessage says why an answer is partial: sources that failed, a
+// `q` that filtered spans out, or both; "" when it is complete.
+func partialMessage(partial error, filtered string) string {
+	var parts []string
+	if partial != nil {
+		parts = append(parts, "some sources could not be read: "+partial.Error())
+	}
+	if filtered != "" {
+		parts = append(parts, filtered)
+	}
+	return strings.Join(parts, "; ")
 }
 
 func sanitizeHeader(s string) string {

@@ -18,6 +18,7 @@ import (
 	v1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -74,6 +75,95 @@ func (x PartialStatus) Number() protoreflect.EnumNumber {
 // Deprecated: Use PartialStatus.Descriptor instead.
 func (PartialStatus) EnumDescriptor() ([]byte, []int) {
 	return file_tempo_proto_rawDescGZIP(), []int{0}
+}
+
+type DedicatedColumn_Scope int32
+
+const (
+	DedicatedColumn_SPAN     DedicatedColumn_Scope = 0
+	DedicatedColumn_RESOURCE DedicatedColumn_Scope = 1
+)
+
+// Enum value maps for DedicatedColumn_Scope.
+var (
+	DedicatedColumn_Scope_name = map[int32]string{
+		0: "SPAN",
+		1: "RESOURCE",
+	}
+	DedicatedColumn_Scope_value = map[string]int32{
+		"SPAN":     0,
+		"RESOURCE": 1,
+	}
+)
+
+func (x DedicatedColumn_Scope) Enum() *DedicatedColumn_Scope {
+	p := new(DedicatedColumn_Scope)
+	*p = x
+	return p
+}
+
+func (x DedicatedColumn_Scope) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DedicatedColumn_Scope) Descriptor() protoreflect.EnumDescriptor {
+	return file_tempo_proto_enumTypes[1].Descriptor()
+}
+
+func (DedicatedColumn_Scope) Type() protoreflect.EnumType {
+	return &file_tempo_proto_enumTypes[1]
+}
+
+func (x DedicatedColumn_Scope) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DedicatedColumn_Scope.Descriptor instead.
+func (DedicatedColumn_Scope) EnumDescriptor() ([]byte, []int) {
+	return file_tempo_proto_rawDescGZIP(), []int{21, 0}
+}
+
+type DedicatedColumn_Type int32
+
+const (
+	DedicatedColumn_STRING DedicatedColumn_Type = 0
+)
+
+// Enum value maps for DedicatedColumn_Type.
+var (
+	DedicatedColumn_Type_name = map[int32]string{
+		0: "STRING",
+	}
+	DedicatedColumn_Type_value = map[string]int32{
+		"STRING": 0,
+	}
+)
+
+func (x DedicatedColumn_Type) Enum() *DedicatedColumn_Type {
+	p := new(DedicatedColumn_Type)
+	*p = x
+	return p
+}
+
+func (x DedicatedColumn_Type) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DedicatedColumn_Type) Descriptor() protoreflect.EnumDescriptor {
+	return file_tempo_proto_enumTypes[2].Descriptor()
+}
+
+func (DedicatedColumn_Type) Type() protoreflect.EnumType {
+	return &file_tempo_proto_enumTypes[2]
+}
+
+func (x DedicatedColumn_Type) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DedicatedColumn_Type.Descriptor instead.
+func (DedicatedColumn_Type) EnumDescriptor() ([]byte, []int) {
+	return file_tempo_proto_rawDescGZIP(), []int{21, 1}
 }
 
 // Trace is wire-identical to opentelemetry.proto.trace.v1.TracesData.
@@ -240,8 +330,10 @@ type TraceByIDRequest struct {
 	BlockEnd          string                 `protobuf:"bytes,3,opt,name=blockEnd,proto3" json:"blockEnd,omitempty"`
 	QueryMode         string                 `protobuf:"bytes,5,opt,name=queryMode,proto3" json:"queryMode,omitempty"`
 	AllowPartialTrace bool                   `protobuf:"varint,6,opt,name=allowPartialTrace,proto3" json:"allowPartialTrace,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Deprecated: Marked as deprecated in tempo.proto.
+	RF1After      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=RF1After,proto3" json:"RF1After,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TraceByIDRequest) Reset() {
@@ -309,6 +401,14 @@ func (x *TraceByIDRequest) GetAllowPartialTrace() bool {
 	return false
 }
 
+// Deprecated: Marked as deprecated in tempo.proto.
+func (x *TraceByIDRequest) GetRF1After() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RF1After
+	}
+	return nil
+}
+
 type SearchRequest struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Tags            map[string]string      `protobuf:"bytes,1,rep,name=Tags,proto3" json:"Tags,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
@@ -319,8 +419,10 @@ type SearchRequest struct {
 	End             uint32                 `protobuf:"varint,6,opt,name=end,proto3" json:"end,omitempty"`
 	Query           string                 `protobuf:"bytes,8,opt,name=Query,proto3" json:"Query,omitempty"`
 	SpansPerSpanSet uint32                 `protobuf:"varint,9,opt,name=SpansPerSpanSet,proto3" json:"SpansPerSpanSet,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Deprecated: Marked as deprecated in tempo.proto.
+	RF1After      *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=RF1After,proto3" json:"RF1After,omitempty"` // Field 11 (skipASTTransformations) came after the version Grafana pins.
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchRequest) Reset() {
@@ -407,6 +509,14 @@ func (x *SearchRequest) GetSpansPerSpanSet() uint32 {
 		return x.SpansPerSpanSet
 	}
 	return 0
+}
+
+// Deprecated: Marked as deprecated in tempo.proto.
+func (x *SearchRequest) GetRF1After() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RF1After
+	}
+	return nil
 }
 
 type SearchResponse struct {
@@ -849,8 +959,10 @@ type SearchTagsRequest struct {
 	End                  uint32                 `protobuf:"varint,4,opt,name=end,proto3" json:"end,omitempty"`
 	MaxTagsPerScope      uint32                 `protobuf:"varint,5,opt,name=maxTagsPerScope,proto3" json:"maxTagsPerScope,omitempty"`
 	StaleValuesThreshold uint32                 `protobuf:"varint,6,opt,name=staleValuesThreshold,proto3" json:"staleValuesThreshold,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Deprecated: Marked as deprecated in tempo.proto.
+	RF1After      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=RF1After,proto3" json:"RF1After,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchTagsRequest) Reset() {
@@ -923,6 +1035,14 @@ func (x *SearchTagsRequest) GetStaleValuesThreshold() uint32 {
 		return x.StaleValuesThreshold
 	}
 	return 0
+}
+
+// Deprecated: Marked as deprecated in tempo.proto.
+func (x *SearchTagsRequest) GetRF1After() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RF1After
+	}
+	return nil
 }
 
 type MetadataMetrics struct {
@@ -1165,8 +1285,10 @@ type SearchTagValuesRequest struct {
 	End                 uint32                 `protobuf:"varint,5,opt,name=end,proto3" json:"end,omitempty"`
 	MaxTagValues        uint32                 `protobuf:"varint,6,opt,name=maxTagValues,proto3" json:"maxTagValues,omitempty"`
 	StaleValueThreshold uint32                 `protobuf:"varint,7,opt,name=staleValueThreshold,proto3" json:"staleValueThreshold,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Deprecated: Marked as deprecated in tempo.proto.
+	RF1After      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=RF1After,proto3" json:"RF1After,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SearchTagValuesRequest) Reset() {
@@ -1239,6 +1361,14 @@ func (x *SearchTagValuesRequest) GetStaleValueThreshold() uint32 {
 		return x.StaleValueThreshold
 	}
 	return 0
+}
+
+// Deprecated: Marked as deprecated in tempo.proto.
+func (x *SearchTagValuesRequest) GetRF1After() *timestamppb.Timestamp {
+	if x != nil {
+		return x.RF1After
+	}
+	return nil
 }
 
 type SearchTagValuesResponse struct {
@@ -1398,17 +1528,25 @@ func (x *SearchTagValuesV2Response) GetMetrics() *MetadataMetrics {
 }
 
 type QueryRangeRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Query         string                 `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
-	Start         uint64                 `protobuf:"varint,2,opt,name=start,proto3" json:"start,omitempty"`
-	End           uint64                 `protobuf:"varint,3,opt,name=end,proto3" json:"end,omitempty"`
-	Step          uint64                 `protobuf:"varint,4,opt,name=step,proto3" json:"step,omitempty"`
-	QueryMode     string                 `protobuf:"bytes,7,opt,name=queryMode,proto3" json:"queryMode,omitempty"`
-	Exemplars     uint32                 `protobuf:"varint,16,opt,name=exemplars,proto3" json:"exemplars,omitempty"`
-	MaxSeries     uint32                 `protobuf:"varint,17,opt,name=maxSeries,proto3" json:"maxSeries,omitempty"`
-	Instant       *bool                  `protobuf:"varint,18,opt,name=instant,proto3,oneof" json:"instant,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Query     string                 `protobuf:"bytes,1,opt,name=query,proto3" json:"query,omitempty"`
+	Start     uint64                 `protobuf:"varint,2,opt,name=start,proto3" json:"start,omitempty"`
+	End       uint64                 `protobuf:"varint,3,opt,name=end,proto3" json:"end,omitempty"`
+	Step      uint64                 `protobuf:"varint,4,opt,name=step,proto3" json:"step,omitempty"`
+	QueryMode string                 `protobuf:"bytes,7,opt,name=queryMode,proto3" json:"queryMode,omitempty"`
+	// Fields 8-15 address one backend block (querier jobs of Tempo's frontend).
+	BlockID          string             `protobuf:"bytes,8,opt,name=blockID,proto3" json:"blockID,omitempty"`
+	StartPage        uint32             `protobuf:"varint,9,opt,name=startPage,proto3" json:"startPage,omitempty"`
+	PagesToSearch    uint32             `protobuf:"varint,10,opt,name=pagesToSearch,proto3" json:"pagesToSearch,omitempty"`
+	Version          string             `protobuf:"bytes,11,opt,name=version,proto3" json:"version,omitempty"`
+	Size             uint64             `protobuf:"varint,13,opt,name=size,proto3" json:"size,omitempty"`
+	FooterSize       uint32             `protobuf:"varint,14,opt,name=footerSize,proto3" json:"footerSize,omitempty"`
+	DedicatedColumns []*DedicatedColumn `protobuf:"bytes,15,rep,name=dedicatedColumns,proto3" json:"dedicatedColumns,omitempty"`
+	Exemplars        uint32             `protobuf:"varint,16,opt,name=exemplars,proto3" json:"exemplars,omitempty"`
+	MaxSeries        uint32             `protobuf:"varint,17,opt,name=maxSeries,proto3" json:"maxSeries,omitempty"`
+	Instant          *bool              `protobuf:"varint,18,opt,name=instant,proto3,oneof" json:"instant,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *QueryRangeRequest) Reset() {
@@ -1476,6 +1614,55 @@ func (x *QueryRangeRequest) GetQueryMode() string {
 	return ""
 }
 
+func (x *QueryRangeRequest) GetBlockID() string {
+	if x != nil {
+		return x.BlockID
+	}
+	return ""
+}
+
+func (x *QueryRangeRequest) GetStartPage() uint32 {
+	if x != nil {
+		return x.StartPage
+	}
+	return 0
+}
+
+func (x *QueryRangeRequest) GetPagesToSearch() uint32 {
+	if x != nil {
+		return x.PagesToSearch
+	}
+	return 0
+}
+
+func (x *QueryRangeRequest) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *QueryRangeRequest) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *QueryRangeRequest) GetFooterSize() uint32 {
+	if x != nil {
+		return x.FooterSize
+	}
+	return 0
+}
+
+func (x *QueryRangeRequest) GetDedicatedColumns() []*DedicatedColumn {
+	if x != nil {
+		return x.DedicatedColumns
+	}
+	return nil
+}
+
 func (x *QueryRangeRequest) GetExemplars() uint32 {
 	if x != nil {
 		return x.Exemplars
@@ -1497,6 +1684,67 @@ func (x *QueryRangeRequest) GetInstant() bool {
 	return false
 }
 
+// DedicatedColumn describes one dedicated attribute column of a Tempo block.
+type DedicatedColumn struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          DedicatedColumn_Type   `protobuf:"varint,1,opt,name=type,proto3,enum=tempopb.DedicatedColumn_Type" json:"type,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Scope         DedicatedColumn_Scope  `protobuf:"varint,3,opt,name=scope,proto3,enum=tempopb.DedicatedColumn_Scope" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DedicatedColumn) Reset() {
+	*x = DedicatedColumn{}
+	mi := &file_tempo_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DedicatedColumn) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DedicatedColumn) ProtoMessage() {}
+
+func (x *DedicatedColumn) ProtoReflect() protoreflect.Message {
+	mi := &file_tempo_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DedicatedColumn.ProtoReflect.Descriptor instead.
+func (*DedicatedColumn) Descriptor() ([]byte, []int) {
+	return file_tempo_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *DedicatedColumn) GetType() DedicatedColumn_Type {
+	if x != nil {
+		return x.Type
+	}
+	return DedicatedColumn_STRING
+}
+
+func (x *DedicatedColumn) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *DedicatedColumn) GetScope() DedicatedColumn_Scope {
+	if x != nil {
+		return x.Scope
+	}
+	return DedicatedColumn_SPAN
+}
+
 type Sample struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Value         float64                `protobuf:"fixed64,1,opt,name=value,proto3" json:"value,omitempty"`
@@ -1507,7 +1755,7 @@ type Sample struct {
 
 func (x *Sample) Reset() {
 	*x = Sample{}
-	mi := &file_tempo_proto_msgTypes[21]
+	mi := &file_tempo_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1519,7 +1767,7 @@ func (x *Sample) String() string {
 func (*Sample) ProtoMessage() {}
 
 func (x *Sample) ProtoReflect() protoreflect.Message {
-	mi := &file_tempo_proto_msgTypes[21]
+	mi := &file_tempo_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1532,7 +1780,7 @@ func (x *Sample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Sample.ProtoReflect.Descriptor instead.
 func (*Sample) Descriptor() ([]byte, []int) {
-	return file_tempo_proto_rawDescGZIP(), []int{21}
+	return file_tempo_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Sample) GetValue() float64 {
@@ -1560,7 +1808,7 @@ type Exemplar struct {
 
 func (x *Exemplar) Reset() {
 	*x = Exemplar{}
-	mi := &file_tempo_proto_msgTypes[22]
+	mi := &file_tempo_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1572,7 +1820,7 @@ func (x *Exemplar) String() string {
 func (*Exemplar) ProtoMessage() {}
 
 func (x *Exemplar) ProtoReflect() protoreflect.Message {
-	mi := &file_tempo_proto_msgTypes[22]
+	mi := &file_tempo_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1585,7 +1833,7 @@ func (x *Exemplar) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Exemplar.ProtoReflect.Descriptor instead.
 func (*Exemplar) Descriptor() ([]byte, []int) {
-	return file_tempo_proto_rawDescGZIP(), []int{22}
+	return file_tempo_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *Exemplar) GetLabels() []*v11.KeyValue {
@@ -1620,7 +1868,7 @@ type TimeSeries struct {
 
 func (x *TimeSeries) Reset() {
 	*x = TimeSeries{}
-	mi := &file_tempo_proto_msgTypes[23]
+	mi := &file_tempo_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1632,7 +1880,7 @@ func (x *TimeSeries) String() string {
 func (*TimeSeries) ProtoMessage() {}
 
 func (x *TimeSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_tempo_proto_msgTypes[23]
+	mi := &file_tempo_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1645,7 +1893,7 @@ func (x *TimeSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TimeSeries.ProtoReflect.Descriptor instead.
 func (*TimeSeries) Descriptor() ([]byte, []int) {
-	return file_tempo_proto_rawDescGZIP(), []int{23}
+	return file_tempo_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *TimeSeries) GetLabels() []*v11.KeyValue {
@@ -1681,7 +1929,7 @@ type QueryRangeResponse struct {
 
 func (x *QueryRangeResponse) Reset() {
 	*x = QueryRangeResponse{}
-	mi := &file_tempo_proto_msgTypes[24]
+	mi := &file_tempo_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1693,7 +1941,7 @@ func (x *QueryRangeResponse) String() string {
 func (*QueryRangeResponse) ProtoMessage() {}
 
 func (x *QueryRangeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tempo_proto_msgTypes[24]
+	mi := &file_tempo_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1706,7 +1954,7 @@ func (x *QueryRangeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryRangeResponse.ProtoReflect.Descriptor instead.
 func (*QueryRangeResponse) Descriptor() ([]byte, []int) {
-	return file_tempo_proto_rawDescGZIP(), []int{24}
+	return file_tempo_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *QueryRangeResponse) GetSeries() []*TimeSeries {
@@ -1748,7 +1996,7 @@ type QueryInstantRequest struct {
 
 func (x *QueryInstantRequest) Reset() {
 	*x = QueryInstantRequest{}
-	mi := &file_tempo_proto_msgTypes[25]
+	mi := &file_tempo_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1760,7 +2008,7 @@ func (x *QueryInstantRequest) String() string {
 func (*QueryInstantRequest) ProtoMessage() {}
 
 func (x *QueryInstantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_tempo_proto_msgTypes[25]
+	mi := &file_tempo_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1773,7 +2021,7 @@ func (x *QueryInstantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryInstantRequest.ProtoReflect.Descriptor instead.
 func (*QueryInstantRequest) Descriptor() ([]byte, []int) {
-	return file_tempo_proto_rawDescGZIP(), []int{25}
+	return file_tempo_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *QueryInstantRequest) GetQuery() string {
@@ -1807,7 +2055,7 @@ type InstantSeries struct {
 
 func (x *InstantSeries) Reset() {
 	*x = InstantSeries{}
-	mi := &file_tempo_proto_msgTypes[26]
+	mi := &file_tempo_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1819,7 +2067,7 @@ func (x *InstantSeries) String() string {
 func (*InstantSeries) ProtoMessage() {}
 
 func (x *InstantSeries) ProtoReflect() protoreflect.Message {
-	mi := &file_tempo_proto_msgTypes[26]
+	mi := &file_tempo_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1832,7 +2080,7 @@ func (x *InstantSeries) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InstantSeries.ProtoReflect.Descriptor instead.
 func (*InstantSeries) Descriptor() ([]byte, []int) {
-	return file_tempo_proto_rawDescGZIP(), []int{26}
+	return file_tempo_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *InstantSeries) GetLabels() []*v11.KeyValue {
@@ -1861,7 +2109,7 @@ type QueryInstantResponse struct {
 
 func (x *QueryInstantResponse) Reset() {
 	*x = QueryInstantResponse{}
-	mi := &file_tempo_proto_msgTypes[27]
+	mi := &file_tempo_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1873,7 +2121,7 @@ func (x *QueryInstantResponse) String() string {
 func (*QueryInstantResponse) ProtoMessage() {}
 
 func (x *QueryInstantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_tempo_proto_msgTypes[27]
+	mi := &file_tempo_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1886,7 +2134,7 @@ func (x *QueryInstantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use QueryInstantResponse.ProtoReflect.Descriptor instead.
 func (*QueryInstantResponse) Descriptor() ([]byte, []int) {
-	return file_tempo_proto_rawDescGZIP(), []int{27}
+	return file_tempo_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *QueryInstantResponse) GetSeries() []*InstantSeries {
@@ -1921,7 +2169,7 @@ var File_tempo_proto protoreflect.FileDescriptor
 
 const file_tempo_proto_rawDesc = "" +
 	"\n" +
-	"\vtempo.proto\x12\atempopb\x1a*opentelemetry/proto/common/v1/common.proto\x1a(opentelemetry/proto/trace/v1/trace.proto\"Z\n" +
+	"\vtempo.proto\x12\atempopb\x1a*opentelemetry/proto/common/v1/common.proto\x1a(opentelemetry/proto/trace/v1/trace.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"Z\n" +
 	"\x05Trace\x12Q\n" +
 	"\rresourceSpans\x18\x01 \x03(\v2+.opentelemetry.proto.trace.v1.ResourceSpansR\rresourceSpans\":\n" +
 	"\x10TraceByIDMetrics\x12&\n" +
@@ -1930,7 +2178,7 @@ const file_tempo_proto_rawDesc = "" +
 	"\x05trace\x18\x01 \x01(\v2\x0e.tempopb.TraceR\x05trace\x123\n" +
 	"\ametrics\x18\x02 \x01(\v2\x19.tempopb.TraceByIDMetricsR\ametrics\x12.\n" +
 	"\x06status\x18\x03 \x01(\x0e2\x16.tempopb.PartialStatusR\x06status\x12\x18\n" +
-	"\amessage\x18\x04 \x01(\tR\amessage\"\xb4\x01\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"\xf0\x01\n" +
 	"\x10TraceByIDRequest\x12\x18\n" +
 	"\atraceID\x18\x01 \x01(\fR\atraceID\x12\x1e\n" +
 	"\n" +
@@ -1938,7 +2186,8 @@ const file_tempo_proto_rawDesc = "" +
 	"blockStart\x12\x1a\n" +
 	"\bblockEnd\x18\x03 \x01(\tR\bblockEnd\x12\x1c\n" +
 	"\tqueryMode\x18\x05 \x01(\tR\tqueryMode\x12,\n" +
-	"\x11allowPartialTrace\x18\x06 \x01(\bR\x11allowPartialTrace\"\xc8\x02\n" +
+	"\x11allowPartialTrace\x18\x06 \x01(\bR\x11allowPartialTrace\x12:\n" +
+	"\bRF1After\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x02\x18\x01R\bRF1After\"\x84\x03\n" +
 	"\rSearchRequest\x124\n" +
 	"\x04Tags\x18\x01 \x03(\v2 .tempopb.SearchRequest.TagsEntryR\x04Tags\x12$\n" +
 	"\rMinDurationMs\x18\x02 \x01(\rR\rMinDurationMs\x12$\n" +
@@ -1947,7 +2196,9 @@ const file_tempo_proto_rawDesc = "" +
 	"\x05start\x18\x05 \x01(\rR\x05start\x12\x10\n" +
 	"\x03end\x18\x06 \x01(\rR\x03end\x12\x14\n" +
 	"\x05Query\x18\b \x01(\tR\x05Query\x12(\n" +
-	"\x0fSpansPerSpanSet\x18\t \x01(\rR\x0fSpansPerSpanSet\x1a7\n" +
+	"\x0fSpansPerSpanSet\x18\t \x01(\rR\x0fSpansPerSpanSet\x12:\n" +
+	"\bRF1After\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampB\x02\x18\x01R\bRF1After\x1a7\n" +
 	"\tTagsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"x\n" +
@@ -1994,14 +2245,15 @@ const file_tempo_proto_rawDesc = "" +
 	"\rcompletedJobs\x18\x04 \x01(\rR\rcompletedJobs\x12\x1c\n" +
 	"\ttotalJobs\x18\x05 \x01(\rR\ttotalJobs\x12(\n" +
 	"\x0ftotalBlockBytes\x18\x06 \x01(\x04R\x0ftotalBlockBytes\x12&\n" +
-	"\x0einspectedSpans\x18\a \x01(\x04R\x0einspectedSpans\"\xc5\x01\n" +
+	"\x0einspectedSpans\x18\a \x01(\x04R\x0einspectedSpans\"\x81\x02\n" +
 	"\x11SearchTagsRequest\x12\x14\n" +
 	"\x05scope\x18\x01 \x01(\tR\x05scope\x12\x14\n" +
 	"\x05query\x18\x02 \x01(\tR\x05query\x12\x14\n" +
 	"\x05start\x18\x03 \x01(\rR\x05start\x12\x10\n" +
 	"\x03end\x18\x04 \x01(\rR\x03end\x12(\n" +
 	"\x0fmaxTagsPerScope\x18\x05 \x01(\rR\x0fmaxTagsPerScope\x122\n" +
-	"\x14staleValuesThreshold\x18\x06 \x01(\rR\x14staleValuesThreshold\"\xc9\x01\n" +
+	"\x14staleValuesThreshold\x18\x06 \x01(\rR\x14staleValuesThreshold\x12:\n" +
+	"\bRF1After\x18\a \x01(\v2\x1a.google.protobuf.TimestampB\x02\x18\x01R\bRF1After\"\xc9\x01\n" +
 	"\x0fMetadataMetrics\x12&\n" +
 	"\x0einspectedBytes\x18\x01 \x01(\x04R\x0einspectedBytes\x12\x1c\n" +
 	"\ttotalJobs\x18\x02 \x01(\rR\ttotalJobs\x12$\n" +
@@ -2016,14 +2268,15 @@ const file_tempo_proto_rawDesc = "" +
 	"\x04tags\x18\x02 \x03(\tR\x04tags\"~\n" +
 	"\x14SearchTagsV2Response\x122\n" +
 	"\x06scopes\x18\x01 \x03(\v2\x1a.tempopb.SearchTagsV2ScopeR\x06scopes\x122\n" +
-	"\ametrics\x18\x02 \x01(\v2\x18.tempopb.MetadataMetricsR\ametrics\"\xc6\x01\n" +
+	"\ametrics\x18\x02 \x01(\v2\x18.tempopb.MetadataMetricsR\ametrics\"\x82\x02\n" +
 	"\x16SearchTagValuesRequest\x12\x18\n" +
 	"\atagName\x18\x01 \x01(\tR\atagName\x12\x14\n" +
 	"\x05query\x18\x02 \x01(\tR\x05query\x12\x14\n" +
 	"\x05start\x18\x04 \x01(\rR\x05start\x12\x10\n" +
 	"\x03end\x18\x05 \x01(\rR\x03end\x12\"\n" +
 	"\fmaxTagValues\x18\x06 \x01(\rR\fmaxTagValues\x120\n" +
-	"\x13staleValueThreshold\x18\a \x01(\rR\x13staleValueThreshold\"k\n" +
+	"\x13staleValueThreshold\x18\a \x01(\rR\x13staleValueThreshold\x12:\n" +
+	"\bRF1After\x18\b \x01(\v2\x1a.google.protobuf.TimestampB\x02\x18\x01R\bRF1After\"k\n" +
 	"\x17SearchTagValuesResponse\x12\x1c\n" +
 	"\ttagValues\x18\x01 \x03(\tR\ttagValues\x122\n" +
 	"\ametrics\x18\x02 \x01(\v2\x18.tempopb.MetadataMetricsR\ametrics\"4\n" +
@@ -2032,18 +2285,38 @@ const file_tempo_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value\"\x80\x01\n" +
 	"\x19SearchTagValuesV2Response\x12/\n" +
 	"\ttagValues\x18\x01 \x03(\v2\x11.tempopb.TagValueR\ttagValues\x122\n" +
-	"\ametrics\x18\x02 \x01(\v2\x18.tempopb.MetadataMetricsR\ametrics\"\xea\x01\n" +
+	"\ametrics\x18\x02 \x01(\v2\x18.tempopb.MetadataMetricsR\ametrics\"\xdc\x03\n" +
 	"\x11QueryRangeRequest\x12\x14\n" +
 	"\x05query\x18\x01 \x01(\tR\x05query\x12\x14\n" +
 	"\x05start\x18\x02 \x01(\x04R\x05start\x12\x10\n" +
 	"\x03end\x18\x03 \x01(\x04R\x03end\x12\x12\n" +
 	"\x04step\x18\x04 \x01(\x04R\x04step\x12\x1c\n" +
-	"\tqueryMode\x18\a \x01(\tR\tqueryMode\x12\x1c\n" +
+	"\tqueryMode\x18\a \x01(\tR\tqueryMode\x12\x18\n" +
+	"\ablockID\x18\b \x01(\tR\ablockID\x12\x1c\n" +
+	"\tstartPage\x18\t \x01(\rR\tstartPage\x12$\n" +
+	"\rpagesToSearch\x18\n" +
+	" \x01(\rR\rpagesToSearch\x12\x18\n" +
+	"\aversion\x18\v \x01(\tR\aversion\x12\x12\n" +
+	"\x04size\x18\r \x01(\x04R\x04size\x12\x1e\n" +
+	"\n" +
+	"footerSize\x18\x0e \x01(\rR\n" +
+	"footerSize\x12D\n" +
+	"\x10dedicatedColumns\x18\x0f \x03(\v2\x18.tempopb.DedicatedColumnR\x10dedicatedColumns\x12\x1c\n" +
 	"\texemplars\x18\x10 \x01(\rR\texemplars\x12\x1c\n" +
 	"\tmaxSeries\x18\x11 \x01(\rR\tmaxSeries\x12\x1d\n" +
 	"\ainstant\x18\x12 \x01(\bH\x00R\ainstant\x88\x01\x01B\n" +
 	"\n" +
-	"\b_instant\"A\n" +
+	"\b_instant\"\xc3\x01\n" +
+	"\x0fDedicatedColumn\x121\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x1d.tempopb.DedicatedColumn.TypeR\x04type\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x124\n" +
+	"\x05scope\x18\x03 \x01(\x0e2\x1e.tempopb.DedicatedColumn.ScopeR\x05scope\"\x1f\n" +
+	"\x05Scope\x12\b\n" +
+	"\x04SPAN\x10\x00\x12\f\n" +
+	"\bRESOURCE\x10\x01\"\x12\n" +
+	"\x04Type\x12\n" +
+	"\n" +
+	"\x06STRING\x10\x00\"A\n" +
 	"\x06Sample\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\x01R\x05value\x12!\n" +
 	"\ftimestamp_ms\x18\x02 \x01(\x03R\vtimestampMs\"\x84\x01\n" +
@@ -2075,7 +2348,16 @@ const file_tempo_proto_rawDesc = "" +
 	"\amessage\x18\x04 \x01(\tR\amessage**\n" +
 	"\rPartialStatus\x12\f\n" +
 	"\bCOMPLETE\x10\x00\x12\v\n" +
-	"\aPARTIAL\x10\x01B)Z'github.com/rubatodb/rubato/pkg/rubatopbb\x06proto3"
+	"\aPARTIAL\x10\x012\xbf\x04\n" +
+	"\x10StreamingQuerier\x12;\n" +
+	"\x06Search\x12\x16.tempopb.SearchRequest\x1a\x17.tempopb.SearchResponse0\x01\x12G\n" +
+	"\n" +
+	"SearchTags\x12\x1a.tempopb.SearchTagsRequest\x1a\x1b.tempopb.SearchTagsResponse0\x01\x12K\n" +
+	"\fSearchTagsV2\x12\x1a.tempopb.SearchTagsRequest\x1a\x1d.tempopb.SearchTagsV2Response0\x01\x12V\n" +
+	"\x0fSearchTagValues\x12\x1f.tempopb.SearchTagValuesRequest\x1a .tempopb.SearchTagValuesResponse0\x01\x12Z\n" +
+	"\x11SearchTagValuesV2\x12\x1f.tempopb.SearchTagValuesRequest\x1a\".tempopb.SearchTagValuesV2Response0\x01\x12N\n" +
+	"\x11MetricsQueryRange\x12\x1a.tempopb.QueryRangeRequest\x1a\x1b.tempopb.QueryRangeResponse0\x01\x12T\n" +
+	"\x13MetricsQueryInstant\x12\x1c.tempopb.QueryInstantRequest\x1a\x1d.tempopb.QueryInstantResponse0\x01B)Z'github.com/rubatodb/rubato/pkg/rubatopbb\x06proto3"
 
 var (
 	file_tempo_proto_rawDescOnce sync.Once
@@ -2089,80 +2371,105 @@ func file_tempo_proto_rawDescGZIP() []byte {
 	return file_tempo_proto_rawDescData
 }
 
-var file_tempo_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_tempo_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_tempo_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_tempo_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_tempo_proto_goTypes = []any{
 	(PartialStatus)(0),                // 0: tempopb.PartialStatus
-	(*Trace)(nil),                     // 1: tempopb.Trace
-	(*TraceByIDMetrics)(nil),          // 2: tempopb.TraceByIDMetrics
-	(*TraceByIDResponse)(nil),         // 3: tempopb.TraceByIDResponse
-	(*TraceByIDRequest)(nil),          // 4: tempopb.TraceByIDRequest
-	(*SearchRequest)(nil),             // 5: tempopb.SearchRequest
-	(*SearchResponse)(nil),            // 6: tempopb.SearchResponse
-	(*TraceSearchMetadata)(nil),       // 7: tempopb.TraceSearchMetadata
-	(*ServiceStats)(nil),              // 8: tempopb.ServiceStats
-	(*SpanSet)(nil),                   // 9: tempopb.SpanSet
-	(*Span)(nil),                      // 10: tempopb.Span
-	(*SearchMetrics)(nil),             // 11: tempopb.SearchMetrics
-	(*SearchTagsRequest)(nil),         // 12: tempopb.SearchTagsRequest
-	(*MetadataMetrics)(nil),           // 13: tempopb.MetadataMetrics
-	(*SearchTagsResponse)(nil),        // 14: tempopb.SearchTagsResponse
-	(*SearchTagsV2Scope)(nil),         // 15: tempopb.SearchTagsV2Scope
-	(*SearchTagsV2Response)(nil),      // 16: tempopb.SearchTagsV2Response
-	(*SearchTagValuesRequest)(nil),    // 17: tempopb.SearchTagValuesRequest
-	(*SearchTagValuesResponse)(nil),   // 18: tempopb.SearchTagValuesResponse
-	(*TagValue)(nil),                  // 19: tempopb.TagValue
-	(*SearchTagValuesV2Response)(nil), // 20: tempopb.SearchTagValuesV2Response
-	(*QueryRangeRequest)(nil),         // 21: tempopb.QueryRangeRequest
-	(*Sample)(nil),                    // 22: tempopb.Sample
-	(*Exemplar)(nil),                  // 23: tempopb.Exemplar
-	(*TimeSeries)(nil),                // 24: tempopb.TimeSeries
-	(*QueryRangeResponse)(nil),        // 25: tempopb.QueryRangeResponse
-	(*QueryInstantRequest)(nil),       // 26: tempopb.QueryInstantRequest
-	(*InstantSeries)(nil),             // 27: tempopb.InstantSeries
-	(*QueryInstantResponse)(nil),      // 28: tempopb.QueryInstantResponse
-	nil,                               // 29: tempopb.SearchRequest.TagsEntry
-	nil,                               // 30: tempopb.TraceSearchMetadata.ServiceStatsEntry
-	(*v1.ResourceSpans)(nil),          // 31: opentelemetry.proto.trace.v1.ResourceSpans
-	(*v11.KeyValue)(nil),              // 32: opentelemetry.proto.common.v1.KeyValue
+	(DedicatedColumn_Scope)(0),        // 1: tempopb.DedicatedColumn.Scope
+	(DedicatedColumn_Type)(0),         // 2: tempopb.DedicatedColumn.Type
+	(*Trace)(nil),                     // 3: tempopb.Trace
+	(*TraceByIDMetrics)(nil),          // 4: tempopb.TraceByIDMetrics
+	(*TraceByIDResponse)(nil),         // 5: tempopb.TraceByIDResponse
+	(*TraceByIDRequest)(nil),          // 6: tempopb.TraceByIDRequest
+	(*SearchRequest)(nil),             // 7: tempopb.SearchRequest
+	(*SearchResponse)(nil),            // 8: tempopb.SearchResponse
+	(*TraceSearchMetadata)(nil),       // 9: tempopb.TraceSearchMetadata
+	(*ServiceStats)(nil),              // 10: tempopb.ServiceStats
+	(*SpanSet)(nil),                   // 11: tempopb.SpanSet
+	(*Span)(nil),                      // 12: tempopb.Span
+	(*SearchMetrics)(nil),             // 13: tempopb.SearchMetrics
+	(*SearchTagsRequest)(nil),         // 14: tempopb.SearchTagsRequest
+	(*MetadataMetrics)(nil),           // 15: tempopb.MetadataMetrics
+	(*SearchTagsResponse)(nil),        // 16: tempopb.SearchTagsResponse
+	(*SearchTagsV2Scope)(nil),         // 17: tempopb.SearchTagsV2Scope
+	(*SearchTagsV2Response)(nil),      // 18: tempopb.SearchTagsV2Response
+	(*SearchTagValuesRequest)(nil),    // 19: tempopb.SearchTagValuesRequest
+	(*SearchTagValuesResponse)(nil),   // 20: tempopb.SearchTagValuesResponse
+	(*TagValue)(nil),                  // 21: tempopb.TagValue
+	(*SearchTagValuesV2Response)(nil), // 22: tempopb.SearchTagValuesV2Response
+	(*QueryRangeRequest)(nil),         // 23: tempopb.QueryRangeRequest
+	(*DedicatedColumn)(nil),           // 24: tempopb.DedicatedColumn
+	(*Sample)(nil),                    // 25: tempopb.Sample
+	(*Exemplar)(nil),                  // 26: tempopb.Exemplar
+	(*TimeSeries)(nil),                // 27: tempopb.TimeSeries
+	(*QueryRangeResponse)(nil),        // 28: tempopb.QueryRangeResponse
+	(*QueryInstantRequest)(nil),       // 29: tempopb.QueryInstantRequest
+	(*InstantSeries)(nil),             // 30: tempopb.InstantSeries
+	(*QueryInstantResponse)(nil),      // 31: tempopb.QueryInstantResponse
+	nil,                               // 32: tempopb.SearchRequest.TagsEntry
+	nil,                               // 33: tempopb.TraceSearchMetadata.ServiceStatsEntry
+	(*v1.ResourceSpans)(nil),          // 34: opentelemetry.proto.trace.v1.ResourceSpans
+	(*timestamppb.Timestamp)(nil),     // 35: google.protobuf.Timestamp
+	(*v11.KeyValue)(nil),              // 36: opentelemetry.proto.common.v1.KeyValue
 }
 var file_tempo_proto_depIdxs = []int32{
-	31, // 0: tempopb.Trace.resourceSpans:type_name -> opentelemetry.proto.trace.v1.ResourceSpans
-	1,  // 1: tempopb.TraceByIDResponse.trace:type_name -> tempopb.Trace
-	2,  // 2: tempopb.TraceByIDResponse.metrics:type_name -> tempopb.TraceByIDMetrics
+	34, // 0: tempopb.Trace.resourceSpans:type_name -> opentelemetry.proto.trace.v1.ResourceSpans
+	3,  // 1: tempopb.TraceByIDResponse.trace:type_name -> tempopb.Trace
+	4,  // 2: tempopb.TraceByIDResponse.metrics:type_name -> tempopb.TraceByIDMetrics
 	0,  // 3: tempopb.TraceByIDResponse.status:type_name -> tempopb.PartialStatus
-	29, // 4: tempopb.SearchRequest.Tags:type_name -> tempopb.SearchRequest.TagsEntry
-	7,  // 5: tempopb.SearchResponse.traces:type_name -> tempopb.TraceSearchMetadata
-	11, // 6: tempopb.SearchResponse.metrics:type_name -> tempopb.SearchMetrics
-	9,  // 7: tempopb.TraceSearchMetadata.spanSet:type_name -> tempopb.SpanSet
-	9,  // 8: tempopb.TraceSearchMetadata.spanSets:type_name -> tempopb.SpanSet
-	30, // 9: tempopb.TraceSearchMetadata.serviceStats:type_name -> tempopb.TraceSearchMetadata.ServiceStatsEntry
-	10, // 10: tempopb.SpanSet.spans:type_name -> tempopb.Span
-	32, // 11: tempopb.SpanSet.attributes:type_name -> opentelemetry.proto.common.v1.KeyValue
-	32, // 12: tempopb.Span.attributes:type_name -> opentelemetry.proto.common.v1.KeyValue
-	13, // 13: tempopb.SearchTagsResponse.metrics:type_name -> tempopb.MetadataMetrics
-	15, // 14: tempopb.SearchTagsV2Response.scopes:type_name -> tempopb.SearchTagsV2Scope
-	13, // 15: tempopb.SearchTagsV2Response.metrics:type_name -> tempopb.MetadataMetrics
-	13, // 16: tempopb.SearchTagValuesResponse.metrics:type_name -> tempopb.MetadataMetrics
-	19, // 17: tempopb.SearchTagValuesV2Response.tagValues:type_name -> tempopb.TagValue
-	13, // 18: tempopb.SearchTagValuesV2Response.metrics:type_name -> tempopb.MetadataMetrics
-	32, // 19: tempopb.Exemplar.labels:type_name -> opentelemetry.proto.common.v1.KeyValue
-	32, // 20: tempopb.TimeSeries.labels:type_name -> opentelemetry.proto.common.v1.KeyValue
-	22, // 21: tempopb.TimeSeries.samples:type_name -> tempopb.Sample
-	23, // 22: tempopb.TimeSeries.exemplars:type_name -> tempopb.Exemplar
-	24, // 23: tempopb.QueryRangeResponse.series:type_name -> tempopb.TimeSeries
-	11, // 24: tempopb.QueryRangeResponse.metrics:type_name -> tempopb.SearchMetrics
-	0,  // 25: tempopb.QueryRangeResponse.status:type_name -> tempopb.PartialStatus
-	32, // 26: tempopb.InstantSeries.labels:type_name -> opentelemetry.proto.common.v1.KeyValue
-	27, // 27: tempopb.QueryInstantResponse.series:type_name -> tempopb.InstantSeries
-	11, // 28: tempopb.QueryInstantResponse.metrics:type_name -> tempopb.SearchMetrics
-	0,  // 29: tempopb.QueryInstantResponse.status:type_name -> tempopb.PartialStatus
-	8,  // 30: tempopb.TraceSearchMetadata.ServiceStatsEntry.value:type_name -> tempopb.ServiceStats
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	35, // 4: tempopb.TraceByIDRequest.RF1After:type_name -> google.protobuf.Timestamp
+	32, // 5: tempopb.SearchRequest.Tags:type_name -> tempopb.SearchRequest.TagsEntry
+	35, // 6: tempopb.SearchRequest.RF1After:type_name -> google.protobuf.Timestamp
+	9,  // 7: tempopb.SearchResponse.traces:type_name -> tempopb.TraceSearchMetadata
+	13, // 8: tempopb.SearchResponse.metrics:type_name -> tempopb.SearchMetrics
+	11, // 9: tempopb.TraceSearchMetadata.spanSet:type_name -> tempopb.SpanSet
+	11, // 10: tempopb.TraceSearchMetadata.spanSets:type_name -> tempopb.SpanSet
+	33, // 11: tempopb.TraceSearchMetadata.serviceStats:type_name -> tempopb.TraceSearchMetadata.ServiceStatsEntry
+	12, // 12: tempopb.SpanSet.spans:type_name -> tempopb.Span
+	36, // 13: tempopb.SpanSet.attributes:type_name -> opentelemetry.proto.common.v1.KeyValue
+	36, // 14: tempopb.Span.attributes:type_name -> opentelemetry.proto.common.v1.KeyValue
+	35, // 15: tempopb.SearchTagsRequest.RF1After:type_name -> google.protobuf.Timestamp
+	15, // 16: tempopb.SearchTagsResponse.metrics:type_name -> tempopb.MetadataMetrics
+	17, // 17: tempopb.SearchTagsV2Response.scopes:type_name -> tempopb.SearchTagsV2Scope
+	15, // 18: tempopb.SearchTagsV2Response.metrics:type_name -> tempopb.MetadataMetrics
+	35, // 19: tempopb.SearchTagValuesRequest.RF1After:type_name -> google.protobuf.Timestamp
+	15, // 20: tempopb.SearchTagValuesResponse.metrics:type_name -> tempopb.MetadataMetrics
+	21, // 21: tempopb.SearchTagValuesV2Response.tagValues:type_name -> tempopb.TagValue
+	15, // 22: tempopb.SearchTagValuesV2Response.metrics:type_name -> tempopb.MetadataMetrics
+	24, // 23: tempopb.QueryRangeRequest.dedicatedColumns:type_name -> tempopb.DedicatedColumn
+	2,  // 24: tempopb.DedicatedColumn.type:type_name -> tempopb.DedicatedColumn.Type
+	1,  // 25: tempopb.DedicatedColumn.scope:type_name -> tempopb.DedicatedColumn.Scope
+	36, // 26: tempopb.Exemplar.labels:type_name -> opentelemetry.proto.common.v1.KeyValue
+	36, // 27: tempopb.TimeSeries.labels:type_name -> opentelemetry.proto.common.v1.KeyValue
+	25, // 28: tempopb.TimeSeries.samples:type_name -> tempopb.Sample
+	26, // 29: tempopb.TimeSeries.exemplars:type_name -> tempopb.Exemplar
+	27, // 30: tempopb.QueryRangeResponse.series:type_name -> tempopb.TimeSeries
+	13, // 31: tempopb.QueryRangeResponse.metrics:type_name -> tempopb.SearchMetrics
+	0,  // 32: tempopb.QueryRangeResponse.status:type_name -> tempopb.PartialStatus
+	36, // 33: tempopb.InstantSeries.labels:type_name -> opentelemetry.proto.common.v1.KeyValue
+	30, // 34: tempopb.QueryInstantResponse.series:type_name -> tempopb.InstantSeries
+	13, // 35: tempopb.QueryInstantResponse.metrics:type_name -> tempopb.SearchMetrics
+	0,  // 36: tempopb.QueryInstantResponse.status:type_name -> tempopb.PartialStatus
+	10, // 37: tempopb.TraceSearchMetadata.ServiceStatsEntry.value:type_name -> tempopb.ServiceStats
+	7,  // 38: tempopb.StreamingQuerier.Search:input_type -> tempopb.SearchRequest
+	14, // 39: tempopb.StreamingQuerier.SearchTags:input_type -> tempopb.SearchTagsRequest
+	14, // 40: tempopb.StreamingQuerier.SearchTagsV2:input_type -> tempopb.SearchTagsRequest
+	19, // 41: tempopb.StreamingQuerier.SearchTagValues:input_type -> tempopb.SearchTagValuesRequest
+	19, // 42: tempopb.StreamingQuerier.SearchTagValuesV2:input_type -> tempopb.SearchTagValuesRequest
+	23, // 43: tempopb.StreamingQuerier.MetricsQueryRange:input_type -> tempopb.QueryRangeRequest
+	29, // 44: tempopb.StreamingQuerier.MetricsQueryInstant:input_type -> tempopb.QueryInstantRequest
+	8,  // 45: tempopb.StreamingQuerier.Search:output_type -> tempopb.SearchResponse
+	16, // 46: tempopb.StreamingQuerier.SearchTags:output_type -> tempopb.SearchTagsResponse
+	18, // 47: tempopb.StreamingQuerier.SearchTagsV2:output_type -> tempopb.SearchTagsV2Response
+	20, // 48: tempopb.StreamingQuerier.SearchTagValues:output_type -> tempopb.SearchTagValuesResponse
+	22, // 49: tempopb.StreamingQuerier.SearchTagValuesV2:output_type -> tempopb.SearchTagValuesV2Response
+	28, // 50: tempopb.StreamingQuerier.MetricsQueryRange:output_type -> tempopb.QueryRangeResponse
+	31, // 51: tempopb.StreamingQuerier.MetricsQueryInstant:output_type -> tempopb.QueryInstantResponse
+	45, // [45:52] is the sub-list for method output_type
+	38, // [38:45] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_tempo_proto_init() }
@@ -2176,10 +2483,10 @@ func file_tempo_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_tempo_proto_rawDesc), len(file_tempo_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   30,
+			NumEnums:      3,
+			NumMessages:   31,
 			NumExtensions: 0,
-			NumServices:   0,
+			NumServices:   1,
 		},
 		GoTypes:           file_tempo_proto_goTypes,
 		DependencyIndexes: file_tempo_proto_depIdxs,

@@ -22,7 +22,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime"
-	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -84,8 +83,11 @@ type App struct {
 	mux        *http.ServeMux
 	admin      *http.ServeMux // nil: admin endpoints are on mux
 	grpcServer *grpc.Server
-	httpLis    net.Listener
-	grpcLis    net.Listener
+	// httpGRPC serves gRPC (tempopb.StreamingQuerier) on the HTTP port:
+	// Grafana dials streaming search at the data source's HTTP URL (h2c).
+	httpGRPC *grpc.Server
+	httpLis  net.Listener
+	grpcLis  net.Listener
 
 	overrides   *overrides.Overrides
 	store       backend.Backend
@@ -197,7 +199,8 @@ func (a *App) initServer() (services.Service, error) {
 		return nil, err
 	}
 	a.grpcServer = grpc.NewServer(grpc.MaxRecvMsgSize(client.MaxMessageSize), grpc.MaxSendMsgSize(client.MaxMessageSize))
-	httpSrv := &http.Server{Handler: a.mux, ReadHeaderTimeout: 30 * time.Second}
+	a.httpGRPC = grpc.NewServer(grpc.MaxRecvMsgSize(client.MaxMessageSize), grpc.MaxSendMsgSize(client.MaxMessageSize))
+	httpSrv := querier.NewHTTPServer(a.httpGRPC, a.mux)
 	return services.NewBasicService(nil, func(ctx context.Context) error {
 		errc := make(chan error, 2)
 		go func() { errc <- httpSrv.Serve(a.httpLis) }()
@@ -299,7 +302,19 @@ func (a *App) initQuerier() (services.Service, error) {
 		BlockCacheBytes: a.cfg.Storage.Trace.Cache.BlockBytes,
 	}, rr, a.pool, a.store, a.logger, a.reg)
 	a.querier = q
-	querier.NewHandler(q, tenant.Resolver{MultitenancyEnabled: a.cfg.MultitenancyEnabled}).Register(a.mux)
+	tenants := tenant.Resolver{MultitenancyEnabled: a.cfg.MultitenancyEnabled}
+	querier.NewHandler(q, tenants).Register(a.mux)
+	// The querier serves search once it implements querier.Searcher;
+	// until then the search API answers 501 naming the feature.
+	var searcher querier.Searcher
+	if s, ok := any(q).(querier.Searcher); ok {
+		searcher = s
+	}
+	searchAPI := querier.NewSearchAPI(searcher, a.cfg.QueryFrontend.Search, tenants, a.logger)
+	searchAPI.Register(a.mux)
+	stream := searchAPI.StreamingServer()
+	stream.Register(a.httpGRPC)
+	stream.Register(a.grpcServer)
 	if len(svc) == 0 {
 		return q, nil
 	}
@@ -327,11 +342,22 @@ func (a *App) registerHTTP() {
 		var csrf http.CrossOriginProtection
 		adm.Handle("POST /flush", csrf.Handler(http.HandlerFunc(a.ingester.FlushHandler)))
 		adm.Handle("POST /shutdown", csrf.Handler(http.HandlerFunc(a.ingester.ShutdownHandler)))
+		// Said explicitly: the query port's catch-all (404 with a
+		// message) would otherwise take the other methods.
+		adm.HandleFunc("/flush", postOnly)
+		adm.HandleFunc("/shutdown", postOnly)
 	}
 	if a.distributor != nil {
 		m.Handle("GET /distributor/ring", a.distributor.Ring())
 		m.Handle("GET /ingester/ring", a.distributor.Ring())
 	}
+	querier.RegisterFallbacks(m)
+}
+
+// postOnly answers a state-changing endpoint asked with another method.
+func postOnly(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Allow", http.MethodPost)
+	http.Error(w, "method not allowed: this endpoint changes state and takes POST only", http.StatusMethodNotAllowed)
 }
 
 func (a *App) ready(w http.ResponseWriter, r *http.Request) {

@@ -33,9 +33,12 @@ type Config struct {
 	Distributor DistributorConfig `yaml:"distributor"`
 	Ingester    ingester.Config   `yaml:"ingester"`
 	Querier     querier.Config    `yaml:"querier"`
-	Compactor   compactor.Config  `yaml:"compactor"`
-	Storage     StorageConfig     `yaml:"storage"`
-	Overrides   overrides.Config  `yaml:"overrides"`
+	// QueryFrontend holds the search defaults and bounds (Tempo's
+	// query_frontend.search keys); Rubato's querier applies them itself.
+	QueryFrontend querier.FrontendConfig `yaml:"query_frontend"`
+	Compactor     compactor.Config       `yaml:"compactor"`
+	Storage       StorageConfig          `yaml:"storage"`
+	Overrides     overrides.Config       `yaml:"overrides"`
 
 	// strict is -config.strict: unknown keys are fatal, also in the
 	// per-tenant overrides file at every reload.
@@ -120,6 +123,7 @@ func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
 	// Never advertise a guessed interface address: loopback unless told.
 	c.Ingester.LifecyclerConfig.Addr = "127.0.0.1"
 	c.Querier.RegisterFlagsAndApplyDefaults("", f)
+	c.QueryFrontend.RegisterFlagsAndApplyDefaults("", f)
 	c.Compactor.RegisterFlagsAndApplyDefaults("compactor.", f)
 	f.StringVar(&c.Storage.Trace.Backend, "storage.trace.backend", "local", "Object store: local or s3.")
 	f.StringVar(&c.Storage.Trace.Local.Path, "storage.trace.local.path", "./data/blocks", "Directory of the local backend.")
@@ -161,7 +165,7 @@ func (c *Config) Validate() error {
 			c.Ingester.CompleteBlockTimeout, c.Storage.Trace.BlocklistPoll))
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Distributor.Receivers, &c.Distributor.Config, &c.Ingester, &c.Querier, &c.Compactor, &c.Storage.Trace.WAL, &c.Storage.Trace.Block, &c.Overrides,
+		&c.Distributor.Receivers, &c.Distributor.Config, &c.Ingester, &c.Querier, &c.QueryFrontend, &c.Compactor, &c.Storage.Trace.WAL, &c.Storage.Trace.Block, &c.Overrides,
 	} {
 		errs = append(errs, v.Validate())
 	}

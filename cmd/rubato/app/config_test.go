@@ -155,3 +155,44 @@ func TestTargetList(t *testing.T) {
 	cfg, _ = load(t, "target: all,frontend\n")
 	require.ErrorContains(t, cfg.Validate(), `"frontend"`)
 }
+
+func TestQueryFrontendSearchConfig(t *testing.T) {
+	cfg, err := Load(nil, log.NewNopLogger())
+	require.NoError(t, err)
+	s := cfg.QueryFrontend.Search
+	require.Equal(t, uint32(20), s.DefaultResultLimit, "Tempo's defaults")
+	require.Equal(t, uint32(0), s.MaxResultLimit)
+	require.Equal(t, 168*time.Hour, s.MaxDuration)
+	require.Equal(t, uint32(3), s.DefaultSpansPerSpanSet)
+	require.Equal(t, uint32(100), s.MaxSpansPerSpanSet)
+
+	cfg, logs := load(t, tempoGuideConfig+`
+query_frontend:
+  max_outstanding_per_tenant: 2000
+  search:
+    default_result_limit: 50
+    max_result_limit: 500
+    max_duration: 24h
+    max_spans_per_span_set: 20
+    concurrent_jobs: 1000
+`, "-query-frontend.search.max-result-limit=400")
+	require.NoError(t, cfg.Validate())
+	s = cfg.QueryFrontend.Search
+	require.Equal(t, uint32(50), s.DefaultResultLimit)
+	require.Equal(t, uint32(400), s.MaxResultLimit, "a flag wins over the file")
+	require.Equal(t, 24*time.Hour, s.MaxDuration)
+	require.Equal(t, uint32(20), s.MaxSpansPerSpanSet)
+	// Tempo keys Rubato does not use are warnings, at either level.
+	require.Contains(t, logs, "max_outstanding_per_tenant")
+	require.Contains(t, logs, "concurrent_jobs")
+
+	cfg, _ = load(t, tempoGuideConfig+`
+query_frontend:
+  search:
+    default_result_limit: 600
+    max_result_limit: 500
+`)
+	require.ErrorContains(t, cfg.Validate(), "default_result_limit (600) exceeds max_result_limit (500)")
+	_, err = Load([]string{"-query-frontend.search.max-result-limit=-1"}, log.NewNopLogger())
+	require.Error(t, err)
+}

@@ -1,0 +1,29 @@
+package querier
+
+import (
+	"context"
+	"errors"
+
+	"github.com/rubatodb/rubato/pkg/rubatopb"
+)
+
+// ErrInvalidQuery wraps every error caused by the request (bad TraceQL,
+// unsupported feature, bad tag name): the API answers 400 / InvalidArgument
+// with the error text.
+var ErrInvalidQuery = errors.New("invalid query")
+
+// Searcher runs searches and tag lookups for one tenant. The API layer
+// (SearchAPI, StreamingServer) serves it over HTTP and gRPC; *Querier
+// implements it.
+type Searcher interface {
+	// Search runs req (Query is TraceQL; the API layer has already applied
+	// defaults and limits, turned legacy tags/minDuration/maxDuration into
+	// TraceQL, and Start/End are Unix seconds, 0 = open). progress, if
+	// non-nil, is called with cumulative partial responses (traces so far,
+	// metrics with completedJobs/totalJobs) while it runs. The final
+	// response is returned.
+	Search(ctx context.Context, tenant string, req *rubatopb.SearchRequest,
+		progress func(*rubatopb.SearchResponse)) (*rubatopb.SearchResponse, error)
+	SearchTagsV2(ctx context.Context, tenant string, req *rubatopb.SearchTagsRequest) (*rubatopb.SearchTagsV2Response, error)
+	SearchTagValuesV2(ctx context.Context, tenant string, req *rubatopb.SearchTagValuesRequest) (*rubatopb.SearchTagValuesV2Response, error)
+}
