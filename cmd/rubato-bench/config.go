@@ -25,12 +25,14 @@ type config struct {
 	cpuProfile   string
 	phases       int
 	searches     int
+	profile      string
 }
 
 func (c *config) registerFlags(f *flag.FlagSet) {
 	f.StringVar(&c.binary, "binary", "", "rubato binary to run (default: build ./cmd/rubato)")
 	f.IntVar(&c.spans, "spans", 2_000_000, "spans to push")
 	f.IntVar(&c.spansPer, "spans-per-trace", 10, "spans per trace")
+	f.StringVar(&c.profile, "profile", profileRealistic, "traffic: realistic (9 services × 2 pods, per-pod resources, IDs in URLs and statements, 3% errors with exceptions, ~450 B/span) or simple (3 services, ~380 B/span; flatters CPU and bytes per span)")
 	f.IntVar(&c.tracesPerReq, "traces-per-request", 50, "traces per OTLP request")
 	f.IntVar(&c.concurrency, "concurrency", 4, "concurrent OTLP clients")
 	f.IntVar(&c.lookups, "lookups", 0, "traces to look up (0: every trace)")
