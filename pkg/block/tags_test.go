@@ -179,3 +179,51 @@ func TestSearchIndexRoundTripAndCorrupt(t *testing.T) {
 	require.ErrorIs(t, err, ErrCorrupt)
 	require.ErrorIs(t, Open(be, b.meta, nil).TagNames(context.Background(), func(TagScope, string) {}), ErrCorrupt)
 }
+
+// TestSearchFindsEveryValue searches every (scope, name, value) the
+// traces hold, typed as stored, with `=`: each trace holding it must be a
+// candidate. It pins dedicated and generic storage alike, on v2, v1 and
+// compacted blocks.
+func TestSearchFindsEveryValue(t *testing.T) {
+	be := inmem.New()
+	cfg := searchTestConfig(t)
+	v2 := writeSearchBlock(t, be, cfg, 13, 120)
+	v1 := toV1(t, be, writeSearchBlock(t, be, cfg, 13, 120))
+	copied := copyBlock(t, be, cfg, v1)
+	for variant, b := range map[string]*searchBlock{"v2": v2, "v1": v1, "compacted": copied} {
+		t.Run(variant, func(t *testing.T) {
+			type kv struct {
+				scope PredScope
+				key   string
+				val   PredValue
+			}
+			holders := map[kv][]int{}
+			for i, td := range b.traces {
+				forAttrs(td, func(sc TagScope, a *commonv1.KeyValue) {
+					var v PredValue
+					switch x := a.GetValue().GetValue().(type) {
+					case *commonv1.AnyValue_StringValue:
+						v = PredValue{Type: ValString, Str: x.StringValue}
+					case *commonv1.AnyValue_IntValue:
+						v = PredValue{Type: ValInt, Int: x.IntValue}
+					default:
+						return
+					}
+					k := kv{tagPredScopes[sc], a.Key, v}
+					if h := holders[k]; len(h) == 0 || h[len(h)-1] != i {
+						holders[k] = append(h, i)
+					}
+				})
+			}
+			require.Greater(t, len(holders), 100)
+			for k, traces := range holders {
+				got, _ := searchIDs(t, b.r, SearchRequest{All: true, Predicates: []Predicate{{Scope: k.scope, Key: k.key, Op: PredEq, Value: k.val}}})
+				for _, i := range traces {
+					if _, ok := got[[16]byte(b.ids[i])]; !ok {
+						t.Fatalf("%+v: trace %d holds it but is not a candidate", k, i)
+					}
+				}
+			}
+		})
+	}
+}
