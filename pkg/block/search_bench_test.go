@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"testing"
 
@@ -153,9 +154,27 @@ func BenchmarkSearch(b *testing.B) {
 			{Scope: PredSpan, Key: "db.statement", Op: PredRegex, Value: PredValue{Type: ValString, Str: "DELETE .*"}}}}, 20},
 		{"c-nothing-dedicated-highcard", SearchRequest{All: true, Predicates: []Predicate{strPred(PredSpan, "http.url", "nope")}}, 20},
 	}
+	// The same block read as v1 (no search index): every search scans.
+	m1 := *m
+	m1.Version, m1.SearchIndexSize = VersionV1, 0
+	cases = append(cases,
+		struct {
+			name  string
+			req   SearchRequest
+			limit int
+		}{"v1-b-nothing-dedicated", cases[2].req, 20},
+		struct {
+			name  string
+			req   SearchRequest
+			limit int
+		}{"v1-c-nothing-generic", cases[3].req, 20})
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
-			r := Open(be, m, NewCache(256<<20))
+			meta := m
+			if strings.HasPrefix(c.name, "v1-") {
+				meta = &m1
+			}
+			r := Open(be, meta, NewCache(256<<20))
 			ctx := context.Background()
 			var bytes, found uint64
 			b.ReportAllocs()

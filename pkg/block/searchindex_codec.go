@@ -127,6 +127,7 @@ func (d *decoder) fail(msg string) {
 	if d.err == nil {
 		d.err = errors.New(msg)
 	}
+	d.b = nil // every later read fails at once
 }
 
 func (d *decoder) byte() byte {
@@ -203,9 +204,12 @@ func (d *decoder) u64() uint64 {
 func (d *decoder) strSet(s *strSet) {
 	s.overflow = d.bool()
 	n := d.count(1)
-	s.vals = make(map[string]struct{}, n)
+	s.vals = make(map[string]struct{}, min(n, 64)) // n is untrusted: grow as values come
 	for range n {
 		v := d.string()
+		if d.err != nil {
+			return
+		}
 		s.vals[v] = struct{}{}
 		s.bytes += len(v)
 	}
@@ -251,7 +255,7 @@ func decodeSearchIndex(data []byte) (*searchIndex, error) {
 		s := &x.scopes[sc]
 		s.overflow = d.bool()
 		n := d.count(8)
-		s.keys = make(map[string]*keyIndex, n)
+		s.keys = make(map[string]*keyIndex, min(n, 64))
 		for range n {
 			key := d.string()
 			k := &keyIndex{kinds: d.byte()}
@@ -260,7 +264,7 @@ func decodeSearchIndex(data []byte) (*searchIndex, error) {
 			k.intOverflow = d.bool()
 			ni := d.count(1)
 			if ni > 0 {
-				k.intSet = make(map[int64]struct{}, ni)
+				k.intSet = make(map[int64]struct{}, min(ni, 64))
 			}
 			for range ni {
 				k.intSet[d.varint()] = struct{}{}
