@@ -36,7 +36,11 @@
 //     (spans deduplicated by ID), as Tempo does.
 //   - On start the WAL is replayed into live traces and local complete blocks
 //     are discarded (they are rebuilt from the WAL), so a crash never loses
-//     an acknowledged span; the price is that a block whose upload finished
-//     just before a crash may be written twice, which queries and
-//     compaction deduplicate by span ID.
+//     an acknowledged span. A block whose upload finished before a crash is
+//     not written twice: its flush mark (flushmark.go, written durably when
+//     it is cut) lists its WAL fragments, and replay skips them once the
+//     block's meta.json is found in the backend; its segments are then
+//     truncated. Without that proof (no mark, meta.json missing, backend
+//     unreachable) the fragments are replayed and the block is uploaded
+//     again, which queries and compaction deduplicate by span ID.
 package ingester
