@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +39,10 @@ import (
 // into a new block, uploaded a second time at worst, never lost. A mark is
 // deleted once the WAL is truncated above every segment it names.
 //
+// An upload retry uses a new block ID (uploadID): before retry n the
+// ingester durably writes n to <block uuid>.attempt, and start-up looks for
+// the block under the IDs of the last maxAttemptsChecked attempts.
+//
 // File layout: "RBFLUSH1", tenant (uvarint length, bytes), block ID (16
 // bytes), fragment count (uvarint), fragments sorted by position, each as
 // uvarint segment delta, uvarint offset (delta from the previous fragment's
@@ -45,6 +51,13 @@ const flushMarkMagic = "RBFLUSH1"
 
 // maxFlushMarkBytes bounds the mark file a start-up reads.
 const maxFlushMarkBytes = 1 << 30
+
+// attemptExt names the file holding a block's latest upload attempt.
+const attemptExt = ".attempt"
+
+// maxAttemptsChecked bounds the backend lookups per mark at start-up; a
+// block uploaded under an older attempt's ID is uploaded again.
+const maxAttemptsChecked = 16
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
@@ -232,6 +245,26 @@ func syncDir(dir string) error {
 	return errors.Join(d.Sync(), d.Close())
 }
 
+// recordAttempt durably records that upload attempt n of block id starts.
+func (fm *flushMarks) recordAttempt(id uuid.UUID, n int) error {
+	if fm == nil || n == 0 {
+		return nil
+	}
+	return writeFileDurable(fm.dir, id.String()+attemptExt, []byte(strconv.Itoa(n)))
+}
+
+func (fm *flushMarks) readAttempt(name string) int {
+	data, err := os.ReadFile(filepath.Join(fm.dir, name+attemptExt))
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(string(data))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
 // prune deletes the marks of blocks whose every WAL segment is below
 // `below`, that is truncated: replay can no longer meet their fragments.
 func (fm *flushMarks) prune(below uint64) {
@@ -248,6 +281,9 @@ func (fm *flushMarks) prune(below uint64) {
 	}
 	fm.mu.Unlock()
 	for _, name := range drop {
+		if err := os.Remove(filepath.Join(fm.dir, name+attemptExt)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			level.Warn(fm.logger).Log("msg", "delete flush mark", "mark", name, "err", err)
+		}
 		if err := os.Remove(filepath.Join(fm.dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			level.Warn(fm.logger).Log("msg", "delete flush mark", "mark", name, "err", err)
 		}
@@ -274,7 +310,13 @@ func (fm *flushMarks) load(ctx context.Context, store backend.Backend, timeout t
 		name := e.Name()
 		path := filepath.Join(fm.dir, name)
 		if filepath.Ext(name) == ".tmp" || !e.Type().IsRegular() {
-			_ = os.Remove(path) // a write that never finished: no upload followed
+			_ = os.Remove(path) // a write that never finished
+			continue
+		}
+		if base, ok := strings.CutSuffix(name, attemptExt); ok {
+			if _, err := os.Stat(filepath.Join(fm.dir, base)); errors.Is(err, os.ErrNotExist) {
+				_ = os.Remove(path) // its mark was pruned
+			}
 			continue
 		}
 		m, err := readFlushMark(path)
@@ -286,14 +328,22 @@ func (fm *flushMarks) load(ctx context.Context, store backend.Backend, timeout t
 		fm.mu.Lock()
 		fm.maxSeg[name] = m.maxSeg()
 		fm.mu.Unlock()
-		in, err := blockInBackend(ctx, store, m.tenant, m.id, timeout)
+		var (
+			in  bool
+			uid uuid.UUID
+		)
+		last := fm.readAttempt(name)
+		for n := last; n >= 0 && n > last-maxAttemptsChecked && !in && err == nil; n-- {
+			uid = uploadID(m.id, n)
+			in, err = blockInBackend(ctx, store, m.tenant, uid, timeout)
+		}
 		if err != nil {
 			level.Warn(fm.logger).Log("msg", "cannot tell whether a block is in the backend; replaying its wal data (it may be uploaded twice)", "tenant", m.tenant, "block", m.id, "err", err)
 			continue
 		}
 		if in {
 			skip = append(skip, m.parts...)
-			level.Info(fm.logger).Log("msg", "block already in the backend; its wal data is not replayed", "tenant", m.tenant, "block", m.id, "fragments", len(m.parts))
+			level.Info(fm.logger).Log("msg", "block already in the backend; its wal data is not replayed", "tenant", m.tenant, "block", uid, "fragments", len(m.parts))
 		}
 	}
 	slices.SortFunc(skip, cmpPart)

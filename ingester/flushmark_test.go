@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/grafana/dskit/services"
@@ -201,4 +202,91 @@ func FuzzParseFlushMark(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, m, again)
 	})
+}
+
+// flushOnce runs one tick that schedules due uploads and waits for them.
+func flushOnce(t *testing.T, ing *Ingester, immediate bool) {
+	t.Helper()
+	time.Sleep(5 * time.Millisecond) // past the retry backoff (1ms in tests)
+	ing.tick(context.Background(), immediate)
+	ing.flushWG.Wait()
+}
+
+// TestRetryUploadsUnderNewID: each retry writes a new block directory and
+// first deletes the previous attempt's objects, so no attempt ever writes
+// where the compactor's janitor may be deleting; a crash after a retried
+// upload still finds the block, under its retry ID.
+func TestRetryUploadsUnderNewID(t *testing.T) {
+	dir := t.TempDir()
+	store := &metaFailBackend{Backend: inmem.New()}
+	store.failMeta.Store(true)
+	ctx := context.Background()
+	ing := newTestIngester(t, dir, store, overrides.Limits{})
+	for i := byte(1); i <= 3; i++ {
+		pushTrace(t, ing, i, 2)
+	}
+	flushOnce(t, ing, true)
+	dirs := func() []string {
+		d, err := store.List(ctx, "t1/")
+		require.NoError(t, err)
+		return d
+	}
+	first := dirs()
+	require.Len(t, first, 1, "attempt 0 left a partial block")
+	flushOnce(t, ing, false)
+	second := dirs()
+	require.Len(t, second, 1, "attempt 1 deleted attempt 0's objects")
+	require.NotEqual(t, first, second, "attempt 1 wrote a new directory")
+
+	store.failMeta.Store(false)
+	flushOnce(t, ing, false)
+	metas, partial := backendBlocks(t, store)
+	require.Len(t, metas, 1)
+	require.Zero(t, partial)
+	local := ing.instanceList()[0].complete[0].meta.BlockID
+	require.Equal(t, uploadID(local, 2), metas[0].BlockID)
+	for i := byte(1); i <= 3; i++ {
+		require.Equal(t, 2, spansInBackend(t, store, i))
+	}
+
+	// Crash before the WAL truncation: the block is found under its retry ID.
+	require.NoError(t, services.StopAndAwaitTerminated(ctx, ing))
+	ing = newTestIngester(t, dir, store, overrides.Limits{})
+	require.Equal(t, 0, find(t, ing, 1), "not replayed")
+	flushOnce(t, ing, true)
+	ing.tick(ctx, false)
+	metas, _ = backendBlocks(t, store)
+	require.Len(t, metas, 1, "not uploaded again")
+	require.Equal(t, 1, segments(t, dir))
+}
+
+// lostAnswerBackend stores the first meta.json but answers with an error,
+// as when the response of a successful upload is lost.
+type lostAnswerBackend struct {
+	backend.Backend
+	lost atomic.Bool
+}
+
+func (b *lostAnswerBackend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	err := b.Backend.Put(ctx, key, r, size)
+	if err == nil && path.Base(key) == block.MetaName && b.lost.CompareAndSwap(false, true) {
+		return errors.New("injected: answer lost")
+	}
+	return err
+}
+
+// TestRetryFindsLostUpload: a retry whose previous attempt did complete
+// takes it as the flush instead of uploading a second copy.
+func TestRetryFindsLostUpload(t *testing.T) {
+	dir := t.TempDir()
+	store := &lostAnswerBackend{Backend: inmem.New()}
+	ing := newTestIngester(t, dir, store, overrides.Limits{})
+	pushTrace(t, ing, 1, 2)
+	flushOnce(t, ing, true)
+	flushOnce(t, ing, false)
+	ing.tick(context.Background(), false)
+	metas, partial := backendBlocks(t, store)
+	require.Len(t, metas, 1)
+	require.Zero(t, partial)
+	require.Equal(t, 1, segments(t, dir), "flushed, wal truncated")
 }
