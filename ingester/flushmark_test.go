@@ -288,5 +288,6 @@ func TestRetryFindsLostUpload(t *testing.T) {
 	metas, partial := backendBlocks(t, store)
 	require.Len(t, metas, 1)
 	require.Zero(t, partial)
+	require.Equal(t, ing.instanceList()[0].complete[0].meta.BlockID, metas[0].BlockID, "the first upload is the flush")
 	require.Equal(t, 1, segments(t, dir), "flushed, wal truncated")
 }
