@@ -71,16 +71,19 @@
 //     rubato_compactor_partial_blocks_deleted_total. This never races an
 //     upload in progress as long as partial_block_grace exceeds the longest
 //     single upload attempt (the ingester's flush_op_timeout, 5m by
-//     default): every attempt puts every object of the block, meta.json
-//     last, so during an attempt the directory always holds an object
-//     younger than the attempt, and meta.json appears before the attempt
-//     ends. A block directory that holds meta.json (even unreadable) or
-//     meta.compacted.json is never the janitor's. Residual assumption: an
-//     upload of the same block ID must not start between the janitor's
-//     second listing and its deletions after the directory sat untouched
-//     for a whole grace period (an ingester whose every attempt failed
-//     before its first put for that long); restarted ingesters cut new
-//     block IDs, and compaction outputs are written by this same loop.
+//     default): an attempt puts objects only while it runs, meta.json
+//     last, so a directory an attempt is writing holds an object younger
+//     than the attempt, and meta.json appears before the attempt ends. A
+//     directory whose newest object is older than the grace period is
+//     therefore written by no attempt still running, and no later attempt
+//     writes it: an ingester retries an upload under a new block ID
+//     (ingester.uploadID) and restarts cut new IDs; compaction outputs,
+//     whose IDs a retried job reuses, are written by this same loop, never
+//     while the janitor runs. A block directory that holds meta.json (even
+//     unreadable) or meta.compacted.json is never the janitor's. With two
+//     compactors (not supported, see below) one's janitor could delete the
+//     objects of an output the other is rewriting after a crash more than
+//     a grace period old.
 //   - Retention: a live block whose EndTime is older than block_retention
 //     (or the tenant's compaction.block_retention override) is marked
 //     compacted, then deleted like any compacted block.

@@ -25,7 +25,14 @@
 //   - A WAL segment is deleted only when no live trace, head block, block
 //     being cut, or complete block not yet in the backend refers to it.
 //     A failed upload is retried with backoff for as long as the ingester
-//     runs, keeping the block and its WAL data.
+//     runs, keeping the block and its WAL data. Each retry writes under a
+//     new block ID derived from the block's (uploadID), after deleting the
+//     previous attempt's objects, or takes the previous attempt as the
+//     flush if its meta.json is in the backend: no attempt writes into a
+//     directory an earlier one wrote, so the compactor's janitor, which
+//     deletes directories without meta.json whose objects are all older
+//     than partial_block_grace (> flush_op_timeout), never deletes an
+//     object of an upload in progress.
 //   - Every acknowledged span is found by SearchRecent, SearchTags and
 //     SearchTagValues at every moment: a search copies, under the instance
 //     lock, the WAL positions of live, head and cutting traces (parts of one
