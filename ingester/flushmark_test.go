@@ -291,3 +291,28 @@ func TestRetryFindsLostUpload(t *testing.T) {
 	require.Equal(t, ing.instanceList()[0].complete[0].meta.BlockID, metas[0].BlockID, "the first upload is the flush")
 	require.Equal(t, 1, segments(t, dir), "flushed, wal truncated")
 }
+
+// BenchmarkFlushMark encodes and decodes the mark of a block of one million
+// WAL fragments (a large block), reporting the file size per fragment.
+func BenchmarkFlushMark(b *testing.B) {
+	m := &flushMark{tenant: "t", id: uuid.New()}
+	seg, off := uint64(1), int64(0)
+	for i := range 1_000_000 {
+		if i%20_000 == 0 {
+			seg++
+			off = 0
+		}
+		off += 700
+		m.parts = append(m.parts, part{seg: seg, off: off, n: 650})
+	}
+	b.ReportAllocs()
+	var size int
+	for b.Loop() {
+		data := m.marshal()
+		size = len(data)
+		if _, err := parseFlushMark(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(size)/float64(len(m.parts)), "bytes/fragment")
+}
