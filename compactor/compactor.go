@@ -39,6 +39,8 @@ type Compactor struct {
 	metrics      *metrics
 	memLimit     *memoryLimiter
 	now          func() time.Time
+	// beforeRecheck, set by tests, runs between the janitor's two listings.
+	beforeRecheck func(tenant string, id uuid.UUID)
 
 	lastPoll time.Time
 }
@@ -129,6 +131,10 @@ func (c *Compactor) compactTenant(ctx context.Context, t string) error {
 	var errs []error
 	if err := c.applyRetention(ctx, t); err != nil {
 		c.metrics.errors.WithLabelValues("retention").Inc()
+		errs = append(errs, err)
+	}
+	if err := c.cleanPartialBlocks(ctx, t); err != nil {
+		c.metrics.errors.WithLabelValues("janitor").Inc()
 		errs = append(errs, err)
 	}
 	for _, job := range Plan(c.poller.Metas(t), c.cfg.Compaction.planConfig(), c.now()) {

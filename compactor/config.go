@@ -19,6 +19,7 @@ const (
 	DefaultMaxInputBlocks          = 8
 	DefaultMaxCombineSpans         = 50_000
 	DefaultMemoryLimitBytes        = 400 << 20
+	DefaultPartialBlockGrace       = time.Hour
 )
 
 // Config is the `compactor` YAML block.
@@ -78,6 +79,13 @@ type CompactionConfig struct {
 	// rubato_compactor_spans_dropped_total{reason="too_large_to_combine"},
 	// duplicates included, and is logged). 0 = always combine.
 	MaxCombineSpans int `yaml:"max_combine_spans"`
+	// PartialBlockGrace is how old every object of a block directory with
+	// neither meta.json nor meta.compacted.json must be before the janitor
+	// deletes it (an upload that never finished). It must exceed the
+	// longest single upload attempt of any writer (the ingester's
+	// flush_op_timeout, the compactor's own output upload). 0 = keep
+	// partial blocks forever.
+	PartialBlockGrace time.Duration `yaml:"partial_block_grace"`
 	// TmpDir holds the output block's Parquet file while it is written
 	// ("" = the system temporary directory); it needs room for one block.
 	TmpDir string `yaml:"tmp_dir"`
@@ -101,6 +109,7 @@ func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	f.IntVar(&cc.MaxBytesPerTrace, p+"max-bytes-per-trace", 0, "Largest trace, in OTLP bytes, that combining copies may produce; spans past it are dropped (0 = no limit).")
 	f.IntVar(&cc.MaxCombineSpans, p+"max-combine-spans", DefaultMaxCombineSpans, "Copies of one trace holding more spans than this together are not combined: the largest copy is kept (0 = always combine).")
 	f.Int64Var(&c.MemoryLimitBytes, prefix+"memory-limit-bytes", DefaultMemoryLimitBytes, "Soft memory limit in bytes set while a compaction runs, above the live heap of the rest of the process (0: none; GOMEMLIMIT wins).")
+	f.DurationVar(&cc.PartialBlockGrace, p+"partial-block-grace", DefaultPartialBlockGrace, "A block directory without meta.json whose objects are all older than this is deleted as a failed upload; must exceed the longest upload attempt (ingester.flush-op-timeout). 0 disables.")
 	f.StringVar(&cc.TmpDir, p+"tmp-dir", "", "Directory for the output block while it is written (empty: system temporary directory).")
 }
 
@@ -128,6 +137,9 @@ func (c *Config) Validate() error {
 	}
 	if cc.MinInputBlocks < 2 || cc.MaxInputBlocks < cc.MinInputBlocks {
 		errs = append(errs, fmt.Errorf("want 2 <= min_input_blocks (%d) <= max_input_blocks (%d)", cc.MinInputBlocks, cc.MaxInputBlocks))
+	}
+	if cc.PartialBlockGrace < 0 {
+		errs = append(errs, errors.New("partial_block_grace must not be negative"))
 	}
 	if c.MemoryLimitBytes < 0 {
 		errs = append(errs, errors.New("memory_limit_bytes must not be negative"))

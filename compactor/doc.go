@@ -60,6 +60,30 @@
 //     find its traces), then is deleted meta.json first and
 //     meta.compacted.json last (blocklist.DeleteBlock), so an interrupted
 //     deletion is retried and never resurrects a block.
+//   - Partial blocks (janitor.go): an upload that stopped before its
+//     meta.json (an ingester flush or a compaction that failed half way and
+//     was never retried under that ID) leaves objects no reader sees. A
+//     block directory the poll found with neither meta.json nor
+//     meta.compacted.json is deleted when every one of its objects is older
+//     than compaction.partial_block_grace (default 1h; 0 keeps them), as
+//     ListObjects reports their last-modified times, and only if a second
+//     listing just before the deletions says the same; counted in
+//     rubato_compactor_partial_blocks_deleted_total. This never races an
+//     upload in progress as long as partial_block_grace exceeds the longest
+//     single upload attempt (the ingester's flush_op_timeout, 5m by
+//     default): an attempt puts objects only while it runs, meta.json
+//     last, so a directory an attempt is writing holds an object younger
+//     than the attempt, and meta.json appears before the attempt ends. A
+//     directory whose newest object is older than the grace period is
+//     therefore written by no attempt still running, and no later attempt
+//     writes it: an ingester retries an upload under a new block ID
+//     (ingester.uploadID) and restarts cut new IDs; compaction outputs,
+//     whose IDs a retried job reuses, are written by this same loop, never
+//     while the janitor runs. A block directory that holds meta.json (even
+//     unreadable) or meta.compacted.json is never the janitor's. With two
+//     compactors (not supported, see below) one's janitor could delete the
+//     objects of an output the other is rewriting after a crash more than
+//     a grace period old.
 //   - Retention: a live block whose EndTime is older than block_retention
 //     (or the tenant's compaction.block_retention override) is marked
 //     compacted, then deleted like any compacted block.

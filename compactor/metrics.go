@@ -15,6 +15,7 @@ type metrics struct {
 	spansDropped    *prometheus.CounterVec
 	retentionMarked prometheus.Counter
 	blocksDeleted   prometheus.Counter
+	partialDeleted  prometheus.Counter
 	errors          *prometheus.CounterVec
 	duration        prometheus.Histogram
 }
@@ -45,6 +46,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "rubato_compactor_retention_blocks_total", Help: "Blocks past their retention, marked for deletion."}),
 		blocksDeleted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rubato_compactor_blocks_deleted_total", Help: "Compacted or expired blocks deleted from the backend."}),
+		partialDeleted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rubato_compactor_partial_blocks_deleted_total", Help: "Partial blocks (objects without meta.json, older than partial_block_grace) deleted by the janitor."}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rubato_compactor_errors_total", Help: "Compactor failures, by operation."}, []string{"op"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -53,7 +56,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.jobs, m.blocksCompacted, m.blocksWritten, m.bytesRead, m.bytesWritten, m.objectsRead,
-			m.objectsWritten, m.objectsCombined, m.spansDeduped, m.spansDropped, m.retentionMarked, m.blocksDeleted,
+			m.objectsWritten, m.objectsCombined, m.spansDeduped, m.spansDropped, m.retentionMarked, m.blocksDeleted, m.partialDeleted,
 			m.errors, m.duration)
 	}
 	return m

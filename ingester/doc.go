@@ -25,7 +25,14 @@
 //   - A WAL segment is deleted only when no live trace, head block, block
 //     being cut, or complete block not yet in the backend refers to it.
 //     A failed upload is retried with backoff for as long as the ingester
-//     runs, keeping the block and its WAL data.
+//     runs, keeping the block and its WAL data. Each retry writes under a
+//     new block ID derived from the block's (uploadID), after deleting the
+//     previous attempt's objects, or takes the previous attempt as the
+//     flush if its meta.json is in the backend: no attempt writes into a
+//     directory an earlier one wrote, so the compactor's janitor, which
+//     deletes directories without meta.json whose objects are all older
+//     than partial_block_grace (> flush_op_timeout), never deletes an
+//     object of an upload in progress.
 //   - Every acknowledged span is found by SearchRecent, SearchTags and
 //     SearchTagValues at every moment: a search copies, under the instance
 //     lock, the WAL positions of live, head and cutting traces (parts of one
@@ -36,7 +43,11 @@
 //     (spans deduplicated by ID), as Tempo does.
 //   - On start the WAL is replayed into live traces and local complete blocks
 //     are discarded (they are rebuilt from the WAL), so a crash never loses
-//     an acknowledged span; the price is that a block whose upload finished
-//     just before a crash may be written twice, which queries and
-//     compaction deduplicate by span ID.
+//     an acknowledged span. A block whose upload finished before a crash is
+//     not written twice: its flush mark (flushmark.go, written durably when
+//     it is cut) lists its WAL fragments, and replay skips them once the
+//     block's meta.json is found in the backend; its segments are then
+//     truncated. Without that proof (no mark, meta.json missing, backend
+//     unreachable) the fragments are replayed and the block is uploaded
+//     again, which queries and compaction deduplicate by span ID.
 package ingester

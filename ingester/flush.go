@@ -1,7 +1,9 @@
 package ingester
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-kit/log/level"
+	"github.com/google/uuid"
 
 	"github.com/rubatodb/rubato/pkg/backend"
 	"github.com/rubatodb/rubato/pkg/block"
@@ -57,8 +60,11 @@ func (ing *Ingester) scheduleFlushes(ctx context.Context) {
 
 func (ing *Ingester) flushBlock(ctx context.Context, inst *instance, cb *completeBlock) {
 	start := time.Now()
+	inst.mu.RLock()
+	attempt := cb.attempts
+	inst.mu.RUnlock()
 	opCtx, cancel := context.WithTimeout(ctx, ing.cfg.FlushOpTimeout)
-	err := copyBlock(opCtx, ing.local, ing.store, cb.meta)
+	err := ing.uploadAttempt(opCtx, cb.meta, attempt)
 	cancel()
 	inst.mu.Lock()
 	defer inst.mu.Unlock()
@@ -79,11 +85,71 @@ func (ing *Ingester) flushBlock(ctx context.Context, inst *instance, cb *complet
 	level.Info(ing.logger).Log("msg", "block flushed", "tenant", inst.tenant, "block", cb.meta.BlockID, "duration", time.Since(start))
 }
 
-// copyBlock copies a block between stores, meta.json last, so the block
-// becomes visible in dst only once it is whole.
-func copyBlock(ctx context.Context, src, dst backend.Backend, meta *block.Meta) error {
+// retryNamespace derives the backend block IDs of upload retries.
+var retryNamespace = uuid.MustParse("3b0f8e52-9d1c-4f6a-8e27-5c4d1a2b7e90")
+
+// uploadID is the backend block ID of upload attempt n of a block: the
+// block's own ID for the first attempt, a new ID derived from it for each
+// retry. A retry never writes into a directory an earlier attempt wrote,
+// so the compactor's janitor, which deletes a directory only once its
+// newest object is older than partial_block_grace, can never delete an
+// object an attempt still in progress has put (grace > flush_op_timeout).
+func uploadID(id uuid.UUID, attempt int) uuid.UUID {
+	if attempt == 0 {
+		return id
+	}
+	var b [24]byte
+	copy(b[:16], id[:])
+	binary.BigEndian.PutUint64(b[16:], uint64(attempt))
+	return uuid.NewSHA1(retryNamespace, b[:])
+}
+
+// uploadAttempt runs upload attempt n of a block. A retry first looks at
+// the previous attempt: if its meta.json is in the backend (the upload
+// succeeded but its answer was lost) the block is flushed; otherwise the
+// previous attempt's objects are deleted (it has ended; nothing else
+// writes there) and the block is uploaded under a new ID.
+func (ing *Ingester) uploadAttempt(ctx context.Context, meta *block.Meta, attempt int) error {
+	if attempt > 0 {
+		prev := uploadID(meta.BlockID, attempt-1)
+		in, err := blockInBackend(ctx, ing.store, meta.TenantID, prev, ing.cfg.FlushOpTimeout)
+		if err != nil {
+			return fmt.Errorf("check previous upload %s: %w", prev, err)
+		}
+		if in {
+			return nil
+		}
+		if err := deleteObjects(ctx, ing.store, block.BlockDir(meta.TenantID, prev)+"/"); err != nil {
+			level.Warn(ing.logger).Log("msg", "delete objects of a failed upload; the compactor will", "block", prev, "err", err)
+		}
+	}
+	// Replay after a crash must know every ID this block may be under.
+	if err := ing.marks.recordAttempt(meta.BlockID, attempt); err != nil {
+		level.Warn(ing.logger).Log("msg", "recording upload attempt failed; a crash may upload the block twice", "block", meta.BlockID, "err", err)
+	}
+	return copyBlock(ctx, ing.local, ing.store, meta, uploadID(meta.BlockID, attempt))
+}
+
+func deleteObjects(ctx context.Context, be backend.Backend, dir string) error {
+	objs, err := be.ListObjects(ctx, dir)
+	if err != nil {
+		return err
+	}
+	for _, o := range objs {
+		if err := be.Delete(ctx, o.Key); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// copyBlock copies a block between stores under block ID dstID, meta.json
+// last, so the block becomes visible in dst only once it is whole. Every
+// call puts every object.
+func copyBlock(ctx context.Context, src, dst backend.Backend, meta *block.Meta, dstID uuid.UUID) error {
 	metaKey := block.MetaKey(meta.TenantID, meta.BlockID)
-	dir := strings.TrimSuffix(metaKey, "meta.json")
+	dir := strings.TrimSuffix(metaKey, block.MetaName)
+	dstDir := block.BlockDir(meta.TenantID, dstID) + "/"
 	keys, err := src.List(ctx, dir)
 	if err != nil {
 		return fmt.Errorf("list %s: %w", dir, err)
@@ -92,15 +158,24 @@ func copyBlock(ctx context.Context, src, dst backend.Backend, meta *block.Meta) 
 		return fmt.Errorf("block %s has no meta.json locally", meta.BlockID)
 	}
 	keys = slices.DeleteFunc(keys, func(k string) bool { return k == metaKey || strings.HasSuffix(k, "/") })
-	for _, k := range append(keys, metaKey) {
-		if err := copyObject(ctx, src, dst, k); err != nil {
+	for _, k := range keys {
+		if err := copyObject(ctx, src, dst, k, dstDir+strings.TrimPrefix(k, dir)); err != nil {
 			return err
 		}
 	}
-	return nil
+	if dstID == meta.BlockID {
+		return copyObject(ctx, src, dst, metaKey, metaKey)
+	}
+	m := *meta
+	m.BlockID = dstID
+	data, err := m.Marshal()
+	if err != nil {
+		return fmt.Errorf("meta of block %s: %w", dstID, err)
+	}
+	return dst.Put(ctx, block.MetaKey(meta.TenantID, dstID), bytes.NewReader(data), int64(len(data)))
 }
 
-func copyObject(ctx context.Context, src, dst backend.Backend, key string) error {
+func copyObject(ctx context.Context, src, dst backend.Backend, key, dstKey string) error {
 	size, err := src.Size(ctx, key)
 	if err != nil {
 		return fmt.Errorf("size %s: %w", key, err)
@@ -109,7 +184,7 @@ func copyObject(ctx context.Context, src, dst backend.Backend, key string) error
 	if err != nil {
 		return fmt.Errorf("get %s: %w", key, err)
 	}
-	err = dst.Put(ctx, key, rc, size)
+	err = dst.Put(ctx, dstKey, rc, size)
 	return errors.Join(err, rc.Close())
 }
 

@@ -46,6 +46,7 @@ type Ingester struct {
 	lifecycler *ring.Lifecycler
 	wal        walLog
 	local      backend.Backend // complete blocks before and shortly after flush
+	marks      *flushMarks     // which WAL fragments each cut block holds (flushmark.go)
 	cache      *block.Cache
 	tmpDir     string
 
@@ -117,6 +118,9 @@ func (ing *Ingester) starting(ctx context.Context) error {
 		return err
 	}
 	ing.wal = w
+	if ing.marks, err = openFlushMarks(filepath.Join(root, "flushed"), ing.logger); err != nil {
+		return err
+	}
 	if err := ing.replay(); err != nil {
 		return err
 	}
@@ -132,6 +136,7 @@ func (ing *Ingester) replay() error {
 	var frags []fragment
 	records, spans := 0, 0
 	now := ing.now().UnixNano()
+	flushed := ing.marks.load(context.Background(), ing.store, ing.cfg.FlushOpTimeout)
 	err := ing.wal.replay(func(pos walPos, rec []byte) error {
 		tn, fr, err := parseRecord(rec, frags[:0])
 		if err != nil {
@@ -142,6 +147,9 @@ func (ing *Ingester) replay() error {
 			return nil
 		}
 		frags = fr
+		if fr = flushed.filter(pos, fr); len(fr) == 0 {
+			return nil // every fragment is in a block already in the backend
+		}
 		ing.getOrCreateInstance(tn).addFragments(pos, fr, now)
 		records++
 		for _, f := range fr {
@@ -209,7 +217,9 @@ func (ing *Ingester) truncateWAL() {
 	}
 	if err := ing.wal.truncate(low); err != nil {
 		level.Error(ing.logger).Log("msg", "truncate wal", "err", err)
+		return
 	}
+	ing.marks.prune(low)
 }
 
 func (ing *Ingester) stopping(_ error) error {

@@ -297,6 +297,11 @@ func (i *instance) writeBlock(ctx context.Context, h *headBlock) (*completeBlock
 	if err != nil {
 		return nil, err
 	}
+	if err := ing.marks.record(meta, h); err != nil {
+		// Without its mark the block is replayed and uploaded again after a
+		// crash that follows its upload: a duplicate, never a loss.
+		level.Warn(i.logger).Log("msg", "writing flush mark failed", "block", meta.BlockID, "err", err)
+	}
 	return &completeBlock{meta: meta, reader: block.Open(ing.local, meta, ing.cache), minSeg: minSeg}, nil
 }
 

@@ -20,6 +20,12 @@
 //     prefix, full keys, sorted ascending by byte order; a child that has
 //     children of its own is returned once, with a trailing "/". Listing an
 //     absent prefix returns an empty slice and no error.
+//   - ListObjects returns the objects (not the "directories") among List's
+//     children of dir, in the same order, each with its size and
+//     last-modified time. LastModified is the time of the Put that wrote the
+//     object (its start or its end, depending on the store: S3 reports when
+//     the upload began), so a Put that replaces an object makes it newer.
+//     Compare it with the local clock only with a margin for clock skew.
 //   - Delete of a missing key is not an error; a deleted key no longer shows in
 //     List, nor does a "directory" left without objects.
 //   - A key is never also a "directory" of other keys ("a" and "a/b" do not
@@ -34,6 +40,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // Errors returned by every Backend.
@@ -60,10 +67,20 @@ type Backend interface {
 	// List returns the direct children of dir (see the package doc). dir ""
 	// lists the top level.
 	List(ctx context.Context, dir string) ([]string, error)
+	// ListObjects returns the objects among the direct children of dir,
+	// with their sizes and last-modified times (see the package doc).
+	ListObjects(ctx context.Context, dir string) ([]ObjectInfo, error)
 	// Delete removes the object; a missing object is not an error.
 	Delete(ctx context.Context, key string) error
 	// Close releases resources; the Backend is unusable afterwards.
 	Close() error
+}
+
+// ObjectInfo describes one object, as ListObjects returns it.
+type ObjectInfo struct {
+	Key          string
+	Size         int64
+	LastModified time.Time
 }
 
 // ValidateKey checks a key against the naming rules in the package doc.

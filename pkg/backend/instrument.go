@@ -16,6 +16,7 @@ const (
 	OpGetRange = "get_range"
 	OpSize     = "size"
 	OpList     = "list"
+	OpListObjs = "list_objects"
 	OpDelete   = "delete"
 )
 
@@ -138,6 +139,13 @@ func (i *instrumented) List(ctx context.Context, dir string) ([]string, error) {
 	keys, err := i.next.List(ctx, dir)
 	i.m.observe(i.name, OpList, start, err)
 	return keys, err
+}
+
+func (i *instrumented) ListObjects(ctx context.Context, dir string) ([]ObjectInfo, error) {
+	start := time.Now()
+	objs, err := i.next.ListObjects(ctx, dir)
+	i.m.observe(i.name, OpListObjs, start, err)
+	return objs, err
 }
 
 func (i *instrumented) Delete(ctx context.Context, key string) error {

@@ -33,6 +33,9 @@ func TestInstrument(t *testing.T) {
 	require.ErrorIs(t, err, backend.ErrInvalidKey)
 	_, err = b.List(ctx, "a")
 	require.NoError(t, err)
+	objs, err := b.ListObjects(ctx, "a")
+	require.NoError(t, err)
+	require.Len(t, objs, 1)
 	require.NoError(t, b.Delete(ctx, "a/b"))
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()
@@ -47,6 +50,7 @@ func TestInstrument(t *testing.T) {
 	require.Equal(t, 1.0, requests("mem", "get_range", "out_of_range"))
 	require.Equal(t, 1.0, requests("mem", "size", "invalid_key"))
 	require.Equal(t, 1.0, requests("mem", "list", "ok"))
+	require.Equal(t, 1.0, requests("mem", "list_objects", "ok"))
 	require.Equal(t, 1.0, requests("mem", "delete", "ok"))
 	require.Equal(t, 1.0, requests("mem2", "put", "canceled"))
 
@@ -55,7 +59,7 @@ func TestInstrument(t *testing.T) {
 		return sample(t, reg, "rubato_backend_request_duration_seconds", map[string]string{"backend": name, "op": op}).GetHistogram().GetSampleCount()
 	}
 	require.Equal(t, uint64(2), timed("mem", "get"))
-	for _, op := range []string{"put", "get_range", "size", "list", "delete"} {
+	for _, op := range []string{"put", "get_range", "size", "list", "list_objects", "delete"} {
 		require.Equal(t, uint64(1), timed("mem", op), op)
 	}
 	require.Equal(t, uint64(1), timed("mem2", "put"))

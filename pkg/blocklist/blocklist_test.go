@@ -119,11 +119,14 @@ func TestPollerListsAndSeesCompaction(t *testing.T) {
 	a, b := testMeta(t, "t"), testMeta(t, "t")
 	putBlock(t, be, a)
 	putBlock(t, be, b)
-	// A block without meta.json is being written: invisible.
-	require.NoError(t, be.Put(ctx, block.DataKey("t", uuid.New()), bytes.NewReader([]byte("x")), 1))
+	// A block without meta.json is being written: invisible, but reported
+	// as incomplete (the compactor's janitor looks at those).
+	partial := uuid.New()
+	require.NoError(t, be.Put(ctx, block.DataKey("t", partial), bytes.NewReader([]byte("x")), 1))
 	builder := blocklist.New(blocklist.Config{BuildIndex: true, Component: "compactor"}, be, log.NewNopLogger(), nil)
 	require.NoError(t, builder.Poll(ctx))
 	require.ElementsMatch(t, []uuid.UUID{a.BlockID, b.BlockID}, ids(builder.Metas("t")))
+	require.Equal(t, []uuid.UUID{partial}, builder.Incomplete("t"))
 
 	// Known live block gets compacted: the next listing notices.
 	_, err := blocklist.MarkCompacted(ctx, be, a, time.Now())

@@ -71,6 +71,7 @@ type Poller struct {
 	live       map[uuid.UUID]*block.Meta // meta.json contents seen by the last listing
 	compacted  map[uuid.UUID]*CompactedMeta
 	pending    map[uuid.UUID]pendingBlock
+	incomplete map[string][]uuid.UUID // per tenant, from the last listing
 	staleAfter time.Duration
 	polled     bool // a poll has succeeded; until then indexes are not trusted
 
@@ -141,7 +142,7 @@ func (p *Poller) poll(ctx context.Context) error {
 		return fmt.Errorf("list tenants: %w", err)
 	}
 	next := map[string]*tenantList{}
-	st := &listState{live: map[uuid.UUID]*block.Meta{}, compacted: map[uuid.UUID]*CompactedMeta{}}
+	st := &listState{live: map[uuid.UUID]*block.Meta{}, compacted: map[uuid.UUID]*CompactedMeta{}, incomplete: map[string][]uuid.UUID{}}
 	for _, d := range dirs {
 		if !strings.HasSuffix(d, "/") {
 			continue
@@ -180,7 +181,7 @@ func (p *Poller) poll(ctx context.Context) error {
 	p.tenants = next
 	p.polled = true
 	if st.listed {
-		p.live, p.compacted = st.live, st.compacted
+		p.live, p.compacted, p.incomplete = st.live, st.compacted, st.incomplete
 	}
 	p.mu.Unlock()
 	for t, tl := range next {
@@ -199,10 +200,11 @@ func (p *Poller) poll(ctx context.Context) error {
 
 // listState collects what one poll learned by listing.
 type listState struct {
-	mu        sync.Mutex
-	listed    bool
-	live      map[uuid.UUID]*block.Meta
-	compacted map[uuid.UUID]*CompactedMeta
+	mu         sync.Mutex
+	listed     bool
+	live       map[uuid.UUID]*block.Meta
+	compacted  map[uuid.UUID]*CompactedMeta
+	incomplete map[string][]uuid.UUID
 }
 
 func (p *Poller) pollTenant(ctx context.Context, t string, st *listState) (*tenantList, error) {
@@ -285,6 +287,8 @@ func (p *Poller) listTenant(ctx context.Context, t string, st *listState) (*tena
 		case r.live != nil:
 			st.live[ids[i]] = r.live
 			tl.metas = append(tl.metas, r.live)
+		default:
+			st.incomplete[t] = append(st.incomplete[t], ids[i])
 		}
 	}
 	slices.SortFunc(tl.metas, cmpMeta)
@@ -356,6 +360,17 @@ func (p *Poller) CompactedMetas(t string) []*CompactedMeta {
 		return tl.compacted
 	}
 	return nil
+}
+
+// Incomplete returns the block directories of tenant t that the last poll
+// which listed the backend found neither live nor compacted: being written,
+// being deleted, left behind by an upload that never finished, or with an
+// unreadable meta. The compactor's janitor looks at these (and checks each
+// again itself); pollers that read indexes return nil.
+func (p *Poller) Incomplete(t string) []uuid.UUID {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.incomplete[t]
 }
 
 // Tenants returns the tenants seen by the last poll, sorted.

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -37,6 +38,7 @@ func AcceptanceTest(t *testing.T, newBackend func(t testing.TB) backend.Backend)
 		{"GetRangeEmptyObject", testGetRangeEmptyObject},
 		{"List", testList},
 		{"ListEdgeCases", testListEdgeCases},
+		{"ListObjects", testListObjects},
 		{"Delete", testDelete},
 		{"InvalidKeys", testInvalidKeys},
 		{"PutSizeMismatch", testPutSizeMismatch},
@@ -262,6 +264,59 @@ func testListEdgeCases(t *testing.T, b backend.Backend) {
 		want = append(want, key)
 	}
 	require.Equal(t, want, list(t, b, "many"))
+}
+
+// clockSlack allows for a store whose clock differs a little from ours,
+// and for stores that keep modification times to the second.
+const clockSlack = 2 * time.Second
+
+func testListObjects(t *testing.T, b backend.Backend) {
+	ctx := context.Background()
+	before := time.Now()
+	for _, key := range []string{"t/b/data.parquet", "t/b/bloom-0", "t/b/sub/x", "t/b/meta.json", "t/bb/y", "t/top"} {
+		put(t, b, key, []byte(key))
+	}
+	after := time.Now()
+	objs, err := b.ListObjects(ctx, "t/b")
+	require.NoError(t, err)
+	var keys []string
+	for _, o := range objs {
+		keys = append(keys, o.Key)
+		require.Equal(t, int64(len(o.Key)), o.Size, "size of %q", o.Key)
+		require.False(t, o.LastModified.Before(before.Add(-clockSlack)), "%q modified %v, before the put at %v", o.Key, o.LastModified, before)
+		require.False(t, o.LastModified.After(after.Add(clockSlack)), "%q modified %v, after the put at %v", o.Key, o.LastModified, after)
+	}
+	// Objects only, in List's order; "directories" and siblings are not listed.
+	require.Equal(t, []string{"t/b/bloom-0", "t/b/data.parquet", "t/b/meta.json"}, keys)
+	objs, err = b.ListObjects(ctx, "t/")
+	require.NoError(t, err)
+	require.Len(t, objs, 1)
+	require.Equal(t, "t/top", objs[0].Key)
+
+	// Replacing an object makes it newer: the janitor relies on this to
+	// leave alone blocks whose upload is being retried.
+	old := objs[0].LastModified
+	time.Sleep(1100 * time.Millisecond) // past stores' one-second granularity
+	put(t, b, "t/top", []byte("again"))
+	objs, err = b.ListObjects(ctx, "t")
+	require.NoError(t, err)
+	require.Len(t, objs, 1)
+	require.Equal(t, int64(5), objs[0].Size)
+	require.True(t, objs[0].LastModified.After(old), "replaced object modified %v, not after %v", objs[0].LastModified, old)
+
+	// Absent directories list empty; deleted objects are gone.
+	for _, dir := range []string{"absent", "absent/deeper", "t/top", "t/b/meta.json"} {
+		objs, err := b.ListObjects(ctx, dir)
+		require.NoError(t, err, dir)
+		require.NotNil(t, objs, dir)
+		require.Empty(t, objs, dir)
+	}
+	require.NoError(t, b.Delete(ctx, "t/b/meta.json"))
+	objs, err = b.ListObjects(ctx, "t/b/")
+	require.NoError(t, err)
+	require.Len(t, objs, 2)
+	_, err = b.ListObjects(ctx, "a//b")
+	require.ErrorIs(t, err, backend.ErrInvalidKey)
 }
 
 func testDelete(t *testing.T, b backend.Backend) {

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/rubatodb/rubato/pkg/backend"
 )
@@ -15,14 +16,19 @@ import (
 // Backend is an in-memory object store. The zero value is not usable; call New.
 type Backend struct {
 	mu      sync.RWMutex
-	objects map[string][]byte
+	objects map[string]object
+}
+
+type object struct {
+	data []byte
+	mod  time.Time
 }
 
 var _ backend.Backend = (*Backend)(nil)
 
 // New returns an empty store.
 func New() *Backend {
-	return &Backend{objects: map[string][]byte{}}
+	return &Backend{objects: map[string]object{}}
 }
 
 // Put implements backend.Backend.
@@ -57,7 +63,7 @@ func (b *Backend) Put(ctx context.Context, key string, r io.Reader, size int64) 
 	if b.objects == nil {
 		return fmt.Errorf("put %q: backend closed", key)
 	}
-	b.objects[key] = buf.Bytes()
+	b.objects[key] = object{data: buf.Bytes(), mod: time.Now()}
 	return nil
 }
 
@@ -70,11 +76,11 @@ func (b *Backend) lookup(ctx context.Context, op, key string) ([]byte, error) {
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	data, ok := b.objects[key]
+	obj, ok := b.objects[key]
 	if !ok {
 		return nil, fmt.Errorf("%s %q: %w", op, key, backend.ErrNotFound)
 	}
-	return data, nil
+	return obj.data, nil
 }
 
 // Get implements backend.Backend.
@@ -139,6 +145,30 @@ func (b *Backend) List(ctx context.Context, dir string) ([]string, error) {
 		out = append(out, k)
 	}
 	sort.Strings(out)
+	return out, nil
+}
+
+// ListObjects implements backend.Backend.
+func (b *Backend) ListObjects(ctx context.Context, dir string) ([]backend.ObjectInfo, error) {
+	if err := backend.ValidateDir(dir); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list objects %q: %w", dir, err)
+	}
+	prefix := strings.TrimSuffix(dir, "/")
+	if prefix != "" {
+		prefix += "/"
+	}
+	out := []backend.ObjectInfo{}
+	b.mu.RLock()
+	for key, obj := range b.objects {
+		if rest, ok := strings.CutPrefix(key, prefix); ok && !strings.Contains(rest, "/") {
+			out = append(out, backend.ObjectInfo{Key: key, Size: int64(len(obj.data)), LastModified: obj.mod})
+		}
+	}
+	b.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
 	return out, nil
 }
 

@@ -385,6 +385,46 @@ func (b *Backend) List(ctx context.Context, dir string) ([]string, error) {
 	return out, nil
 }
 
+// ListObjects implements backend.Backend: the files' sizes and modification
+// times. Put renames a fresh file into place, so the time is the end of the
+// Put.
+func (b *Backend) ListObjects(ctx context.Context, dir string) ([]backend.ObjectInfo, error) {
+	if err := backend.ValidateDir(dir); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list objects %q: %w", dir, err)
+	}
+	dir = strings.TrimSuffix(dir, "/")
+	fsDir, prefix := ".", ""
+	if dir != "" {
+		fsDir, prefix = dir, dir+"/"
+	}
+	entries, err := b.readDir(fsDir)
+	if err != nil {
+		if notFound(err) {
+			return []backend.ObjectInfo{}, nil
+		}
+		return nil, fmt.Errorf("list objects %q: %w", dir, err)
+	}
+	out := make([]backend.ObjectInfo, 0, len(entries))
+	for _, e := range entries {
+		if isTemp(e.Name()) || !e.Type().IsRegular() {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil {
+			if notFound(err) {
+				continue // deleted meanwhile
+			}
+			return nil, fmt.Errorf("list objects %q: %w", dir, err)
+		}
+		out = append(out, backend.ObjectInfo{Key: prefix + e.Name(), Size: info.Size(), LastModified: info.ModTime()})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
 func (b *Backend) readDir(dir string) ([]fs.DirEntry, error) { return b.fsys.ReadDir(dir) }
 
 // hasObject reports whether dir holds an object at any depth. It stops at the

@@ -363,6 +363,37 @@ func (b *Backend) List(ctx context.Context, dir string) ([]string, error) {
 	return out, nil
 }
 
+// ListObjects implements backend.Backend: sizes and LastModified come with
+// the listing (one request per 1000 keys), no HEAD per object.
+func (b *Backend) ListObjects(ctx context.Context, dir string) ([]backend.ObjectInfo, error) {
+	if err := b.begin(ctx, "list objects", dir, backend.ValidateDir); err != nil {
+		return nil, err
+	}
+	prefix := b.prefix
+	if d := strings.TrimSuffix(dir, "/"); d != "" {
+		prefix += d + "/"
+	}
+	out := []backend.ObjectInfo{}
+	var firstErr error
+	for obj := range b.client.ListObjects(ctx, b.cfg.Bucket, minio.ListObjectsOptions{Prefix: prefix}) {
+		if obj.Err != nil {
+			if firstErr == nil {
+				firstErr = obj.Err
+			}
+			continue
+		}
+		if obj.Key == prefix || strings.HasSuffix(obj.Key, "/") {
+			continue // a "directory marker", or a common prefix
+		}
+		out = append(out, backend.ObjectInfo{Key: strings.TrimPrefix(obj.Key, b.prefix), Size: obj.Size, LastModified: obj.LastModified})
+	}
+	if firstErr != nil {
+		return nil, b.wrapErr(ctx, "list objects", dir, firstErr)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
 // Delete implements backend.Backend.
 func (b *Backend) Delete(ctx context.Context, key string) error {
 	if err := b.begin(ctx, "delete", key, backend.ValidateKey); err != nil {
