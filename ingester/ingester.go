@@ -49,10 +49,10 @@ type Ingester struct {
 	cache      *block.Cache
 	tmpDir     string
 
-	// truncMu guards WAL positions in use: pushes between append and
-	// indexing, and lookups while they read, hold it for reading; WAL
-	// truncation holds it for writing.
-	truncMu sync.RWMutex
+	// truncMu serialises WAL truncations. Pushes and reads do not take it:
+	// WAL positions they use are pinned in their instance (pinRead,
+	// reserve), and truncation keeps every pinned segment.
+	truncMu sync.Mutex
 
 	instancesMu sync.RWMutex
 	instances   map[string]*instance
@@ -301,22 +301,24 @@ func (ing *Ingester) PushBytes(ctx context.Context, req *rubatopb.PushBytesReque
 	}
 	inst := ing.getOrCreateInstance(tenantID)
 	reasons := make([]rubatopb.PushErrorReason, n)
-	accepted := inst.admit(req.Ids, req.Traces, reasons)
+	// Admission and append are atomic per tenant: reserve takes what the
+	// accepted traces use under the instance lock; the append runs outside
+	// it (group commit) and commit or release settles the reservation.
+	res := inst.reserve(req.Ids, req.Traces, reasons, ing.now().UnixNano())
+	accepted := res.accepted
 	if len(accepted) > 0 {
 		size := 32 + len(tenantID)
 		for _, k := range accepted {
 			size += 30 + len(req.Traces[k])
 		}
 		rec, frags := appendRecord(make([]byte, 0, size), tenantID, req.Ids, req.Traces, req.Spans, accepted)
-		ing.truncMu.RLock()
 		pos, err := ing.wal.append(rec)
 		if err != nil {
-			ing.truncMu.RUnlock()
+			inst.release(res)
 			level.Error(ing.logger).Log("msg", "wal append", "err", err)
 			return nil, status.Errorf(codes.Unavailable, "ingester wal: %v", err)
 		}
-		inst.addFragments(pos, frags, ing.now().UnixNano())
-		ing.truncMu.RUnlock()
+		inst.commit(res, pos, frags, ing.now().UnixNano())
 		ing.metrics.pushedTraces.Add(float64(len(accepted)))
 		ing.metrics.pushedBytes.Add(float64(len(rec)))
 	}
@@ -352,9 +354,7 @@ func (ing *Ingester) FindTraceByID(ctx context.Context, req *rubatopb.FindTraceB
 	}
 	var id [16]byte
 	copy(id[:], req.TraceID)
-	ing.truncMu.RLock()
 	td, err := inst.findTraceByID(ctx, id)
-	ing.truncMu.RUnlock()
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "find trace: %v", err)
 	}
