@@ -74,7 +74,7 @@ type recentEntry struct {
 // (TRACE_TOO_LARGE). The caller must commit or release the reservation.
 func (i *instance) reserve(ids, traces [][]byte, reasons []rubatopb.PushErrorReason, now int64) *reservation {
 	lim := i.limits()
-	r := &reservation{}
+	r := &reservation{accepted: make([]int, 0, len(ids)), items: make([]reserved, 0, len(ids))}
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	for k := range ids {
