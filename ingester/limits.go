@@ -33,7 +33,8 @@ import (
 // trace_idle_period after it was written to a block (recent): spans arriving
 // after a block cut continue the trace's count instead of starting over. The
 // memory this takes is bounded by the traces cut in that window (about 80
-// bytes each), and it is given back in order of cut as entries expire.
+// bytes each, BenchmarkRecentSizeMemory), and it is given back in order of
+// cut as entries expire.
 
 // sizeMemoryIdlePeriods is how many trace_idle_periods a trace's byte count
 // is remembered after the trace is written to a block.

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -408,4 +409,31 @@ func pinCount(inst *instance) int {
 		n += c
 	}
 	return n
+}
+
+// BenchmarkRecentSizeMemory reports the heap a cut trace's remembered byte
+// count takes (recent and recentQ), for 200,000 traces cut in the window.
+func BenchmarkRecentSizeMemory(b *testing.B) {
+	ing := newTestIngester(b, b.TempDir(), inmem.New(), overrides.Limits{})
+	b.ReportAllocs()
+	var per float64
+	for range b.N {
+		const n = 200_000
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		inst := newInstance("recent", ing)
+		inst.mu.Lock()
+		for k := range n {
+			id := [16]byte(traceID(5, uint64(k)*0x9e3779b97f4a7c15))
+			inst.sizes[id] = 1000
+			inst.settleSizeLocked(id, 1)
+		}
+		inst.mu.Unlock()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		runtime.KeepAlive(inst)
+		per = float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / n
+	}
+	b.ReportMetric(per, "heapB/cuttrace")
 }
