@@ -26,6 +26,14 @@
 //     being cut, or complete block not yet in the backend refers to it.
 //     A failed upload is retried with backoff for as long as the ingester
 //     runs, keeping the block and its WAL data.
+//   - Every acknowledged span is found by SearchRecent, SearchTags and
+//     SearchTagValues at every moment: a search copies, under the instance
+//     lock, the WAL positions of live, head and cutting traces (parts of one
+//     trace joined) and the list of complete blocks, pins the WAL segments
+//     it refers to against truncation, and reads without any lock held, so
+//     pushes never wait for a search. A trace with parts both in the WAL and
+//     in a complete block is evaluated per part and merged by pkg/search
+//     (spans deduplicated by ID), as Tempo does.
 //   - On start the WAL is replayed into live traces and local complete blocks
 //     are discarded (they are rebuilt from the WAL), so a crash never loses
 //     an acknowledged span; the price is that a block whose upload finished

@@ -49,10 +49,14 @@ type Ingester struct {
 	cache      *block.Cache
 	tmpDir     string
 
-	// truncMu serialises WAL truncations. Pushes and reads do not take it:
-	// WAL positions they use are pinned in their instance (pinRead,
-	// reserve), and truncation keeps every pinned segment.
-	truncMu sync.Mutex
+	// truncMu serialises WAL truncations (write) against search snapshots
+	// taken with their pin (read, search.go). Pushes and lookups do not take
+	// it: the WAL positions they use are pinned in their instance (reserve,
+	// pinRead), and truncation keeps every pinned segment.
+	truncMu sync.RWMutex
+	// searchPins keeps WAL segments read by running searches from
+	// truncation (search.go).
+	searchPins segPins
 
 	instancesMu sync.RWMutex
 	instances   map[string]*instance
@@ -200,7 +204,7 @@ func (ing *Ingester) tick(ctx context.Context, immediate bool) {
 func (ing *Ingester) truncateWAL() {
 	ing.truncMu.Lock()
 	defer ing.truncMu.Unlock()
-	low := ing.wal.active()
+	low := min(ing.wal.active(), ing.searchPins.low())
 	for _, inst := range ing.instanceList() {
 		low = min(low, inst.minSeg())
 	}

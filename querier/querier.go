@@ -29,12 +29,15 @@ type Config struct {
 	ConcurrentBlockReads int `yaml:"concurrent_block_reads"`
 	// QueryIngestersTimeout bounds each ingester call.
 	QueryIngestersTimeout time.Duration `yaml:"query_ingesters_timeout"`
+	// Search configures TraceQL search (search.go).
+	Search SearchExecConfig `yaml:"search"`
 }
 
 // RegisterFlagsAndApplyDefaults registers flags.
 func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	f.IntVar(&c.ConcurrentBlockReads, prefix+"querier.concurrent-block-reads", 16, "Backend blocks read at once by one trace lookup.")
 	f.DurationVar(&c.QueryIngestersTimeout, prefix+"querier.query-ingesters-timeout", 10*time.Second, "Timeout of one ingester call.")
+	c.Search.RegisterFlagsAndApplyDefaults(prefix, f)
 }
 
 // Validate checks the config.
@@ -42,7 +45,7 @@ func (c *Config) Validate() error {
 	if c.ConcurrentBlockReads < 1 {
 		return errors.New("querier: concurrent_block_reads must be at least 1")
 	}
-	return nil
+	return c.Search.Validate()
 }
 
 // StoreConfig is what the querier needs of `storage.trace`.
@@ -66,6 +69,8 @@ type Querier struct {
 
 	blocksSkipped  *prometheus.CounterVec
 	partialLookups prometheus.Counter
+
+	search *searchState
 }
 
 // New builds a querier. ingesterRing may be nil (no ingesters to ask).
@@ -83,6 +88,7 @@ func New(cfg Config, storeCfg StoreConfig, ingesterRing ring.ReadRing, pool *cli
 	if reg != nil {
 		reg.MustRegister(q.blocksSkipped, q.partialLookups)
 	}
+	q.search = newSearchState(cfg.Search, reg)
 	q.Service = services.NewBasicService(q.starting, q.running, nil)
 	return q
 }

@@ -24,17 +24,21 @@ type config struct {
 	timeout      time.Duration
 	cpuProfile   string
 	phases       int
+	searches     int
+	profile      string
 }
 
 func (c *config) registerFlags(f *flag.FlagSet) {
 	f.StringVar(&c.binary, "binary", "", "rubato binary to run (default: build ./cmd/rubato)")
 	f.IntVar(&c.spans, "spans", 2_000_000, "spans to push")
 	f.IntVar(&c.spansPer, "spans-per-trace", 10, "spans per trace")
+	f.StringVar(&c.profile, "profile", profileRealistic, "traffic: realistic (9 services × 2 pods, per-pod resources, IDs in URLs and statements, 3% errors with exceptions, ~450 B/span) or simple (3 services, ~380 B/span; flatters CPU and bytes per span)")
 	f.IntVar(&c.tracesPerReq, "traces-per-request", 50, "traces per OTLP request")
 	f.IntVar(&c.concurrency, "concurrency", 4, "concurrent OTLP clients")
 	f.IntVar(&c.lookups, "lookups", 0, "traces to look up (0: every trace)")
 	f.IntVar(&c.lookupConc, "lookup-concurrency", 1, "concurrent lookups (1 gives clean latencies)")
 	f.IntVar(&c.blocks, "blocks", 20, "aim for about this many backend blocks (max_block_bytes = data / blocks)")
+	f.IntVar(&c.searches, "searches", 0, "after the lookups, run each search case (cmd/rubato-bench/search.go) this many times")
 	f.IntVar(&c.phases, "phases", 0, "push in this many phases, each ending with a synchronous /flush: exactly this many blocks")
 	f.StringVar(&c.dir, "dir", "", "working directory (default: a temp dir, removed afterwards)")
 	f.BoolVar(&c.keep, "keep", false, "keep the working directory")

@@ -108,6 +108,14 @@ func newTemplate(traces, spansPer int) (*template, error) {
 		}
 		req.ResourceSpans = append(req.ResourceSpans, rs)
 	}
+	return newTemplateFrom(req, traceIDs, spanIDs)
+}
+
+// newTemplateFrom marshals req and records the offsets template.next
+// rewrites: trace and span IDs, every attribute value holding a 16-digit
+// placeholder (app.request_id, and in the realistic profile URL IDs,
+// statement literals and exception messages) and every timestamp.
+func newTemplateFrom(req *coltracepb.ExportTraceServiceRequest, traceIDs, spanIDs [][]byte) (*template, error) {
 	b, err := proto.Marshal(req)
 	if err != nil {
 		return nil, err
@@ -116,8 +124,15 @@ func newTemplate(traces, spansPer int) (*template, error) {
 	for _, rs := range req.ResourceSpans {
 		for _, sp := range rs.ScopeSpans[0].Spans {
 			for _, kv := range sp.Attributes {
-				if kv.Key == "app.request_id" {
-					tp.reqIDs = append(tp.reqIDs, offsets(b, []byte(kv.Value.GetStringValue())))
+				if ph := placeholderIn(kv); ph != "" {
+					tp.reqIDs = append(tp.reqIDs, offsets(b, []byte(ph)))
+				}
+			}
+			for _, e := range sp.Events {
+				for _, kv := range e.Attributes {
+					if ph := placeholderIn(kv); ph != "" {
+						tp.reqIDs = append(tp.reqIDs, offsets(b, []byte(ph)))
+					}
 				}
 			}
 			for _, ts := range []uint64{sp.StartTimeUnixNano, sp.EndTimeUnixNano} {
@@ -141,6 +156,37 @@ func newTemplate(traces, spansPer int) (*template, error) {
 	return tp, nil
 }
 
+// placeholderIn returns the 16-hex-digit placeholder an attribute value
+// carries (app.request_id is one whole; URLs, statements and messages end
+// with or embed one), or "".
+func placeholderIn(kv *commonv1.KeyValue) string {
+	v := kv.Value.GetStringValue()
+	if kv.Key == "app.request_id" {
+		return v
+	}
+	switch kv.Key {
+	case "url.path", "url.full", "db.query.text", "exception.message":
+	default:
+		return ""
+	}
+	// The placeholder is the last run of 16 hex digits in the value.
+	run := 0
+	for i := len(v) - 1; i >= 0; i-- {
+		c := v[i]
+		if c >= '0' && c <= '9' || c >= 'a' && c <= 'f' {
+			run++
+			if run == 16 && (i == 0 || !isHexDigit(v[i-1])) {
+				return v[i : i+16]
+			}
+			continue
+		}
+		run = 0
+	}
+	return ""
+}
+
+func isHexDigit(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
+
 func offsets(b, pattern []byte) []int {
 	var out []int
 	for i := 0; ; {
@@ -158,7 +204,7 @@ func offsets(b, pattern []byte) []int {
 func (t *template) next(dst []byte, ids [][]byte, shift uint64) ([]byte, [][]byte) {
 	dst = append(dst[:0], t.bytes...)
 	ids = ids[:0]
-	fresh := random(16*len(t.traceIDs) + 8*len(t.spanIDs))
+	fresh := random(16*len(t.traceIDs) + 8*len(t.spanIDs) + 8*len(t.reqIDs))
 	for i, offs := range t.traceIDs {
 		id := fresh[16*i : 16*i+16]
 		for _, o := range offs {
@@ -172,10 +218,10 @@ func (t *template) next(dst []byte, ids [][]byte, shift uint64) ([]byte, [][]byt
 			copy(dst[o:], fresh[base+8*i:base+8*i+8])
 		}
 	}
+	reqBase := base + 8*len(t.spanIDs)
 	for i, offs := range t.reqIDs {
-		// Span IDs are fresh random bytes: reuse them as the request ID digits.
 		const digits = "0123456789abcdef"
-		src := fresh[base+8*(i%len(t.spanIDs)):]
+		src := fresh[reqBase+8*i:]
 		for _, o := range offs {
 			for k := 0; k < 16; k++ {
 				dst[o+k] = digits[(src[k/2]>>(4*(k%2)))&15]

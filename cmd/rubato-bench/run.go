@@ -53,6 +53,7 @@ overrides:
       rate_limit_bytes: 0
       burst_size_bytes: 0
       max_traces_per_user: 0
+      max_live_traces_bytes: 0
 `
 
 func run(cfg config) error {
@@ -74,7 +75,18 @@ func run(cfg config) error {
 			return fmt.Errorf("build rubato: %v\n%s", err, out)
 		}
 	}
-	tp, err := newTemplate(cfg.tracesPerReq, cfg.spansPer)
+	var (
+		tp  *template
+		err error
+	)
+	switch cfg.profile {
+	case profileRealistic:
+		tp, err = newRealisticTemplate(cfg.tracesPerReq, cfg.spansPer)
+	case profileSimple:
+		tp, err = newTemplate(cfg.tracesPerReq, cfg.spansPer)
+	default:
+		err = fmt.Errorf("-profile %q: want %s or %s", cfg.profile, profileRealistic, profileSimple)
+	}
 	if err != nil {
 		return err
 	}
@@ -112,8 +124,8 @@ func run(cfg config) error {
 		return err
 	}
 	defer s.stop()
-	fmt.Printf("rubato-bench: %d spans (%d traces × %d spans, %.0f bytes of OTLP per span), %d clients, WAL sync %s, backend %s, %s\n",
-		totalSpans, totalSpans/cfg.spansPer, cfg.spansPer, spanBytes, cfg.concurrency, cfg.syncPolicy, map[bool]string{true: "s3 " + cfg.s3Endpoint, false: "local"}[cfg.s3Endpoint != ""],
+	fmt.Printf("rubato-bench: %d spans (%d traces × %d spans, %s profile, %.0f bytes of OTLP per span), %d clients, WAL sync %s, backend %s, %s\n",
+		totalSpans, totalSpans/cfg.spansPer, cfg.spansPer, cfg.profile, spanBytes, cfg.concurrency, cfg.syncPolicy, map[bool]string{true: "s3 " + cfg.s3Endpoint, false: "local"}[cfg.s3Endpoint != ""],
 		map[bool]string{true: fmt.Sprintf("%d phases each ending with /flush", cfg.phases), false: "blocks cut by size"}[cfg.phases > 0])
 
 	cpu0, err := s.cpuSeconds()
@@ -191,6 +203,9 @@ func run(cfg config) error {
 	fmt.Printf("storage:  %.1f bytes per span in the backend (%d blocks, %.1f MB)\n", float64(diskBytes)/n, int(blocks), float64(diskBytes)/1e6)
 	fmt.Printf("lookup:   %d traces, found %.2f%%, p50 %s, p99 %s, max %s; backend GETs per lookup %.2f\n",
 		res.n, 100*float64(res.found)/float64(res.n), res.p50, res.p99, res.max, res.getsPerLookup)
+	if cfg.searches > 0 {
+		return searches(ctx, s, cfg.searches)
+	}
 	return nil
 }
 

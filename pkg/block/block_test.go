@@ -79,7 +79,8 @@ func TestRoundTripExoticFields(t *testing.T) {
 func TestMeta(t *testing.T) {
 	b := writeTestBlock(t, testConfig(t), 200, false)
 	m := b.meta
-	require.Equal(t, VersionV1, m.Version)
+	require.Equal(t, VersionV2, m.Version)
+	require.Equal(t, int64(len(b.be.object(SearchIndexKey(testTenant, m.BlockID)))), m.SearchIndexSize)
 	require.Equal(t, testTenant, m.TenantID)
 	require.Equal(t, []byte(m.MinID), b.ids[0])
 	require.Equal(t, []byte(m.MaxID), b.ids[len(b.ids)-1])
@@ -102,7 +103,8 @@ func TestMetaIsLastPut(t *testing.T) {
 	b := writeTestBlock(t, cfg, 300, false)
 	keys := b.be.putKeys()
 	require.Greater(t, b.meta.BloomShardCount, 1)
-	require.Len(t, keys, 2+b.meta.BloomShardCount)
+	require.Len(t, keys, 3+b.meta.BloomShardCount)
+	require.Contains(t, keys, SearchIndexKey(testTenant, b.meta.BlockID))
 	require.Equal(t, DataKey(testTenant, b.meta.BlockID), keys[0])
 	require.Equal(t, MetaKey(testTenant, b.meta.BlockID), keys[len(keys)-1])
 	for i := 0; i < b.meta.BloomShardCount; i++ {

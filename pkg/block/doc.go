@@ -1,11 +1,13 @@
-// Package block is Rubato's block format, version v1 (VersionV1): how one
-// batch of traces is laid out in the object store, how it is written, and
-// how a trace is found in it. FORMAT.md draws the bytes.
+// Package block is Rubato's block format, versions v1 and v2 (VersionV1,
+// VersionV2): how one batch of traces is laid out in the object store, how
+// it is written, how a trace is found in it, and how traces are searched.
+// FORMAT.md draws the bytes.
 //
 // A block is the set of objects under <tenant>/<block-uuid>/:
 //
 //	data.parquet   one row per trace (several for a big one), sorted by trace ID
 //	bloom-<n>      bloom filter shards over the block's trace IDs
+//	search-index   v2: a bounded summary of the block's values (searchindex.go)
 //	meta.json      Meta, written last
 //	meta.compacted.json   written by the compactor once the block is merged away
 //
@@ -80,13 +82,30 @@
 //		err = w.AddRow(row) // or DecodeRow(row), combine, w.Add(id, td)
 //	}
 //
+// Search (search.go, predicate.go, searchscan.go, cellwalk.go, tags.go):
+// Reader.Search takes predicates (not TraceQL: pkg/search converts) and
+// calls back with every trace that may match, decoded to OTLP.
+//
+//   - Search never misses a match: every check (search index, column
+//     cells, decoded OTLP) answers "may match" when unsure (values of
+//     other types, arrays, NaN, spans ending before they start, unknown
+//     intrinsics, traces without a root span); regexes are matched
+//     unanchored for =~ and anchored for !~, a superset of either
+//     reading. TestSearchNeverMisses compares it with a brute-force
+//     evaluation over random traces and predicates on v1, v2 and
+//     compacted blocks.
+//   - The search index is a superset of the block's values and bounded
+//     (caps, overflow flags); a reader treats an overflowed set as "may
+//     hold anything". It is immutable and cached like footers.
+//   - Tag names and values come from the index (v2; values capped per
+//     name, floats as their bounds) or a scan of the attribute columns (v1).
+//
 // Versioning: Meta.Version names the format; readers refuse versions they do
 // not know. Once a version has been released, it never changes in place: a
 // change in the bytes (schema column names or types, bloom layout, meta
 // semantics) is a new version. (v1 is not released yet; until it is, it
 // changes in place, as it did when traces over max_spans_per_row became
-// several rows.) A
-// future v2 lives in this package beside v1, shares helpers (keys, Meta,
-// bloom, cache) and forks only what differs (for example a schema_v2.go and
-// its converter), so both versions stay readable while old blocks age out.
+// several rows.) v2 lives beside v1 and adds only the search-index object;
+// its data.parquet is v1's, so both stay readable while old blocks age out
+// (compaction rewrites v1 into v2, as the compactor writes with Writer).
 package block

@@ -68,6 +68,7 @@ func (w *Writer) AddPartRowSpans(row Row, keep []bool) error {
 	if err != nil {
 		return fmt.Errorf("add row spans %x: %w", id, err)
 	}
+	w.idx.addCells(row.cells) // a superset: the dropped spans' values too
 	if err := w.pw.writeFiltered(row.cells, f); err != nil {
 		w.Abort()
 		return fmt.Errorf("add row spans %x: %w", id, err)

@@ -18,6 +18,8 @@ const (
 	DataName = "data.parquet"
 	// BloomPrefix is followed by the decimal shard number.
 	BloomPrefix = "bloom-"
+	// SearchIndexName holds the search index (format v2).
+	SearchIndexName = "search-index"
 )
 
 // BlockDir returns the directory of a block, "<tenant>/<uuid>", without a
@@ -44,4 +46,9 @@ func DataKey(tenant string, id uuid.UUID) string {
 // BloomKey returns "<tenant>/<uuid>/bloom-<shard>".
 func BloomKey(tenant string, id uuid.UUID, shard int) string {
 	return BlockDir(tenant, id) + "/" + BloomPrefix + strconv.Itoa(shard)
+}
+
+// SearchIndexKey returns "<tenant>/<uuid>/search-index".
+func SearchIndexKey(tenant string, id uuid.UUID) string {
+	return BlockDir(tenant, id) + "/" + SearchIndexName
 }

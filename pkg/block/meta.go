@@ -10,8 +10,13 @@ import (
 	"github.com/google/uuid"
 )
 
-// VersionV1 is the only block format version this package writes and reads.
-const VersionV1 = "v1"
+// Block format versions. Readers accept both; the Writer writes v2.
+const (
+	// VersionV1: data.parquet, bloom shards, meta.json.
+	VersionV1 = "v1"
+	// VersionV2: v1 plus the search-index object (searchindex.go).
+	VersionV2 = "v2"
+)
 
 // Limits checked by ParseMeta.
 const (
@@ -27,7 +32,7 @@ const (
 // Meta describes one block. It is stored as meta.json, the last object a
 // writer uploads, so a Meta that exists describes a complete block.
 type Meta struct {
-	// Version is the block format version, VersionV1.
+	// Version is the block format version, VersionV1 or VersionV2.
 	Version string `json:"version"`
 	// BlockID is the block's UUID, also the name of its directory.
 	BlockID uuid.UUID `json:"blockID"`
@@ -59,6 +64,8 @@ type Meta struct {
 	CompactionLevel uint8 `json:"compactionLevel"`
 	// BloomShardCount is the number of bloom-<n> objects, n in [0, count).
 	BloomShardCount int `json:"bloomShardCount"`
+	// SearchIndexSize is the length of the search-index object (v2 only).
+	SearchIndexSize int64 `json:"searchIndexSize,omitempty"`
 	// CreatedAt is when the writer finished the block.
 	CreatedAt time.Time `json:"createdAt"`
 }
@@ -118,8 +125,10 @@ func (m *Meta) Validate() error {
 		return fmt.Errorf("%w: %s", ErrInvalidMeta, fmt.Sprintf(format, args...))
 	}
 	switch {
-	case m.Version != VersionV1:
+	case m.Version != VersionV1 && m.Version != VersionV2:
 		return bad("unknown version %q", m.Version)
+	case (m.Version == VersionV2) != (m.SearchIndexSize > 0) || m.SearchIndexSize > maxSearchIndexSize:
+		return bad("search index size %d in a %s block", m.SearchIndexSize, m.Version)
 	case m.BlockID == uuid.Nil:
 		return bad("nil block id")
 	case m.TenantID == "":

@@ -46,6 +46,8 @@ func TestMetaRoundTrip(t *testing.T) {
 func TestParseMetaRejects(t *testing.T) {
 	cases := map[string]func(m *Meta){
 		"version":     func(m *Meta) { m.Version = "v9" },
+		"v2 no index": func(m *Meta) { m.Version = VersionV2 },
+		"v1 index":    func(m *Meta) { m.SearchIndexSize = 10 },
 		"nil id":      func(m *Meta) { m.BlockID = uuid.Nil },
 		"tenant":      func(m *Meta) { m.TenantID = "" },
 		"short min":   func(m *Meta) { m.MinID = m.MinID[:8] },

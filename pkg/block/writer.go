@@ -48,6 +48,13 @@ type Writer struct {
 	rgRows  int64  // rows in the current row group
 	flushed int64  // rows in finished row groups
 	done    bool
+
+	// Search index (format v2): filled as rows are added.
+	idx      *searchIndex
+	rgTimes  rgTimes // current row group's row times
+	trStart  uint64  // current trace's start and end over its parts
+	trEnd    uint64
+	trActive bool
 }
 
 // schemaV1 is the Parquet schema of format v1 (parquet-go caches it per type).
@@ -90,6 +97,7 @@ func NewWriter(_ context.Context, be backend.Backend, cfg Config, tenantID strin
 		level:  level,
 		tmp:    tmp,
 		codec:  codec,
+		idx:    newSearchIndex(),
 		hashes: make([]uint64, 0, min(max(estimatedObjects, 0), 1<<24)),
 	}
 	if w.pw, err = newFileWriter(tmp, codec, cfg.PageSizeBytes); err != nil {
@@ -142,6 +150,7 @@ func (w *Writer) addParts(traceID []byte, tr *tracev1.TracesData) error {
 		if err := row.fromOTLP([TraceIDSize]byte(traceID), part); err != nil {
 			return fmt.Errorf("add trace %x: %w", traceID, err)
 		}
+		w.idx.addTraceRow(row)
 		if err := w.write(traceID, w.shred.shred(row), row.StartTimeUnixNano, row.EndTimeUnixNano, row.SpanCount); err != nil {
 			return err
 		}
@@ -176,6 +185,7 @@ func (w *Writer) addRow(row Row, part bool) error {
 		if vs, ve := c[colSpan].pg.values(c[colSpan].row); int32(ve-vs) != c[colSpanCount].int32() {
 			return fmt.Errorf("add row %x: %w: span count %d, %d spans", id, ErrCorrupt, c[colSpanCount].int32(), ve-vs)
 		}
+		w.idx.addCells(c)
 		if err := w.pw.writeCells(c); err != nil {
 			w.Abort() // a partly written row cannot be taken back
 			return fmt.Errorf("add row %x: %w", id, err)
@@ -184,6 +194,11 @@ func (w *Writer) addRow(row Row, part bool) error {
 		return w.endRow()
 	}
 	w.split.split(row.vals)
+	var tr traceRow
+	if err := reconstruct(&tr, row.vals); err != nil {
+		return fmt.Errorf("add row %x: %w", id, err)
+	}
+	w.idx.addTraceRow(&tr)
 	err := w.write(id, &w.split, uint64(w.split[colStartTimeUnixNano][0].Int64()),
 		uint64(w.split[colEndTimeUnixNano][0].Int64()), w.split[colSpanCount][0].Int32())
 	clear(w.split[:])
@@ -227,6 +242,20 @@ func (w *Writer) write(traceID []byte, cols *columns, start, end uint64, spans i
 
 // addStats accounts for a row written: bloom hash, ID range, times, spans.
 func (w *Writer) addStats(traceID []byte, start, end uint64, spans int32) {
+	if w.rgRows == 0 {
+		w.rgTimes = rgTimes{start: start, end: end}
+	} else {
+		w.rgTimes.start, w.rgTimes.end = min(w.rgTimes.start, start), max(w.rgTimes.end, end)
+	}
+	if w.trActive && bytes.Equal(traceID, w.last[:]) {
+		if start != 0 && (w.trStart == 0 || start < w.trStart) {
+			w.trStart = start
+		}
+		w.trEnd = max(w.trEnd, end)
+	} else {
+		w.endTrace()
+		w.trStart, w.trEnd, w.trActive = start, end, true
+	}
 	if len(w.hashes) == 0 {
 		copy(w.first[:], traceID)
 	}
@@ -239,6 +268,19 @@ func (w *Writer) addStats(traceID []byte, start, end uint64, spans int32) {
 	w.end = max(w.end, end)
 }
 
+// endTrace records the duration of the trace added last in the index.
+func (w *Writer) endTrace() {
+	if !w.trActive {
+		return
+	}
+	d := uint64(0)
+	if w.trEnd > w.trStart {
+		d = w.trEnd - w.trStart
+	}
+	addDuration(&w.idx.traceDurations, d)
+	w.trActive = false
+}
+
 // endRow counts a row and cuts the row group when it is full.
 func (w *Writer) endRow() error {
 	w.rgRows++
@@ -249,6 +291,7 @@ func (w *Writer) endRow() error {
 		}
 		w.flushed += w.rgRows
 		w.rgRows = 0
+		w.idx.rowGroups = append(w.idx.rowGroups, w.rgTimes)
 		w.rgStart = w.pw.size()
 	}
 	return nil
@@ -287,6 +330,10 @@ func (w *Writer) Close(ctx context.Context) (*Meta, error) {
 	if err := w.pw.close(parquetKeyValues, parquetCreatedBy); err != nil {
 		return nil, fmt.Errorf("close parquet: %w", err)
 	}
+	if w.rgRows > 0 {
+		w.idx.rowGroups = append(w.idx.rowGroups, w.rgTimes)
+	}
+	w.endTrace()
 	size, err := w.tmp.Seek(0, io.SeekEnd)
 	if err != nil {
 		return nil, fmt.Errorf("close block: %w", err)
@@ -311,8 +358,17 @@ func (w *Writer) Close(ctx context.Context) (*Meta, error) {
 		}
 	}
 
+	if len(w.idx.rowGroups) != len(w.pw.rgs) {
+		return nil, fmt.Errorf("close block: search index has %d row groups, file %d", len(w.idx.rowGroups), len(w.pw.rgs))
+	}
+	buf = w.idx.encode()
+	if err := w.be.Put(ctx, SearchIndexKey(w.tenant, w.id), bytes.NewReader(buf), int64(len(buf))); err != nil {
+		return nil, fmt.Errorf("upload %s: %w", SearchIndexName, err)
+	}
+
 	meta := &Meta{
-		Version:         VersionV1,
+		Version:         VersionV2,
+		SearchIndexSize: int64(len(buf)),
 		BlockID:         w.id,
 		TenantID:        w.tenant,
 		MinID:           HexID(bytes.Clone(w.first[:])),

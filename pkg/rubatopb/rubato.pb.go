@@ -293,10 +293,14 @@ const file_rubato_proto_rawDesc = "" +
 	"\bNO_ERROR\x10\x00\x12\x13\n" +
 	"\x0fMAX_LIVE_TRACES\x10\x01\x12\x13\n" +
 	"\x0fTRACE_TOO_LARGE\x10\x02\x12\x11\n" +
-	"\rUNKNOWN_ERROR\x10\x032\x9d\x01\n" +
+	"\rUNKNOWN_ERROR\x10\x032\xff\x02\n" +
 	"\bIngester\x12?\n" +
 	"\tPushBytes\x12\x1a.rubatopb.PushBytesRequest\x1a\x16.rubatopb.PushResponse\x12P\n" +
-	"\rFindTraceByID\x12\x1e.rubatopb.FindTraceByIDRequest\x1a\x1f.rubatopb.FindTraceByIDResponseB)Z'github.com/rubatodb/rubato/pkg/rubatopbb\x06proto3"
+	"\rFindTraceByID\x12\x1e.rubatopb.FindTraceByIDRequest\x1a\x1f.rubatopb.FindTraceByIDResponse\x12?\n" +
+	"\fSearchRecent\x12\x16.tempopb.SearchRequest\x1a\x17.tempopb.SearchResponse\x12G\n" +
+	"\n" +
+	"SearchTags\x12\x1a.tempopb.SearchTagsRequest\x1a\x1d.tempopb.SearchTagsV2Response\x12V\n" +
+	"\x0fSearchTagValues\x12\x1f.tempopb.SearchTagValuesRequest\x1a\".tempopb.SearchTagValuesV2ResponseB)Z'github.com/rubatodb/rubato/pkg/rubatopbb\x06proto3"
 
 var (
 	file_rubato_proto_rawDescOnce sync.Once
@@ -313,25 +317,37 @@ func file_rubato_proto_rawDescGZIP() []byte {
 var file_rubato_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_rubato_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_rubato_proto_goTypes = []any{
-	(PushErrorReason)(0),          // 0: rubatopb.PushErrorReason
-	(*PushBytesRequest)(nil),      // 1: rubatopb.PushBytesRequest
-	(*PushResponse)(nil),          // 2: rubatopb.PushResponse
-	(*FindTraceByIDRequest)(nil),  // 3: rubatopb.FindTraceByIDRequest
-	(*FindTraceByIDResponse)(nil), // 4: rubatopb.FindTraceByIDResponse
-	(*Trace)(nil),                 // 5: tempopb.Trace
+	(PushErrorReason)(0),              // 0: rubatopb.PushErrorReason
+	(*PushBytesRequest)(nil),          // 1: rubatopb.PushBytesRequest
+	(*PushResponse)(nil),              // 2: rubatopb.PushResponse
+	(*FindTraceByIDRequest)(nil),      // 3: rubatopb.FindTraceByIDRequest
+	(*FindTraceByIDResponse)(nil),     // 4: rubatopb.FindTraceByIDResponse
+	(*Trace)(nil),                     // 5: tempopb.Trace
+	(*SearchRequest)(nil),             // 6: tempopb.SearchRequest
+	(*SearchTagsRequest)(nil),         // 7: tempopb.SearchTagsRequest
+	(*SearchTagValuesRequest)(nil),    // 8: tempopb.SearchTagValuesRequest
+	(*SearchResponse)(nil),            // 9: tempopb.SearchResponse
+	(*SearchTagsV2Response)(nil),      // 10: tempopb.SearchTagsV2Response
+	(*SearchTagValuesV2Response)(nil), // 11: tempopb.SearchTagValuesV2Response
 }
 var file_rubato_proto_depIdxs = []int32{
-	0, // 0: rubatopb.PushResponse.errorsByTrace:type_name -> rubatopb.PushErrorReason
-	5, // 1: rubatopb.FindTraceByIDResponse.trace:type_name -> tempopb.Trace
-	1, // 2: rubatopb.Ingester.PushBytes:input_type -> rubatopb.PushBytesRequest
-	3, // 3: rubatopb.Ingester.FindTraceByID:input_type -> rubatopb.FindTraceByIDRequest
-	2, // 4: rubatopb.Ingester.PushBytes:output_type -> rubatopb.PushResponse
-	4, // 5: rubatopb.Ingester.FindTraceByID:output_type -> rubatopb.FindTraceByIDResponse
-	4, // [4:6] is the sub-list for method output_type
-	2, // [2:4] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	0,  // 0: rubatopb.PushResponse.errorsByTrace:type_name -> rubatopb.PushErrorReason
+	5,  // 1: rubatopb.FindTraceByIDResponse.trace:type_name -> tempopb.Trace
+	1,  // 2: rubatopb.Ingester.PushBytes:input_type -> rubatopb.PushBytesRequest
+	3,  // 3: rubatopb.Ingester.FindTraceByID:input_type -> rubatopb.FindTraceByIDRequest
+	6,  // 4: rubatopb.Ingester.SearchRecent:input_type -> tempopb.SearchRequest
+	7,  // 5: rubatopb.Ingester.SearchTags:input_type -> tempopb.SearchTagsRequest
+	8,  // 6: rubatopb.Ingester.SearchTagValues:input_type -> tempopb.SearchTagValuesRequest
+	2,  // 7: rubatopb.Ingester.PushBytes:output_type -> rubatopb.PushResponse
+	4,  // 8: rubatopb.Ingester.FindTraceByID:output_type -> rubatopb.FindTraceByIDResponse
+	9,  // 9: rubatopb.Ingester.SearchRecent:output_type -> tempopb.SearchResponse
+	10, // 10: rubatopb.Ingester.SearchTags:output_type -> tempopb.SearchTagsV2Response
+	11, // 11: rubatopb.Ingester.SearchTagValues:output_type -> tempopb.SearchTagValuesV2Response
+	7,  // [7:12] is the sub-list for method output_type
+	2,  // [2:7] is the sub-list for method input_type
+	2,  // [2:2] is the sub-list for extension type_name
+	2,  // [2:2] is the sub-list for extension extendee
+	0,  // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_rubato_proto_init() }

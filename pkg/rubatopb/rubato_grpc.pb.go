@@ -21,8 +21,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Ingester_PushBytes_FullMethodName     = "/rubatopb.Ingester/PushBytes"
-	Ingester_FindTraceByID_FullMethodName = "/rubatopb.Ingester/FindTraceByID"
+	Ingester_PushBytes_FullMethodName       = "/rubatopb.Ingester/PushBytes"
+	Ingester_FindTraceByID_FullMethodName   = "/rubatopb.Ingester/FindTraceByID"
+	Ingester_SearchRecent_FullMethodName    = "/rubatopb.Ingester/SearchRecent"
+	Ingester_SearchTags_FullMethodName      = "/rubatopb.Ingester/SearchTags"
+	Ingester_SearchTagValues_FullMethodName = "/rubatopb.Ingester/SearchTagValues"
 )
 
 // IngesterClient is the client API for Ingester service.
@@ -38,6 +41,20 @@ type IngesterClient interface {
 	// FindTraceByID returns every part of the trace the ingester holds (live,
 	// head, complete and recently flushed blocks).
 	FindTraceByID(ctx context.Context, in *FindTraceByIDRequest, opts ...grpc.CallOption) (*FindTraceByIDResponse, error)
+	// SearchRecent runs a TraceQL search (query, limit, spansPerSpanSet,
+	// start/end in Unix seconds, 0 = open) over everything the ingester holds:
+	// live traces, head block, blocks being cut and local complete blocks.
+	// An acknowledged push is searchable at once. metrics carries
+	// inspectedTraces/inspectedSpans/inspectedBytes.
+	SearchRecent(ctx context.Context, in *SearchRequest, opts ...grpc.CallOption) (*SearchResponse, error)
+	// SearchTags returns the attribute names the ingester holds, by scope
+	// (resource, span, event, link, instrumentation); scope "" or "all" is
+	// every scope. start/end restrict to traces overlapping them.
+	SearchTags(ctx context.Context, in *SearchTagsRequest, opts ...grpc.CallOption) (*SearchTagsV2Response, error)
+	// SearchTagValues returns the typed values of tagName (TraceQL spelling:
+	// "resource.x", "span.x", ".x", or an intrinsic) in traces matching query
+	// (TraceQL; "" or "{}" = every trace).
+	SearchTagValues(ctx context.Context, in *SearchTagValuesRequest, opts ...grpc.CallOption) (*SearchTagValuesV2Response, error)
 }
 
 type ingesterClient struct {
@@ -68,6 +85,36 @@ func (c *ingesterClient) FindTraceByID(ctx context.Context, in *FindTraceByIDReq
 	return out, nil
 }
 
+func (c *ingesterClient) SearchRecent(ctx context.Context, in *SearchRequest, opts ...grpc.CallOption) (*SearchResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SearchResponse)
+	err := c.cc.Invoke(ctx, Ingester_SearchRecent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingesterClient) SearchTags(ctx context.Context, in *SearchTagsRequest, opts ...grpc.CallOption) (*SearchTagsV2Response, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SearchTagsV2Response)
+	err := c.cc.Invoke(ctx, Ingester_SearchTags_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingesterClient) SearchTagValues(ctx context.Context, in *SearchTagValuesRequest, opts ...grpc.CallOption) (*SearchTagValuesV2Response, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SearchTagValuesV2Response)
+	err := c.cc.Invoke(ctx, Ingester_SearchTagValues_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngesterServer is the server API for Ingester service.
 // All implementations must embed UnimplementedIngesterServer
 // for forward compatibility.
@@ -81,6 +128,20 @@ type IngesterServer interface {
 	// FindTraceByID returns every part of the trace the ingester holds (live,
 	// head, complete and recently flushed blocks).
 	FindTraceByID(context.Context, *FindTraceByIDRequest) (*FindTraceByIDResponse, error)
+	// SearchRecent runs a TraceQL search (query, limit, spansPerSpanSet,
+	// start/end in Unix seconds, 0 = open) over everything the ingester holds:
+	// live traces, head block, blocks being cut and local complete blocks.
+	// An acknowledged push is searchable at once. metrics carries
+	// inspectedTraces/inspectedSpans/inspectedBytes.
+	SearchRecent(context.Context, *SearchRequest) (*SearchResponse, error)
+	// SearchTags returns the attribute names the ingester holds, by scope
+	// (resource, span, event, link, instrumentation); scope "" or "all" is
+	// every scope. start/end restrict to traces overlapping them.
+	SearchTags(context.Context, *SearchTagsRequest) (*SearchTagsV2Response, error)
+	// SearchTagValues returns the typed values of tagName (TraceQL spelling:
+	// "resource.x", "span.x", ".x", or an intrinsic) in traces matching query
+	// (TraceQL; "" or "{}" = every trace).
+	SearchTagValues(context.Context, *SearchTagValuesRequest) (*SearchTagValuesV2Response, error)
 	mustEmbedUnimplementedIngesterServer()
 }
 
@@ -96,6 +157,15 @@ func (UnimplementedIngesterServer) PushBytes(context.Context, *PushBytesRequest)
 }
 func (UnimplementedIngesterServer) FindTraceByID(context.Context, *FindTraceByIDRequest) (*FindTraceByIDResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FindTraceByID not implemented")
+}
+func (UnimplementedIngesterServer) SearchRecent(context.Context, *SearchRequest) (*SearchResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SearchRecent not implemented")
+}
+func (UnimplementedIngesterServer) SearchTags(context.Context, *SearchTagsRequest) (*SearchTagsV2Response, error) {
+	return nil, status.Error(codes.Unimplemented, "method SearchTags not implemented")
+}
+func (UnimplementedIngesterServer) SearchTagValues(context.Context, *SearchTagValuesRequest) (*SearchTagValuesV2Response, error) {
+	return nil, status.Error(codes.Unimplemented, "method SearchTagValues not implemented")
 }
 func (UnimplementedIngesterServer) mustEmbedUnimplementedIngesterServer() {}
 func (UnimplementedIngesterServer) testEmbeddedByValue()                  {}
@@ -154,6 +224,60 @@ func _Ingester_FindTraceByID_Handler(srv interface{}, ctx context.Context, dec f
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ingester_SearchRecent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SearchRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).SearchRecent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_SearchRecent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).SearchRecent(ctx, req.(*SearchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ingester_SearchTags_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SearchTagsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).SearchTags(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_SearchTags_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).SearchTags(ctx, req.(*SearchTagsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ingester_SearchTagValues_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SearchTagValuesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).SearchTagValues(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_SearchTagValues_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).SearchTagValues(ctx, req.(*SearchTagValuesRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Ingester_ServiceDesc is the grpc.ServiceDesc for Ingester service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -168,6 +292,18 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "FindTraceByID",
 			Handler:    _Ingester_FindTraceByID_Handler,
+		},
+		{
+			MethodName: "SearchRecent",
+			Handler:    _Ingester_SearchRecent_Handler,
+		},
+		{
+			MethodName: "SearchTags",
+			Handler:    _Ingester_SearchTags_Handler,
+		},
+		{
+			MethodName: "SearchTagValues",
+			Handler:    _Ingester_SearchTagValues_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,368 @@
+package ingester
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/rubatodb/rubato/pkg/backend"
+	"github.com/rubatodb/rubato/pkg/block"
+	"github.com/rubatodb/rubato/pkg/rubatopb"
+	"github.com/rubatodb/rubato/pkg/search"
+	"github.com/rubatodb/rubato/pkg/tenant"
+	"github.com/rubatodb/rubato/pkg/traceql"
+)
+
+// Search over an ingester reads a snapshot taken under the instance lock:
+// the WAL positions of every live, head and cutting trace (parts of one ID
+// joined), and the readers of the complete blocks. Stage moves happen under
+// the same lock, so the snapshot sees every acknowledged span at least once.
+// The snapshot pins the WAL segments it refers to (segPins) so truncation
+// cannot delete them while the search reads, without any lock held during
+// the reads: pushes never wait for a search.
+
+// segPins holds the lowest WAL segment each running search still reads.
+type segPins struct {
+	mu   sync.Mutex
+	next int
+	pins map[int]uint64
+}
+
+func (p *segPins) pin(seg uint64) func() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.pins == nil {
+		p.pins = map[int]uint64{}
+	}
+	k := p.next
+	p.next++
+	p.pins[k] = seg
+	return func() {
+		p.mu.Lock()
+		delete(p.pins, k)
+		p.mu.Unlock()
+	}
+}
+
+// low returns the lowest pinned segment, or ^0 when none.
+func (p *segPins) low() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := ^uint64(0)
+	for _, s := range p.pins {
+		m = min(m, s)
+	}
+	return m
+}
+
+type walTrace struct {
+	id    [16]byte
+	parts []part
+}
+
+type searchSnapshot struct {
+	traces []walTrace
+	blocks []*completeBlock
+	bytes  uint64
+}
+
+// snapshot copies what a search reads. The caller holds ing.truncMu for
+// reading and pins the returned minimum segment before releasing it.
+func (i *instance) snapshot() (searchSnapshot, uint64) {
+	i.mu.RLock()
+	defer i.mu.RUnlock()
+	n := len(i.live) + len(i.head.traces)
+	for _, h := range i.cutting {
+		n += len(h.traces)
+	}
+	idx := make(map[[16]byte]int, n)
+	snap := searchSnapshot{traces: make([]walTrace, 0, n)}
+	minSeg := ^uint64(0)
+	add := func(id [16]byte, t *liveTrace) {
+		k, ok := idx[id]
+		if !ok {
+			k = len(snap.traces)
+			idx[id] = k
+			snap.traces = append(snap.traces, walTrace{id: id})
+		}
+		snap.traces[k].parts = append(snap.traces[k].parts, t.parts...)
+		snap.bytes += uint64(t.bytes)
+		minSeg = min(minSeg, t.minSeg())
+	}
+	for id, t := range i.live {
+		add(id, t)
+	}
+	for id, t := range i.head.traces {
+		add(id, t)
+	}
+	for _, h := range i.cutting {
+		for id, t := range h.traces {
+			add(id, t)
+		}
+	}
+	snap.blocks = append(snap.blocks, i.complete...)
+	return snap, minSeg
+}
+
+// takeSnapshot snapshots a tenant's data and pins its WAL segments; release
+// must be called when the reads are done.
+func (ing *Ingester) takeSnapshot(inst *instance) (searchSnapshot, func()) {
+	ing.truncMu.RLock()
+	defer ing.truncMu.RUnlock()
+	snap, minSeg := inst.snapshot()
+	return snap, ing.searchPins.pin(minSeg)
+}
+
+// eachTrace calls fn for every trace of the snapshot's WAL part that
+// overlaps [start, end] (Unix seconds, 0 = open), decoded. fn returns false
+// to stop.
+func (ing *Ingester) eachWALTrace(ctx context.Context, snap searchSnapshot, start, end uint32, st *search.Stats,
+	fn func(id [16]byte, td *tracev1.TracesData) bool,
+) error {
+	var buf []byte
+	for k, t := range snap.traces {
+		if k%64 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		td, err := ing.readParts(t.parts, &buf)
+		if err != nil {
+			return err
+		}
+		st.InspectedTraces++
+		st.InspectedBytes += uint64(len(buf))
+		st.InspectedSpans += uint64(search.CountSpans(td))
+		if start != 0 || end != 0 {
+			s, e := search.TraceBounds(td)
+			if !search.InRange(s, e, start, end) {
+				continue
+			}
+		}
+		if !fn(t.id, td) {
+			return nil
+		}
+	}
+	return nil
+}
+
+func blockInRange(m *block.Meta, start, end uint32) bool {
+	tr := search.TimeRange{}
+	if start != 0 {
+		tr.Start = time.Unix(int64(start), 0)
+	}
+	if end != 0 {
+		tr.End = time.Unix(int64(end)+1, 0)
+	}
+	return tr.Overlaps(m.StartTime, m.EndTime)
+}
+
+func (ing *Ingester) searchInstance(ctx context.Context, tenantID string) (*instance, error) {
+	if err := ing.checkReady(); err != nil {
+		return nil, err
+	}
+	if tenantID == "" {
+		return nil, status.Error(codes.InvalidArgument, "no tenant")
+	}
+	ing.instancesMu.RLock()
+	inst := ing.instances[tenantID]
+	ing.instancesMu.RUnlock()
+	return inst, nil
+}
+
+func grpcErr(what string, err error) error {
+	switch {
+	case errors.Is(err, search.ErrInvalid):
+		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	return status.Errorf(codes.Internal, "%s: %v", what, err)
+}
+
+// SearchRecent runs a TraceQL search over everything this ingester holds
+// for the tenant.
+func (ing *Ingester) SearchRecent(ctx context.Context, req *rubatopb.SearchRequest) (*rubatopb.SearchResponse, error) {
+	tenantID, err := tenant.Resolver{MultitenancyEnabled: true}.FromGRPC(ctx)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	q, err := search.ParseQuery(req.Query)
+	if err != nil {
+		return nil, grpcErr("search", err)
+	}
+	inst, err := ing.searchInstance(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	resp := &rubatopb.SearchResponse{Metrics: &rubatopb.SearchMetrics{}}
+	if inst == nil {
+		return resp, nil
+	}
+	start := time.Now()
+	comb := search.NewCombiner(int(req.Limit), int(req.SpansPerSpanSet))
+	st, err := ing.searchSnapshotData(ctx, inst, search.Request{Query: q, Start: req.Start, End: req.End, SpansPerSpanSet: int(req.SpansPerSpanSet)}, comb)
+	ing.metrics.searchDuration.WithLabelValues("search").Observe(time.Since(start).Seconds())
+	if err != nil {
+		return nil, grpcErr("search", err)
+	}
+	resp.Traces = comb.Result()
+	resp.Metrics = st.Metrics()
+	return resp, nil
+}
+
+func (ing *Ingester) searchSnapshotData(ctx context.Context, inst *instance, req search.Request, comb *search.Combiner) (search.Stats, error) {
+	snap, release := ing.takeSnapshot(inst)
+	defer release()
+	var st search.Stats
+	var evalErr error
+	err := ing.eachWALTrace(ctx, snap, req.Start, req.End, &st, func(id [16]byte, td *tracev1.TracesData) bool {
+		md, err := search.Match(req.Query, id[:], td, req.SpansPerSpanSet)
+		if err != nil {
+			evalErr = err
+			return false
+		}
+		if md != nil {
+			comb.Add(md)
+		}
+		return !comb.Full()
+	})
+	if err == nil {
+		err = evalErr
+	}
+	if err != nil || comb.Full() {
+		return st, err
+	}
+	for _, cb := range snap.blocks {
+		if !blockInRange(cb.meta, req.Start, req.End) {
+			continue
+		}
+		bst, err := search.SearchBlock(ctx, cb.reader, req, func(md *rubatopb.TraceSearchMetadata) bool {
+			comb.Add(md)
+			return !comb.Full()
+		})
+		st.Add(bst)
+		if errors.Is(err, backend.ErrNotFound) {
+			continue // dropped after complete_block_timeout: it is in the backend
+		}
+		if err != nil {
+			return st, fmt.Errorf("block %s: %w", cb.meta.BlockID, err)
+		}
+		if comb.Full() {
+			break
+		}
+	}
+	return st, nil
+}
+
+// eachTrace calls fn for every trace the ingester holds for inst that
+// overlaps [start, end]: WAL-held traces then complete blocks.
+func (ing *Ingester) eachTrace(ctx context.Context, inst *instance, start, end uint32, fn func(td *tracev1.TracesData) error) error {
+	snap, release := ing.takeSnapshot(inst)
+	defer release()
+	var st search.Stats
+	var fnErr error
+	err := ing.eachWALTrace(ctx, snap, start, end, &st, func(_ [16]byte, td *tracev1.TracesData) bool {
+		fnErr = fn(td)
+		return fnErr == nil
+	})
+	if err == nil {
+		err = fnErr
+	}
+	if err != nil {
+		return err
+	}
+	for _, cb := range snap.blocks {
+		if !blockInRange(cb.meta, start, end) {
+			continue
+		}
+		_, err := search.Candidates(ctx, cb.reader, search.Request{Start: start, End: end}, func(_ []byte, td *tracev1.TracesData) bool {
+			if start != 0 || end != 0 {
+				s, e := search.TraceBounds(td)
+				if !search.InRange(s, e, start, end) {
+					return true
+				}
+			}
+			fnErr = fn(td)
+			return fnErr == nil
+		})
+		if err == nil {
+			err = fnErr
+		}
+		if errors.Is(err, backend.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("block %s: %w", cb.meta.BlockID, err)
+		}
+	}
+	return nil
+}
+
+// SearchTags returns the attribute names this ingester holds for the tenant.
+func (ing *Ingester) SearchTags(ctx context.Context, req *rubatopb.SearchTagsRequest) (*rubatopb.SearchTagsV2Response, error) {
+	tenantID, err := tenant.Resolver{MultitenancyEnabled: true}.FromGRPC(ctx)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if !search.ValidTagScope(req.Scope) {
+		return nil, status.Errorf(codes.InvalidArgument, "unknown tag scope %q", req.Scope)
+	}
+	var q *traceql.Query
+	if req.Query != "" {
+		if q, err = search.ParseQuery(req.Query); err != nil {
+			return nil, grpcErr("search tags", err)
+		}
+	}
+	inst, err := ing.searchInstance(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	names := search.NewTagNames(int(req.MaxTagsPerScope), 0)
+	if inst != nil && req.Scope != search.ScopeIntrinsic {
+		start := time.Now()
+		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return names.AddTrace(q, td) })
+		ing.metrics.searchDuration.WithLabelValues("tags").Observe(time.Since(start).Seconds())
+		if err != nil {
+			return nil, grpcErr("search tags", err)
+		}
+	}
+	return names.Response(req.Scope), nil
+}
+
+// SearchTagValues returns the typed values of a tag this ingester holds for
+// the tenant, in traces matching the request's query.
+func (ing *Ingester) SearchTagValues(ctx context.Context, req *rubatopb.SearchTagValuesRequest) (*rubatopb.SearchTagValuesV2Response, error) {
+	tenantID, err := tenant.Resolver{MultitenancyEnabled: true}.FromGRPC(ctx)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	tag, err := search.ParseTag(req.TagName)
+	if err != nil {
+		return nil, grpcErr("search tag values", err)
+	}
+	q, err := search.ParseQuery(req.Query)
+	if err != nil {
+		return nil, grpcErr("search tag values", err)
+	}
+	inst, err := ing.searchInstance(ctx, tenantID)
+	if err != nil {
+		return nil, err
+	}
+	vals := search.NewTagValues(int(req.MaxTagValues), 0)
+	if inst != nil {
+		start := time.Now()
+		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return vals.AddTrace(tag, q, td) })
+		ing.metrics.searchDuration.WithLabelValues("tag_values").Observe(time.Since(start).Seconds())
+		if err != nil {
+			return nil, grpcErr("search tag values", err)
+		}
+	}
+	return vals.Response(), nil
+}
