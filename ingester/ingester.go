@@ -50,9 +50,10 @@ type Ingester struct {
 	cache      *block.Cache
 	tmpDir     string
 
-	// truncMu guards WAL positions in use: pushes between append and
-	// indexing, and lookups while they read, hold it for reading; WAL
-	// truncation holds it for writing.
+	// truncMu serialises WAL truncations (write) against search snapshots
+	// taken with their pin (read, search.go). Pushes and lookups do not take
+	// it: the WAL positions they use are pinned in their instance (reserve,
+	// pinRead), and truncation keeps every pinned segment.
 	truncMu sync.RWMutex
 	// searchPins keeps WAL segments read by running searches from
 	// truncation (search.go).
@@ -314,22 +315,24 @@ func (ing *Ingester) PushBytes(ctx context.Context, req *rubatopb.PushBytesReque
 	}
 	inst := ing.getOrCreateInstance(tenantID)
 	reasons := make([]rubatopb.PushErrorReason, n)
-	accepted := inst.admit(req.Ids, req.Traces, reasons)
+	// Admission and append are atomic per tenant: reserve takes what the
+	// accepted traces use under the instance lock; the append runs outside
+	// it (group commit) and commit or release settles the reservation.
+	res := inst.reserve(req.Ids, req.Traces, reasons, ing.now().UnixNano())
+	accepted := res.accepted
 	if len(accepted) > 0 {
 		size := 32 + len(tenantID)
 		for _, k := range accepted {
 			size += 30 + len(req.Traces[k])
 		}
 		rec, frags := appendRecord(make([]byte, 0, size), tenantID, req.Ids, req.Traces, req.Spans, accepted)
-		ing.truncMu.RLock()
 		pos, err := ing.wal.append(rec)
 		if err != nil {
-			ing.truncMu.RUnlock()
+			inst.release(res)
 			level.Error(ing.logger).Log("msg", "wal append", "err", err)
 			return nil, status.Errorf(codes.Unavailable, "ingester wal: %v", err)
 		}
-		inst.addFragments(pos, frags, ing.now().UnixNano())
-		ing.truncMu.RUnlock()
+		inst.commit(res, pos, frags, ing.now().UnixNano())
 		ing.metrics.pushedTraces.Add(float64(len(accepted)))
 		ing.metrics.pushedBytes.Add(float64(len(rec)))
 	}
@@ -365,9 +368,7 @@ func (ing *Ingester) FindTraceByID(ctx context.Context, req *rubatopb.FindTraceB
 	}
 	var id [16]byte
 	copy(id[:], req.TraceID)
-	ing.truncMu.RLock()
 	td, err := inst.findTraceByID(ctx, id)
-	ing.truncMu.RUnlock()
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "find trace: %v", err)
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/rubatodb/rubato/pkg/block"
 	"github.com/rubatodb/rubato/pkg/model/combine"
 	"github.com/rubatodb/rubato/pkg/overrides"
-	"github.com/rubatodb/rubato/pkg/rubatopb"
 )
 
 // part is one fragment of a trace as it sits in the WAL.
@@ -36,9 +35,19 @@ type liveTrace struct {
 	spans      int
 	firstPush  int64 // unix nanos
 	lastAppend int64 // unix nanos
+	// inflight counts fragments reserved by pushes whose WAL append has not
+	// finished (limits.go); only live traces have any.
+	inflight int
 }
 
-func (t *liveTrace) minSeg() uint64 { return t.parts[0].seg }
+// minSeg is the lowest WAL segment holding a part of the trace (none: the
+// highest segment number; a reserved trace's segment is pinned instead).
+func (t *liveTrace) minSeg() uint64 {
+	if len(t.parts) == 0 {
+		return ^uint64(0)
+	}
+	return t.parts[0].seg
+}
 
 // Estimated memory of the live-trace index, for max_live_traces_bytes: a
 // live trace costs liveTraceBytes (its map entries in live and sizes, the
@@ -97,11 +106,22 @@ type instance struct {
 	head     *headBlock
 	cutting  []*headBlock
 	complete []*completeBlock
-	// sizes tracks each trace's bytes while it is live or in a head block,
-	// for max_bytes_per_trace.
-	sizes map[[16]byte]int
-	// liveMem is the sum of liveCost over live, for max_live_traces_bytes.
+	// sizes tracks each trace's bytes while it is live, in a head block or
+	// being cut, reserved bytes of pushes in flight included, for
+	// max_bytes_per_trace; recent keeps them for a while after the cut, in
+	// expiry order in recentQ (limits.go).
+	sizes   map[[16]byte]int
+	recent  map[[16]byte]recentSize
+	recentQ []recentEntry
+	// liveMem is the sum of liveCost(parts+inflight) over live, for
+	// max_live_traces_bytes.
 	liveMem int
+
+	// pins counts, per WAL segment, pushes in flight and reads that need
+	// that segment and every later one kept (pinRead). Guarded by pinMu,
+	// which is taken with mu held (for reading or writing).
+	pinMu sync.Mutex
+	pins  map[uint64]int
 }
 
 func newInstance(tenantID string, ing *Ingester) *instance {
@@ -112,53 +132,15 @@ func newInstance(tenantID string, ing *Ingester) *instance {
 		live:   map[[16]byte]*liveTrace{},
 		head:   newHeadBlock(ing.now()),
 		sizes:  map[[16]byte]int{},
+		recent: map[[16]byte]recentSize{},
+		pins:   map[uint64]int{},
 	}
 }
 
 func (i *instance) limits() *overrides.Limits { return i.ing.overrides.For(i.tenant) }
 
-// admit decides which traces of a push are accepted, filling reasons. A new
-// trace is refused (MAX_LIVE_TRACES) when the tenant's live traces, with the
-// new ones of this push, would exceed max_traces_per_user or
-// max_live_traces_bytes; fragments of traces already live are not.
-func (i *instance) admit(ids [][]byte, traces [][]byte, reasons []rubatopb.PushErrorReason) (accepted []int) {
-	lim := i.limits()
-	i.mu.RLock()
-	defer i.mu.RUnlock()
-	newTraces, newMem := 0, 0
-	for k := range ids {
-		var id [16]byte
-		copy(id[:], ids[k])
-		_, isLive := i.live[id]
-		if !isLive && !i.roomForNewTrace(lim, newTraces, newMem) {
-			reasons[k] = rubatopb.PushErrorReason_MAX_LIVE_TRACES
-			continue
-		}
-		if lim.MaxBytesPerTrace > 0 && i.sizes[id]+len(traces[k]) > lim.MaxBytesPerTrace {
-			reasons[k] = rubatopb.PushErrorReason_TRACE_TOO_LARGE
-			continue
-		}
-		if isLive {
-			newMem += livePartBytes
-		} else {
-			newTraces++
-			newMem += liveCost(1)
-		}
-		accepted = append(accepted, k)
-	}
-	return accepted
-}
-
-// roomForNewTrace reports whether one more live trace fits the limits,
-// given newTraces and newMem already admitted from the same push.
-func (i *instance) roomForNewTrace(lim *overrides.Limits, newTraces, newMem int) bool {
-	if lim.MaxTracesPerUser > 0 && len(i.live)+newTraces >= lim.MaxTracesPerUser {
-		return false
-	}
-	return lim.MaxLiveTracesBytes <= 0 || i.liveMem+newMem+liveCost(1) <= lim.MaxLiveTracesBytes
-}
-
-// addFragments records WAL positions of fragments appended at recPos.
+// addFragments indexes fragments appended at recPos with no reservation:
+// WAL replay, which admits everything the WAL holds.
 func (i *instance) addFragments(recPos walPos, frags []fragment, now int64) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
@@ -167,15 +149,24 @@ func (i *instance) addFragments(recPos walPos, frags []fragment, now int64) {
 		if t == nil {
 			t = &liveTrace{firstPush: now}
 			i.live[f.id] = t
-			i.ing.metrics.tracesCreated.WithLabelValues(i.tenant).Inc()
 		}
-		i.liveMem += liveCost(len(t.parts)+1) - liveCost(len(t.parts))
-		t.parts = append(t.parts, part{seg: recPos.seg, off: recPos.off + int64(f.off), n: uint32(f.n)})
-		t.bytes += f.n
-		t.spans += int(f.spans)
-		t.lastAppend = now
-		i.sizes[f.id] += f.n
+		i.liveMem += liveCost(len(t.parts)+t.inflight+1) - liveCost(len(t.parts)+t.inflight)
+		i.appendPartLocked(t, recPos, f, now)
+		i.sizes[f.id] = i.traceSizeLocked(f.id) + f.n
+		delete(i.recent, f.id)
 	}
+}
+
+// appendPartLocked adds fragment f, appended at recPos, to live trace t. The
+// caller has accounted for it in liveMem and sizes.
+func (i *instance) appendPartLocked(t *liveTrace, recPos walPos, f fragment, now int64) {
+	if len(t.parts) == 0 {
+		i.ing.metrics.tracesCreated.WithLabelValues(i.tenant).Inc()
+	}
+	t.parts = append(t.parts, part{seg: recPos.seg, off: recPos.off + int64(f.off), n: uint32(f.n)})
+	t.bytes += f.n
+	t.spans += int(f.spans)
+	t.lastAppend = now
 }
 
 // sweep moves idle live traces into the head block and reports whether the
@@ -186,7 +177,12 @@ func (i *instance) sweep(now time.Time, immediate bool) bool {
 	tooOld := now.Add(-cfg.MaxBlockDuration).UnixNano()
 	i.mu.Lock()
 	defer i.mu.Unlock()
+	i.expireRecentLocked(now)
 	for id, t := range i.live {
+		if t.inflight > 0 {
+			// A push is appending to it: commit must find it live.
+			continue
+		}
 		if !immediate && t.lastAppend > idleBefore && t.firstPush > tooOld {
 			continue
 		}
@@ -235,11 +231,7 @@ func (i *instance) cutHead(ctx context.Context) error {
 	i.mu.Lock()
 	i.cutting = slices.DeleteFunc(i.cutting, func(c *headBlock) bool { return c == h })
 	i.complete = append(i.complete, cb)
-	for id := range h.traces {
-		if _, live := i.live[id]; !live && i.head.traces[id] == nil {
-			delete(i.sizes, id)
-		}
-	}
+	i.settleCutLocked(h)
 	i.mu.Unlock()
 	i.ing.metrics.blocksCut.Inc()
 	i.ing.metrics.cutDuration.Observe(time.Since(start).Seconds())
@@ -262,9 +254,20 @@ func (i *instance) retryCutting(ctx context.Context) error {
 		i.mu.Lock()
 		i.cutting = slices.DeleteFunc(i.cutting, func(c *headBlock) bool { return c == h })
 		i.complete = append(i.complete, cb)
+		i.settleCutLocked(h)
 		i.mu.Unlock()
 	}
 	return errors.Join(errs...)
+}
+
+// settleCutLocked moves the byte counts of h's traces, now in a complete
+// block, to recent unless another part of them is still live, in the head
+// or being cut.
+func (i *instance) settleCutLocked(h *headBlock) {
+	now := i.ing.now().UnixNano()
+	for id := range h.traces {
+		i.settleSizeLocked(id, now)
+	}
 }
 
 func (i *instance) writeBlock(ctx context.Context, h *headBlock) (*completeBlock, error) {
@@ -305,28 +308,32 @@ func (i *instance) writeBlock(ctx context.Context, h *headBlock) (*completeBlock
 	return &completeBlock{meta: meta, reader: block.Open(ing.local, meta, ing.cache), minSeg: minSeg}, nil
 }
 
-// findTraceByID collects every part of the trace this instance holds.
+// findTraceByID collects every part of the trace this instance holds. What
+// it reads is copied and pinned under the lock (pinRead) and read without
+// it, so a slow read holds up neither pushes nor WAL truncation.
 func (i *instance) findTraceByID(ctx context.Context, id [16]byte) (*tracev1.TracesData, error) {
 	var parts []part
-	i.mu.RLock()
-	if t := i.live[id]; t != nil {
-		parts = append(parts, t.parts...)
-	}
-	if t := i.head.traces[id]; t != nil {
-		parts = append(parts, t.parts...)
-	}
-	for _, h := range i.cutting {
-		if t := h.traces[id]; t != nil {
+	var readers []*block.Reader
+	release := i.pinRead(func() uint64 {
+		if t := i.live[id]; t != nil {
 			parts = append(parts, t.parts...)
 		}
-	}
-	readers := make([]*block.Reader, 0, len(i.complete))
-	for _, cb := range i.complete {
-		if blockMayHold(cb.meta, id[:]) {
-			readers = append(readers, cb.reader)
+		if t := i.head.traces[id]; t != nil {
+			parts = append(parts, t.parts...)
 		}
-	}
-	i.mu.RUnlock()
+		for _, h := range i.cutting {
+			if t := h.traces[id]; t != nil {
+				parts = append(parts, t.parts...)
+			}
+		}
+		for _, cb := range i.complete {
+			if blockMayHold(cb.meta, id[:]) {
+				readers = append(readers, cb.reader)
+			}
+		}
+		return minPartSeg(parts)
+	})
+	defer release()
 
 	var c combine.Combiner
 	if len(parts) > 0 {
@@ -372,6 +379,63 @@ func (i *instance) minSeg() uint64 {
 		if cb.flushedAt.IsZero() {
 			m = min(m, cb.minSeg)
 		}
+	}
+	i.pinMu.Lock()
+	for seg := range i.pins {
+		m = min(m, seg)
+	}
+	i.pinMu.Unlock()
+	return m
+}
+
+// pinRead is how a read (a lookup, a search) gets at this instance's data
+// without holding its lock while it reads. collect runs under the read lock:
+// it copies what the read needs (WAL parts of live, head and cutting traces,
+// readers of complete blocks) and returns the lowest WAL segment among the
+// parts it copied (^uint64(0) for none; minPartSeg computes it). That
+// segment and every later one then stay on disk until release is called,
+// whatever truncation runs meanwhile, so the read can go on with no lock
+// held. Complete blocks need no pin: a local block is deleted only
+// complete_block_timeout after its upload, and a read that finds it gone
+// (backend.ErrNotFound) skips it, as the querier has it from the backend.
+// Call release exactly once.
+func (i *instance) pinRead(collect func() (minSeg uint64)) (release func()) {
+	i.mu.RLock()
+	seg := collect()
+	pinned := seg != ^uint64(0)
+	if pinned {
+		i.pinSegment(seg)
+	}
+	i.mu.RUnlock()
+	if !pinned {
+		return func() {}
+	}
+	var once sync.Once
+	return func() { once.Do(func() { i.unpinSegment(seg) }) }
+}
+
+// pinSegment keeps WAL segment seg and every later one out of truncation
+// until unpinSegment(seg). The caller holds mu (for reading or writing), so
+// minSeg sees either the data seg was taken from or the pin.
+func (i *instance) pinSegment(seg uint64) {
+	i.pinMu.Lock()
+	i.pins[seg]++
+	i.pinMu.Unlock()
+}
+
+func (i *instance) unpinSegment(seg uint64) {
+	i.pinMu.Lock()
+	if i.pins[seg]--; i.pins[seg] <= 0 {
+		delete(i.pins, seg)
+	}
+	i.pinMu.Unlock()
+}
+
+// minPartSeg is the lowest segment among parts (^uint64(0) for none).
+func minPartSeg(parts []part) uint64 {
+	m := ^uint64(0)
+	for _, p := range parts {
+		m = min(m, p.seg)
 	}
 	return m
 }
