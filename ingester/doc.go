@@ -17,13 +17,22 @@
 //     TestLiveTraceCostEstimate), and optionally by a count,
 //     max_traces_per_user. Only new traces are refused (MAX_LIVE_TRACES);
 //     spans of a trace already live are not.
+//   - Admission and append are atomic per tenant (limits.go): a push
+//     reserves its live-trace slot, budget share and trace bytes under the
+//     tenant's lock before its WAL append, and gives them back if the
+//     append fails, so concurrent pushes never pass a limit. A trace's
+//     bytes count against max_bytes_per_trace while any part of it is live,
+//     in the head block or being cut, and for 3 × trace_idle_period after
+//     it is written to a block.
 //   - Every acknowledged span is findable by FindTraceByID at every moment:
 //     stage moves (live → head → cutting → complete) happen under the
 //     instance lock, and a complete block stays readable locally for
 //     complete_block_timeout after its upload, longer than a querier's
 //     blocklist poll.
 //   - A WAL segment is deleted only when no live trace, head block, block
-//     being cut, or complete block not yet in the backend refers to it.
+//     being cut, or complete block not yet in the backend refers to it, and
+//     no push between its append and its indexing, and no lookup or search
+//     reading it, pins it; pushes and lookups never wait for a truncation.
 //     A failed upload is retried with backoff for as long as the ingester
 //     runs, keeping the block and its WAL data. Each retry writes under a
 //     new block ID derived from the block's (uploadID), after deleting the

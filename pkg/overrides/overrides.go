@@ -41,7 +41,8 @@ type Limits struct {
 	// past it is refused.
 	MaxLiveTracesBytes int `yaml:"max_live_traces_bytes"`
 	// MaxBytesPerTrace bounds one trace's size in an ingester, summed over
-	// all pushes until it is written to a block.
+	// all its pushes while any part of it is in the ingester and for
+	// 3 × trace_idle_period after it is written to a block.
 	MaxBytesPerTrace int `yaml:"max_bytes_per_trace"`
 	// BlockRetention is the tenant's block retention in the compactor;
 	// 0 means compactor.compaction.block_retention.
