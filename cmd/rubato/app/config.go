@@ -164,6 +164,15 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("ingester.complete_block_timeout (%s) must exceed storage.trace.blocklist_poll (%s), or flushed traces would vanish from queries until the next poll",
 			c.Ingester.CompleteBlockTimeout, c.Storage.Trace.BlocklistPoll))
 	}
+	// No orphans without losses: the compactor's janitor deletes a block
+	// directory without meta.json once its objects are older than the
+	// grace, so the grace must outlast any one upload attempt (ingester
+	// and compactor may run in different processes with different files,
+	// but one config is the common case and the one checked here).
+	if g := c.Compactor.Compaction.PartialBlockGrace; g > 0 && g <= c.Ingester.FlushOpTimeout {
+		errs = append(errs, fmt.Errorf("compactor.compaction.partial_block_grace (%s) must exceed ingester.flush_op_timeout (%s), or the janitor could delete an upload in progress",
+			g, c.Ingester.FlushOpTimeout))
+	}
 	for _, v := range []interface{ Validate() error }{
 		&c.Distributor.Receivers, &c.Distributor.Config, &c.Ingester, &c.Querier, &c.QueryFrontend, &c.Compactor, &c.Storage.Trace.WAL, &c.Storage.Trace.Block, &c.Overrides,
 	} {

@@ -138,6 +138,15 @@ func TestValidateReadAfterWriteRule(t *testing.T) {
 	require.ErrorContains(t, cfg.Validate(), "complete_block_timeout")
 }
 
+func TestValidateJanitorGraceRule(t *testing.T) {
+	cfg, _ := load(t, "ingester:\n  flush_op_timeout: 10m\ncompactor:\n  compaction:\n    partial_block_grace: 5m\n")
+	require.ErrorContains(t, cfg.Validate(), "partial_block_grace")
+	cfg, _ = load(t, "compactor:\n  compaction:\n    partial_block_grace: 0s\n") // janitor off
+	require.NoError(t, cfg.Validate())
+	cfg, _ = load(t, "")
+	require.NoError(t, cfg.Validate(), "defaults: 1h grace, 5m upload timeout")
+}
+
 func TestStatusConfigRedactsSecrets(t *testing.T) {
 	cfg, _ := load(t, "storage:\n  trace:\n    backend: s3\n    s3:\n      bucket: b\n      endpoint: 127.0.0.1:9000\n      access_key: AKIAEXAMPLE\n      secret_key: sup3rs3cret\n")
 	b, err := yaml.Marshal(cfg)
