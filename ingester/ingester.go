@@ -50,14 +50,10 @@ type Ingester struct {
 	cache      *block.Cache
 	tmpDir     string
 
-	// truncMu serialises WAL truncations (write) against search snapshots
-	// taken with their pin (read, search.go). Pushes and lookups do not take
-	// it: the WAL positions they use are pinned in their instance (reserve,
-	// pinRead), and truncation keeps every pinned segment.
-	truncMu sync.RWMutex
-	// searchPins keeps WAL segments read by running searches from
-	// truncation (search.go).
-	searchPins segPins
+	// truncMu serialises WAL truncations. Pushes, lookups and searches do
+	// not take it: the WAL positions they use are pinned in their instance
+	// (reserve, pinRead), and truncation keeps every pinned segment.
+	truncMu sync.Mutex
 
 	instancesMu sync.RWMutex
 	instances   map[string]*instance
@@ -212,7 +208,7 @@ func (ing *Ingester) tick(ctx context.Context, immediate bool) {
 func (ing *Ingester) truncateWAL() {
 	ing.truncMu.Lock()
 	defer ing.truncMu.Unlock()
-	low := min(ing.wal.active(), ing.searchPins.low())
+	low := ing.wal.active()
 	for _, inst := range ing.instanceList() {
 		low = min(low, inst.minSeg())
 	}

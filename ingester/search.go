@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -23,43 +22,9 @@ import (
 // the WAL positions of every live, head and cutting trace (parts of one ID
 // joined), and the readers of the complete blocks. Stage moves happen under
 // the same lock, so the snapshot sees every acknowledged span at least once.
-// The snapshot pins the WAL segments it refers to (segPins) so truncation
-// cannot delete them while the search reads, without any lock held during
-// the reads: pushes never wait for a search.
-
-// segPins holds the lowest WAL segment each running search still reads.
-type segPins struct {
-	mu   sync.Mutex
-	next int
-	pins map[int]uint64
-}
-
-func (p *segPins) pin(seg uint64) func() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.pins == nil {
-		p.pins = map[int]uint64{}
-	}
-	k := p.next
-	p.next++
-	p.pins[k] = seg
-	return func() {
-		p.mu.Lock()
-		delete(p.pins, k)
-		p.mu.Unlock()
-	}
-}
-
-// low returns the lowest pinned segment, or ^0 when none.
-func (p *segPins) low() uint64 {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	m := ^uint64(0)
-	for _, s := range p.pins {
-		m = min(m, s)
-	}
-	return m
-}
+// The snapshot pins the WAL segments it refers to (instance.pinRead, as a
+// lookup does) so truncation cannot delete them while the search reads,
+// without any lock held during the reads: pushes never wait for a search.
 
 type walTrace struct {
 	id    [16]byte
@@ -72,51 +37,48 @@ type searchSnapshot struct {
 	bytes  uint64
 }
 
-// snapshot copies what a search reads. The caller holds ing.truncMu for
-// reading and pins the returned minimum segment before releasing it.
-func (i *instance) snapshot() (searchSnapshot, uint64) {
-	i.mu.RLock()
-	defer i.mu.RUnlock()
-	n := len(i.live) + len(i.head.traces)
-	for _, h := range i.cutting {
-		n += len(h.traces)
-	}
-	idx := make(map[[16]byte]int, n)
-	snap := searchSnapshot{traces: make([]walTrace, 0, n)}
-	minSeg := ^uint64(0)
-	add := func(id [16]byte, t *liveTrace) {
-		k, ok := idx[id]
-		if !ok {
-			k = len(snap.traces)
-			idx[id] = k
-			snap.traces = append(snap.traces, walTrace{id: id})
+// snapshot copies what a search reads and pins the WAL segments it refers
+// to (pinRead); release must be called when the reads are done. A live
+// trace whose first push is still between its WAL append and its indexing
+// has no parts yet and is left out, as a lookup leaves it out.
+func (i *instance) snapshot() (snap searchSnapshot, release func()) {
+	release = i.pinRead(func() uint64 {
+		n := len(i.live) + len(i.head.traces)
+		for _, h := range i.cutting {
+			n += len(h.traces)
 		}
-		snap.traces[k].parts = append(snap.traces[k].parts, t.parts...)
-		snap.bytes += uint64(t.bytes)
-		minSeg = min(minSeg, t.minSeg())
-	}
-	for id, t := range i.live {
-		add(id, t)
-	}
-	for id, t := range i.head.traces {
-		add(id, t)
-	}
-	for _, h := range i.cutting {
-		for id, t := range h.traces {
+		idx := make(map[[16]byte]int, n)
+		snap.traces = make([]walTrace, 0, n)
+		minSeg := ^uint64(0)
+		add := func(id [16]byte, t *liveTrace) {
+			if len(t.parts) == 0 {
+				return
+			}
+			k, ok := idx[id]
+			if !ok {
+				k = len(snap.traces)
+				idx[id] = k
+				snap.traces = append(snap.traces, walTrace{id: id})
+			}
+			snap.traces[k].parts = append(snap.traces[k].parts, t.parts...)
+			snap.bytes += uint64(t.bytes)
+			minSeg = min(minSeg, minPartSeg(t.parts))
+		}
+		for id, t := range i.live {
 			add(id, t)
 		}
-	}
-	snap.blocks = append(snap.blocks, i.complete...)
-	return snap, minSeg
-}
-
-// takeSnapshot snapshots a tenant's data and pins its WAL segments; release
-// must be called when the reads are done.
-func (ing *Ingester) takeSnapshot(inst *instance) (searchSnapshot, func()) {
-	ing.truncMu.RLock()
-	defer ing.truncMu.RUnlock()
-	snap, minSeg := inst.snapshot()
-	return snap, ing.searchPins.pin(minSeg)
+		for id, t := range i.head.traces {
+			add(id, t)
+		}
+		for _, h := range i.cutting {
+			for id, t := range h.traces {
+				add(id, t)
+			}
+		}
+		snap.blocks = append(snap.blocks, i.complete...)
+		return minSeg
+	})
+	return snap, release
 }
 
 // eachTrace calls fn for every trace of the snapshot's WAL part that
@@ -218,7 +180,7 @@ func (ing *Ingester) SearchRecent(ctx context.Context, req *rubatopb.SearchReque
 }
 
 func (ing *Ingester) searchSnapshotData(ctx context.Context, inst *instance, req search.Request, comb *search.Combiner) (search.Stats, error) {
-	snap, release := ing.takeSnapshot(inst)
+	snap, release := inst.snapshot()
 	defer release()
 	var st search.Stats
 	var evalErr error
@@ -264,7 +226,7 @@ func (ing *Ingester) searchSnapshotData(ctx context.Context, inst *instance, req
 // eachTrace calls fn for every trace the ingester holds for inst that
 // overlaps [start, end]: WAL-held traces then complete blocks.
 func (ing *Ingester) eachTrace(ctx context.Context, inst *instance, start, end uint32, fn func(td *tracev1.TracesData) error) error {
-	snap, release := ing.takeSnapshot(inst)
+	snap, release := inst.snapshot()
 	defer release()
 	var st search.Stats
 	var fnErr error

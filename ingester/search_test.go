@@ -119,7 +119,7 @@ func TestSearchSnapshotPinsWAL(t *testing.T) {
 		pushTrace(t, ing, i, 2)
 	}
 	inst := ing.instanceList()[0]
-	snap, release := ing.takeSnapshot(inst)
+	snap, release := inst.snapshot()
 	ing.tick(context.Background(), true)
 	ing.flushWG.Wait()
 	ing.tick(context.Background(), false) // truncation: the snapshot's segment is pinned
