@@ -82,7 +82,10 @@ func TestSearchNoBlindWindow(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for k := 0; !stop.Load(); k++ {
+		// Bounded: every pass cuts a block and every search reads them
+		// all, so an unbounded loop makes the searches slower and slower
+		// (under -race it ran past the test timeout).
+		for k := 0; !stop.Load() && k < 60; k++ {
 			// Re-push so there is always something live to move.
 			pushTrace(t, ing, byte(1+k%n), 1)
 			ing.tick(context.Background(), true)
