@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -183,6 +184,13 @@ func TestTempoConfigStartsUnchanged(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(cfg, data, 0o644))
 	t.Cleanup(func() { os.RemoveAll("/tmp/tempo/blocks") })
+	// The guide's ports are fixed: another process on them would answer
+	// this test's requests in place of the binary under test.
+	for _, port := range []int{3200, 4317, 4318, 9411, 14268} {
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		require.NoError(t, err, "port %d is taken by another process; this test needs the Tempo guide's fixed ports", port)
+		require.NoError(t, l.Close())
+	}
 	cmd := exec.Command(binary, "-config.file="+cfg)
 	cmd.Dir = dir
 	logs := &syncBuffer{}
