@@ -405,40 +405,43 @@ func tagsV1FromV2(v2 *rubatopb.SearchTagsV2Response, scope string, limit uint32)
 }
 
 func (a *SearchAPI) tagsV2(w http.ResponseWriter, r *http.Request) {
+	serveTags(a, w, r, tagsRequest, func(ctx context.Context, tenantID string, req *rubatopb.SearchTagsRequest) (proto.Message, error) {
+		return a.runTagsV2(ctx, tenantID, req)
+	})
+}
+
+func (a *SearchAPI) tagsV1(w http.ResponseWriter, r *http.Request) {
+	serveTags(a, w, r, tagsRequest, func(ctx context.Context, tenantID string, req *rubatopb.SearchTagsRequest) (proto.Message, error) {
+		limit := req.MaxTagsPerScope
+		v2, err := a.runTagsV2(ctx, tenantID, req)
+		if err != nil {
+			return nil, err
+		}
+		return tagsV1FromV2(v2, req.Scope, limit), nil
+	})
+}
+
+// serveTags is the shape of every tag handler: the tenant, the request
+// parsed from the URL, the answer run and written (protobuf or JSON); any
+// error answered by fail.
+func serveTags[Req any](a *SearchAPI, w http.ResponseWriter, r *http.Request, parse func(*http.Request) (Req, error),
+	run func(ctx context.Context, tenantID string, req Req) (proto.Message, error),
+) {
 	tenantID, ok := a.begin(w, r)
 	if !ok {
 		return
 	}
-	req, err := tagsRequest(r)
+	req, err := parse(r)
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
-	resp, err := a.runTagsV2(r.Context(), tenantID, req)
+	resp, err := run(r.Context(), tenantID, req)
 	if err != nil {
 		a.fail(w, err)
 		return
 	}
 	writeAnswer(w, r, resp)
-}
-
-func (a *SearchAPI) tagsV1(w http.ResponseWriter, r *http.Request) {
-	tenantID, ok := a.begin(w, r)
-	if !ok {
-		return
-	}
-	req, err := tagsRequest(r)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	limit := req.MaxTagsPerScope
-	v2, err := a.runTagsV2(r.Context(), tenantID, req)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	writeAnswer(w, r, tagsV1FromV2(v2, req.Scope, limit))
 }
 
 // tagValuesRequest reads the tag-values parameters; the tag name is the
@@ -497,21 +500,9 @@ func (a *SearchAPI) runTagValuesV2(ctx context.Context, tenantID string, req *ru
 }
 
 func (a *SearchAPI) tagValuesV2(w http.ResponseWriter, r *http.Request) {
-	tenantID, ok := a.begin(w, r)
-	if !ok {
-		return
-	}
-	req, err := tagValuesRequest(r)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	resp, err := a.runTagValuesV2(r.Context(), tenantID, req)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	writeAnswer(w, r, resp)
+	serveTags(a, w, r, tagValuesRequest, func(ctx context.Context, tenantID string, req *rubatopb.SearchTagValuesRequest) (proto.Message, error) {
+		return a.runTagValuesV2(ctx, tenantID, req)
+	})
 }
 
 // V1TagName maps a v1 tag name (a bare attribute key, or one of Tempo's
@@ -543,22 +534,14 @@ func tagValuesV1FromV2(v2 *rubatopb.SearchTagValuesV2Response) *rubatopb.SearchT
 }
 
 func (a *SearchAPI) tagValuesV1(w http.ResponseWriter, r *http.Request) {
-	tenantID, ok := a.begin(w, r)
-	if !ok {
-		return
-	}
-	req, err := tagValuesRequest(r)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	req.TagName = V1TagName(req.TagName)
-	v2, err := a.runTagValuesV2(r.Context(), tenantID, req)
-	if err != nil {
-		a.fail(w, err)
-		return
-	}
-	writeAnswer(w, r, tagValuesV1FromV2(v2))
+	serveTags(a, w, r, tagValuesRequest, func(ctx context.Context, tenantID string, req *rubatopb.SearchTagValuesRequest) (proto.Message, error) {
+		req.TagName = V1TagName(req.TagName)
+		v2, err := a.runTagValuesV2(ctx, tenantID, req)
+		if err != nil {
+			return nil, err
+		}
+		return tagValuesV1FromV2(v2), nil
+	})
 }
 
 // writeAnswer writes m as Tempo does: protobuf when the client accepts
