@@ -118,25 +118,7 @@ func TestSpanIdentityOneRule(t *testing.T) {
 				inputs = append(inputs, m)
 			}
 			for _, rows := range []bool{true, false} {
-				w, err := block.NewWriter(ctx, be, cfg, "t", uuid.New(), 1, 0, t.TempDir())
-				require.NoError(t, err)
-				srcs := make([]source, len(inputs))
-				var out sink = writerSink{w}
-				for i, m := range inputs {
-					if rows {
-						srcs[i] = newRowSource(ctx, block.Open(be, m, nil))
-						out = rowSink{w}
-					} else {
-						srcs[i] = newIterSource(ctx, block.Open(be, m, nil))
-					}
-				}
-				_, err = merge(ctx, srcs, out, limits{})
-				for _, s := range srcs {
-					s.close()
-				}
-				require.NoError(t, err)
-				m, err := w.Close(ctx)
-				require.NoError(t, err)
+				m, _ := mergeBlocks(t, be, cfg, inputs, rows)
 				got := readAll(t, be, m)
 				for i, id := range ids {
 					if len(copies[i]) == 0 {

@@ -68,35 +68,41 @@ func readAll(t *testing.T, be backend.Backend, m *block.Meta) map[string]*tracev
 	return out
 }
 
+// mergeBlocks merges inputs into a new level-1 block with cfg: rows copied
+// as rows (the compactor's path) when rows is set, else through the
+// reference merge that decodes every trace.
+func mergeBlocks(t *testing.T, be backend.Backend, cfg block.Config, inputs []*block.Meta, rows bool) (*block.Meta, mergeStats) {
+	t.Helper()
+	ctx := context.Background()
+	w, err := block.NewWriter(ctx, be, cfg, "t", uuid.New(), 1, 0, t.TempDir())
+	require.NoError(t, err)
+	srcs := make([]source, len(inputs))
+	var out sink = writerSink{w}
+	for i, m := range inputs {
+		if rows {
+			srcs[i] = newRowSource(ctx, block.Open(be, m, nil))
+			out = rowSink{w}
+		} else {
+			srcs[i] = newIterSource(ctx, block.Open(be, m, nil))
+		}
+	}
+	st, err := merge(ctx, srcs, out, limits{})
+	for _, s := range srcs {
+		s.close()
+	}
+	require.NoError(t, err)
+	meta, err := w.Close(ctx)
+	require.NoError(t, err)
+	return meta, st
+}
+
 // TestRowMergeMatchesIterateMerge: the row-level merge (copies rows
 // without decoding) writes the same traces as the reference merge that
 // decodes every trace.
 func TestRowMergeMatchesIterateMerge(t *testing.T) {
-	ctx := context.Background()
 	be := inmem.New()
 	inputs := overlappingBlocks(t, be, 4)
-	run := func(rows bool) (*block.Meta, mergeStats) {
-		w, err := block.NewWriter(ctx, be, testBlockConfig(), "t", uuid.New(), 1, 0, t.TempDir())
-		require.NoError(t, err)
-		srcs := make([]source, len(inputs))
-		var out sink = writerSink{w}
-		for i, m := range inputs {
-			if rows {
-				srcs[i] = newRowSource(ctx, block.Open(be, m, nil))
-				out = rowSink{w}
-			} else {
-				srcs[i] = newIterSource(ctx, block.Open(be, m, nil))
-			}
-		}
-		st, err := merge(ctx, srcs, out, limits{})
-		for _, s := range srcs {
-			s.close()
-		}
-		require.NoError(t, err)
-		meta, err := w.Close(ctx)
-		require.NoError(t, err)
-		return meta, st
-	}
+	run := func(rows bool) (*block.Meta, mergeStats) { return mergeBlocks(t, be, testBlockConfig(), inputs, rows) }
 	a, sa := run(false)
 	b, sb := run(true)
 	require.Equal(t, sa, sb)
@@ -176,28 +182,7 @@ func TestMergeMultiRowTraces(t *testing.T) {
 		require.Greater(t, m.TotalObjects, len(ids), "big traces take several rows")
 		inputs = append(inputs, m)
 	}
-	run := func(rows bool) (*block.Meta, mergeStats) {
-		w, err := block.NewWriter(ctx, be, cfg, "t", uuid.New(), 1, 0, t.TempDir())
-		require.NoError(t, err)
-		srcs := make([]source, len(inputs))
-		var out sink = writerSink{w}
-		for i, m := range inputs {
-			if rows {
-				srcs[i] = newRowSource(ctx, block.Open(be, m, nil))
-				out = rowSink{w}
-			} else {
-				srcs[i] = newIterSource(ctx, block.Open(be, m, nil))
-			}
-		}
-		st, err := merge(ctx, srcs, out, limits{})
-		for _, s := range srcs {
-			s.close()
-		}
-		require.NoError(t, err)
-		meta, err := w.Close(ctx)
-		require.NoError(t, err)
-		return meta, st
-	}
+	run := func(rows bool) (*block.Meta, mergeStats) { return mergeBlocks(t, be, cfg, inputs, rows) }
 	ref, sr := run(false)
 	got, st := run(true)
 	require.Positive(t, st.combined)
