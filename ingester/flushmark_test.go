@@ -76,13 +76,17 @@ func spansInBackend(t *testing.T, store backend.Backend, id byte) int {
 // share WAL segments and traces with the block.
 func TestCrashAfterUpload(t *testing.T) {
 	dir := t.TempDir()
-	store := inmem.New()
+	store := &gatedBackend{Backend: inmem.New(), gate: make(chan struct{})}
 	ctx := context.Background()
 	ing := newTestIngester(t, dir, store, overrides.Limits{})
 	for i := byte(1); i <= 5; i++ {
 		pushTrace(t, ing, i, 3)
 	}
-	ing.tick(ctx, true) // cut and upload; this tick truncates nothing yet
+	// Cut and upload. The block's meta.json is held until the tick is
+	// over, so this tick cannot see the upload finished and truncates
+	// nothing.
+	ing.tick(ctx, true)
+	close(store.gate)
 	ing.flushWG.Wait()
 	metas, _ := backendBlocks(t, store)
 	require.Len(t, metas, 1, "uploaded")
@@ -110,6 +114,23 @@ func TestCrashAfterUpload(t *testing.T) {
 	marks, err := os.ReadDir(filepath.Join(dir, "flushed"))
 	require.NoError(t, err)
 	require.Empty(t, marks, "marks deleted with their segments")
+}
+
+// gatedBackend holds every Put of a meta.json until gate is closed.
+type gatedBackend struct {
+	backend.Backend
+	gate chan struct{}
+}
+
+func (b *gatedBackend) Put(ctx context.Context, key string, r io.Reader, size int64) error {
+	if path.Base(key) == block.MetaName {
+		select {
+		case <-b.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return b.Backend.Put(ctx, key, r, size)
 }
 
 // metaFailBackend fails every Put of a meta.json while failMeta is set, so
