@@ -9,6 +9,9 @@
 // logged with its path (fatal under -config.strict), and a TLS setting it
 // cannot honour stops the start. -help prints the defaults actually applied.
 // /flush and /shutdown change state and take POST only, never cross-origin.
+// Every HTTP and gRPC server of server.go recovers a handler panic (500 /
+// Internal, logged with its stack, counted) and keeps serving, and labels
+// its request metrics by route pattern or gRPC method, never raw path.
 package app
 
 import (
