@@ -9,6 +9,9 @@
 // logged with its path (fatal under -config.strict), and a TLS setting it
 // cannot honour stops the start. -help prints the defaults actually applied.
 // /flush and /shutdown change state and take POST only, never cross-origin.
+// Every HTTP and gRPC server of server.go recovers a handler panic (500 /
+// Internal, logged with its stack, counted) and keeps serving, and labels
+// its request metrics by route pattern or gRPC method, never raw path.
 package app
 
 import (
@@ -19,7 +22,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"runtime"
 
@@ -30,7 +32,6 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
 
@@ -183,51 +184,6 @@ func (a *App) Run(ctx context.Context) error {
 	return errors.Join(runErr, a.pool.Close())
 }
 
-// initServer opens the listeners (so ports are known before anything
-// starts) and returns the service that serves them.
-func (a *App) initServer() (services.Service, error) {
-	var err error
-	a.httpLis, err = net.Listen("tcp", net.JoinHostPort(a.cfg.Server.HTTPListenAddress, fmt.Sprint(a.cfg.Server.HTTPListenPort)))
-	if err != nil {
-		return nil, fmt.Errorf("http listen: %w", err)
-	}
-	a.grpcLis, err = net.Listen("tcp", net.JoinHostPort(a.cfg.Server.GRPCListenAddress, fmt.Sprint(a.cfg.Server.GRPCListenPort)))
-	if err != nil {
-		return nil, fmt.Errorf("grpc listen: %w", err)
-	}
-	if err := a.listenAdmin(); err != nil {
-		return nil, err
-	}
-	a.grpcServer = grpc.NewServer(grpc.MaxRecvMsgSize(client.MaxMessageSize), grpc.MaxSendMsgSize(client.MaxMessageSize))
-	a.httpGRPC = grpc.NewServer(grpc.MaxRecvMsgSize(client.MaxMessageSize), grpc.MaxSendMsgSize(client.MaxMessageSize))
-	httpSrv := querier.NewHTTPServer(a.httpGRPC, a.mux)
-	return services.NewBasicService(nil, func(ctx context.Context) error {
-		errc := make(chan error, 2)
-		go func() { errc <- httpSrv.Serve(a.httpLis) }()
-		go func() { errc <- a.grpcServer.Serve(a.grpcLis) }()
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-errc:
-			return err
-		}
-	}, func(error) error {
-		// Servers stop last (the manager stops dependants first), so
-		// in-flight requests finish before their handlers go away.
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.GracefulShutdownTimeout)
-		defer cancel()
-		err := httpSrv.Shutdown(shutdownCtx)
-		stopped := make(chan struct{})
-		go func() { a.grpcServer.GracefulStop(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-shutdownCtx.Done():
-			a.grpcServer.Stop()
-		}
-		return err
-	}), nil
-}
-
 func (a *App) initOverrides() (services.Service, error) {
 	a.overrides = overrides.New(a.cfg.Overrides)
 	a.overrides.SetKeyCheck(runtimeKeyCheck(a.cfg.Overrides.PerTenantOverrideConfig, a.cfg.strict, a.logger))
@@ -326,15 +282,12 @@ func (a *App) registerHTTP() {
 	m := a.mux
 	m.HandleFunc("GET /api/echo", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("echo")) })
 	m.HandleFunc("GET /ready", a.ready)
-	m.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	m.HandleFunc("GET /api/status/buildinfo", a.buildInfo)
 	m.HandleFunc("GET /status/buildinfo", a.buildInfo)
 	m.HandleFunc("GET /status/config", a.statusConfig)
 	m.HandleFunc("GET /status/version", a.buildInfo)
 	adm := a.adminMux() // the HTTP port, or server.admin_listen_address
-	adm.HandleFunc("GET /debug/pprof/", pprof.Index)
-	adm.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	adm.HandleFunc("GET /debug/pprof/heap", pprof.Index)
+	a.registerInstrumentation(adm)
 	if a.ingester != nil {
 		// State-changing endpoints: POST only (any other method gets 405),
 		// and never from a browser on another origin (403), so a link or a
