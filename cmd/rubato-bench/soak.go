@@ -277,7 +277,7 @@ func runSoak(cfg config, sc *soakConfig) error {
 	if restartErr != nil {
 		return restartErr
 	}
-	fmt.Printf("soak:     %s done: %d spans acknowledged, probe included (%.0f spans/s held; %d requests, %d retries), %d lookups (%d misses while ready, %d misses and %d errors while restarting), %d searches (%d errors, %d failures), %d restarts\n",
+	fmt.Printf("soak:     %s done: %d spans acknowledged, probe included (%.0f spans/s held; %d requests, %d retries), %d lookups (%d misses while ready, %d misses while restarting, %d transport errors or 5xx), %d searches (%d errors, %d failures), %d restarts\n",
 		elapsed.Round(time.Second), st.spans.Load(), float64(st.spans.Load()-probeSpans)/elapsed.Seconds(), st.requests.Load(), st.retries.Load(),
 		st.lookups.Load(), st.lookupMisses.Load(), st.restartMisses.Load(), st.lookupErrors.Load(), st.searches.Load(), st.searchErrors.Load(), st.searchFailures.Load(), len(restarts))
 	for _, r := range restarts {
@@ -556,7 +556,9 @@ func soakRestarts(ctx context.Context, s *server, period time.Duration, smp *sam
 			return out, nil
 		case <-t.C:
 		}
-		if ctx.Err() != nil {
+		// No restart in the last seconds: the tick of the last period
+		// races with the end of the run.
+		if dl, ok := ctx.Deadline(); ctx.Err() != nil || ok && time.Until(dl) < min(30*time.Second, period/4) {
 			return out, nil
 		}
 		ev := restartEvent{at: time.Since(smp.start), kind: "graceful"}

@@ -85,7 +85,7 @@ func (c *svgChart) write(w io.Writer) error {
 		}
 		for k := 0; k <= 6; k++ {
 			x := xmin + (xmax-xmin)*float64(k)/6
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", px(x), bottom+13, tickLabel(x/60)+"m")
+			fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", px(x), bottom+13, tickLabel(math.Round(x/6)/10)+"m")
 		}
 		for _, m := range c.marks {
 			fmt.Fprintf(&b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#c00" stroke-dasharray="4,3"/>`+"\n", px(m), top, px(m), bottom)
