@@ -257,7 +257,7 @@ func runSoak(cfg config, sc *soakConfig) error {
 	ctx, cancel := context.WithTimeout(context.Background(), sc.duration)
 	defer cancel()
 	start := time.Now()
-	smp := &sampler{s: s, dir: dir, acked: &acked, st: &st, start: start}
+	smp := &sampler{s: s, dir: dir, st: &st, start: start}
 	var wg sync.WaitGroup
 	run := func(fn func()) {
 		wg.Add(1)

@@ -50,7 +50,6 @@ var soakSeries = []struct {
 type sampler struct {
 	s     *server
 	dir   string
-	acked *ackedSet
 	st    *soakStats
 	start time.Time
 
