@@ -55,8 +55,7 @@ type Queue struct {
 
 	mu      sync.Mutex
 	tenants map[string]*list.List
-	order   []string // tenants with queued jobs, in round-robin order
-	next    int      // index in order of the tenant served next
+	order   []string // tenants with queued jobs; order[0] is served next
 	wake    chan struct{}
 	closed  bool
 
@@ -153,14 +152,8 @@ func (q *Queue) take(t *task) {
 	for i, name := range q.order {
 		if name == t.tenant {
 			q.order = append(q.order[:i], q.order[i+1:]...)
-			if i < q.next {
-				q.next--
-			}
 			break
 		}
-	}
-	if q.next >= len(q.order) {
-		q.next = 0
 	}
 }
 
@@ -175,17 +168,17 @@ func (q *Queue) Dequeue(ctx context.Context) (*task, error) {
 			return nil, ErrStopped
 		}
 		for len(q.order) > 0 {
-			tenant := q.order[q.next]
+			tenant := q.order[0]
 			t := q.tenants[tenant].Front().Value.(*task)
 			q.take(t)
-			if q.tenants[tenant] != nil {
-				// The tenant still has jobs: it goes to the back of the
-				// round (take already moved next past it if it left).
-				q.next = (q.next + 1) % len(q.order)
-			}
 			if t.ctx.Err() != nil {
+				// Dropped without using the tenant's turn.
 				t.finish(nil, t.ctx.Err())
 				continue
+			}
+			if q.tenants[tenant] != nil {
+				// The tenant still has jobs: to the back of the round.
+				q.order = append(q.order[1:], tenant)
 			}
 			q.mu.Unlock()
 			return t, nil
