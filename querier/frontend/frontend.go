@@ -122,6 +122,11 @@ func (f *Frontend) do(ctx context.Context, tenant, kind string, job *rubatopb.Qu
 		return nil, ctx.Err()
 	}
 	switch {
+	case ctx.Err() != nil:
+		// The query ended while the answer came: whatever it says, the
+		// job was cancelled.
+		f.jobs.WithLabelValues(kind, "cancelled").Inc()
+		return nil, ctx.Err()
 	case a.err != nil:
 		f.jobs.WithLabelValues(kind, "error").Inc()
 		return nil, a.err
@@ -192,6 +197,12 @@ func (f *Frontend) await(stream grpc.BidiStreamingServer[rubatopb.WorkerMessage,
 		case m := <-answers:
 			if m.GetJobId() != id {
 				continue // late answer to a job already given up
+			}
+			if cancelled != nil && codes.Code(m.GetErrorCode()) == codes.Canceled {
+				// Cancelled by the querier, not by us: it is shutting
+				// down. Another querier runs the job.
+				f.requeue(t, true)
+				return nil
 			}
 			t.finish(m, nil)
 			return nil
