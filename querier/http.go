@@ -42,7 +42,11 @@ type Handler struct {
 
 // NewHandler returns the HTTP handlers of q.
 func NewHandler(q *Querier, tenants tenant.Resolver) *Handler {
-	return NewTraceHandler(q, tenants, q.logger)
+	logger := log.NewNopLogger()
+	if q != nil {
+		logger = q.logger
+	}
+	return NewTraceHandler(q, tenants, logger)
 }
 
 // NewTraceHandler returns the trace-by-ID HTTP handlers over any finder.
