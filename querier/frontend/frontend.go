@@ -54,7 +54,7 @@ func New(cfg querier.FrontendConfig, store backend.Backend, pollEvery time.Durat
 	}
 	f := &Frontend{
 		cfg: cfg, pollEvery: pollEvery,
-		poller: blocklist.NewPoller(store, logger, prometheus.WrapRegistererWithPrefix("rubato_query_frontend_", reg)),
+		poller: blocklist.New(blocklist.Config{Component: "query-frontend"}, store, logger, reg),
 		queue:  NewQueue(cfg.MaxOutstandingPerTenant, reg),
 		logger: log.With(logger, "component", "query-frontend"),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{

@@ -107,7 +107,7 @@ func (c *Config) Targets() []string {
 
 // RegisterFlagsAndApplyDefaults registers every flag with its default.
 func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
-	f.StringVar(&c.Target, "target", "all", "Components to run: all, distributor, ingester, querier, compactor, or a comma-separated list of them.")
+	f.StringVar(&c.Target, "target", "all", "Components to run: all, distributor, ingester, querier, query-frontend, compactor, or a comma-separated list of them.")
 	f.BoolVar(&c.MultitenancyEnabled, "multitenancy.enabled", false, "Require X-Scope-OrgID; when off every request belongs to single-tenant.")
 	f.StringVar(&c.Server.HTTPListenAddress, "server.http-listen-address", "", "HTTP listen address (empty: all interfaces).")
 	f.IntVar(&c.Server.HTTPListenPort, "server.http-listen-port", 3200, "HTTP listen port (query API, /ready, /metrics).")
@@ -140,9 +140,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	for _, t := range c.Targets() {
 		switch t {
-		case TargetAll, TargetDistributor, TargetIngester, TargetQuerier, TargetCompactor:
+		case TargetAll, TargetDistributor, TargetIngester, TargetQuerier, TargetCompactor, TargetQueryFrontend:
 		default:
-			errs = append(errs, fmt.Errorf("target %q: want all, distributor, ingester, querier or compactor, or a comma-separated list of them", t))
+			errs = append(errs, fmt.Errorf("target %q: want all, distributor, ingester, querier, query-frontend or compactor, or a comma-separated list of them", t))
 		}
 	}
 	switch c.Storage.Trace.Backend {
