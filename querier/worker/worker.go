@@ -193,11 +193,14 @@ func (w *Worker) runOne(ctx context.Context, job *rubatopb.QueryJob) *rubatopb.W
 	if err == nil {
 		err = status.Error(codes.Internal, "job gave no answer")
 	}
+	st, _ := status.FromError(err)
+	code := st.Code()
 	outcome := "error"
 	if ctx.Err() != nil {
-		outcome = "cancelled"
+		// Cancelled by the frontend or by this querier stopping: Canceled
+		// either way, so a frontend that did not ask retries elsewhere.
+		outcome, code = "cancelled", codes.Canceled
 	}
 	w.jobs.WithLabelValues(outcome).Inc()
-	st, _ := status.FromError(err)
-	return &rubatopb.WorkerMessage{Error: st.Message(), ErrorCode: int32(st.Code())}
+	return &rubatopb.WorkerMessage{Error: st.Message(), ErrorCode: int32(code)}
 }
