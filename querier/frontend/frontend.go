@@ -191,14 +191,15 @@ func (f *Frontend) Process(stream grpc.BidiStreamingServer[rubatopb.WorkerMessag
 func (f *Frontend) await(stream grpc.BidiStreamingServer[rubatopb.WorkerMessage, rubatopb.FrontendMessage],
 	t *task, id uint64, answers <-chan *rubatopb.WorkerMessage, broken <-chan error,
 ) error {
-	cancelled := t.ctx.Done()
+	cancelled := t.ctx.Done() // nil once we asked the worker to cancel
+	asked := false
 	for {
 		select {
 		case m := <-answers:
 			if m.GetJobId() != id {
 				continue // late answer to a job already given up
 			}
-			if cancelled != nil && codes.Code(m.GetErrorCode()) == codes.Canceled {
+			if !asked && codes.Code(m.GetErrorCode()) == codes.Canceled {
 				// Cancelled by the querier, not by us: it is shutting
 				// down. Another querier runs the job.
 				f.requeue(t, true)
@@ -207,7 +208,7 @@ func (f *Frontend) await(stream grpc.BidiStreamingServer[rubatopb.WorkerMessage,
 			t.finish(m, nil)
 			return nil
 		case <-cancelled:
-			cancelled = nil
+			cancelled, asked = nil, true
 			if err := stream.Send(&rubatopb.FrontendMessage{JobId: id, Cancel: true}); err != nil {
 				return err
 			}

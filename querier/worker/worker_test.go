@@ -96,3 +96,47 @@ func TestWorkerConfig(t *testing.T) {
 	_, err = worker.New(worker.Config{FrontendAddress: "x:1"}, nil, log.NewNopLogger(), nil)
 	require.ErrorContains(t, err, "parallelism must be at least 1")
 }
+
+// A querier stopping in the middle of a job hands it back: the frontend
+// runs it on another querier and the query succeeds.
+func TestWorkerStoppingHandsJobBack(t *testing.T) {
+	fe, addr := startFrontend(t)
+	started := make(chan struct{}, 1)
+	stopping := func(ctx context.Context, _ *rubatopb.QueryJob) (*rubatopb.WorkerMessage, error) {
+		started <- struct{}{}
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	healthy := func(_ context.Context, job *rubatopb.QueryJob) (*rubatopb.WorkerMessage, error) {
+		return &rubatopb.WorkerMessage{Result: &rubatopb.WorkerMessage_Tags{Tags: &rubatopb.SearchTagsV2Response{
+			Scopes: []*rubatopb.SearchTagsV2Scope{{Name: "resource", Tags: []string{"done"}}},
+		}}}, nil
+	}
+	a, err := worker.New(worker.Config{FrontendAddress: addr, Parallelism: 1}, stopping, log.NewNopLogger(), nil)
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), a))
+
+	type result struct {
+		resp *rubatopb.SearchTagsV2Response
+		err  error
+	}
+	res := make(chan result, 1)
+	go func() {
+		r, err := fe.SearchTagsV2(context.Background(), "t", &rubatopb.SearchTagsRequest{})
+		res <- result{r, err}
+	}()
+	<-started
+	b, err := worker.New(worker.Config{FrontendAddress: addr, Parallelism: 1}, healthy, log.NewNopLogger(), nil)
+	require.NoError(t, err)
+	require.NoError(t, services.StartAndAwaitRunning(context.Background(), b))
+	defer func() { require.NoError(t, services.StopAndAwaitTerminated(context.Background(), b)) }()
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), a))
+
+	select {
+	case r := <-res:
+		require.NoError(t, r.err)
+		require.Equal(t, "done", r.resp.Scopes[0].Tags[0])
+	case <-time.After(10 * time.Second):
+		t.Fatal("the job was not handed to the other querier")
+	}
+}
