@@ -201,9 +201,10 @@ func (f *Frontend) await(stream grpc.BidiStreamingServer[rubatopb.WorkerMessage,
 			}
 			if !asked && codes.Code(m.GetErrorCode()) == codes.Canceled {
 				// Cancelled by the querier, not by us: it is shutting
-				// down. Another querier runs the job.
+				// down. Another querier runs the job, and this stream
+				// gets no more.
 				f.requeue(t, true)
-				return nil
+				return status.Error(codes.Unavailable, "querier cancelled a job: stopping")
 			}
 			t.finish(m, nil)
 			return nil
@@ -216,6 +217,11 @@ func (f *Frontend) await(stream grpc.BidiStreamingServer[rubatopb.WorkerMessage,
 			f.requeue(t, true)
 			level.Warn(f.logger).Log("msg", "querier went away during a job", "tenant", t.tenant, "retries", t.retries, "err", err)
 			return err
+		case <-stream.Context().Done():
+			// The stream ended; its reader may have left without
+			// reporting it.
+			f.requeue(t, true)
+			return stream.Context().Err()
 		}
 	}
 }
