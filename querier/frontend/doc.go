@@ -18,7 +18,8 @@
 //     first, each job's time range narrowed to its blocks') and Run (at most
 //     query_frontend.search.concurrent_jobs at once, merged, stopped at
 //     limit).
-//   - Tag names and values: one job each (the querier fans out itself).
+//   - Tag names and values: one job each (the querier fans out itself,
+//     over its own blocklist poll: these are not sharded yet).
 //   - Jobs name their blocks by meta.json, read from the frontend's own
 //     blocklist poller, so a querier reads exactly the planned blocks.
 //
@@ -40,5 +41,6 @@
 //     back as querier.ErrInvalidQuery: 400, like a querier's own answer.
 //
 // Known limits: a worker that hangs without breaking its TCP connection
-// holds its job until the query's deadline (no keepalive probing yet).
+// holds its job until the query's deadline (no keepalive probing yet);
+// block jobs carry each block's meta.json, a few hundred bytes per block.
 package frontend
