@@ -47,6 +47,7 @@ import (
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 	"github.com/rubatodb/rubato/pkg/tenant"
 	"github.com/rubatodb/rubato/querier"
+	"github.com/rubatodb/rubato/querier/frontend"
 )
 
 // Version is Rubato's version, set at build time with -ldflags.
@@ -63,6 +64,8 @@ const (
 	TargetIngester    = "ingester"
 	TargetQuerier     = "querier"
 	TargetCompactor   = "compactor"
+	// TargetQueryFrontend is frontend.go's.
+	TargetQueryFrontend = "query-frontend"
 )
 
 const (
@@ -97,6 +100,7 @@ type App struct {
 	distributor *distributor.Distributor
 	querier     *querier.Querier
 	compactor   *compactor.Compactor
+	frontend    *frontend.Frontend
 	receivers   []services.Service
 
 	manager *services.Manager
@@ -127,7 +131,8 @@ func (a *App) Run(ctx context.Context) error {
 	mm.RegisterModule(modStore, a.initStore, modules.UserInvisibleModule)
 	mm.RegisterModule(modIngester, a.initIngester)
 	mm.RegisterModule(modDistributor, a.initDistributor)
-	mm.RegisterModule(modQuerier, a.initQuerier)
+	mm.RegisterModule(modQuerier, a.initQuerierAndWorker)
+	mm.RegisterModule(modQueryFrontend, a.initQueryFrontend)
 	mm.RegisterModule(modCompactor, a.initCompactor)
 	mm.RegisterModule(TargetAll, nil)
 	deps := map[string][]string{
@@ -139,6 +144,7 @@ func (a *App) Run(ctx context.Context) error {
 		modCompactor:   {modStore, modOverrides},
 		TargetAll:      {modIngester, modDistributor, modQuerier, modCompactor},
 	}
+	deps[modQueryFrontend] = []string{modStore}
 	for m, d := range deps {
 		if err := mm.AddDependency(m, d...); err != nil {
 			return err

@@ -92,7 +92,7 @@ func (c *Config) Targets() []string {
 
 // RegisterFlagsAndApplyDefaults registers every flag with its default.
 func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
-	f.StringVar(&c.Target, "target", "all", "Components to run: all, distributor, ingester, querier, compactor, or a comma-separated list of them.")
+	f.StringVar(&c.Target, "target", "all", "Components to run: all, distributor, ingester, querier, query-frontend, compactor, or a comma-separated list of them.")
 	f.BoolVar(&c.MultitenancyEnabled, "multitenancy.enabled", false, "Require X-Scope-OrgID; when off every request belongs to single-tenant.")
 	c.Server.RegisterFlagsAndApplyDefaults(f)
 	c.Distributor.Receivers.RegisterFlagsAndApplyDefaults("distributor.receivers.", f)
@@ -118,9 +118,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	for _, t := range c.Targets() {
 		switch t {
-		case TargetAll, TargetDistributor, TargetIngester, TargetQuerier, TargetCompactor:
+		case TargetAll, TargetDistributor, TargetIngester, TargetQuerier, TargetCompactor, TargetQueryFrontend:
 		default:
-			errs = append(errs, fmt.Errorf("target %q: want all, distributor, ingester, querier or compactor, or a comma-separated list of them", t))
+			errs = append(errs, fmt.Errorf("target %q: want all, distributor, ingester, querier, query-frontend or compactor, or a comma-separated list of them", t))
 		}
 	}
 	switch c.Storage.Trace.Backend {
