@@ -203,7 +203,7 @@ func (q *Querier) fromIngesters(ctx context.Context, tenantID string, id [16]byt
 	rs, err := q.ring.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
 		if errors.Is(err, ring.ErrEmptyRing) {
-			return nil, nil
+			return nil, ErrNoIngesters
 		}
 		return nil, fmt.Errorf("ingester ring: %w", err)
 	}

@@ -148,7 +148,7 @@ func (q *Querier) ingesterAddrs() ([]string, error) {
 	rs, err := q.ring.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
 		if errors.Is(err, ring.ErrEmptyRing) {
-			return nil, nil
+			return nil, ErrNoIngesters
 		}
 		return nil, fmt.Errorf("ingester ring: %w", err)
 	}

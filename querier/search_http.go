@@ -280,6 +280,8 @@ func (a *SearchAPI) fail(w http.ResponseWriter, err error) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 	case errors.Is(err, ErrTooManyRequests):
 		http.Error(w, err.Error(), http.StatusTooManyRequests)
+	case errors.Is(err, ErrNoIngesters):
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 	case errors.Is(err, context.Canceled):
 		http.Error(w, "request cancelled", 499)
 	case errors.Is(err, context.DeadlineExceeded):

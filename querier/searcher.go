@@ -17,6 +17,13 @@ var ErrInvalidQuery = errors.New("invalid query")
 // answers 429 / ResourceExhausted, and the client may retry later.
 var ErrTooManyRequests = errors.New("too many outstanding requests")
 
+// ErrNoIngesters: the ingester ring is empty (ingesters starting, replaying
+// their WAL, or stopping), so traces not yet in the backend cannot be read.
+// It is never answered as "nothing found", which would be a false 404 or an
+// empty search: lookups answer PARTIAL (v2) or 503 (v1), searches 503 /
+// Unavailable, and the client may retry.
+var ErrNoIngesters = errors.New("no ingesters in the ring: recent traces cannot be read now (ingesters starting, replaying their WAL, or stopping)")
+
 // Searcher runs searches and tag lookups for one tenant. The API layer
 // (SearchAPI, StreamingServer) serves it over HTTP and gRPC; *Querier
 // implements it.
