@@ -19,7 +19,11 @@ func main() {
 	var cfg config
 	cfg.registerFlags(flag.CommandLine)
 	flag.Parse()
-	if err := run(cfg); err != nil {
+	fn := run
+	if cfg.bigTraceMB > 0 {
+		fn = runBigTrace
+	}
+	if err := fn(cfg); err != nil {
 		fmt.Fprintln(os.Stderr, "rubato-bench:", err)
 		os.Exit(1)
 	}
