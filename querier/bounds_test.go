@@ -425,3 +425,20 @@ func TestTraceBytesInFlight(t *testing.T) {
 	require.LessOrEqual(t, proto.Size(td), 60_000)
 	require.Positive(t, spanCount(td))
 }
+
+// BenchmarkAdmit is the per-span cost of admission (dedupe and size) on a
+// 1,000-span part, with and without a byte limit.
+func BenchmarkAdmit(b *testing.B) {
+	for _, limit := range []int{0, 1 << 30} {
+		b.Run(fmt.Sprintf("limit=%d", limit), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				td := bigTrace(boundsTraceID, 0, 1000, 200)
+				a := &admission{max: limit}
+				b.StartTimer()
+				a.admit(td)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package querier
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -114,4 +115,26 @@ func TestTraceJSONV1Streamed(t *testing.T) {
 	require.NoError(t, protojson.Unmarshal([]byte(`{"resourceSpans"`+body[len(`{"batches"`):]), &got))
 	require.Equal(t, 400, spanCount(&got))
 	require.True(t, proto.Equal(full, &got), "the trace as written")
+}
+
+// BenchmarkTraceJSONV1 compares the streamed v1 encoder with the
+// whole-trace one it replaced, on a 1,000-span trace.
+func BenchmarkTraceJSONV1(b *testing.B) {
+	td := bigTrace(boundsTraceID, 0, 1000, 200)
+	b.Run("streamed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := WriteTraceJSONV1(io.Discard, td); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("whole", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := marshalTraceJSONV1Whole(td); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
