@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"sync"
@@ -440,5 +441,51 @@ func BenchmarkAdmit(b *testing.B) {
 				a.admit(td)
 			}
 		})
+	}
+}
+
+// blockingWriter is a ResponseWriter whose first Write waits until open is
+// closed (a slow client), saying so on entered.
+type blockingWriter struct {
+	*httptest.ResponseRecorder
+	once          sync.Once
+	entered, open chan struct{}
+}
+
+func (b *blockingWriter) Write(p []byte) (int, error) {
+	b.once.Do(func() {
+		close(b.entered)
+		<-b.open
+	})
+	return b.ResponseRecorder.Write(p)
+}
+
+// TestBytesHeldUntilAnswerWritten: a lookup's bytes of
+// max_trace_bytes_in_flight stay taken while its answer is being written
+// to a slow client, and are given back once it is written.
+func TestBytesHeldUntilAnswerWritten(t *testing.T) {
+	b := newBoundsQuerier(t, Config{MaxTraceBytesInFlight: 1_000_000, QueueTimeout: 200 * time.Millisecond}, overrides.Limits{MaxBytesPerTrace: 600_000})
+	b.addBlock(t, boundsTraceID, bigTrace(boundsTraceID, 0, 3, 10))
+	mux := http.NewServeMux()
+	NewHandler(b.q, tenant.Resolver{}).Register(mux)
+	for _, accept := range []string{mimeJSON, mimeProtobuf} {
+		for _, path := range []string{"/api/traces/", "/api/v2/traces/"} {
+			req := httptest.NewRequest(http.MethodGet, path+idHex(boundsTraceID), nil)
+			req.Header.Set("Accept", accept)
+			w := &blockingWriter{ResponseRecorder: httptest.NewRecorder(), entered: make(chan struct{}), open: make(chan struct{})}
+			served := make(chan struct{})
+			go func() {
+				defer close(served)
+				mux.ServeHTTP(w, req)
+			}()
+			<-w.entered
+			_, err := b.q.FindTraceByID(context.Background(), boundsTenant, boundsTraceID, TimeRange{})
+			require.ErrorIs(t, err, ErrBusy, "%s %s: the answer being written holds its bytes", path, accept)
+			close(w.open)
+			<-served
+			require.Equal(t, http.StatusOK, w.Code)
+			_, err = b.q.FindTraceByID(context.Background(), boundsTenant, boundsTraceID, TimeRange{})
+			require.NoError(t, err, "given back once written")
+		}
 	}
 }
