@@ -362,9 +362,18 @@ func TestMaxConcurrentQueries(t *testing.T) {
 	url := b.serve(t) + "/api/v2/traces/" + idHex(boundsTraceID)
 
 	open := b.store.closeGate()
+	defer open()
 	first := make(chan int, 1)
 	go func() {
-		resp, _ := getTrace(t, url, mimeProtobuf)
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("Accept", mimeProtobuf)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			first <- 0
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
 		first <- resp.StatusCode
 	}()
 	require.Eventually(t, func() bool { return b.store.entered.Load() > 0 }, 5*time.Second, time.Millisecond)
@@ -375,7 +384,9 @@ func TestMaxConcurrentQueries(t *testing.T) {
 	require.Contains(t, string(body), "max_concurrent_queries")
 	require.Equal(t, 1.0, counterValue(t, b.reg, "rubato_querier_refused_lookups_total"))
 
-	// Queued: the slot frees within the timeout.
+	// Queued: the slot frees within the timeout (a long one here, so that
+	// a slow machine cannot make the first lookup outlast it).
+	b.q.gate.cfg.QueueTimeout = time.Minute
 	time.AfterFunc(100*time.Millisecond, open)
 	resp, body = getTrace(t, url, mimeProtobuf)
 	require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
