@@ -111,12 +111,21 @@ func (g *gate) answerLimit(maxBytesPerTrace int) int {
 	return maxBytesPerTrace
 }
 
-// enter waits up to queue_timeout for a slot and for limit bytes. It
-// returns the function that gives them back, or ErrBusy (or ctx's error
-// when the caller went away).
+// enter waits up to queue_timeout (0: not at all) for a slot and for
+// limit bytes. It returns the function that gives them back, or ErrBusy
+// (or ctx's error when the caller went away).
 func (g *gate) enter(ctx context.Context, limit int, refused func(reason string)) (release func(), err error) {
 	wctx, cancel := context.WithTimeout(ctx, g.cfg.QueueTimeout)
 	defer cancel()
+	acquire := func(s *semaphore.Weighted, n int64) error {
+		if g.cfg.QueueTimeout <= 0 {
+			if s.TryAcquire(n) {
+				return nil
+			}
+			return ErrBusy
+		}
+		return s.Acquire(wctx, n)
+	}
 	busy := func(reason, what string) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -125,14 +134,14 @@ func (g *gate) enter(ctx context.Context, limit int, refused func(reason string)
 		return fmt.Errorf("%w: %s within querier.queue_timeout (%s)", ErrBusy, what, g.cfg.QueueTimeout)
 	}
 	if g.slots != nil {
-		if err := g.slots.Acquire(wctx, 1); err != nil {
+		if err := acquire(g.slots, 1); err != nil {
 			return nil, busy("concurrency", fmt.Sprintf("no free slot of querier.max_concurrent_queries (%d)", g.cfg.MaxConcurrentQueries))
 		}
 	}
 	n := int64(0)
 	if g.bytes != nil {
 		n = int64(limit)
-		if err := g.bytes.Acquire(wctx, n); err != nil {
+		if err := acquire(g.bytes, n); err != nil {
 			if g.slots != nil {
 				g.slots.Release(1)
 			}

@@ -500,3 +500,28 @@ func TestBytesHeldUntilAnswerWritten(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueTimeoutZero: with queue_timeout 0 a lookup never waits: it
+// starts when a slot and its bytes are free, and is refused at once when
+// not.
+func TestQueueTimeoutZero(t *testing.T) {
+	g := newGate(Config{MaxConcurrentQueries: 1, MaxTraceBytesInFlight: 100})
+	refused := 0
+	count := func(string) { refused++ }
+	release, err := g.enter(context.Background(), 60, count)
+	require.NoError(t, err, "free: starts")
+	_, err = g.enter(context.Background(), 60, count)
+	require.ErrorIs(t, err, ErrBusy)
+	release()
+	g.cfg.MaxConcurrentQueries, g.slots = 0, nil
+	release, err = g.enter(context.Background(), 60, count)
+	require.NoError(t, err)
+	_, err = g.enter(context.Background(), 60, count)
+	require.ErrorIs(t, err, ErrBusy, "the bytes are taken")
+	release()
+	release() // twice is once
+	release, err = g.enter(context.Background(), 100, count)
+	require.NoError(t, err, "all bytes given back exactly once")
+	release()
+	require.Equal(t, 2, refused)
+}

@@ -38,7 +38,7 @@ type Config struct {
 	// answer is written (bounds.go). 0: no budget.
 	MaxTraceBytesInFlight int64 `yaml:"max_trace_bytes_in_flight"`
 	// QueueTimeout is how long a lookup waits for a slot and its bytes
-	// before it is refused with 429 (ErrBusy).
+	// before it is refused with 429 (ErrBusy); 0 refuses at once.
 	QueueTimeout time.Duration `yaml:"queue_timeout"`
 	// Search configures TraceQL search (search.go).
 	Search SearchExecConfig `yaml:"search"`
@@ -50,7 +50,7 @@ func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	f.DurationVar(&c.QueryIngestersTimeout, prefix+"querier.query-ingesters-timeout", 10*time.Second, "Timeout of one ingester call.")
 	f.IntVar(&c.MaxConcurrentQueries, prefix+"querier.max-concurrent-queries", 20, "Trace lookups run at once by this process; more wait up to querier.queue-timeout, then get 429 (0 = no bound).")
 	f.Int64Var(&c.MaxTraceBytesInFlight, prefix+"querier.max-trace-bytes-in-flight", 128<<20, "Bytes of traces this process holds for answers at once: each lookup holds its tenant's max_bytes_per_trace (cut at this) until answered; more wait up to querier.queue-timeout, then get 429 (0 = no budget).")
-	f.DurationVar(&c.QueueTimeout, prefix+"querier.queue-timeout", 5*time.Second, "How long a trace lookup waits for querier.max-concurrent-queries and querier.max-trace-bytes-in-flight before 429.")
+	f.DurationVar(&c.QueueTimeout, prefix+"querier.queue-timeout", 5*time.Second, "How long a trace lookup waits for querier.max-concurrent-queries and querier.max-trace-bytes-in-flight before 429 (0 = not at all).")
 	c.Search.RegisterFlagsAndApplyDefaults(prefix, f)
 }
 

@@ -19,7 +19,9 @@
 //     consecutive rows with its ID ("parts", parts.go) so that no row, and
 //     no copy of one in a reader, writer or the compactor, grows with the
 //     trace; every reader joins them back (FindTraceByID, Iterate) with a
-//     rule under which the split is lossless. Equal IDs are never two
+//     rule under which the split is lossless. FindTraceByIDFunc shows each
+//     part to the caller before joining it, so that a lookup can bound
+//     what a giant trace costs (drop spans, stop reading). Equal IDs are never two
 //     traces. parquet-go only records a sorting column; the Writer enforces
 //     the order (ErrOutOfOrder: Add needs a greater ID, AddPart and
 //     AddPartRow the same one). Row-group and page statistics of the TraceID
