@@ -23,8 +23,8 @@
 //     part to the caller before joining it, so that a lookup can bound
 //     what a giant trace costs (drop spans, stop reading). Equal IDs are
 //     never two traces. parquet-go only records a sorting column; the
-//     Writer enforces the order (ErrOutOfOrder: Add needs a greater ID, AddPart and
-//     AddPartRow the same one). Row-group and page statistics of the TraceID
+//     Writer enforces the order (ErrOutOfOrder: Add needs a greater ID,
+//     AddPart and AddPartRow the same one). Row-group and page statistics of the TraceID
 //     column are therefore ordered too, which is what lets a reader pick the
 //     row group and page that can hold an ID from the footer alone (a
 //     multi-row trace may go on into the next row groups).
