@@ -19,15 +19,15 @@
 //     consecutive rows with its ID ("parts", parts.go) so that no row, and
 //     no copy of one in a reader, writer or the compactor, grows with the
 //     trace; every reader joins them back (FindTraceByID, Iterate) with a
-//     rule under which the split is lossless. FindTraceByIDFunc shows each
-//     part to the caller before joining it, so that a lookup can bound
-//     what a giant trace costs (drop spans, stop reading). Equal IDs are
-//     never two traces. parquet-go only records a sorting column; the
-//     Writer enforces the order (ErrOutOfOrder: Add needs a greater ID,
-//     AddPart and AddPartRow the same one). Row-group and page statistics of the TraceID
+//     rule under which the split is lossless. Equal IDs are never two
+//     traces. parquet-go only records a sorting column; the Writer enforces
+//     the order (ErrOutOfOrder: Add needs a greater ID, AddPart and
+//     AddPartRow the same one). Row-group and page statistics of the TraceID
 //     column are therefore ordered too, which is what lets a reader pick the
 //     row group and page that can hold an ID from the footer alone (a
 //     multi-row trace may go on into the next row groups).
+//     FindTraceByIDFunc shows each part to the caller before joining it,
+//     so that a lookup can bound what a giant trace costs.
 //   - meta.json is written last, after data.parquet and every bloom shard. A
 //     block without meta.json does not exist for readers; a failed write leaves
 //     only invisible objects behind.
