@@ -121,7 +121,7 @@ func startAPI(t *testing.T, s Searcher, cfg SearchConfig, multitenant bool) *api
 	api.Register(mux)
 	// The trace-by-ID routes share the mux in the binary: register them so
 	// a conflicting fallback pattern panics here too (never called).
-	NewHandler(nil, tenant.Resolver{}).Register(mux)
+	NewTraceHandler(nil, tenant.Resolver{}, log.NewNopLogger()).Register(mux)
 	RegisterFallbacks(mux)
 	g := grpc.NewServer()
 	api.StreamingServer().Register(g)

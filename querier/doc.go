@@ -14,6 +14,19 @@
 //     v1 endpoint adds an X-Rubato-Partial header, and a not-found with a
 //     failed source is a 503, never a 404. A `q` on trace-by-ID that drops
 //     spans is reported the same way.
+//   - Lookups are bounded (bounds.go). The answer is at most the tenant's
+//     max_bytes_per_trace of protobuf: parts are admitted span by span as
+//     they are decoded, copies of a span never counting twice, and a trace
+//     cut there is reported like a failed source (v2 PARTIAL with Tempo's
+//     message "Trace exceeds maximum size of N bytes, a partial trace is
+//     returned", v1 X-Rubato-Partial). Once the answer is full, block
+//     reads stop at their next row. A lookup runs at most
+//     concurrent_block_reads block reads, and takes the semaphore before
+//     it starts a read's goroutine. A process runs at most
+//     max_concurrent_queries lookups, each holding its limit's bytes of
+//     max_trace_bytes_in_flight until its answer is written; a lookup that
+//     cannot start within queue_timeout is answered 429 with Retry-After.
+//   - The v1 JSON answer is written span by span, never built whole.
 //   - Wire formats follow CONTRACT.md: the v2 trace endpoint always carries
 //     field 1 (trace), and answers not-found with 200 and an empty trace; the
 //     v1 endpoint answers 404.

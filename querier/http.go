@@ -1,9 +1,9 @@
 package querier
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,8 +27,9 @@ const (
 )
 
 // TraceFinder finds a trace by ID, as (*Querier).FindTraceByID does: the
-// combined trace or nil, and a non-nil partial error when a source failed.
-// The query-frontend implements it too.
+// combined trace or nil, and nil, ErrBusy / ErrTooManyRequests (nothing
+// was looked up: 429), or a *PartialError (the trace is incomplete). The
+// query-frontend implements it too.
 type TraceFinder interface {
 	FindTraceByID(ctx context.Context, tenantID string, id [16]byte, tr TimeRange) (*tracev1.TracesData, error)
 }
@@ -38,20 +39,30 @@ type Handler struct {
 	f       TraceFinder
 	logger  log.Logger
 	tenants tenant.Resolver
+	// find is f's lookup, keeping the answer's bytes reserved until
+	// release (the Querier's bounds.go); other finders release at once.
+	find func(ctx context.Context, tenantID string, id [16]byte, tr TimeRange) (*tracev1.TracesData, func(), error)
+	// retryAfter is the Retry-After (seconds) of a 429.
+	retryAfter int
 }
 
 // NewHandler returns the HTTP handlers of q.
 func NewHandler(q *Querier, tenants tenant.Resolver) *Handler {
-	logger := log.NewNopLogger()
-	if q != nil {
-		logger = q.logger
-	}
-	return NewTraceHandler(q, tenants, logger)
+	h := NewTraceHandler(q, tenants, q.logger)
+	h.find = q.findTrace
+	h.retryAfter = int(max(1, q.cfg.QueueTimeout.Seconds()))
+	return h
 }
 
 // NewTraceHandler returns the trace-by-ID HTTP handlers over any finder.
 func NewTraceHandler(f TraceFinder, tenants tenant.Resolver, logger log.Logger) *Handler {
-	return &Handler{f: f, logger: logger, tenants: tenants}
+	return &Handler{
+		f: f, logger: logger, tenants: tenants, retryAfter: 1,
+		find: func(ctx context.Context, tenantID string, id [16]byte, tr TimeRange) (*tracev1.TracesData, func(), error) {
+			td, err := f.FindTraceByID(ctx, tenantID, id, tr)
+			return td, func() {}, err
+		},
+	}
 }
 
 // Register mounts the handlers on mux.
@@ -101,40 +112,50 @@ func parseTimeRange(r *http.Request) (TimeRange, error) {
 	return tr, nil
 }
 
-// lookup returns the trace (nil if not found) and a partial error when a
-// source failed; ok is false once an error answer has been written. With
-// `q`, the trace is reduced to the spans q matches and filtered says so.
-func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (td *tracev1.TracesData, partial error, filtered string, ok bool) {
+// lookup returns the trace (nil if not found) and a *PartialError when it
+// is incomplete (a source failed, or it was cut at max_bytes_per_trace); ok
+// is false once an error answer has been written (429 when the querier is
+// busy, ErrBusy). With `q`, the trace is reduced to the spans q matches
+// and filtered says so. The caller calls release once the answer is
+// written: until then the answer's bytes stay reserved (bounds.go).
+func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (td *tracev1.TracesData, partial error, filtered string, release func(), ok bool) {
+	release = func() {}
 	tenantID, err := h.tenants.FromHTTP(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusUnauthorized)
-		return nil, nil, "", false
+		return nil, nil, "", release, false
 	}
 	id, err := ParseTraceID(r.PathValue("id"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return nil, nil, "", false
+		return nil, nil, "", release, false
 	}
 	tr, err := parseTimeRange(r)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return nil, nil, "", false
+		return nil, nil, "", release, false
 	}
 	filter, err := parseTraceFilter(r.URL.Query().Get("q"), r.URL.Query().Get("keep_hierarchy"))
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return nil, nil, "", false
+		return nil, nil, "", release, false
 	}
-	td, partial = h.f.FindTraceByID(r.Context(), tenantID, id, tr)
-	if td == nil && errors.Is(partial, ErrTooManyRequests) {
-		http.Error(w, partial.Error(), http.StatusTooManyRequests)
-		return nil, nil, "", false
-	}
-	if partial != nil {
+	td, release, partial = h.find(r.Context(), tenantID, id, tr)
+	var perr *PartialError
+	switch {
+	case partial == nil:
+	case errors.As(partial, &perr):
 		level.Warn(h.logger).Log("msg", "trace lookup incomplete", "tenant", tenantID, "trace", hex.EncodeToString(id[:]), "err", partial)
+	case errors.Is(partial, ErrBusy), errors.Is(partial, ErrTooManyRequests):
+		w.Header().Set("Retry-After", strconv.Itoa(h.retryAfter))
+		http.Error(w, partial.Error(), http.StatusTooManyRequests)
+		return nil, nil, "", release, false
+	default: // the request's context ended while it waited
+		http.Error(w, partial.Error(), http.StatusServiceUnavailable)
+		return nil, nil, "", release, false
 	}
 	if filter == nil || td == nil {
-		return td, partial, "", true
+		return td, partial, "", release, true
 	}
 	out, kept, total, err := filter.apply(td)
 	if err != nil {
@@ -144,12 +165,12 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (td *tracev1.Tr
 			code = he.code
 		}
 		http.Error(w, err.Error(), code)
-		return nil, nil, "", false
+		return nil, nil, "", release, false
 	}
 	if kept < total {
 		filtered = fmt.Sprintf("trace filtered by q: %d of %d spans match %s", kept, total, filter.text)
 	}
-	return out, partial, filtered, true
+	return out, partial, filtered, release, true
 }
 
 func wantsProtobuf(r *http.Request) bool {
@@ -159,7 +180,8 @@ func wantsProtobuf(r *http.Request) bool {
 // traceByIDV1 serves GET /api/traces/{id}: protobuf tempopb.Trace with
 // Accept: application/protobuf, else JSON {"batches":[…]}; 404 if absent.
 func (h *Handler) traceByIDV1(w http.ResponseWriter, r *http.Request) {
-	td, partial, filtered, ok := h.lookup(w, r)
+	td, partial, filtered, release, ok := h.lookup(w, r)
+	defer release()
 	if !ok {
 		return
 	}
@@ -185,19 +207,24 @@ func (h *Handler) traceByIDV1(w http.ResponseWriter, r *http.Request) {
 		writeProto(w, &rubatopb.Trace{ResourceSpans: td.ResourceSpans})
 		return
 	}
-	b, err := MarshalTraceJSONV1(td)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
+	// Streamed span by span: a big answer is never copied whole.
 	w.Header().Set("Content-Type", mimeJSON)
-	_, _ = w.Write(b)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	err := WriteTraceJSONV1(bw, td)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		// The status is sent; the client sees a cut body.
+		level.Warn(h.logger).Log("msg", "writing v1 trace JSON", "err", err)
+	}
 }
 
 // traceByIDV2 serves GET /api/v2/traces/{id}: TraceByIDResponse, whose
 // field 1 is always present; not found is 200 with an empty trace.
 func (h *Handler) traceByIDV2(w http.ResponseWriter, r *http.Request) {
-	td, partial, filtered, ok := h.lookup(w, r)
+	td, partial, filtered, release, ok := h.lookup(w, r)
+	defer release()
 	if !ok {
 		return
 	}
@@ -227,7 +254,7 @@ func (h *Handler) traceByIDV2(w http.ResponseWriter, r *http.Request) {
 func partialMessage(partial error, filtered string) string {
 	var parts []string
 	if partial != nil {
-		parts = append(parts, "some sources could not be read: "+partial.Error())
+		parts = append(parts, partial.Error())
 	}
 	if filtered != "" {
 		parts = append(parts, filtered)
@@ -256,22 +283,4 @@ func writeProto(w http.ResponseWriter, m proto.Message) {
 	}
 	w.Header().Set("Content-Type", mimeProtobuf)
 	_, _ = w.Write(b)
-}
-
-// MarshalTraceJSONV1 renders Tempo's v1 trace JSON: OTLP JSON with the top
-// key "batches" (IDs base64, as Tempo's gogo jsonpb writes them).
-func MarshalTraceJSONV1(td *tracev1.TracesData) ([]byte, error) {
-	b, err := protojson.Marshal(td)
-	if err != nil {
-		return nil, err
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, err
-	}
-	batches := m["resourceSpans"]
-	if batches == nil {
-		batches = json.RawMessage("[]")
-	}
-	return json.Marshal(map[string]json.RawMessage{"batches": batches})
 }

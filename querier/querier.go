@@ -30,6 +30,17 @@ type Config struct {
 	ConcurrentBlockReads int `yaml:"concurrent_block_reads"`
 	// QueryIngestersTimeout bounds each ingester call.
 	QueryIngestersTimeout time.Duration `yaml:"query_ingesters_timeout"`
+	// MaxConcurrentQueries bounds the trace lookups this process runs at
+	// once (Tempo's key); 0: no bound.
+	MaxConcurrentQueries int `yaml:"max_concurrent_queries"`
+	// MaxTraceBytesInFlight is this process's budget of trace bytes held
+	// for answers: each lookup holds its answer limit (the tenant's
+	// max_bytes_per_trace, at most this) from before it starts until its
+	// answer is written (bounds.go). 0: no budget.
+	MaxTraceBytesInFlight int64 `yaml:"max_trace_bytes_in_flight"`
+	// QueueTimeout is how long a lookup waits for a slot and its bytes
+	// before it is refused with 429 (ErrBusy); 0 refuses at once.
+	QueueTimeout time.Duration `yaml:"queue_timeout"`
 	// Search configures TraceQL search (search.go).
 	Search SearchExecConfig `yaml:"search"`
 	// FrontendWorker connects this querier to a query-frontend.
@@ -40,6 +51,9 @@ type Config struct {
 func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	f.IntVar(&c.ConcurrentBlockReads, prefix+"querier.concurrent-block-reads", 16, "Backend blocks read at once by one trace lookup.")
 	f.DurationVar(&c.QueryIngestersTimeout, prefix+"querier.query-ingesters-timeout", 10*time.Second, "Timeout of one ingester call.")
+	f.IntVar(&c.MaxConcurrentQueries, prefix+"querier.max-concurrent-queries", 20, "Trace lookups run at once by this process; more wait up to querier.queue-timeout, then get 429 (0 = no bound).")
+	f.Int64Var(&c.MaxTraceBytesInFlight, prefix+"querier.max-trace-bytes-in-flight", 128<<20, "Bytes of traces this process holds for answers at once: each lookup holds its tenant's max_bytes_per_trace (cut at this) until answered; more wait up to querier.queue-timeout, then get 429 (0 = no budget).")
+	f.DurationVar(&c.QueueTimeout, prefix+"querier.queue-timeout", 5*time.Second, "How long a trace lookup waits for querier.max-concurrent-queries and querier.max-trace-bytes-in-flight before 429 (0 = not at all).")
 	c.Search.RegisterFlagsAndApplyDefaults(prefix, f)
 	c.FrontendWorker.RegisterFlagsAndApplyDefaults(prefix, f)
 }
@@ -48,6 +62,9 @@ func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 func (c *Config) Validate() error {
 	if c.ConcurrentBlockReads < 1 {
 		return errors.New("querier: concurrent_block_reads must be at least 1")
+	}
+	if c.MaxConcurrentQueries < 0 || c.MaxTraceBytesInFlight < 0 || c.QueueTimeout < 0 {
+		return errors.New("querier: max_concurrent_queries, max_trace_bytes_in_flight and queue_timeout must not be negative")
 	}
 	return errors.Join(c.Search.Validate(), c.FrontendWorker.Validate())
 }
@@ -69,28 +86,39 @@ type Querier struct {
 	store    backend.Backend
 	poller   *blocklist.Poller
 	cache    *block.Cache
+	limits   Limits
+	gate     *gate
 	logger   log.Logger
 
-	blocksSkipped  *prometheus.CounterVec
-	partialLookups prometheus.Counter
+	blocksSkipped   *prometheus.CounterVec
+	partialLookups  prometheus.Counter
+	refusedLookups  *prometheus.CounterVec
+	truncatedTraces prometheus.Counter
 
 	search *searchState
 }
 
-// New builds a querier. ingesterRing may be nil (no ingesters to ask).
-func New(cfg Config, storeCfg StoreConfig, ingesterRing ring.ReadRing, pool *client.Pool, store backend.Backend, logger log.Logger, reg prometheus.Registerer) *Querier {
+// New builds a querier. ingesterRing may be nil (no ingesters to ask);
+// limits may be nil (no tenant has max_bytes_per_trace).
+func New(cfg Config, storeCfg StoreConfig, ingesterRing ring.ReadRing, pool *client.Pool, store backend.Backend, limits Limits, logger log.Logger, reg prometheus.Registerer) *Querier {
 	q := &Querier{
 		cfg: cfg, storeCfg: storeCfg, ring: ingesterRing, pool: pool, store: store,
 		poller: blocklist.NewPoller(store, logger, reg),
 		cache:  block.NewCache(storeCfg.BlockCacheBytes),
+		limits: limits,
+		gate:   newGate(cfg),
 		logger: log.With(logger, "component", "querier"),
 		blocksSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rubato_querier_blocks_skipped_total", Help: "Backend blocks skipped for a trace lookup, by reason."}, []string{"reason"}),
 	}
 	q.partialLookups = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "rubato_querier_partial_lookups_total", Help: "Trace lookups answered without some source (an ingester or a block could not be read)."})
+	q.refusedLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "rubato_querier_refused_lookups_total", Help: "Trace lookups refused with 429 because the process was at querier.max_concurrent_queries (concurrency) or querier.max_trace_bytes_in_flight (memory) for querier.queue_timeout."}, []string{"reason"})
+	q.truncatedTraces = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "rubato_querier_truncated_traces_total", Help: "Trace lookups whose answer was cut at max_bytes_per_trace."})
 	if reg != nil {
-		reg.MustRegister(q.blocksSkipped, q.partialLookups)
+		reg.MustRegister(q.blocksSkipped, q.partialLookups, q.refusedLookups, q.truncatedTraces)
 	}
 	q.search = newSearchState(cfg.Search, reg)
 	q.Service = services.NewBasicService(q.starting, q.running, nil)
@@ -127,17 +155,43 @@ func (r TimeRange) overlaps(m *block.Meta) bool {
 }
 
 // FindTraceByID returns the trace from every place it can be, combined, or
-// nil if nowhere. When some source could not be read (an ingester or a
-// backend block), it returns what the others gave together with a non-nil
-// partial error naming the failures: the caller reports the result as
-// partial, never as complete. Every span of the result has a Resource, a
-// Scope and a Status (combine.FillRequired), as Grafana requires.
-func (q *Querier) FindTraceByID(ctx context.Context, tenantID string, id [16]byte, tr TimeRange) (td *tracev1.TracesData, partial error) {
+// nil if nowhere. A nil error means the answer is complete. ErrBusy means
+// the lookup did not run (bounds.go): nothing is returned. Any other error
+// is a *PartialError: the trace returned is incomplete, because some source
+// could not be read (an ingester or a backend block; the others' parts are
+// returned) or because it was cut at the tenant's max_bytes_per_trace; the
+// caller reports the result as partial, never as complete. Every span of
+// the result has a Resource, a Scope and a Status (combine.FillRequired),
+// as Grafana requires.
+func (q *Querier) FindTraceByID(ctx context.Context, tenantID string, id [16]byte, tr TimeRange) (*tracev1.TracesData, error) {
+	td, release, err := q.findTrace(ctx, tenantID, id, tr)
+	release()
+	return td, err
+}
+
+// findTrace is FindTraceByID that leaves the answer's bytes reserved until
+// the caller, having written the answer, calls release (always non-nil).
+func (q *Querier) findTrace(ctx context.Context, tenantID string, id [16]byte, tr TimeRange) (td *tracev1.TracesData, release func(), err error) {
+	maxBytes := 0
+	if q.limits != nil {
+		maxBytes = q.limits.For(tenantID).MaxBytesPerTrace
+	}
+	limit := q.gate.answerLimit(maxBytes)
+	release, err = q.gate.enter(ctx, limit, func(reason string) { q.refusedLookups.WithLabelValues(reason).Inc() })
+	if err != nil {
+		return nil, func() {}, err
+	}
+	td, err = q.lookup(ctx, tenantID, id, tr, &admission{max: limit})
+	return td, release, err
+}
+
+// lookup reads every source that may hold the trace, admitting what they
+// give through adm (bounds.go).
+func (q *Querier) lookup(ctx context.Context, tenantID string, id [16]byte, tr TimeRange, adm *admission) (*tracev1.TracesData, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
 		mu    sync.Mutex
-		c     combine.Combiner
 		errs  []error
 		wg    sync.WaitGroup
 		parts []*tracev1.TracesData
@@ -157,10 +211,19 @@ func (q *Querier) FindTraceByID(ctx context.Context, tenantID string, id [16]byt
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			add(q.fromIngesters(ctx, tenantID, id))
+			td, err := q.fromIngesters(ctx, tenantID, id)
+			if err == nil {
+				adm.admit(td)
+			}
+			add(td, err)
 		}()
 	}
+	// The semaphore is taken before a read's goroutine starts, so a
+	// lookup over many blocks holds at most concurrent_block_reads
+	// goroutines and reads, and stops starting reads once the answer is
+	// full.
 	sem := make(chan struct{}, q.cfg.ConcurrentBlockReads)
+blocks:
 	for _, m := range q.poller.Metas(tenantID) {
 		if !blockMayHold(m, id[:]) {
 			q.blocksSkipped.WithLabelValues("id_range").Inc()
@@ -170,12 +233,21 @@ func (q *Querier) FindTraceByID(ctx context.Context, tenantID string, id [16]byt
 			q.blocksSkipped.WithLabelValues("time_range").Inc()
 			continue
 		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			add(nil, fmt.Errorf("block %s not read: %w", m.BlockID, ctx.Err()))
+			break blocks
+		}
+		if adm.isFull() {
+			<-sem
+			break
+		}
 		wg.Add(1)
 		go func(m *block.Meta) {
 			defer wg.Done()
-			sem <- struct{}{}
 			defer func() { <-sem }()
-			td, err := block.Open(q.store, m, q.cache).FindTraceByID(ctx, id[:])
+			td, err := block.Open(q.store, m, q.cache).FindTraceByIDFunc(ctx, id[:], adm.admit)
 			if errors.Is(err, backend.ErrNotFound) {
 				// Compacted away or deleted by retention since the last
 				// poll; its data lives in the block that replaced it.
@@ -188,15 +260,31 @@ func (q *Querier) FindTraceByID(ctx context.Context, tenantID string, id [16]byt
 		}(m)
 	}
 	wg.Wait()
+	var c combine.Combiner
 	for _, p := range parts {
 		c.Add(p)
 	}
+	td := c.Result()
+	var perr *PartialError
 	if len(errs) > 0 {
 		q.partialLookups.Inc()
+		perr = &PartialError{Sources: errors.Join(errs...)}
 	}
-	td = c.Result()
+	if adm.isFull() {
+		q.truncatedTraces.Inc()
+		if perr == nil {
+			perr = &PartialError{}
+		}
+		perr.MaxBytes = adm.max
+		if td == nil {
+			td = &tracev1.TracesData{} // found, but not one span fits
+		}
+	}
 	combine.FillRequired(td)
-	return td, errors.Join(errs...)
+	if perr != nil {
+		return td, perr
+	}
+	return td, nil
 }
 
 func (q *Querier) fromIngesters(ctx context.Context, tenantID string, id [16]byte) (*tracev1.TracesData, error) {

@@ -27,7 +27,7 @@ func testQuerier(t *testing.T, blocks int, tracesPer int) *Querier {
 	store := inmem.New()
 	var bcfg block.Config
 	bcfg.RegisterFlagsAndApplyDefaults("", flag.NewFlagSet("", flag.PanicOnError))
-	q := New(cfg, StoreConfig{BlockCacheBytes: 1 << 20}, nil, nil, store, log.NewNopLogger(), prometheus.NewRegistry())
+	q := New(cfg, StoreConfig{BlockCacheBytes: 1 << 20}, nil, nil, store, nil, log.NewNopLogger(), prometheus.NewRegistry())
 	ctx := context.Background()
 	for b := range blocks {
 		w, err := block.NewWriter(ctx, store, bcfg, "t", uuid.New(), 0, tracesPer, t.TempDir())

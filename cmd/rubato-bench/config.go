@@ -26,6 +26,10 @@ type config struct {
 	phases       int
 	searches     int
 	profile      string
+
+	bigTraceMB       int
+	bigTraceRequests int
+	bigTraceRSSCap   int64
 }
 
 func (c *config) registerFlags(f *flag.FlagSet) {
@@ -48,5 +52,8 @@ func (c *config) registerFlags(f *flag.FlagSet) {
 	f.StringVar(&c.s3Secret, "s3.secret-key", "minioadmin", "S3 secret key")
 	f.StringVar(&c.syncPolicy, "wal.sync-policy", "always", "WAL sync policy of the server")
 	f.DurationVar(&c.timeout, "timeout", 30*time.Minute, "give up after this long")
+	f.IntVar(&c.bigTraceMB, "bigtrace", 0, "instead of the ingest benchmark: request one trace of this many MB this many times at once (-bigtrace.requests) and report the server's peak RSS, with and without the read bounds (bigtrace.go)")
+	f.IntVar(&c.bigTraceRequests, "bigtrace.requests", 10, "concurrent requests of the big trace")
+	f.Int64Var(&c.bigTraceRSSCap, "bigtrace.rss-cap", 8<<30, "kill the server if its RSS passes this many bytes (reported)")
 	f.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the server during the push phase to this file")
 }

@@ -23,9 +23,12 @@ func main() {
 	soak := registerSoakFlags(flag.CommandLine)
 	flag.Parse()
 	var err error
-	if soak.duration > 0 {
+	switch {
+	case soak.duration > 0:
 		err = runSoak(cfg, soak)
-	} else {
+	case cfg.bigTraceMB > 0:
+		err = runBigTrace(cfg)
+	default:
 		err = run(cfg)
 	}
 	if err != nil {

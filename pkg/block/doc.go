@@ -26,6 +26,8 @@
 //     column are therefore ordered too, which is what lets a reader pick the
 //     row group and page that can hold an ID from the footer alone (a
 //     multi-row trace may go on into the next row groups).
+//     FindTraceByIDFunc shows each part to the caller before joining it,
+//     so that a lookup can bound what a giant trace costs.
 //   - meta.json is written last, after data.parquet and every bloom shard. A
 //     block without meta.json does not exist for readers; a failed write leaves
 //     only invisible objects behind.

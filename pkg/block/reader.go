@@ -63,6 +63,17 @@ type rowGroupInfo struct {
 // range can hold the ID, then fetches that row group with a single ranged
 // GET and decodes the one row.
 func (r *Reader) FindTraceByID(ctx context.Context, traceID []byte) (*tracev1.TracesData, error) {
+	return r.FindTraceByIDFunc(ctx, traceID, nil)
+}
+
+// FindTraceByIDFunc is FindTraceByID that shows each part (row) of the
+// trace to admit as soon as it is decoded, before it is joined to the
+// parts before it, so that the caller can bound what a big trace costs:
+// admit owns the part and may remove spans from it (what is left is
+// joined); when it returns false, the read stops there and returns the
+// parts joined so far, this one included. A nil admit admits everything.
+// Memory is then what admit keeps plus one row group and one part.
+func (r *Reader) FindTraceByIDFunc(ctx context.Context, traceID []byte, admit func(part *tracev1.TracesData) bool) (*tracev1.TracesData, error) {
 	if len(traceID) != TraceIDSize {
 		return nil, fmt.Errorf("%w: got %d bytes", ErrInvalidTraceID, len(traceID))
 	}
@@ -96,7 +107,7 @@ func (r *Reader) FindTraceByID(ctx context.Context, traceID []byte) (*tracev1.Tr
 		var more bool
 		err = r.guard(func() error {
 			var err error
-			td, more, err = findRows(ft, i, ra, [TraceIDSize]byte(traceID), td)
+			td, more, err = findRows(ft, i, ra, [TraceIDSize]byte(traceID), td, admit)
 			return err
 		})
 		if err != nil {
@@ -200,8 +211,8 @@ func (r *Reader) fetchRowGroup(ctx context.Context, ft *footer, i int) (io.Reade
 // decodes its rows there (several for a multi-row trace) and joins them to
 // td (nil: none yet). It returns the trace (nil if absent and td is nil),
 // and whether the row group ends with a row of id, so that the trace may go
-// on in the next one.
-func findRows(ft *footer, i int, ra io.ReaderAt, id [TraceIDSize]byte, td *tracev1.TracesData) (*tracev1.TracesData, bool, error) {
+// on in the next one (false too once admit, if not nil, said stop).
+func findRows(ft *footer, i int, ra io.ReaderAt, id [TraceIDSize]byte, td *tracev1.TracesData, admit func(*tracev1.TracesData) bool) (*tracev1.TracesData, bool, error) {
 	rg := newRangeRowGroup(ft.file.RowGroups()[i].(*parquet.FileRowGroup), ra)
 	chunk := rg.chunks[ft.idCol].(rangeChunk)
 	first := int64(0)
@@ -252,10 +263,14 @@ func findRows(ft *footer, i int, ra io.ReaderAt, id [TraceIDSize]byte, td *trace
 		if err != nil {
 			return td, false, fmt.Errorf("row %d of row group %d: %w", k, i, err)
 		}
+		more := admit == nil || admit(part)
 		if td == nil {
 			td = part
 		} else {
 			joinPart(td, part)
+		}
+		if !more {
+			return td, false, nil
 		}
 		if errors.Is(readErr, io.EOF) {
 			return td, true, nil

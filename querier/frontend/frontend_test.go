@@ -246,7 +246,7 @@ func startWorker(t *testing.T, store backend.Backend, addr string, parallelism i
 	t.Helper()
 	var qcfg querier.Config
 	qcfg.RegisterFlagsAndApplyDefaults("", flag.NewFlagSet("", flag.PanicOnError))
-	q := querier.New(qcfg, querier.StoreConfig{BlocklistPoll: time.Hour, BlockCacheBytes: 1 << 20}, nil, nil, store, log.NewNopLogger(), prometheus.NewRegistry())
+	q := querier.New(qcfg, querier.StoreConfig{BlocklistPoll: time.Hour, BlockCacheBytes: 1 << 20}, nil, nil, store, nil, log.NewNopLogger(), prometheus.NewRegistry())
 	startService(t, q) // polls the blocklist, for tag jobs
 	w, err := worker.New(worker.Config{FrontendAddress: addr, Parallelism: parallelism}, q.RunJob, log.NewNopLogger(), prometheus.NewRegistry())
 	require.NoError(t, err)

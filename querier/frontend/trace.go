@@ -69,11 +69,28 @@ func (f *Frontend) FindTraceByID(ctx context.Context, tenant string, id [16]byte
 	}
 	wg.Wait()
 	if !found {
-		return nil, errors.Join(errs...)
+		return nil, partial(errs)
 	}
 	td := c.Result()
 	combine.FillRequired(td)
-	return td, errors.Join(errs...)
+	return td, partial(errs)
+}
+
+// partial is the lookup's error, as querier.TraceFinder defines it: nil,
+// ErrTooManyRequests when every failed job was refused by the queue, or a
+// *querier.PartialError.
+func partial(errs []error) error {
+	if len(errs) == 0 {
+		return nil
+	}
+	refused := true
+	for _, err := range errs {
+		refused = refused && errors.Is(err, querier.ErrTooManyRequests)
+	}
+	if refused {
+		return errors.Join(errs...)
+	}
+	return &querier.PartialError{Sources: errors.Join(errs...)}
 }
 
 // shardBlocks splits metas into at most n groups of nearly equal size,

@@ -140,7 +140,7 @@ func (a *App) Run(ctx context.Context) error {
 		modOverrides:   {modServer},
 		modIngester:    {modStore, modOverrides},
 		modDistributor: {modOverrides},
-		modQuerier:     {modStore},
+		modQuerier:     {modStore, modOverrides},
 		modCompactor:   {modStore, modOverrides},
 		TargetAll:      {modIngester, modDistributor, modQuerier, modCompactor},
 	}
@@ -262,7 +262,7 @@ func (a *App) initQuerier() (services.Service, error) {
 	q := querier.New(a.cfg.Querier, querier.StoreConfig{
 		BlocklistPoll:   a.cfg.Storage.Trace.BlocklistPoll,
 		BlockCacheBytes: a.cfg.Storage.Trace.Cache.BlockBytes,
-	}, rr, a.pool, a.store, a.logger, a.reg)
+	}, rr, a.pool, a.store, a.overrides, a.logger, a.reg)
 	a.querier = q
 	tenants := tenant.Resolver{MultitenancyEnabled: a.cfg.MultitenancyEnabled}
 	querier.NewHandler(q, tenants).Register(a.mux)
