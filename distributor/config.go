@@ -6,6 +6,9 @@ import (
 	"time"
 )
 
+// DefaultPushTimeout is the push timeout when none is set.
+const DefaultPushTimeout = 5 * time.Second
+
 // Config is the distributor's own part of the `distributor` block (the
 // receivers are configured beside it).
 type Config struct {
@@ -15,6 +18,11 @@ type Config struct {
 	// limiter: how long until the refused request would fit. A tenant's
 	// ingestion.retry_after_on_resource_exhausted override wins over both.
 	RetryAfterOnResourceExhausted time.Duration `yaml:"retry_after_on_resource_exhausted"`
+
+	// PushTimeout bounds the pushes of one request to its ingesters. It is
+	// Tempo's ingester_client.remote_timeout, set by the caller
+	// (0: DefaultPushTimeout).
+	PushTimeout time.Duration `yaml:"-"`
 }
 
 // RegisterFlagsAndApplyDefaults registers the flags under prefix.
@@ -27,6 +35,9 @@ func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 func (c *Config) Validate() error {
 	if c.RetryAfterOnResourceExhausted < 0 {
 		return errors.New("distributor: retry_after_on_resource_exhausted must not be negative")
+	}
+	if c.PushTimeout < 0 {
+		return errors.New("distributor: the push timeout must not be negative")
 	}
 	return nil
 }

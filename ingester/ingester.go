@@ -80,7 +80,7 @@ func New(cfg Config, walCfg WALConfig, blockCfg block.Config, store backend.Back
 		flushNow:  make(chan chan struct{}),
 		ready:     make(chan struct{}),
 	}
-	lc, err := ring.NewLifecycler(cfg.LifecyclerConfig, ing, client.RingName, client.RingKey, false, ing.logger, prometheus.WrapRegistererWithPrefix("rubato_", reg))
+	lc, err := ring.NewLifecycler(cfg.LifecyclerConfig, leaveFlusher{ing}, client.RingName, client.RingKey, cfg.FlushAllOnShutdown, ing.logger, prometheus.WrapRegistererWithPrefix("rubato_", reg))
 	if err != nil {
 		return nil, fmt.Errorf("ingester lifecycler: %w", err)
 	}
@@ -165,10 +165,14 @@ func (ing *Ingester) replay() error {
 func (ing *Ingester) running(ctx context.Context) error {
 	t := time.NewTicker(ing.cfg.FlushCheckPeriod)
 	defer t.Stop()
+	forget := time.NewTicker(ing.cfg.LifecyclerConfig.HeartbeatPeriod)
+	defer forget.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-forget.C:
+			ing.forgetDead(ctx)
 		case <-t.C:
 			ing.tick(ctx, false)
 		case done := <-ing.flushNow:
@@ -374,11 +378,8 @@ func (ing *Ingester) FindTraceByID(ctx context.Context, req *rubatopb.FindTraceB
 	return resp, nil
 }
 
-// Flush cuts every live trace into a block and uploads all blocks, waiting
-// until done or ctx ends.
-func (ing *Ingester) Flush() { _ = ing.FlushAndWait(context.Background()) }
-
-// FlushAndWait is Flush with a context.
+// FlushAndWait cuts every live trace into a block and uploads all blocks,
+// waiting until done or ctx ends. The ingester must be running.
 func (ing *Ingester) FlushAndWait(ctx context.Context) error {
 	done := make(chan struct{})
 	select {
@@ -393,9 +394,6 @@ func (ing *Ingester) FlushAndWait(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
-
-// TransferOut is not supported: data moves through the backend.
-func (ing *Ingester) TransferOut(context.Context) error { return ring.ErrTransferDisabled }
 
 // CheckReady reports whether the ingester accepts pushes.
 func (ing *Ingester) CheckReady(ctx context.Context) error {
