@@ -9,6 +9,14 @@
 // logged with its path (fatal under -config.strict), and a TLS setting it
 // cannot honour stops the start. -help prints the defaults actually applied.
 // /flush and /shutdown change state and take POST only, never cross-origin.
+//
+// Cluster invariants (ring.go): every ring a process joins or reads gets
+// the process's one memberlist KV (dskit's KVInitService), which joins the
+// gossip cluster only if a ring uses kvstore.store: memberlist; the
+// distributor and querier of a process share one ingester ring client and
+// one pool of ingester clients (dskit's ring/client.Pool); the ingester
+// advertises lifecycler.address/port when set and otherwise derives them
+// (lifecyclerConfig) without rewriting the configuration.
 package app
 
 import (
