@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -38,6 +40,9 @@ const (
 	ReasonLiveTraces      = "live_traces_exceeded"
 	ReasonInvalidTraceID  = "invalid_trace_id"
 	ReasonIngesterFailed  = "ingester_unavailable"
+	// ReasonInflightBytes: the distributor held max_inflight_push_bytes
+	// of requests already.
+	ReasonInflightBytes   = "inflight_bytes_limit"
 	ReasonUnknownRejected = "unknown_error"
 )
 
@@ -51,6 +56,8 @@ type Distributor struct {
 	pool      *client.Pool
 	overrides *overrides.Overrides
 	logger    log.Logger
+
+	inflight atomic.Int64 // bytes of requests received and not yet answered
 
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter
@@ -140,6 +147,25 @@ func (d *Distributor) ConsumeRaw(ctx context.Context, body []byte) (int, int64, 
 	split, err := otlpwire.Split(body)
 	if err != nil {
 		return 0, 0, "", status.Error(codes.InvalidArgument, err.Error())
+	}
+	if limit := d.cfg.MaxInflightPushBytes; limit > 0 {
+		size := int64(len(body))
+		n := d.inflight.Add(size)
+		defer d.inflight.Add(-size)
+		if n > limit {
+			d.discard(tenantID, ReasonInflightBytes, split.Total)
+			if size > limit { // can never pass: permanent, as a request over the burst
+				st := status.New(codes.FailedPrecondition, fmt.Sprintf(
+					"REQUEST_TOO_LARGE: request of %d bytes exceeds the distributor's max_inflight_push_bytes (%d) and can never be accepted; %d spans refused, do not retry",
+					size, limit, split.Total))
+				if withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: receiver.ReasonRequestTooLarge, Domain: receiver.ErrorDomain}); err == nil {
+					st = withInfo
+				}
+				return split.Total, 0, "", st.Err()
+			}
+			return split.Total, 0, "", rateLimitedError(fmt.Sprintf(
+				"distributor busy: %d bytes of requests in flight with this one, over max_inflight_push_bytes (%d); retry later", n, limit), time.Second)
+		}
 	}
 	rejected, msg, err := d.consume(ctx, tenantID, len(body), split)
 	return split.Total, rejected, msg, err
