@@ -59,6 +59,7 @@ type Ingester struct {
 	instances   map[string]*instance
 
 	lastFlushErr atomic.Pointer[flushError]
+	inflight     atomic.Int64 // trace bytes of pushes being appended
 
 	flushSem chan struct{}
 	flushWG  sync.WaitGroup
@@ -311,6 +312,17 @@ func (ing *Ingester) PushBytes(ctx context.Context, req *rubatopb.PushBytesReque
 	for _, id := range req.Ids {
 		if len(id) != 16 {
 			return nil, status.Errorf(codes.InvalidArgument, "push: trace id of %d bytes, want 16", len(id))
+		}
+	}
+	if limit := ing.cfg.MaxInflightPushBytes; limit > 0 {
+		var size int64
+		for _, tr := range req.Traces {
+			size += int64(len(tr))
+		}
+		defer ing.inflight.Add(-size)
+		if in := ing.inflight.Add(size); in > limit {
+			ing.metrics.rejectedTraces.WithLabelValues("INFLIGHT_BYTES").Add(float64(n))
+			return nil, status.Errorf(codes.ResourceExhausted, "ingester busy: %d bytes of pushes in flight with this one, over max_inflight_push_bytes (%d)", in, limit)
 		}
 	}
 	inst := ing.getOrCreateInstance(tenantID)

@@ -9,9 +9,12 @@ import (
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/rubatodb/rubato/pkg/backend/inmem"
 	"github.com/rubatodb/rubato/pkg/overrides"
+	"github.com/rubatodb/rubato/pkg/rubatopb"
 )
 
 func ringDesc(t *testing.T, ing *Ingester) *ring.Desc {
@@ -89,4 +92,22 @@ func TestFlushAllOnShutdown(t *testing.T) {
 		require.NoError(t, err, "the block is complete: meta.json written")
 		require.NotContains(t, ringDesc(t, ing).Ingesters, ing.lifecycler.ID, "left the ring")
 	}
+}
+
+// TestInflightPushBytes: a push that would take the ingester over
+// max_inflight_push_bytes is refused with ResourceExhausted and counted,
+// and appends nothing; once the bytes in flight drop, pushes pass.
+func TestInflightPushBytes(t *testing.T) {
+	ing := newTestIngester(t, t.TempDir(), inmem.New(), overrides.Limits{}, func(c *Config) { c.MaxInflightPushBytes = 1000 })
+	ing.inflight.Store(990) // other pushes being appended
+	tid := make([]byte, 16)
+	tid[0] = 9
+	_, err := ing.PushBytes(tenantCtx(), &rubatopb.PushBytesRequest{Ids: [][]byte{tid}, Traces: [][]byte{make([]byte, 20)}, Spans: []uint32{1}})
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	require.EqualValues(t, 990, ing.inflight.Load())
+	require.Zero(t, find(t, ing, 9))
+	ing.inflight.Store(0)
+	pushTrace(t, ing, 9, 2)
+	require.Equal(t, 2, find(t, ing, 9))
+	require.Zero(t, ing.inflight.Load())
 }
