@@ -255,11 +255,11 @@ func TestClusterIngesterKilled(t *testing.T) {
 	srv := minio.Start(t)
 	c := startCluster(t, clusterOptions{Storage: s3Storage(srv, srv.NewBucket(t, "cluster"))})
 	l := startLoad(t, c.distributor, 4)
-	waitAcked(t, l, 200)
+	waitAcked(t, l, 100)
 	victim := c.ingesters[1]
 	victim.kill()
 	before := l.ackedCount()
-	waitAcked(t, l, before+200) // writes keep reaching a quorum
+	waitAcked(t, l, before+100) // writes keep reaching a quorum
 	ids := l.stop(t)
 	c.requireAllExact(t, ids, "one ingester down")
 
@@ -282,11 +282,11 @@ func TestClusterRollingRestart(t *testing.T) {
 	srv := minio.Start(t)
 	c := startCluster(t, clusterOptions{Storage: s3Storage(srv, srv.NewBucket(t, "rolling")), NoCompactor: true})
 	l := startLoad(t, c.distributor, 4)
-	waitAcked(t, l, 100)
+	waitAcked(t, l, 50)
 	for _, ing := range c.ingesters {
 		ing.restart()
 		c.waitActive(t, 3)
-		waitAcked(t, l, l.ackedCount()+50)
+		waitAcked(t, l, l.ackedCount()+30)
 	}
 	ids := l.stop(t)
 	c.requireAllExact(t, ids, "after a rolling restart")
