@@ -37,4 +37,13 @@
 //     holding every trace; progress messages hold no traces, because
 //     Grafana keeps the first copy of a trace it is sent;
 //     gRPC and HTTP/1.1 share the query port (NewHTTPServer, h2c).
+//
+// Query-frontend jobs (jobs.go; the frontend is querier/frontend, the
+// worker querier/worker): RunJob runs one shard of a query for the
+// frontend. The handlers above take a Searcher and a TraceFinder, so the
+// frontend is served by the same code. A job names its blocks by their
+// meta.json (only blocks of the job's tenant are accepted), so it reads
+// exactly what the frontend planned; a trace job's unreadable sources come
+// back as Partial, never as a smaller trace; request errors are gRPC
+// InvalidArgument, which the frontend answers with 400.
 package querier

@@ -11,7 +11,21 @@ import (
 // FrontendConfig is the `query_frontend` YAML block. Only the keys Rubato
 // uses are fields; Tempo's others are warned about and ignored at load.
 type FrontendConfig struct {
-	Search SearchConfig `yaml:"search"`
+	// MaxOutstandingPerTenant bounds the jobs of one tenant waiting for a
+	// querier in the query-frontend; more are refused with 429.
+	MaxOutstandingPerTenant int `yaml:"max_outstanding_per_tenant"`
+	// MaxRetries is how many times the frontend gives a job to another
+	// querier after the one running it went away.
+	MaxRetries int             `yaml:"max_retries"`
+	Search     SearchConfig    `yaml:"search"`
+	TraceByID  TraceByIDConfig `yaml:"trace_by_id"`
+}
+
+// TraceByIDConfig is `query_frontend.trace_by_id`.
+type TraceByIDConfig struct {
+	// QueryShards is how many jobs the frontend splits a lookup's backend
+	// blocks into (plus one job for the ingesters).
+	QueryShards int `yaml:"query_shards"`
 }
 
 // SearchConfig is `query_frontend.search`: defaults and bounds applied to
@@ -29,6 +43,12 @@ type SearchConfig struct {
 	DefaultSpansPerSpanSet uint32 `yaml:"default_spans_per_span_set"`
 	// MaxSpansPerSpanSet bounds spss (0: no bound); more is refused with 400.
 	MaxSpansPerSpanSet uint32 `yaml:"max_spans_per_span_set"`
+	// ConcurrentJobs bounds the jobs of one search the query-frontend has
+	// queued or running at once.
+	ConcurrentJobs int `yaml:"concurrent_jobs"`
+	// TargetBytesPerJob groups backend blocks into frontend search jobs of
+	// about this many bytes (a block is never split).
+	TargetBytesPerJob uint64 `yaml:"target_bytes_per_job"`
 }
 
 // RegisterFlagsAndApplyDefaults registers flags with Tempo's defaults.
@@ -43,6 +63,11 @@ func (c *FrontendConfig) RegisterFlagsAndApplyDefaults(prefix string, f *flag.Fl
 	f.Func(p+"default-spans-per-span-set", "Spans per spanset of a search that sets no spss (default 3).", uintFlag(&s.DefaultSpansPerSpanSet))
 	s.MaxSpansPerSpanSet = 100
 	f.Func(p+"max-spans-per-span-set", "Largest spss a search may ask for; more answers 400. 0: no bound (default 100).", uintFlag(&s.MaxSpansPerSpanSet))
+	f.IntVar(&s.ConcurrentJobs, p+"concurrent-jobs", 1000, "Jobs of one search the query-frontend has queued or running at once.")
+	f.Uint64Var(&s.TargetBytesPerJob, p+"target-bytes-per-job", 100<<20, "The query-frontend groups backend blocks into search jobs of about this many bytes.")
+	f.IntVar(&c.MaxOutstandingPerTenant, prefix+"query-frontend.max-outstanding-per-tenant", 2000, "Jobs of one tenant waiting for a querier in the query-frontend; more answer 429.")
+	f.IntVar(&c.MaxRetries, prefix+"query-frontend.max-retries", 2, "Times the query-frontend gives a job to another querier after the one running it went away.")
+	f.IntVar(&c.TraceByID.QueryShards, prefix+"query-frontend.trace-by-id.query-shards", 50, "Jobs the query-frontend splits a trace lookup's backend blocks into (plus one for the ingesters).")
 }
 
 // Validate checks the config.
@@ -60,6 +85,18 @@ func (c *FrontendConfig) Validate() error {
 	}
 	if s.MaxSpansPerSpanSet != 0 && (s.DefaultSpansPerSpanSet == 0 || s.DefaultSpansPerSpanSet > s.MaxSpansPerSpanSet) {
 		errs = append(errs, fmt.Errorf("query_frontend.search.default_spans_per_span_set (%d) exceeds max_spans_per_span_set (%d)", s.DefaultSpansPerSpanSet, s.MaxSpansPerSpanSet))
+	}
+	if s.ConcurrentJobs < 1 {
+		errs = append(errs, errors.New("query_frontend.search.concurrent_jobs must be at least 1"))
+	}
+	if c.MaxOutstandingPerTenant < 1 {
+		errs = append(errs, errors.New("query_frontend.max_outstanding_per_tenant must be at least 1"))
+	}
+	if c.MaxRetries < 0 {
+		errs = append(errs, errors.New("query_frontend.max_retries must not be negative"))
+	}
+	if c.TraceByID.QueryShards < 1 {
+		errs = append(errs, errors.New("query_frontend.trace_by_id.query_shards must be at least 1"))
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,7 @@
 package querier
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -24,15 +26,32 @@ const (
 	mimeJSON     = "application/json"
 )
 
+// TraceFinder finds a trace by ID, as (*Querier).FindTraceByID does: the
+// combined trace or nil, and a non-nil partial error when a source failed.
+// The query-frontend implements it too.
+type TraceFinder interface {
+	FindTraceByID(ctx context.Context, tenantID string, id [16]byte, tr TimeRange) (*tracev1.TracesData, error)
+}
+
 // Handler serves Tempo's trace-by-ID HTTP API.
 type Handler struct {
-	q       *Querier
+	f       TraceFinder
+	logger  log.Logger
 	tenants tenant.Resolver
 }
 
 // NewHandler returns the HTTP handlers of q.
 func NewHandler(q *Querier, tenants tenant.Resolver) *Handler {
-	return &Handler{q: q, tenants: tenants}
+	logger := log.NewNopLogger()
+	if q != nil {
+		logger = q.logger
+	}
+	return NewTraceHandler(q, tenants, logger)
+}
+
+// NewTraceHandler returns the trace-by-ID HTTP handlers over any finder.
+func NewTraceHandler(f TraceFinder, tenants tenant.Resolver, logger log.Logger) *Handler {
+	return &Handler{f: f, logger: logger, tenants: tenants}
 }
 
 // Register mounts the handlers on mux.
@@ -106,9 +125,13 @@ func (h *Handler) lookup(w http.ResponseWriter, r *http.Request) (td *tracev1.Tr
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return nil, nil, "", false
 	}
-	td, partial = h.q.FindTraceByID(r.Context(), tenantID, id, tr)
+	td, partial = h.f.FindTraceByID(r.Context(), tenantID, id, tr)
+	if td == nil && errors.Is(partial, ErrTooManyRequests) {
+		http.Error(w, partial.Error(), http.StatusTooManyRequests)
+		return nil, nil, "", false
+	}
 	if partial != nil {
-		level.Warn(h.q.logger).Log("msg", "trace lookup incomplete", "tenant", tenantID, "trace", hex.EncodeToString(id[:]), "err", partial)
+		level.Warn(h.logger).Log("msg", "trace lookup incomplete", "tenant", tenantID, "trace", hex.EncodeToString(id[:]), "err", partial)
 	}
 	if filter == nil || td == nil {
 		return td, partial, "", true

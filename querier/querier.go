@@ -21,6 +21,7 @@ import (
 	"github.com/rubatodb/rubato/pkg/blocklist"
 	"github.com/rubatodb/rubato/pkg/model/combine"
 	"github.com/rubatodb/rubato/pkg/rubatopb"
+	"github.com/rubatodb/rubato/querier/worker"
 )
 
 // Config is the `querier` YAML block.
@@ -31,6 +32,8 @@ type Config struct {
 	QueryIngestersTimeout time.Duration `yaml:"query_ingesters_timeout"`
 	// Search configures TraceQL search (search.go).
 	Search SearchExecConfig `yaml:"search"`
+	// FrontendWorker connects this querier to a query-frontend.
+	FrontendWorker worker.Config `yaml:"frontend_worker"`
 }
 
 // RegisterFlagsAndApplyDefaults registers flags.
@@ -38,6 +41,7 @@ func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	f.IntVar(&c.ConcurrentBlockReads, prefix+"querier.concurrent-block-reads", 16, "Backend blocks read at once by one trace lookup.")
 	f.DurationVar(&c.QueryIngestersTimeout, prefix+"querier.query-ingesters-timeout", 10*time.Second, "Timeout of one ingester call.")
 	c.Search.RegisterFlagsAndApplyDefaults(prefix, f)
+	c.FrontendWorker.RegisterFlagsAndApplyDefaults(prefix, f)
 }
 
 // Validate checks the config.
@@ -45,7 +49,7 @@ func (c *Config) Validate() error {
 	if c.ConcurrentBlockReads < 1 {
 		return errors.New("querier: concurrent_block_reads must be at least 1")
 	}
-	return c.Search.Validate()
+	return errors.Join(c.Search.Validate(), c.FrontendWorker.Validate())
 }
 
 // StoreConfig is what the querier needs of `storage.trace`.

@@ -278,6 +278,8 @@ func (a *SearchAPI) fail(w http.ResponseWriter, err error) {
 		http.Error(w, he.msg, he.code)
 	case errors.Is(err, ErrInvalidQuery):
 		http.Error(w, err.Error(), http.StatusBadRequest)
+	case errors.Is(err, ErrTooManyRequests):
+		http.Error(w, err.Error(), http.StatusTooManyRequests)
 	case errors.Is(err, context.Canceled):
 		http.Error(w, "request cancelled", 499)
 	case errors.Is(err, context.DeadlineExceeded):

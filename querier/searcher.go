@@ -12,6 +12,11 @@ import (
 // with the error text.
 var ErrInvalidQuery = errors.New("invalid query")
 
+// ErrTooManyRequests wraps a refusal because a limit on queued work was
+// reached (the query-frontend's max_outstanding_per_tenant): the API
+// answers 429 / ResourceExhausted, and the client may retry later.
+var ErrTooManyRequests = errors.New("too many outstanding requests")
+
 // Searcher runs searches and tag lookups for one tenant. The API layer
 // (SearchAPI, StreamingServer) serves it over HTTP and gRPC; *Querier
 // implements it.

@@ -52,6 +52,8 @@ func (s *StreamingServer) grpcError(err error) error {
 		return status.Error(codes.Internal, he.msg)
 	case errors.Is(err, ErrInvalidQuery):
 		return status.Error(codes.InvalidArgument, err.Error())
+	case errors.Is(err, ErrTooManyRequests):
+		return status.Error(codes.ResourceExhausted, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

@@ -6,6 +6,8 @@
 //
 //	go run ./cmd/rubato-bench -spans 2000000
 //
+// With -soak 30m it runs the soak instead (soak.go).
+//
 // Figures come from the server process (/proc), not from the client.
 package main
 
@@ -18,8 +20,15 @@ import (
 func main() {
 	var cfg config
 	cfg.registerFlags(flag.CommandLine)
+	soak := registerSoakFlags(flag.CommandLine)
 	flag.Parse()
-	if err := run(cfg); err != nil {
+	var err error
+	if soak.duration > 0 {
+		err = runSoak(cfg, soak)
+	} else {
+		err = run(cfg)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "rubato-bench:", err)
 		os.Exit(1)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"time"
 
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/services"
@@ -14,8 +13,9 @@ import (
 
 // listenAdmin opens server.admin_listen_address, if set, for the admin
 // endpoints (/flush, /shutdown, /debug/pprof/), which then leave the HTTP
-// port; its server runs as one more service.
-func (a *App) listenAdmin() error {
+// port; its server runs as one more service, with the HTTP port's
+// timeouts, instrumentation and panic recovery.
+func (a *App) listenAdmin(kit *serverKit) error {
 	addr := a.cfg.Server.AdminListenAddress
 	if addr == "" {
 		return nil
@@ -25,7 +25,7 @@ func (a *App) listenAdmin() error {
 		return fmt.Errorf("admin listen: %w", err)
 	}
 	a.admin = http.NewServeMux()
-	srv := &http.Server{Handler: a.admin, ReadHeaderTimeout: 30 * time.Second}
+	srv := a.cfg.Server.httpServer(&http.Server{Handler: kit.wrapMux(a.admin)})
 	a.receivers = append(a.receivers, services.NewBasicService(nil, func(ctx context.Context) error {
 		level.Info(a.logger).Log("msg", "admin endpoints listening", "addr", lis.Addr())
 		errc := make(chan error, 1)

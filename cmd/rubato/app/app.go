@@ -9,6 +9,9 @@
 // logged with its path (fatal under -config.strict), and a TLS setting it
 // cannot honour stops the start. -help prints the defaults actually applied.
 // /flush and /shutdown change state and take POST only, never cross-origin.
+// Every HTTP and gRPC server of server.go recovers a handler panic (500 /
+// Internal, logged with its stack, counted) and keeps serving, and labels
+// its request metrics by route pattern or gRPC method, never raw path.
 //
 // Cluster invariants (ring.go): every ring a process joins or reads gets
 // the process's one memberlist KV (dskit's KVInitService), which joins the
@@ -27,7 +30,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"runtime"
 
@@ -40,7 +42,6 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health/grpc_health_v1"
@@ -57,6 +58,7 @@ import (
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 	"github.com/rubatodb/rubato/pkg/tenant"
 	"github.com/rubatodb/rubato/querier"
+	"github.com/rubatodb/rubato/querier/frontend"
 )
 
 // Version is Rubato's version, set at build time with -ldflags.
@@ -73,6 +75,8 @@ const (
 	TargetIngester    = "ingester"
 	TargetQuerier     = "querier"
 	TargetCompactor   = "compactor"
+	// TargetQueryFrontend is frontend.go's.
+	TargetQueryFrontend = "query-frontend"
 )
 
 const (
@@ -109,6 +113,7 @@ type App struct {
 	distributor  *distributor.Distributor
 	querier      *querier.Querier
 	compactor    *compactor.Compactor
+	frontend     *frontend.Frontend
 	receivers    []services.Service
 
 	manager *services.Manager
@@ -132,7 +137,8 @@ func (a *App) Run(ctx context.Context) error {
 	mm.RegisterModule(modIngesterRing, a.initIngesterRing, modules.UserInvisibleModule)
 	mm.RegisterModule(modIngester, a.initIngester)
 	mm.RegisterModule(modDistributor, a.initDistributor)
-	mm.RegisterModule(modQuerier, a.initQuerier)
+	mm.RegisterModule(modQuerier, a.initQuerierAndWorker)
+	mm.RegisterModule(modQueryFrontend, a.initQueryFrontend)
 	mm.RegisterModule(modCompactor, a.initCompactor)
 	mm.RegisterModule(TargetAll, nil)
 	deps := map[string][]string{
@@ -146,6 +152,7 @@ func (a *App) Run(ctx context.Context) error {
 		modCompactor:    {modStore, modOverrides},
 		TargetAll:       {modIngester, modDistributor, modQuerier, modCompactor},
 	}
+	deps[modQueryFrontend] = []string{modStore}
 	for m, d := range deps {
 		if err := mm.AddDependency(m, d...); err != nil {
 			return err
@@ -194,51 +201,6 @@ func (a *App) Run(ctx context.Context) error {
 		runErr = errors.Join(runErr, a.pool.Close())
 	}
 	return runErr
-}
-
-// initServer opens the listeners (so ports are known before anything
-// starts) and returns the service that serves them.
-func (a *App) initServer() (services.Service, error) {
-	var err error
-	a.httpLis, err = net.Listen("tcp", net.JoinHostPort(a.cfg.Server.HTTPListenAddress, fmt.Sprint(a.cfg.Server.HTTPListenPort)))
-	if err != nil {
-		return nil, fmt.Errorf("http listen: %w", err)
-	}
-	a.grpcLis, err = net.Listen("tcp", net.JoinHostPort(a.cfg.Server.GRPCListenAddress, fmt.Sprint(a.cfg.Server.GRPCListenPort)))
-	if err != nil {
-		return nil, fmt.Errorf("grpc listen: %w", err)
-	}
-	if err := a.listenAdmin(); err != nil {
-		return nil, err
-	}
-	a.grpcServer = grpc.NewServer(grpc.MaxRecvMsgSize(client.MaxMessageSize), grpc.MaxSendMsgSize(client.MaxMessageSize))
-	a.httpGRPC = grpc.NewServer(grpc.MaxRecvMsgSize(client.MaxMessageSize), grpc.MaxSendMsgSize(client.MaxMessageSize))
-	httpSrv := querier.NewHTTPServer(a.httpGRPC, a.mux)
-	return services.NewBasicService(nil, func(ctx context.Context) error {
-		errc := make(chan error, 2)
-		go func() { errc <- httpSrv.Serve(a.httpLis) }()
-		go func() { errc <- a.grpcServer.Serve(a.grpcLis) }()
-		select {
-		case <-ctx.Done():
-			return nil
-		case err := <-errc:
-			return err
-		}
-	}, func(error) error {
-		// Servers stop last (the manager stops dependants first), so
-		// in-flight requests finish before their handlers go away.
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.GracefulShutdownTimeout)
-		defer cancel()
-		err := httpSrv.Shutdown(shutdownCtx)
-		stopped := make(chan struct{})
-		go func() { a.grpcServer.GracefulStop(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-shutdownCtx.Done():
-			a.grpcServer.Stop()
-		}
-		return err
-	}), nil
 }
 
 func (a *App) initOverrides() (services.Service, error) {
@@ -327,15 +289,12 @@ func (a *App) registerHTTP() {
 	m := a.mux
 	m.HandleFunc("GET /api/echo", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("echo")) })
 	m.HandleFunc("GET /ready", a.ready)
-	m.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	m.HandleFunc("GET /api/status/buildinfo", a.buildInfo)
 	m.HandleFunc("GET /status/buildinfo", a.buildInfo)
 	m.HandleFunc("GET /status/config", a.statusConfig)
 	m.HandleFunc("GET /status/version", a.buildInfo)
 	adm := a.adminMux() // the HTTP port, or server.admin_listen_address
-	adm.HandleFunc("GET /debug/pprof/", pprof.Index)
-	adm.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	adm.HandleFunc("GET /debug/pprof/heap", pprof.Index)
+	a.registerInstrumentation(adm)
 	if a.ingester != nil {
 		// State-changing endpoints: POST only (any other method gets 405),
 		// and never from a browser on another origin (403), so a link or a

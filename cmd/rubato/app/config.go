@@ -53,21 +53,6 @@ type Config struct {
 	strict bool
 }
 
-// ServerConfig is the `server` block.
-type ServerConfig struct {
-	HTTPListenAddress string `yaml:"http_listen_address"`
-	HTTPListenPort    int    `yaml:"http_listen_port"`
-	GRPCListenAddress string `yaml:"grpc_listen_address"`
-	GRPCListenPort    int    `yaml:"grpc_listen_port"`
-	LogLevel          string `yaml:"log_level"`
-	LogFormat         string `yaml:"log_format"`
-	// GracefulShutdownTimeout bounds how long stopping may take.
-	GracefulShutdownTimeout time.Duration `yaml:"graceful_shutdown_timeout"`
-	// AdminListenAddress (host:port), when set, serves /flush, /shutdown
-	// and /debug/pprof/ there instead of on the HTTP port.
-	AdminListenAddress string `yaml:"admin_listen_address"`
-}
-
 // DistributorConfig is the `distributor` block.
 type DistributorConfig struct {
 	Receivers ReceiversConfig `yaml:"receivers"`
@@ -115,16 +100,9 @@ func (c *Config) Targets() []string {
 
 // RegisterFlagsAndApplyDefaults registers every flag with its default.
 func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
-	f.StringVar(&c.Target, "target", "all", "Components to run: all, distributor, ingester, querier, compactor, or a comma-separated list of them.")
+	f.StringVar(&c.Target, "target", "all", "Components to run: all, distributor, ingester, querier, query-frontend, compactor, or a comma-separated list of them.")
 	f.BoolVar(&c.MultitenancyEnabled, "multitenancy.enabled", false, "Require X-Scope-OrgID; when off every request belongs to single-tenant.")
-	f.StringVar(&c.Server.HTTPListenAddress, "server.http-listen-address", "", "HTTP listen address (empty: all interfaces).")
-	f.IntVar(&c.Server.HTTPListenPort, "server.http-listen-port", 3200, "HTTP listen port (query API, /ready, /metrics).")
-	f.StringVar(&c.Server.GRPCListenAddress, "server.grpc-listen-address", "", "gRPC listen address (empty: all interfaces).")
-	f.IntVar(&c.Server.GRPCListenPort, "server.grpc-listen-port", 9095, "gRPC listen port (internal API).")
-	f.StringVar(&c.Server.LogLevel, "log.level", "info", "Log level: debug, info, warn, error.")
-	f.StringVar(&c.Server.LogFormat, "log.format", "logfmt", "Log format: logfmt or json.")
-	f.DurationVar(&c.Server.GracefulShutdownTimeout, "server.graceful-shutdown-timeout", 10*time.Second, "Longest time stopping may take.")
-	f.StringVar(&c.Server.AdminListenAddress, "server.admin-listen-address", "", "host:port serving /flush, /shutdown and /debug/pprof/ instead of the HTTP port (empty: the HTTP port).")
+	c.Server.RegisterFlagsAndApplyDefaults(f)
 	c.Distributor.Receivers.RegisterFlagsAndApplyDefaults("distributor.receivers.", f)
 	c.Distributor.Config.RegisterFlagsAndApplyDefaults("distributor.", f)
 	c.Ingester.RegisterFlagsAndApplyDefaults("", f)
@@ -148,9 +126,9 @@ func (c *Config) Validate() error {
 	var errs []error
 	for _, t := range c.Targets() {
 		switch t {
-		case TargetAll, TargetDistributor, TargetIngester, TargetQuerier, TargetCompactor:
+		case TargetAll, TargetDistributor, TargetIngester, TargetQuerier, TargetCompactor, TargetQueryFrontend:
 		default:
-			errs = append(errs, fmt.Errorf("target %q: want all, distributor, ingester, querier or compactor, or a comma-separated list of them", t))
+			errs = append(errs, fmt.Errorf("target %q: want all, distributor, ingester, querier, query-frontend or compactor, or a comma-separated list of them", t))
 		}
 	}
 	switch c.Storage.Trace.Backend {
@@ -182,7 +160,7 @@ func (c *Config) Validate() error {
 			g, c.Ingester.FlushOpTimeout))
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Distributor.Receivers, &c.Distributor.Config, &c.Ingester, &c.IngesterClient, &c.MemberlistKV, &c.Querier, &c.QueryFrontend, &c.Compactor, &c.Storage.Trace.WAL, &c.Storage.Trace.Block, &c.Overrides,
+		&c.Server, &c.Distributor.Receivers, &c.Distributor.Config, &c.Ingester, &c.IngesterClient, &c.MemberlistKV, &c.Querier, &c.QueryFrontend, &c.Compactor, &c.Storage.Trace.WAL, &c.Storage.Trace.Block, &c.Overrides,
 	} {
 		errs = append(errs, v.Validate())
 	}

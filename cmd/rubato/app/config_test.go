@@ -177,13 +177,17 @@ func TestQueryFrontendSearchConfig(t *testing.T) {
 
 	cfg, logs := load(t, tempoGuideConfig+`
 query_frontend:
-  max_outstanding_per_tenant: 2000
+  max_outstanding_per_tenant: 300
+  max_retries: 5
   search:
     default_result_limit: 50
     max_result_limit: 500
     max_duration: 24h
     max_spans_per_span_set: 20
-    concurrent_jobs: 1000
+    concurrent_jobs: 40
+    query_backend_after: 15m
+  trace_by_id:
+    query_shards: 7
 `, "-query-frontend.search.max-result-limit=400")
 	require.NoError(t, cfg.Validate())
 	s = cfg.QueryFrontend.Search
@@ -191,9 +195,15 @@ query_frontend:
 	require.Equal(t, uint32(400), s.MaxResultLimit, "a flag wins over the file")
 	require.Equal(t, 24*time.Hour, s.MaxDuration)
 	require.Equal(t, uint32(20), s.MaxSpansPerSpanSet)
-	// Tempo keys Rubato does not use are warnings, at either level.
-	require.Contains(t, logs, "max_outstanding_per_tenant")
-	require.Contains(t, logs, "concurrent_jobs")
+	// The query-frontend's keys (querier/frontend).
+	require.Equal(t, 300, cfg.QueryFrontend.MaxOutstandingPerTenant)
+	require.Equal(t, 5, cfg.QueryFrontend.MaxRetries)
+	require.Equal(t, 40, s.ConcurrentJobs)
+	require.Equal(t, uint64(100<<20), s.TargetBytesPerJob, "Tempo's default")
+	require.Equal(t, 7, cfg.QueryFrontend.TraceByID.QueryShards)
+	require.NotContains(t, logs, "max_outstanding_per_tenant")
+	// Tempo keys Rubato does not use are warnings.
+	require.Contains(t, logs, "query_backend_after")
 
 	cfg, _ = load(t, tempoGuideConfig+`
 query_frontend:

@@ -110,7 +110,7 @@ func TestIgnoredTempoKeysStayWarnings(t *testing.T) {
 usage_report:
   reporting_enabled: false
 server:
-  grpc_server_max_recv_msg_size: 4194304
+  log_source_ips_enabled: true
 distributor:
   log_received_spans:
     enabled: true
@@ -129,7 +129,7 @@ distributor:
 		cfg, logs, err := loadArgs(t, doc, args...)
 		require.NoError(t, err, args)
 		require.NoError(t, cfg.Validate())
-		for _, p := range []string{"stream_over_http_enabled", "usage_report", "server.grpc_server_max_recv_msg_size",
+		for _, p := range []string{"stream_over_http_enabled", "usage_report", "server.log_source_ips_enabled",
 			"distributor.log_received_spans", "distributor.receivers.otlp.protocols.grpc.tls.reload_interval"} {
 			require.Contains(t, logs, "key="+p+" ", logs)
 		}

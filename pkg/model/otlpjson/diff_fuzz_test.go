@@ -48,6 +48,8 @@ var diffSeeds = []string{
 	`{"resourceSpans":[{"scopeSpans":[{"spans":[null]}]}]}`,
 	`{"resourceSpans":[{"resource":{"attributes":[null]}}]}`,
 	`{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_FOO"}]}]}]}`,
+	`{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":2147483648}]}]}]}`, // out of int32: refused by both
+	`{"resourceSpans":[{"scopeSpans":[{"spans":[{"status":{"code":-2147483649}}]}]}]}`,
 	`{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"1e3","endTimeUnixNano":1.0}]}]}]}`,
 	`{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":{"boolValue":"true"}}]}}]}`,
 	`{"resourceSpans":[{"scopeSpans":[{"spans":[{"flags":-1}]}]}]}`,
