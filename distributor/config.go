@@ -6,6 +6,9 @@ import (
 	"time"
 )
 
+// DefaultPushTimeout is the push timeout when none is set.
+const DefaultPushTimeout = 5 * time.Second
+
 // Config is the distributor's own part of the `distributor` block (the
 // receivers are configured beside it).
 type Config struct {
@@ -15,18 +18,37 @@ type Config struct {
 	// limiter: how long until the refused request would fit. A tenant's
 	// ingestion.retry_after_on_resource_exhausted override wins over both.
 	RetryAfterOnResourceExhausted time.Duration `yaml:"retry_after_on_resource_exhausted"`
+
+	// MaxInflightPushBytes bounds the bytes of requests this distributor
+	// holds at once, received and not yet answered (0: no bound). A
+	// request over it is refused with ResourceExhausted (HTTP 429) and
+	// RetryInfo (1s), or FailedPrecondition (HTTP 413) if it alone is
+	// larger; its spans are counted under reason inflight_bytes_limit.
+	MaxInflightPushBytes int64 `yaml:"max_inflight_push_bytes"`
+
+	// PushTimeout bounds the pushes of one request to its ingesters. It is
+	// Tempo's ingester_client.remote_timeout, set by the caller
+	// (0: DefaultPushTimeout).
+	PushTimeout time.Duration `yaml:"-"`
 }
 
 // RegisterFlagsAndApplyDefaults registers the flags under prefix.
 func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	f.DurationVar(&c.RetryAfterOnResourceExhausted, prefix+"retry-after-on-resource-exhausted", 0,
 		"Retry delay sent with rate-limit refusals (gRPC RetryInfo, HTTP Retry-After); 0 computes it from the tenant's rate limiter.")
+	f.Int64Var(&c.MaxInflightPushBytes, prefix+"max-inflight-push-bytes", 0, "Bytes of requests held at once, received and not yet answered; more are refused with 429 / RESOURCE_EXHAUSTED (0: no bound).")
 }
 
 // Validate checks the config.
 func (c *Config) Validate() error {
 	if c.RetryAfterOnResourceExhausted < 0 {
 		return errors.New("distributor: retry_after_on_resource_exhausted must not be negative")
+	}
+	if c.MaxInflightPushBytes < 0 {
+		return errors.New("distributor: max_inflight_push_bytes must not be negative")
+	}
+	if c.PushTimeout < 0 {
+		return errors.New("distributor: the push timeout must not be negative")
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"golang.org/x/time/rate"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -38,6 +40,9 @@ const (
 	ReasonLiveTraces      = "live_traces_exceeded"
 	ReasonInvalidTraceID  = "invalid_trace_id"
 	ReasonIngesterFailed  = "ingester_unavailable"
+	// ReasonInflightBytes: the distributor held max_inflight_push_bytes
+	// of requests already.
+	ReasonInflightBytes   = "inflight_bytes_limit"
 	ReasonUnknownRejected = "unknown_error"
 )
 
@@ -47,10 +52,12 @@ type Distributor struct {
 	services.Service
 
 	cfg       Config
-	ring      *ring.Ring
+	ring      ring.ReadRing
 	pool      *client.Pool
 	overrides *overrides.Overrides
 	logger    log.Logger
+
+	inflight atomic.Int64 // bytes of requests received and not yet answered
 
 	limitersMu sync.Mutex
 	limiters   map[string]*rate.Limiter
@@ -59,9 +66,6 @@ type Distributor struct {
 	receivedBytes  *prometheus.CounterVec
 	discardedSpans *prometheus.CounterVec
 	pushDuration   prometheus.Histogram
-
-	subservices *services.Manager
-	watcher     *services.FailureWatcher
 }
 
 var (
@@ -69,11 +73,15 @@ var (
 	_ receiver.RawConsumer = (*Distributor)(nil)
 )
 
-// New builds a distributor reading the ingester ring described by ringCfg.
-func New(cfg Config, ringCfg ring.Config, ov *overrides.Overrides, pool *client.Pool, logger log.Logger, reg prometheus.Registerer) (*Distributor, error) {
-	r, err := ring.New(ringCfg, client.RingName, client.RingKey, logger, prometheus.WrapRegistererWithPrefix("rubato_", reg))
-	if err != nil {
-		return nil, fmt.Errorf("ingester ring client: %w", err)
+// New builds a distributor pushing to the ingesters of r through pool.
+// The caller runs r and pool (they are shared with the querier of the same
+// process).
+func New(cfg Config, r ring.ReadRing, ov *overrides.Overrides, pool *client.Pool, logger log.Logger, reg prometheus.Registerer) (*Distributor, error) {
+	if r == nil || pool == nil {
+		return nil, errors.New("distributor: an ingester ring and a client pool are required")
+	}
+	if cfg.PushTimeout == 0 {
+		cfg.PushTimeout = DefaultPushTimeout
 	}
 	d := &Distributor{
 		cfg: cfg, ring: r, pool: pool, overrides: ov,
@@ -86,41 +94,14 @@ func New(cfg Config, ringCfg ring.Config, ov *overrides.Overrides, pool *client.
 		discardedSpans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rubato_discarded_spans_total", Help: "Spans refused, each counted once, by tenant and reason; the client was told."}, []string{"tenant", "reason"}),
 		pushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "rubato_distributor_push_duration_seconds", Help: "Time to push a request to its ingesters.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8)}),
+			Name: "rubato_distributor_push_duration_seconds", Help: "Time to push a request to a quorum of its ingesters.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8)}),
 	}
 	if reg != nil {
 		reg.MustRegister(d.receivedSpans, d.receivedBytes, d.discardedSpans, d.pushDuration)
 	}
-	d.Service = services.NewBasicService(d.starting, d.running, d.stopping)
+	d.Service = services.NewIdleService(nil, nil)
 	return d, nil
 }
-
-func (d *Distributor) starting(ctx context.Context) error {
-	var err error
-	d.subservices, err = services.NewManager(d.ring)
-	if err != nil {
-		return err
-	}
-	d.watcher = services.NewFailureWatcher()
-	d.watcher.WatchManager(d.subservices)
-	return services.StartManagerAndAwaitHealthy(ctx, d.subservices)
-}
-
-func (d *Distributor) running(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return nil
-	case err := <-d.watcher.Chan():
-		return fmt.Errorf("distributor subservice failed: %w", err)
-	}
-}
-
-func (d *Distributor) stopping(_ error) error {
-	return services.StopManagerAndAwaitStopped(context.Background(), d.subservices)
-}
-
-// Ring exposes the ingester ring (for /distributor/ring and readiness).
-func (d *Distributor) Ring() *ring.Ring { return d.ring }
 
 func (d *Distributor) limiter(tenantID string, lim *overrides.Limits) *rate.Limiter {
 	d.limitersMu.Lock()
@@ -166,6 +147,25 @@ func (d *Distributor) ConsumeRaw(ctx context.Context, body []byte) (int, int64, 
 	split, err := otlpwire.Split(body)
 	if err != nil {
 		return 0, 0, "", status.Error(codes.InvalidArgument, err.Error())
+	}
+	if limit := d.cfg.MaxInflightPushBytes; limit > 0 {
+		size := int64(len(body))
+		n := d.inflight.Add(size)
+		defer d.inflight.Add(-size)
+		if n > limit {
+			d.discard(tenantID, ReasonInflightBytes, split.Total)
+			if size > limit { // can never pass: permanent, as a request over the burst
+				st := status.New(codes.FailedPrecondition, fmt.Sprintf(
+					"REQUEST_TOO_LARGE: request of %d bytes exceeds the distributor's max_inflight_push_bytes (%d) and can never be accepted; %d spans refused, do not retry",
+					size, limit, split.Total))
+				if withInfo, err := st.WithDetails(&errdetails.ErrorInfo{Reason: receiver.ReasonRequestTooLarge, Domain: receiver.ErrorDomain}); err == nil {
+					st = withInfo
+				}
+				return split.Total, 0, "", st.Err()
+			}
+			return split.Total, 0, "", rateLimitedError(fmt.Sprintf(
+				"distributor busy: %d bytes of requests in flight with this one, over max_inflight_push_bytes (%d); retry later", n, limit), time.Second)
+		}
 	}
 	rejected, msg, err := d.consume(ctx, tenantID, len(body), split)
 	return split.Total, rejected, msg, err
@@ -247,8 +247,14 @@ func reasonText(reason string, lim *overrides.Limits) string {
 	return "ingester refused the trace"
 }
 
-// push sends every fragment to its replicas and returns per-fragment
-// reasons (a fragment is reported refused if any replica refused it).
+// push sends every fragment to its replicas and returns once each fragment
+// is in the WAL of a quorum of them, with per-fragment reasons (a fragment
+// is reported refused if a replica that answered by then refused it).
+//
+// The pushes run on a context detached from the client's, bounded by
+// PushTimeout: a replica slower than the quorum still receives the write
+// after the client has its answer, so a trace normally lands on all its
+// replicas, not just on a quorum.
 func (d *Distributor) push(ctx context.Context, tenantID string, split *otlpwire.Result) ([]rubatopb.PushErrorReason, error) {
 	start := time.Now()
 	defer func() { d.pushDuration.Observe(time.Since(start).Seconds()) }()
@@ -259,8 +265,9 @@ func (d *Distributor) push(ctx context.Context, tenantID string, split *otlpwire
 	}
 	reasons := make([]rubatopb.PushErrorReason, len(frags))
 	var mu sync.Mutex
-	pushCtx := client.WithTenant(ctx, tenantID)
-	err := ring.DoBatchWithOptions(pushCtx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idx []int) error {
+	pushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.PushTimeout)
+	pushCtx = client.WithTenant(pushCtx, tenantID)
+	err := ring.DoBatchWithOptions(ctx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idx []int) error {
 		c, err := d.pool.Get(inst.Addr)
 		if err != nil {
 			return err
@@ -275,7 +282,7 @@ func (d *Distributor) push(ctx context.Context, tenantID string, split *otlpwire
 		}
 		resp, err := c.PushBytes(pushCtx, req)
 		if err != nil {
-			return err
+			return fmt.Errorf("ingester %s: %w", inst.Addr, err)
 		}
 		if len(resp.ErrorsByTrace) == len(idx) {
 			mu.Lock()
@@ -287,18 +294,23 @@ func (d *Distributor) push(ctx context.Context, tenantID string, split *otlpwire
 			mu.Unlock()
 		}
 		return nil
-	}, ring.DoBatchOptions{IsClientError: func(error) bool { return false }})
+	}, ring.DoBatchOptions{Cleanup: cancel, IsClientError: func(error) bool { return false }})
 	if err != nil {
 		level.Warn(d.logger).Log("msg", "push to ingesters failed", "tenant", tenantID, "err", err)
 		if s, ok := status.FromError(err); ok && s.Code() == codes.InvalidArgument {
 			return nil, err
 		}
 		if errors.Is(err, ring.ErrEmptyRing) || errors.Is(err, ring.ErrTooManyUnhealthyInstances) {
-			return nil, status.Errorf(codes.Unavailable, "no ingesters available: %v", err)
+			return nil, status.Errorf(codes.Unavailable, "no quorum of ingesters available: %v", err)
 		}
-		return nil, status.Errorf(codes.Unavailable, "push to ingesters: %v", err)
+		return nil, status.Errorf(codes.Unavailable, "push to ingesters (no quorum): %v", err)
 	}
-	return reasons, nil
+	// Replicas slower than the quorum may still be answering: read the
+	// reasons under the lock, as they write them.
+	mu.Lock()
+	out := append([]rubatopb.PushErrorReason(nil), reasons...)
+	mu.Unlock()
+	return out, nil
 }
 
 // tokenFor hashes a trace onto the ring: FNV-1a over tenant and trace ID,

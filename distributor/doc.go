@@ -5,7 +5,11 @@
 // Invariants:
 //   - A request is answered with success only after every accepted span is
 //     in the WAL of a quorum of its replicas (ring.DoBatch with
-//     ring.WriteNoExtend).
+//     ring.WriteNoExtend: 2 of 3 with replication factor 3). Without a
+//     quorum it fails with Unavailable (HTTP 503), which clients retry.
+//   - Pushes to ingesters run on a context detached from the client's and
+//     bounded by the push timeout (ingester_client.remote_timeout), so a
+//     replica slower than the quorum still receives the write.
 //   - No span is dropped silently: every refused span is reported to the
 //     client (an error, or an OTLP partial success with the count and the
 //     reason) and counted exactly once in rubato_discarded_spans_total.

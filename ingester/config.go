@@ -24,6 +24,20 @@ type Config struct {
 	// FlushRetryMaxBackoff caps the delay between attempts to flush a block
 	// whose upload failed; attempts never stop while the ingester runs.
 	FlushRetryMaxBackoff time.Duration `yaml:"flush_retry_max_backoff"`
+	// FlushAllOnShutdown (Tempo's key) uploads every trace the ingester
+	// holds while it leaves the ring on a clean stop, for an ingester that
+	// will not come back (scale-down). Off, the WAL keeps them and a
+	// restart replays it; replicas answer for them meanwhile.
+	FlushAllOnShutdown bool `yaml:"flush_all_on_shutdown"`
+	// AutoForgetUnhealthyPeriods removes from the ring an instance whose
+	// last heartbeat is older than this many heartbeat timeouts (0: never),
+	// so an ingester that died without leaving stops counting as a replica.
+	AutoForgetUnhealthyPeriods int `yaml:"auto_forget_unhealthy_periods"`
+	// MaxInflightPushBytes bounds the trace bytes of pushes being appended
+	// at once (0: no bound); a push over it is refused with
+	// ResourceExhausted, which the distributor counts as this replica
+	// failing (the others can still make the quorum).
+	MaxInflightPushBytes int64 `yaml:"max_inflight_push_bytes"`
 	// BlockCacheBytes bounds the in-memory cache of bloom shards and Parquet
 	// footers of the ingester's local complete blocks.
 	BlockCacheBytes int64 `yaml:"block_cache_bytes"`
@@ -46,6 +60,9 @@ func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	f.DurationVar(&c.FlushOpTimeout, prefix+"ingester.flush-op-timeout", 5*time.Minute, "Timeout of one block upload.")
 	f.IntVar(&c.ConcurrentFlushes, prefix+"ingester.concurrent-flushes", 4, "Blocks uploaded at once.")
 	f.DurationVar(&c.FlushRetryMaxBackoff, prefix+"ingester.flush-retry-max-backoff", time.Minute, "Longest wait between attempts to upload a block.")
+	f.BoolVar(&c.FlushAllOnShutdown, prefix+"ingester.flush-all-on-shutdown", false, "On a clean stop, upload every trace held before leaving the ring (otherwise the WAL keeps them for the next start).")
+	f.IntVar(&c.AutoForgetUnhealthyPeriods, prefix+"ingester.auto-forget-unhealthy-periods", 10, "Remove from the ring an instance whose last heartbeat is older than this many heartbeat timeouts (0: never).")
+	f.Int64Var(&c.MaxInflightPushBytes, prefix+"ingester.max-inflight-push-bytes", 0, "Trace bytes of pushes appended at once; more are refused with RESOURCE_EXHAUSTED (0: no bound).")
 	f.Int64Var(&c.BlockCacheBytes, prefix+"ingester.block-cache-bytes", 64<<20, "Size of the cache of bloom shards and Parquet footers of local blocks.")
 }
 
@@ -63,6 +80,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ConcurrentFlushes < 1 {
 		errs = append(errs, fmt.Errorf("ingester: concurrent_flushes %d < 1", c.ConcurrentFlushes))
+	}
+	if c.MaxInflightPushBytes < 0 {
+		errs = append(errs, errors.New("ingester: max_inflight_push_bytes must not be negative"))
+	}
+	if c.AutoForgetUnhealthyPeriods < 0 {
+		errs = append(errs, errors.New("ingester: auto_forget_unhealthy_periods must not be negative"))
 	}
 	if c.CompleteBlockTimeout < 0 {
 		errs = append(errs, errors.New("ingester: complete_block_timeout must not be negative"))

@@ -59,4 +59,11 @@
 //     truncated. Without that proof (no mark, meta.json missing, backend
 //     unreachable) the fragments are replayed and the block is uploaded
 //     again, which queries and compaction deduplicate by span ID.
+//   - Ring lifecycle (lifecycle.go, dskit's Lifecycler): the ingester joins
+//     the ring only after its WAL is replayed, heartbeats while it runs, and
+//     on a clean stop refuses pushes, goes LEAVING, uploads everything it
+//     holds if flush_all_on_shutdown is set (else its WAL keeps it for the
+//     next start), and leaves the ring. Instances whose heartbeat is older
+//     than auto_forget_unhealthy_periods heartbeat timeouts are removed
+//     from the ring, so a dead ingester stops counting as a replica.
 package ingester

@@ -59,6 +59,7 @@ type Ingester struct {
 	instances   map[string]*instance
 
 	lastFlushErr atomic.Pointer[flushError]
+	inflight     atomic.Int64 // trace bytes of pushes being appended
 
 	flushSem chan struct{}
 	flushWG  sync.WaitGroup
@@ -80,7 +81,7 @@ func New(cfg Config, walCfg WALConfig, blockCfg block.Config, store backend.Back
 		flushNow:  make(chan chan struct{}),
 		ready:     make(chan struct{}),
 	}
-	lc, err := ring.NewLifecycler(cfg.LifecyclerConfig, ing, client.RingName, client.RingKey, false, ing.logger, prometheus.WrapRegistererWithPrefix("rubato_", reg))
+	lc, err := ring.NewLifecycler(cfg.LifecyclerConfig, leaveFlusher{ing}, client.RingName, client.RingKey, cfg.FlushAllOnShutdown, ing.logger, prometheus.WrapRegistererWithPrefix("rubato_", reg))
 	if err != nil {
 		return nil, fmt.Errorf("ingester lifecycler: %w", err)
 	}
@@ -165,10 +166,14 @@ func (ing *Ingester) replay() error {
 func (ing *Ingester) running(ctx context.Context) error {
 	t := time.NewTicker(ing.cfg.FlushCheckPeriod)
 	defer t.Stop()
+	forget := time.NewTicker(ing.cfg.LifecyclerConfig.HeartbeatPeriod)
+	defer forget.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-forget.C:
+			ing.forgetDead(ctx)
 		case <-t.C:
 			ing.tick(ctx, false)
 		case done := <-ing.flushNow:
@@ -309,6 +314,17 @@ func (ing *Ingester) PushBytes(ctx context.Context, req *rubatopb.PushBytesReque
 			return nil, status.Errorf(codes.InvalidArgument, "push: trace id of %d bytes, want 16", len(id))
 		}
 	}
+	if limit := ing.cfg.MaxInflightPushBytes; limit > 0 {
+		var size int64
+		for _, tr := range req.Traces {
+			size += int64(len(tr))
+		}
+		defer ing.inflight.Add(-size)
+		if in := ing.inflight.Add(size); in > limit {
+			ing.metrics.rejectedTraces.WithLabelValues("INFLIGHT_BYTES").Add(float64(n))
+			return nil, status.Errorf(codes.ResourceExhausted, "ingester busy: %d bytes of pushes in flight with this one, over max_inflight_push_bytes (%d)", in, limit)
+		}
+	}
 	inst := ing.getOrCreateInstance(tenantID)
 	reasons := make([]rubatopb.PushErrorReason, n)
 	// Admission and append are atomic per tenant: reserve takes what the
@@ -374,11 +390,8 @@ func (ing *Ingester) FindTraceByID(ctx context.Context, req *rubatopb.FindTraceB
 	return resp, nil
 }
 
-// Flush cuts every live trace into a block and uploads all blocks, waiting
-// until done or ctx ends.
-func (ing *Ingester) Flush() { _ = ing.FlushAndWait(context.Background()) }
-
-// FlushAndWait is Flush with a context.
+// FlushAndWait cuts every live trace into a block and uploads all blocks,
+// waiting until done or ctx ends. The ingester must be running.
 func (ing *Ingester) FlushAndWait(ctx context.Context) error {
 	done := make(chan struct{})
 	select {
@@ -393,9 +406,6 @@ func (ing *Ingester) FlushAndWait(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
-
-// TransferOut is not supported: data moves through the backend.
-func (ing *Ingester) TransferOut(context.Context) error { return ring.ErrTransferDisabled }
 
 // CheckReady reports whether the ingester accepts pushes.
 func (ing *Ingester) CheckReady(ctx context.Context) error {

@@ -42,7 +42,7 @@ func (f *flakyBackend) Put(ctx context.Context, key string, r io.Reader, size in
 	return f.Backend.Put(ctx, key, r, size)
 }
 
-func newTestIngester(t testing.TB, dir string, store backend.Backend, limits overrides.Limits) *Ingester {
+func newTestIngester(t testing.TB, dir string, store backend.Backend, limits overrides.Limits, mods ...func(*Config)) *Ingester {
 	t.Helper()
 	var cfg Config
 	f := flag.NewFlagSet("", flag.PanicOnError)
@@ -52,6 +52,9 @@ func newTestIngester(t testing.TB, dir string, store backend.Backend, limits ove
 	cfg.TraceIdlePeriod = time.Hour
 	cfg.FlushCheckPeriod = time.Hour // tests drive ticks themselves
 	cfg.FlushRetryMaxBackoff = time.Millisecond
+	for _, m := range mods {
+		m(&cfg)
+	}
 	var walCfg WALConfig
 	walCfg.RegisterFlagsAndApplyDefaults("", f)
 	walCfg.Dir = dir

@@ -12,6 +12,14 @@
 // Every HTTP and gRPC server of server.go recovers a handler panic (500 /
 // Internal, logged with its stack, counted) and keeps serving, and labels
 // its request metrics by route pattern or gRPC method, never raw path.
+//
+// Cluster invariants (ring.go): every ring a process joins or reads gets
+// the process's one memberlist KV (dskit's KVInitService), which joins the
+// gossip cluster only if a ring uses kvstore.store: memberlist; the
+// distributor and querier of a process share one ingester ring client and
+// one pool of ingester clients (dskit's ring/client.Pool); the ingester
+// advertises lifecycler.address/port when set and otherwise derives them
+// (lifecyclerConfig) without rewriting the configuration.
 package app
 
 import (
@@ -27,6 +35,8 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"github.com/grafana/dskit/grpcutil"
+	"github.com/grafana/dskit/kv/memberlist"
 	"github.com/grafana/dskit/modules"
 	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
@@ -34,6 +44,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/rubatodb/rubato/compactor"
 	"github.com/rubatodb/rubato/distributor"
@@ -93,15 +104,17 @@ type App struct {
 	httpLis  net.Listener
 	grpcLis  net.Listener
 
-	overrides   *overrides.Overrides
-	store       backend.Backend
-	pool        *client.Pool
-	ingester    *ingester.Ingester
-	distributor *distributor.Distributor
-	querier     *querier.Querier
-	compactor   *compactor.Compactor
-	frontend    *frontend.Frontend
-	receivers   []services.Service
+	overrides    *overrides.Overrides
+	store        backend.Backend
+	memberlistKV *memberlist.KVInitService
+	ingesterRing *ring.Ring
+	pool         *client.Pool // clients of ingesters; with ingesterRing
+	ingester     *ingester.Ingester
+	distributor  *distributor.Distributor
+	querier      *querier.Querier
+	compactor    *compactor.Compactor
+	frontend     *frontend.Frontend
+	receivers    []services.Service
 
 	manager *services.Manager
 }
@@ -110,16 +123,7 @@ type App struct {
 func New(cfg *Config, logger log.Logger) (*App, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a := &App{cfg: cfg, logger: logger, reg: reg, mux: http.NewServeMux(), pool: client.NewPool()}
-	if cfg.Ingester.LifecyclerConfig.Addr == "" {
-		// Never advertise a guessed interface address: loopback unless told.
-		cfg.Ingester.LifecyclerConfig.Addr = "127.0.0.1"
-	}
-	if cfg.Ingester.LifecyclerConfig.Port == 0 {
-		// As its flag says: 0 advertises the gRPC listen port.
-		cfg.Ingester.LifecyclerConfig.Port = cfg.Server.GRPCListenPort
-	}
-	return a, nil
+	return &App{cfg: cfg, logger: logger, reg: reg, mux: http.NewServeMux()}, nil
 }
 
 // Run starts every module of the target and blocks until ctx ends or a
@@ -129,6 +133,8 @@ func (a *App) Run(ctx context.Context) error {
 	mm.RegisterModule(modServer, a.initServer, modules.UserInvisibleModule)
 	mm.RegisterModule(modOverrides, a.initOverrides, modules.UserInvisibleModule)
 	mm.RegisterModule(modStore, a.initStore, modules.UserInvisibleModule)
+	mm.RegisterModule(modMemberlistKV, a.initMemberlistKV, modules.UserInvisibleModule)
+	mm.RegisterModule(modIngesterRing, a.initIngesterRing, modules.UserInvisibleModule)
 	mm.RegisterModule(modIngester, a.initIngester)
 	mm.RegisterModule(modDistributor, a.initDistributor)
 	mm.RegisterModule(modQuerier, a.initQuerierAndWorker)
@@ -136,13 +142,15 @@ func (a *App) Run(ctx context.Context) error {
 	mm.RegisterModule(modCompactor, a.initCompactor)
 	mm.RegisterModule(TargetAll, nil)
 	deps := map[string][]string{
-		modStore:       {modServer},
-		modOverrides:   {modServer},
-		modIngester:    {modStore, modOverrides},
-		modDistributor: {modOverrides},
-		modQuerier:     {modStore, modOverrides},
-		modCompactor:   {modStore, modOverrides},
-		TargetAll:      {modIngester, modDistributor, modQuerier, modCompactor},
+		modStore:        {modServer},
+		modOverrides:    {modServer},
+		modMemberlistKV: {modServer},
+		modIngesterRing: {modMemberlistKV},
+		modIngester:     {modStore, modOverrides, modMemberlistKV},
+		modDistributor:  {modOverrides, modIngesterRing},
+		modQuerier:      {modStore, modOverrides, modIngesterRing},
+		modCompactor:    {modStore, modOverrides},
+		TargetAll:       {modIngester, modDistributor, modQuerier, modCompactor},
 	}
 	deps[modQueryFrontend] = []string{modStore}
 	for m, d := range deps {
@@ -163,6 +171,8 @@ func (a *App) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The ingester client pools of other processes health-check this one.
+	grpc_health_v1.RegisterHealthServer(a.grpcServer, grpcutil.NewHealthCheck(a.manager))
 	a.registerHTTP()
 	failed := make(chan error, 1)
 	a.manager.AddListener(services.NewManagerListener(nil, nil, func(s services.Service) {
@@ -187,7 +197,10 @@ func (a *App) Run(ctx context.Context) error {
 	if err := a.manager.AwaitStopped(stopCtx); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("stop: %w", err))
 	}
-	return errors.Join(runErr, a.pool.Close())
+	if a.pool != nil {
+		runErr = errors.Join(runErr, a.pool.Close())
+	}
+	return runErr
 }
 
 func (a *App) initOverrides() (services.Service, error) {
@@ -206,7 +219,9 @@ func (a *App) initStore() (services.Service, error) {
 }
 
 func (a *App) initIngester() (services.Service, error) {
-	ing, err := ingester.New(a.cfg.Ingester, a.cfg.Storage.Trace.WAL, a.cfg.Storage.Trace.Block, a.ingesterStore(), a.overrides, a.logger, a.reg)
+	cfg := a.cfg.Ingester
+	cfg.LifecyclerConfig = a.lifecyclerConfig()
+	ing, err := ingester.New(cfg, a.cfg.Storage.Trace.WAL, a.cfg.Storage.Trace.Block, a.ingesterStore(), a.overrides, a.logger, a.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +231,9 @@ func (a *App) initIngester() (services.Service, error) {
 }
 
 func (a *App) initDistributor() (services.Service, error) {
-	d, err := distributor.New(a.cfg.Distributor.Config, a.cfg.Ingester.LifecyclerConfig.RingConfig, a.overrides, a.pool, a.logger, a.reg)
+	dcfg := a.cfg.Distributor.Config
+	dcfg.PushTimeout = a.cfg.IngesterClient.RemoteTimeout
+	d, err := distributor.New(dcfg, a.ingesterRing, a.overrides, a.pool, a.logger, a.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -247,22 +264,10 @@ func (a *App) initDistributor() (services.Service, error) {
 }
 
 func (a *App) initQuerier() (services.Service, error) {
-	var rr ring.ReadRing
-	var svc []services.Service
-	if a.distributor != nil {
-		rr = a.distributor.Ring()
-	} else {
-		r, err := ring.New(a.cfg.Ingester.LifecyclerConfig.RingConfig, client.RingName, client.RingKey, a.logger, prometheus.WrapRegistererWithPrefix("rubato_querier_", a.reg))
-		if err != nil {
-			return nil, err
-		}
-		rr = r
-		svc = append(svc, r)
-	}
 	q := querier.New(a.cfg.Querier, querier.StoreConfig{
 		BlocklistPoll:   a.cfg.Storage.Trace.BlocklistPoll,
 		BlockCacheBytes: a.cfg.Storage.Trace.Cache.BlockBytes,
-	}, rr, a.pool, a.store, a.overrides, a.logger, a.reg)
+	}, a.ingesterRing, a.pool, a.store, a.overrides, a.logger, a.reg)
 	a.querier = q
 	tenants := tenant.Resolver{MultitenancyEnabled: a.cfg.MultitenancyEnabled}
 	querier.NewHandler(q, tenants).Register(a.mux)
@@ -277,10 +282,6 @@ func (a *App) initQuerier() (services.Service, error) {
 	stream := searchAPI.StreamingServer()
 	stream.Register(a.httpGRPC)
 	stream.Register(a.grpcServer)
-	if len(svc) == 0 {
-		return q, nil
-	}
-	a.receivers = append(a.receivers, svc...)
 	return q, nil
 }
 
@@ -306,9 +307,13 @@ func (a *App) registerHTTP() {
 		adm.HandleFunc("/flush", postOnly)
 		adm.HandleFunc("/shutdown", postOnly)
 	}
-	if a.distributor != nil {
-		m.Handle("GET /distributor/ring", a.distributor.Ring())
-		m.Handle("GET /ingester/ring", a.distributor.Ring())
+	if a.ingesterRing != nil {
+		// dskit's ring page (POST: forget an instance).
+		m.Handle("/distributor/ring", a.ingesterRing)
+		m.Handle("/ingester/ring", a.ingesterRing)
+	}
+	if a.memberlistKV != nil {
+		m.Handle("GET /memberlist", a.memberlistPage())
 	}
 	querier.RegisterFallbacks(m)
 }
@@ -331,7 +336,7 @@ func (a *App) ready(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if a.distributor != nil {
-		if _, err := a.distributor.Ring().GetReplicationSetForOperation(ring.WriteNoExtend); err != nil {
+		if _, err := a.ingesterRing.GetReplicationSetForOperation(ring.WriteNoExtend); err != nil {
 			http.Error(w, "not ready: no ingesters in the ring: "+err.Error(), http.StatusServiceUnavailable)
 			return
 		}

@@ -10,11 +10,13 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/grafana/dskit/kv/memberlist"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/rubatodb/rubato/compactor"
 	"github.com/rubatodb/rubato/distributor"
 	"github.com/rubatodb/rubato/ingester"
+	"github.com/rubatodb/rubato/ingester/client"
 	"github.com/rubatodb/rubato/pkg/backend/s3"
 	"github.com/rubatodb/rubato/pkg/block"
 	"github.com/rubatodb/rubato/pkg/overrides"
@@ -32,7 +34,13 @@ type Config struct {
 	Server      ServerConfig      `yaml:"server"`
 	Distributor DistributorConfig `yaml:"distributor"`
 	Ingester    ingester.Config   `yaml:"ingester"`
-	Querier     querier.Config    `yaml:"querier"`
+	// IngesterClient is how distributors and queriers reach ingesters.
+	IngesterClient client.Config `yaml:"ingester_client"`
+	// MemberlistKV is the gossip cluster (dskit's keys: join_members,
+	// bind_addr, bind_port, advertise_addr, advertise_port…), joined when a
+	// ring's kvstore.store is memberlist.
+	MemberlistKV memberlist.KVConfig `yaml:"memberlist"`
+	Querier      querier.Config      `yaml:"querier"`
 	// QueryFrontend holds the search defaults and bounds (Tempo's
 	// query_frontend.search keys); Rubato's querier applies them itself.
 	QueryFrontend querier.FrontendConfig `yaml:"query_frontend"`
@@ -98,8 +106,8 @@ func (c *Config) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
 	c.Distributor.Receivers.RegisterFlagsAndApplyDefaults("distributor.receivers.", f)
 	c.Distributor.Config.RegisterFlagsAndApplyDefaults("distributor.", f)
 	c.Ingester.RegisterFlagsAndApplyDefaults("", f)
-	// Never advertise a guessed interface address: loopback unless told.
-	c.Ingester.LifecyclerConfig.Addr = "127.0.0.1"
+	c.IngesterClient.RegisterFlagsAndApplyDefaults("ingester-client.", f)
+	c.MemberlistKV.RegisterFlags(f)
 	c.Querier.RegisterFlagsAndApplyDefaults("", f)
 	c.QueryFrontend.RegisterFlagsAndApplyDefaults("", f)
 	c.Compactor.RegisterFlagsAndApplyDefaults("compactor.", f)
@@ -152,7 +160,7 @@ func (c *Config) Validate() error {
 			g, c.Ingester.FlushOpTimeout))
 	}
 	for _, v := range []interface{ Validate() error }{
-		&c.Server, &c.Distributor.Receivers, &c.Distributor.Config, &c.Ingester, &c.Querier, &c.QueryFrontend, &c.Compactor, &c.Storage.Trace.WAL, &c.Storage.Trace.Block, &c.Overrides,
+		&c.Server, &c.Distributor.Receivers, &c.Distributor.Config, &c.Ingester, &c.IngesterClient, &c.MemberlistKV, &c.Querier, &c.QueryFrontend, &c.Compactor, &c.Storage.Trace.WAL, &c.Storage.Trace.Block, &c.Overrides,
 	} {
 		errs = append(errs, v.Validate())
 	}

@@ -1,0 +1,312 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/rubatodb/rubato/integration/minio"
+)
+
+// cluster is Rubato run as separate processes of the one binary on
+// 127.0.0.1, gossiping their ring over memberlist: ingesters with
+// replication factor 3, one distributor, one querier, one compactor.
+type cluster struct {
+	ingesters   []*server
+	distributor *server
+	querier     *server
+	compactor   *server
+}
+
+// clusterOptions shape a cluster.
+type clusterOptions struct {
+	Storage string // storage.trace body; empty: a local directory per process
+	// Join renders one gossip peer's address from its port (default
+	// 127.0.0.1:PORT).
+	Join func(port int) string
+	// NoCompactor leaves the compactor out.
+	NoCompactor bool
+}
+
+// startCluster starts three ingesters, then the distributor, querier and
+// compactor, each ready before the next starts. Every process lists every
+// ingester's gossip port in memberlist.join_members.
+func startCluster(t *testing.T, o clusterOptions) *cluster {
+	t.Helper()
+	if o.Join == nil {
+		o.Join = func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
+	}
+	gossip := []int{freePort(t), freePort(t), freePort(t)}
+	var join []string
+	for _, p := range gossip {
+		join = append(join, o.Join(p))
+	}
+	proc := func(target string, port int, id string) options {
+		extra := fmt.Sprintf(`target: %s
+memberlist:
+  bind_addr: [127.0.0.1]
+  bind_port: %d
+  join_members: [%s]
+  gossip_interval: 100ms
+  left_ingesters_timeout: 30s
+ingester_client:
+  pool_config:
+    checkinterval: 1s
+`, target, port, strings.Join(join, ", "))
+		ing := fmt.Sprintf(`  lifecycler:
+    id: %s
+    heartbeat_period: 500ms
+    ring:
+      heartbeat_timeout: 1m
+      replication_factor: 3
+      kvstore:
+        store: memberlist`, id)
+		return options{IdlePeriod: "1s", Extra: extra, Ingester: ing, Storage: o.Storage}
+	}
+	c := &cluster{}
+	for i := range gossip {
+		c.ingesters = append(c.ingesters, startServer(t, proc("ingester", gossip[i], fmt.Sprintf("ingester-%d", i))))
+	}
+	c.distributor = startServer(t, proc("distributor", freePort(t), "unused"))
+	c.querier = startServer(t, proc("querier", freePort(t), "unused"))
+	if !o.NoCompactor {
+		c.compactor = startServer(t, proc("compactor", freePort(t), "unused"))
+	}
+	c.waitActive(t, 3)
+	return c
+}
+
+// waitActive waits until the distributor and the querier each see n
+// ingesters ACTIVE in the ring.
+func (c *cluster) waitActive(t *testing.T, n int) {
+	t.Helper()
+	for _, s := range []*server{c.distributor, c.querier} {
+		require.Eventually(t, func() bool { return activeIngesters(t, s) == n }, 20*time.Second, 100*time.Millisecond,
+			"%s does not see %d ACTIVE ingesters:\n%s", s.url(""), n, ringPage(t, s))
+	}
+}
+
+func ringPage(t *testing.T, s *server) string {
+	t.Helper()
+	resp, err := http.Get(s.url("/ingester/ring"))
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var b strings.Builder
+	_, _ = fmt.Fprint(&b, resp.Status, "\n")
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := resp.Body.Read(buf)
+		b.Write(buf[:n])
+		if err != nil {
+			break
+		}
+	}
+	return b.String()
+}
+
+// activeIngesters counts the ACTIVE instances on s's /ingester/ring page.
+func activeIngesters(t *testing.T, s *server) int {
+	t.Helper()
+	return strings.Count(ringPage(t, s), ">ACTIVE<")
+}
+
+// load is clients pushing to the distributor until stopped, recording
+// what was acknowledged and how writes failed.
+type load struct {
+	mu        sync.Mutex
+	acked     map[string]bool
+	retryable map[codes.Code]int
+	fatal     []error
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+const clusterSpansPer = 4
+
+func startLoad(t *testing.T, s *server, clients int) *load {
+	t.Helper()
+	conn, err := grpc.NewClient(s.otlpGRPC(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	c := coltracepb.NewTraceServiceClient(conn)
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &load{acked: map[string]bool{}, retryable: map[codes.Code]int{}, cancel: cancel}
+	for w := 0; w < clients; w++ {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			for ctx.Err() == nil {
+				req, ids := makeRequest(2, clusterSpansPer)
+				rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+				resp, err := c.Export(rctx, req)
+				rcancel()
+				l.mu.Lock()
+				switch code := status.Code(err); {
+				case err == nil && resp.GetPartialSuccess().GetRejectedSpans() == 0:
+					for _, id := range ids {
+						l.acked[string(id)] = true
+					}
+				case err == nil:
+					l.fatal = append(l.fatal, fmt.Errorf("partial success: %v", resp.GetPartialSuccess()))
+				case ctx.Err() != nil:
+					// The test stopped the load: nothing was promised.
+				case code == codes.Unavailable || code == codes.ResourceExhausted || code == codes.DeadlineExceeded:
+					l.retryable[code]++
+				default:
+					l.fatal = append(l.fatal, err)
+				}
+				l.mu.Unlock()
+				// A paced client (about 20 traces/s each), so checking every
+				// acknowledged trace stays quick; after an error, its backoff.
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+	}
+	return l
+}
+
+// stop ends the load and returns the acknowledged trace IDs.
+func (l *load) stop(t *testing.T) []string {
+	t.Helper()
+	l.cancel()
+	l.wg.Wait()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	require.Empty(t, l.fatal, "writes failed with errors a client must not retry")
+	ids := make([]string, 0, len(l.acked))
+	for id := range l.acked {
+		ids = append(ids, id)
+	}
+	t.Logf("%d traces acknowledged; retryable refusals by code: %v", len(ids), l.retryable)
+	return ids
+}
+
+func (l *load) ackedCount() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.acked)
+}
+
+// requireAllExact reads every trace through the querier: each must have
+// exactly its spans, none twice.
+func (c *cluster) requireAllExact(t *testing.T, ids []string, stage string) {
+	t.Helper()
+	require.NotEmpty(t, ids)
+	work := make(chan string)
+	var mu sync.Mutex
+	var bad []string
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				td := c.querier.traceByID(t, []byte(id), "")
+				seen := map[string]bool{}
+				for _, rs := range td.GetResourceSpans() {
+					for _, ss := range rs.ScopeSpans {
+						for _, sp := range ss.Spans {
+							seen[string(sp.SpanId)] = true
+						}
+					}
+				}
+				if n := countSpans(td); n != clusterSpansPer || len(seen) != n {
+					mu.Lock()
+					bad = append(bad, fmt.Sprintf("%x: %d spans, %d distinct, want %d", id, n, len(seen), clusterSpansPer))
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, id := range ids {
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	require.Empty(t, bad, "%s: acknowledged traces not found exactly", stage)
+	t.Logf("%s: all %d acknowledged traces found exactly (checked in %s)", stage, len(ids), time.Since(start).Round(time.Millisecond))
+}
+
+func waitAcked(t *testing.T, l *load, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return l.ackedCount() >= n }, 20*time.Second, 10*time.Millisecond)
+}
+
+// TestClusterIngesterKilled: kill -9 one of three ingesters (replication
+// factor 3) while four clients write through the distributor. Every
+// acknowledged trace is found exactly, with no span twice, while it is
+// down, after it restarts and replays its WAL, and once every ingester has
+// flushed its copy to MinIO.
+func TestClusterIngesterKilled(t *testing.T) {
+	srv := minio.Start(t)
+	c := startCluster(t, clusterOptions{Storage: s3Storage(srv, srv.NewBucket(t, "cluster"))})
+	l := startLoad(t, c.distributor, 4)
+	waitAcked(t, l, 100)
+	victim := c.ingesters[1]
+	victim.kill()
+	before := l.ackedCount()
+	waitAcked(t, l, before+100) // writes keep reaching a quorum
+	ids := l.stop(t)
+	c.requireAllExact(t, ids, "one ingester down")
+
+	victim.start() // replays its WAL
+	c.waitActive(t, 3)
+	c.requireAllExact(t, ids, "after the restart")
+
+	for _, ing := range c.ingesters {
+		ing.flush(t) // three copies of every trace in the bucket
+	}
+	time.Sleep(time.Second) // the querier's blocklist poll (500ms)
+	c.requireAllExact(t, ids, "after every ingester flushed")
+}
+
+// TestClusterRollingRestart restarts the three ingesters one after the
+// other (SIGTERM, wait, start, wait until ACTIVE) while four clients write:
+// clients see only retryable refusals, and every acknowledged trace is
+// found exactly.
+func TestClusterRollingRestart(t *testing.T) {
+	srv := minio.Start(t)
+	c := startCluster(t, clusterOptions{Storage: s3Storage(srv, srv.NewBucket(t, "rolling")), NoCompactor: true})
+	l := startLoad(t, c.distributor, 4)
+	waitAcked(t, l, 50)
+	for _, ing := range c.ingesters {
+		ing.restart()
+		c.waitActive(t, 3)
+		waitAcked(t, l, l.ackedCount()+30)
+	}
+	ids := l.stop(t)
+	c.requireAllExact(t, ids, "after a rolling restart")
+}
+
+// TestClusterGossipDNS: the processes join the gossip cluster through
+// dns+localhost:PORT names, resolved by dskit's DNS provider, and the ring
+// they build carries writes and reads.
+func TestClusterGossipDNS(t *testing.T) {
+	c := startCluster(t, clusterOptions{
+		Join:        func(p int) string { return fmt.Sprintf("dns+localhost:%d", p) },
+		NoCompactor: true,
+	})
+	resp, err := http.Get(c.distributor.url("/memberlist"))
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Positive(t, c.distributor.metric(t, "rubato_memberlist_dns_lookups_total"))
+
+	l := startLoad(t, c.distributor, 2)
+	waitAcked(t, l, 50)
+	c.requireAllExact(t, l.stop(t), "joined through dns+ names")
+}
