@@ -23,6 +23,11 @@ type SearchRequest struct {
 	// All: every predicate must be satisfiable in the trace (by some span,
 	// with its resource, scope, events and links); false: at least one.
 	All bool
+	// SameSpan (with All): one span must satisfy every predicate at once,
+	// with its own resource, scope, events and links; predicates on the
+	// trace (root names, traceDuration) hold for the trace as a whole.
+	// TraceQL's `{ a && b }` says so (traceql.Conditions.SameSpan).
+	SameSpan bool
 }
 
 // SearchStats counts what a search looked at.
