@@ -28,6 +28,10 @@ type SearchRequest struct {
 	// trace (root names, traceDuration) hold for the trace as a whole.
 	// TraceQL's `{ a && b }` says so (traceql.Conditions.SameSpan).
 	SameSpan bool
+	// Fields, if not nil, says what fn reads of each trace; the parts it
+	// does not read may be left out of the traces it gets (see
+	// searchproject.go). Nil: traces come whole.
+	Fields *SearchFields
 }
 
 // SearchStats counts what a search looked at.

@@ -146,6 +146,11 @@ func BenchmarkSearch(b *testing.B) {
 		{"a-selective-limit20", SearchRequest{All: true, SameSpan: true, Predicates: []Predicate{
 			strPred(PredResource, "service.name", "payment"),
 			{Scope: PredSpanIntrinsic, Key: IntrinsicStatus, Op: PredEq, Value: PredValue{Type: ValStatus, Int: 2}}}}, 20},
+		// The same, decoding only what TraceQL reads for that query
+		// (SearchFields, as pkg/search asks).
+		{"a-selective-projected-limit20", SearchRequest{All: true, SameSpan: true, Fields: &SearchFields{ResourceKeys: []string{"service.name"}}, Predicates: []Predicate{
+			strPred(PredResource, "service.name", "payment"),
+			{Scope: PredSpanIntrinsic, Key: IntrinsicStatus, Op: PredEq, Value: PredValue{Type: ValStatus, Int: 2}}}}, 20},
 		// The same conditions on any spans of the trace.
 		{"a-selective-trace-level-limit20", SearchRequest{All: true, Predicates: []Predicate{
 			strPred(PredResource, "service.name", "payment"),
@@ -168,12 +173,12 @@ func BenchmarkSearch(b *testing.B) {
 			name  string
 			req   SearchRequest
 			limit int
-		}{"v1-b-nothing-dedicated", cases[3].req, 20},
+		}{"v1-b-nothing-dedicated", cases[4].req, 20},
 		struct {
 			name  string
 			req   SearchRequest
 			limit int
-		}{"v1-c-nothing-generic", cases[4].req, 20})
+		}{"v1-c-nothing-generic", cases[5].req, 20})
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			meta := m

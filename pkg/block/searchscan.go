@@ -144,6 +144,11 @@ type scan struct {
 	sl       spanLevel
 	curSpan  bool
 
+	// omit: column groups (projGroups) candidates are decoded without;
+	// group: each column's group, -1 for none.
+	omit  [4]bool
+	group []int8
+
 	// visit, if set, is given every row instead (tag scans).
 	visit *cellVisitor
 	stop  *bool
@@ -231,6 +236,18 @@ func (sc *scan) plan() {
 	sc.cols = make([]colReader, numColumns)
 	sc.decRG = -1
 	sc.v = sc.visitor()
+	sc.omit = sc.projection()
+	sc.group = make([]int8, numColumns)
+	for c := range sc.group {
+		sc.group[c] = -1
+	}
+	for g, pg := range projGroups {
+		if sc.omit[g] {
+			for c := pg.from; c < pg.to; c++ {
+				sc.group[c] = int8(g)
+			}
+		}
+	}
 }
 
 // rowMask evaluates the predicates over one row's cells.
@@ -494,6 +511,10 @@ func (sc *scan) decode(ctx context.Context, ref rowRef) (*tracev1.TracesData, in
 			sc.decCells = make([]cell, numColumns)
 		}
 		for c, chunk := range chunks {
+			if sc.group[c] >= 0 {
+				sc.dec[c] = seekReader{base: -1} // left out: never read
+				continue
+			}
 			fc := chunk.(*parquet.FileColumnChunk)
 			sc.dec[c] = seekReader{colReader: colReader{leaf: &lay.leaves[c], pages: fc.PagesFrom(ra)}, base: -1}
 			if oi, err := fc.OffsetIndex(); err == nil && oi.NumPages() > 0 && oi.FirstRowIndex(0) == 0 {
@@ -506,6 +527,9 @@ func (sc *scan) decode(ctx context.Context, ref rowRef) (*tracev1.TracesData, in
 	spans := 0
 	err := sc.r.guard(func() error {
 		for c := range sc.dec {
+			if sc.group[c] >= 0 {
+				continue
+			}
 			x, err := sc.dec[c].at(ref.row)
 			if err != nil {
 				return fmt.Errorf("row %d of row group %d column %d: %w", ref.row, ref.rg, c, err)
@@ -514,14 +538,34 @@ func (sc *scan) decode(ctx context.Context, ref rowRef) (*tracev1.TracesData, in
 		}
 		row := Row{cells: sc.decCells}
 		spans = row.SpanCount()
-		if err := reconstruct(&sc.tr, row.flat()); err != nil {
+		flat := row.flat
+		if sc.omit != [4]bool{} {
+			flat = sc.projectedRow
+		}
+		if err := reconstruct(&sc.tr, flat()); err != nil {
 			return err
 		}
+		packRow(&sc.tr, sc.omit)
 		var err error
 		td, err = sc.tr.toOTLP()
 		return err
 	})
 	return td, spans, err
+}
+
+// projectedRow is Row.flat of the decoder's cells with the groups left
+// out as empty lists.
+func (sc *scan) projectedRow() parquet.Row {
+	var out parquet.Row
+	for c, x := range sc.decCells {
+		if g := sc.group[c]; g >= 0 {
+			pg := projGroups[g]
+			out = projected(out, sc.decCells[pg.shape], c, pg.def)
+			continue
+		}
+		out = x.appendValues(out, c)
+	}
+	return out
 }
 
 // seekReader is a colReader that moves forward to given rows, skipping

@@ -390,3 +390,28 @@ func sameKind(a, b interface{}) bool {
 	}
 	return false
 }
+
+func TestFields(t *testing.T) {
+	for q, want := range map[string]string{
+		`{}`: ``,
+		`{ resource.service.name = "a" && span.x > 1 }`:                                `resource.service.name span.x`,
+		`{ .a = 1 } > { instrumentation.b = 2 } | by(span.c) | select(resource.d, .e)`: `.a instrumentation.b span.c resource.d .e`,
+		`{ event.x = 1 }`:                                  `event.x events`,
+		`{ event:name = "e" } | avg(span.d) > 2`:           `span.d events`,
+		`({ link.l = 1 } | count() > 1) && { name = "x" }`: `link.l`,
+	} {
+		q0, err := Parse(q)
+		require.NoError(t, err)
+		f := q0.Fields()
+		var parts []string
+		for _, a := range f.Attrs {
+			parts = append(parts, (Condition{Scope: a.Scope, Name: a.Name, Op: OpExists}).String())
+		}
+		got := strings.TrimSuffix(strings.Join(parts, " "), " != nil")
+		got = strings.ReplaceAll(got, " != nil", "")
+		if f.Events {
+			got = strings.TrimSpace(got + " events")
+		}
+		require.Equal(t, want, got, q)
+	}
+}
