@@ -82,9 +82,16 @@
 //		err = w.AddRow(row) // or DecodeRow(row), combine, w.Add(id, td)
 //	}
 //
-// Search (search.go, predicate.go, searchscan.go, cellwalk.go, tags.go):
-// Reader.Search takes predicates (not TraceQL: pkg/search converts) and
-// calls back with every trace that may match, decoded to OTLP.
+// Search (search.go, predicate.go, searchscan.go, searchspan.go,
+// searchproject.go, cellwalk.go, tags.go): Reader.Search takes predicates
+// (not TraceQL: pkg/search converts) and calls back with every trace that
+// may match, decoded to OTLP.
+//
+//   - With SameSpan, a trace is a candidate only if one span may satisfy
+//     every predicate with its own resource, scope, events and links.
+//   - With Fields, a candidate may lack what the caller said it does not
+//     read, and only that (searchproject.go states when a group is left
+//     out); without Fields it comes whole.
 //
 //   - Search never misses a match: every check (search index, column
 //     cells, decoded OTLP) answers "may match" when unsure (values of
