@@ -15,7 +15,8 @@ import (
 // after the main run (backend blocks in place), it pushes the same number
 // of requests in alternating rounds without and with a search load (the
 // query cases of searchCases, one client, qps searches per second, each
-// waiting for its answer), and prints the acknowledged spans/s of each
+// waiting for its answer; a search still running when the round ends is
+// cut off and not counted), and prints the acknowledged spans/s of each
 // round and the median ratio of the pairs. Rounds alternate so that the
 // machine's drift falls on both sides.
 func ingestUnderSearch(ctx context.Context, cfg config, s *server, tp *template) error {
@@ -92,6 +93,9 @@ func searchLoad(ctx context.Context, s *server, qps float64, n, fails *atomic.In
 		}
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if ctx.Err() != nil {
+			return // cut off by the end of the round
+		}
 		if err != nil || resp.StatusCode != http.StatusOK {
 			fails.Add(1)
 			continue
