@@ -208,6 +208,11 @@ func run(cfg config) error {
 			return err
 		}
 	}
+	if cfg.searchProfile != "" {
+		if err := profileSearch(ctx, s, cfg.searchProfile); err != nil {
+			return err
+		}
+	}
 	if cfg.searchLoadSpans > 0 {
 		return ingestUnderSearch(ctx, cfg, s, tp)
 	}
