@@ -21,6 +21,11 @@ import (
 //   - links are always decoded (TraceQL reads their attributes to find
 //     child-of links).
 //
+// The parts of a multi-row trace may then join into fewer ResourceSpans
+// or ScopeSpans (parts.go merges equal headers, and headers that differed
+// only in what was left out look equal); every span keeps the values read
+// (TestSearchFieldsKeepWhatIsRead compares span by span).
+//
 // v1 blocks have no index: only scope attributes and events are left out.
 
 // SearchFields says what a search's caller reads of each candidate trace

@@ -1,6 +1,7 @@
 package block
 
 import (
+	"bytes"
 	"testing"
 
 	"github.com/google/uuid"
@@ -99,4 +100,91 @@ func TestSearchSameSpanResource(t *testing.T) {
 		got, _ = searchIDs(t, r, req)
 		require.Len(t, got, 2, key)
 	}
+}
+
+// TestSearchFieldsKeepWhatIsRead: with SearchFields, every candidate still
+// holds what the caller said it reads, as the whole trace has it: the
+// first value of each key read (per span and resource, as TraceQL looks
+// it up), span IDs, names, times and statuses, and links; on v2, v1 and
+// compacted blocks, whose indexes say different things.
+func TestSearchFieldsKeepWhatIsRead(t *testing.T) {
+	be := testBackends(t)["inmem"]
+	cfg := searchTestConfig(t)
+	v2 := writeSearchBlock(t, be, cfg, 13, 150)
+	v1 := toV1(t, be, writeSearchBlock(t, be, cfg, 13, 150))
+	copied := copyBlock(t, be, cfg, v1)
+	first := func(kvs []*commonv1.KeyValue, k string) string {
+		for _, kv := range kvs {
+			if kv.Key == k {
+				return kv.GetValue().String()
+			}
+		}
+		return "<none>"
+	}
+	for variant, b := range map[string]*searchBlock{"v2": v2, "v1": v1, "compacted": copied} {
+		for _, f := range []*SearchFields{
+			{ResourceKeys: []string{"service.name"}, SpanKeys: []string{"http.method"}},
+			{SpanKeys: []string{"http.status_code", "url.full"}},
+			{ResourceKeys: []string{"a"}, SpanKeys: []string{"a"}, ScopeAttrs: true, Events: true},
+		} {
+			full := map[[16]byte]*tracev1.TracesData{}
+			for i, id := range b.ids {
+				full[[16]byte(id)] = b.traces[i]
+			}
+			got, _ := searchIDs(t, b.r, SearchRequest{Fields: f})
+			require.Len(t, got, len(b.ids), variant)
+			for id, td := range got {
+				// Compared span by span: the parts of a multi-row trace may
+				// join into fewer ResourceSpans and ScopeSpans when their
+				// headers differ only in what was left out.
+				w, g := flatSpans(full[id]), flatSpans(td)
+				require.Len(t, g, len(w), variant)
+				for k := range g {
+					ws, gs := w[k], g[k]
+					require.True(t, bytes.Equal(ws.sp.SpanId, gs.sp.SpanId))
+					require.True(t, bytes.Equal(ws.sp.ParentSpanId, gs.sp.ParentSpanId))
+					require.Equal(t, ws.sp.Name, gs.sp.Name)
+					require.Equal(t, ws.sp.StartTimeUnixNano, gs.sp.StartTimeUnixNano)
+					require.Equal(t, ws.sp.EndTimeUnixNano, gs.sp.EndTimeUnixNano)
+					require.Equal(t, ws.sp.GetStatus().GetCode(), gs.sp.GetStatus().GetCode())
+					require.Equal(t, ws.ss.GetScope().GetName(), gs.ss.GetScope().GetName())
+					require.Equal(t, ws.ss.GetScope().GetVersion(), gs.ss.GetScope().GetVersion())
+					if f.ScopeAttrs {
+						requireProtoEqual(t, ws.ss.GetScope(), gs.ss.GetScope())
+					}
+					require.Len(t, gs.sp.Links, len(ws.sp.Links))
+					for l := range gs.sp.Links {
+						requireProtoEqual(t, ws.sp.Links[l], gs.sp.Links[l])
+					}
+					if f.Events {
+						require.Len(t, gs.sp.Events, len(ws.sp.Events))
+					}
+					for _, key := range f.SpanKeys {
+						require.Equal(t, first(ws.sp.Attributes, key), first(gs.sp.Attributes, key), "%s: span %s", variant, key)
+					}
+					for _, key := range append(f.ResourceKeys, "service.name") {
+						require.Equal(t, first(ws.rs.GetResource().GetAttributes(), key), first(gs.rs.GetResource().GetAttributes(), key), "%s: resource %s", variant, key)
+					}
+				}
+			}
+		}
+	}
+}
+
+type flatSpan struct {
+	rs *tracev1.ResourceSpans
+	ss *tracev1.ScopeSpans
+	sp *tracev1.Span
+}
+
+func flatSpans(td *tracev1.TracesData) []flatSpan {
+	var out []flatSpan
+	for _, rs := range td.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			for _, sp := range ss.Spans {
+				out = append(out, flatSpan{rs, ss, sp})
+			}
+		}
+	}
+	return out
 }
