@@ -26,6 +26,10 @@ type config struct {
 	phases       int
 	searches     int
 	profile      string
+	// -search-load: ingest with and without a concurrent search load.
+	searchLoadSpans int
+	searchLoadQPS   float64
+	searchProfile   string
 
 	bigTraceMB       int
 	bigTraceRequests int
@@ -43,6 +47,9 @@ func (c *config) registerFlags(f *flag.FlagSet) {
 	f.IntVar(&c.lookupConc, "lookup-concurrency", 1, "concurrent lookups (1 gives clean latencies)")
 	f.IntVar(&c.blocks, "blocks", 20, "aim for about this many backend blocks (max_block_bytes = data / blocks)")
 	f.IntVar(&c.searches, "searches", 0, "after the lookups, run each search case (cmd/rubato-bench/search.go) this many times")
+	f.IntVar(&c.searchLoadSpans, "search-load-spans", 0, "after the searches, push this many spans in each of 6 alternating rounds, without and with a search load, and compare ingest rates (0: skip)")
+	f.Float64Var(&c.searchLoadQPS, "search-load-qps", 2, "searches per second of the -search-load-spans load (one client, cases (a)-(e) in turn)")
+	f.StringVar(&c.searchProfile, "search-cpuprofile", "", "after the searches, write a 5 s CPU profile of the server running case (a) back to back to this file")
 	f.IntVar(&c.phases, "phases", 0, "push in this many phases, each ending with a synchronous /flush: exactly this many blocks")
 	f.StringVar(&c.dir, "dir", "", "working directory (default: a temp dir, removed afterwards)")
 	f.BoolVar(&c.keep, "keep", false, "keep the working directory")

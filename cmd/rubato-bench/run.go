@@ -204,7 +204,17 @@ func run(cfg config) error {
 	fmt.Printf("lookup:   %d traces, found %.2f%%, p50 %s, p99 %s, max %s; backend GETs per lookup %.2f\n",
 		res.n, 100*float64(res.found)/float64(res.n), res.p50, res.p99, res.max, res.getsPerLookup)
 	if cfg.searches > 0 {
-		return searches(ctx, s, cfg.searches)
+		if err := searches(ctx, s, cfg.searches); err != nil {
+			return err
+		}
+	}
+	if cfg.searchProfile != "" {
+		if err := profileSearch(ctx, s, cfg.searchProfile); err != nil {
+			return err
+		}
+	}
+	if cfg.searchLoadSpans > 0 {
+		return ingestUnderSearch(ctx, cfg, s, tp)
 	}
 	return nil
 }

@@ -125,3 +125,24 @@ func (s *server) readBytes() (int64, error) {
 	}
 	return 0, fmt.Errorf("no rchar in /proc/%d/io", s.cmd.Process.Pid)
 }
+
+// profileSearch writes a 5 s CPU profile of the server while case (a)
+// runs back to back.
+func profileSearch(ctx context.Context, s *server, path string) error {
+	done := make(chan error, 1)
+	go func() { done <- profile(s, path, 5) }()
+	c := searchCases()[0]
+	client := &http.Client{}
+	n := 0
+	for t0 := time.Now(); time.Since(t0) < 5*time.Second; n++ {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url(c.path), nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	fmt.Printf("profile:  %s while case %s ran %d times\n", path, c.name, n)
+	return <-done
+}

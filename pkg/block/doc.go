@@ -84,9 +84,17 @@
 //		err = w.AddRow(row) // or DecodeRow(row), combine, w.Add(id, td)
 //	}
 //
-// Search (search.go, predicate.go, searchscan.go, cellwalk.go, tags.go):
-// Reader.Search takes predicates (not TraceQL: pkg/search converts) and
-// calls back with every trace that may match, decoded to OTLP.
+// Search (search.go, predicate.go, searchscan.go, searchspan.go,
+// searchproject.go, cellwalk.go, tags.go): Reader.Search takes predicates
+// (not TraceQL: pkg/search converts) and calls back with every trace that
+// may match, decoded to OTLP.
+//
+//   - With SameSpan, a trace is a candidate only if one span may satisfy
+//     every predicate with its own resource, scope, events and links.
+//
+//   - With Fields, a candidate may lack what the caller said it does not
+//     read, and only that (searchproject.go states when a group is left
+//     out); without Fields it comes whole.
 //
 //   - Search never misses a match: every check (search index, column
 //     cells, decoded OTLP) answers "may match" when unsure (values of
@@ -96,9 +104,11 @@
 //     reading. TestSearchNeverMisses compares it with a brute-force
 //     evaluation over random traces and predicates on v1, v2 and
 //     compacted blocks.
+//
 //   - The search index is a superset of the block's values and bounded
 //     (caps, overflow flags); a reader treats an overflowed set as "may
 //     hold anything". It is immutable and cached like footers.
+//
 //   - Tag names and values come from the index (v2; values capped per
 //     name, floats as their bounds) or a scan of the attribute columns (v1).
 //

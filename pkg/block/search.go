@@ -23,6 +23,15 @@ type SearchRequest struct {
 	// All: every predicate must be satisfiable in the trace (by some span,
 	// with its resource, scope, events and links); false: at least one.
 	All bool
+	// SameSpan (with All): one span must satisfy every predicate at once,
+	// with its own resource, scope, events and links; predicates on the
+	// trace (root names, traceDuration) hold for the trace as a whole.
+	// TraceQL's `{ a && b }` says so (traceql.Conditions.SameSpan).
+	SameSpan bool
+	// Fields, if not nil, says what fn reads of each trace; the parts it
+	// does not read may be left out of the traces it gets (see
+	// searchproject.go). Nil: traces come whole.
+	Fields *SearchFields
 }
 
 // SearchStats counts what a search looked at.

@@ -141,7 +141,18 @@ func BenchmarkSearch(b *testing.B) {
 		req   SearchRequest
 		limit int
 	}{
-		{"a-selective-limit20", SearchRequest{All: true, Predicates: []Predicate{
+		// `{ resource.service.name = "payment" && status = error }`: one
+		// span (SameSpan, as pkg/search asks for one filter's &&).
+		{"a-selective-limit20", SearchRequest{All: true, SameSpan: true, Predicates: []Predicate{
+			strPred(PredResource, "service.name", "payment"),
+			{Scope: PredSpanIntrinsic, Key: IntrinsicStatus, Op: PredEq, Value: PredValue{Type: ValStatus, Int: 2}}}}, 20},
+		// The same, decoding only what TraceQL reads for that query
+		// (SearchFields, as pkg/search asks).
+		{"a-selective-projected-limit20", SearchRequest{All: true, SameSpan: true, Fields: &SearchFields{ResourceKeys: []string{"service.name"}}, Predicates: []Predicate{
+			strPred(PredResource, "service.name", "payment"),
+			{Scope: PredSpanIntrinsic, Key: IntrinsicStatus, Op: PredEq, Value: PredValue{Type: ValStatus, Int: 2}}}}, 20},
+		// The same conditions on any spans of the trace.
+		{"a-selective-trace-level-limit20", SearchRequest{All: true, Predicates: []Predicate{
 			strPred(PredResource, "service.name", "payment"),
 			{Scope: PredSpanIntrinsic, Key: IntrinsicStatus, Op: PredEq, Value: PredValue{Type: ValStatus, Int: 2}}}}, 20},
 		{"a-one-pod-limit20", SearchRequest{All: true, Predicates: []Predicate{
@@ -162,12 +173,12 @@ func BenchmarkSearch(b *testing.B) {
 			name  string
 			req   SearchRequest
 			limit int
-		}{"v1-b-nothing-dedicated", cases[2].req, 20},
+		}{"v1-b-nothing-dedicated", cases[4].req, 20},
 		struct {
 			name  string
 			req   SearchRequest
 			limit int
-		}{"v1-c-nothing-generic", cases[3].req, 20})
+		}{"v1-c-nothing-generic", cases[5].req, 20})
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
 			meta := m
@@ -176,7 +187,7 @@ func BenchmarkSearch(b *testing.B) {
 			}
 			r := Open(be, meta, NewCache(256<<20))
 			ctx := context.Background()
-			var bytes, found uint64
+			var bytes, found, decoded uint64
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
@@ -184,10 +195,12 @@ func BenchmarkSearch(b *testing.B) {
 				st, err := r.Search(ctx, c.req, func([16]byte, *tracev1.TracesData) bool { n++; return n < c.limit })
 				require.NoError(b, err)
 				bytes += st.InspectedBytes
+				decoded += st.InspectedSpans
 				found += uint64(n)
 			}
 			b.ReportMetric(float64(bytes)/float64(b.N), "bytes-read/op")
 			b.ReportMetric(float64(found)/float64(b.N), "traces/op")
+			b.ReportMetric(float64(decoded)/float64(b.N), "spans-decoded/op")
 		})
 	}
 }

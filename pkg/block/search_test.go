@@ -182,6 +182,7 @@ func checkSearchNeverMisses(t *testing.T, b *searchBlock) {
 		for range 1 + rng.IntN(3) {
 			req.Predicates = append(req.Predicates, genPredicate(rng))
 		}
+		req.SameSpan = req.All && rng.IntN(2) == 0
 		if rng.IntN(4) == 0 {
 			req.Start = time.Unix(0, int64(1_700_000_000_000_000_000+uint64(rng.IntN(1000))*1e9))
 			req.End = req.Start.Add(time.Duration(rng.IntN(100)) * time.Second)

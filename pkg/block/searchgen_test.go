@@ -332,6 +332,30 @@ func bfMatch(req SearchRequest, td *tracev1.TracesData) bool {
 	if len(req.Predicates) == 0 {
 		return true
 	}
+	if req.All && req.SameSpan {
+		// Some span, alone with its resource and scope, satisfies every
+		// predicate; predicates on the trace are checked on the trace.
+		for _, rs := range td.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				for _, sp := range ss.Spans {
+					one := &tracev1.TracesData{ResourceSpans: []*tracev1.ResourceSpans{{Resource: rs.Resource,
+						ScopeSpans: []*tracev1.ScopeSpans{{Scope: ss.Scope, Spans: []*tracev1.Span{sp}}}}}}
+					ok := true
+					for _, p := range req.Predicates {
+						if p.Scope == PredTraceIntrinsic {
+							ok = ok && bfPredicate(p, td)
+						} else {
+							ok = ok && bfPredicate(p, one)
+						}
+					}
+					if ok {
+						return true
+					}
+				}
+			}
+		}
+		return false
+	}
 	for _, p := range req.Predicates {
 		m := bfPredicate(p, td)
 		if m && !req.All {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"sort"
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
@@ -137,6 +138,17 @@ type scan struct {
 	v   cellVisitor  // sets m
 	m   predMask
 
+	// sameSpan: SearchRequest.SameSpan with All; curSpan: some row of the
+	// trace has a span that may satisfy every predicate.
+	sameSpan bool
+	sl       spanLevel
+	curSpan  bool
+
+	// omit: column groups (projGroups) candidates are decoded without;
+	// group: each column's group, -1 for none.
+	omit  [4]bool
+	group []int8
+
 	// visit, if set, is given every row instead (tag scans).
 	visit *cellVisitor
 	stop  *bool
@@ -213,6 +225,10 @@ func (sc *scan) plan() {
 			}
 		}
 	}
+	if sc.sameSpan = sc.s.req.All && sc.s.req.SameSpan && len(sc.s.preds) > 1; sc.sameSpan {
+		need[cols.statusCode] = true // the row's shape: which span is in which ResourceSpans and ScopeSpans
+		sc.sl.base = sc.always | sc.traceDur | sc.rootPreds
+	}
 	for c := range need {
 		sc.need = append(sc.need, c)
 	}
@@ -220,6 +236,18 @@ func (sc *scan) plan() {
 	sc.cols = make([]colReader, numColumns)
 	sc.decRG = -1
 	sc.v = sc.visitor()
+	sc.omit = sc.projection()
+	sc.group = make([]int8, numColumns)
+	for c := range sc.group {
+		sc.group[c] = -1
+	}
+	for g, pg := range projGroups {
+		if sc.omit[g] {
+			for c := pg.from; c < pg.to; c++ {
+				sc.group[c] = int8(g)
+			}
+		}
+	}
 }
 
 // rowMask evaluates the predicates over one row's cells.
@@ -231,66 +259,84 @@ func (sc *scan) rowMask(cells []cell) predMask {
 
 // visitor returns the cell visitor that sets sc.m.
 func (sc *scan) visitor() cellVisitor {
-	ps := sc.s.preds
 	v := cellVisitor{}
 	v.attr = func(t TagScope, key []byte, kind int32, s []byte, i int64, f float64, _ bool) {
-		for j := range ps {
-			p := &ps[j]
-			if sc.m&(1<<j) != 0 || !p.isAttr(tagPredScopes[t]) || p.Key != unsafeString(key) {
-				continue
-			}
-			var ok bool
-			switch kind {
-			case kindString:
-				ok = p.matchStr(unsafeString(s))
-			case kindInt:
-				ok = p.matchInt(i)
-			case kindDouble:
-				ok = p.matchFloat(f)
-			case kindBool:
-				ok = p.matchBool(i != 0)
-			default:
-				ok = true
-			}
-			if ok {
-				sc.m |= 1 << j
-			}
-		}
+		sc.m |= sc.attrMatch(sc.m, t, key, kind, s, i, f)
 	}
 	if sc.spans {
 		v.span = func(name []byte, kind, status int32, msg []byte, dur uint64, root bool, svc []byte) {
 			if root {
 				sc.rowRoot = true
 			}
-			for j := range ps {
-				p := &ps[j]
-				if sc.m&(1<<j) != 0 || (p.Scope != PredSpanIntrinsic && !root) {
-					continue
-				}
-				var ok bool
-				switch p.intrinsic {
-				case inRootName:
-					ok = p.matchStr(unsafeString(name))
-				case inRootServiceName:
-					ok = p.matchStr(unsafeString(svc))
-				case inName:
-					ok = p.matchStr(unsafeString(name))
-				case inStatus:
-					ok = p.matchInt(int64(status))
-				case inKind:
-					ok = p.matchInt(int64(kind))
-				case inDuration:
-					ok = dur > math.MaxInt64 || p.matchInt(int64(dur))
-				case inStatusMessage:
-					ok = p.matchStr(unsafeString(msg))
-				}
-				if ok {
-					sc.m |= 1 << j
-				}
-			}
+			sc.m |= sc.spanMatch(sc.m, name, kind, status, msg, dur, root, svc)
 		}
 	}
 	return v
+}
+
+// attrMatch returns the predicates not in have that an attribute of scope
+// t satisfies.
+func (sc *scan) attrMatch(have predMask, t TagScope, key []byte, kind int32, s []byte, i int64, f float64) predMask {
+	ps := sc.s.preds
+	var m predMask
+	for j := range ps {
+		p := &ps[j]
+		if have&(1<<j) != 0 || !p.isAttr(tagPredScopes[t]) || p.Key != unsafeString(key) {
+			continue
+		}
+		var ok bool
+		switch kind {
+		case kindString:
+			ok = p.matchStr(unsafeString(s))
+		case kindInt:
+			ok = p.matchInt(i)
+		case kindDouble:
+			ok = p.matchFloat(f)
+		case kindBool:
+			ok = p.matchBool(i != 0)
+		default:
+			ok = true
+		}
+		if ok {
+			m |= 1 << j
+		}
+	}
+	return m
+}
+
+// spanMatch returns the predicates not in have that a span's intrinsics
+// satisfy, and for a root span (svc: its resource's service.name) the root
+// name predicates.
+func (sc *scan) spanMatch(have predMask, name []byte, kind, status int32, msg []byte, dur uint64, root bool, svc []byte) predMask {
+	ps := sc.s.preds
+	var m predMask
+	for j := range ps {
+		p := &ps[j]
+		if have&(1<<j) != 0 || (p.Scope != PredSpanIntrinsic && !root) {
+			continue
+		}
+		var ok bool
+		switch p.intrinsic {
+		case inRootName:
+			ok = p.matchStr(unsafeString(name))
+		case inRootServiceName:
+			ok = p.matchStr(unsafeString(svc))
+		case inName:
+			ok = p.matchStr(unsafeString(name))
+		case inStatus:
+			ok = p.matchInt(int64(status))
+		case inKind:
+			ok = p.matchInt(int64(kind))
+		case inDuration:
+			ok = dur > math.MaxInt64 || p.matchInt(int64(dur))
+		case inStatusMessage:
+			ok = p.matchStr(unsafeString(msg))
+		}
+		if ok {
+			m |= 1 << j
+		}
+	}
+	return m
 }
 
 func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
@@ -349,11 +395,20 @@ func (sc *scan) rowGroup(ctx context.Context, i int) error {
 			continue
 		}
 		var m predMask
+		rowSpan := true
 		sc.rowRoot = false
-		if err := sc.r.guard(func() error { m = sc.rowMask(cells); return nil }); err != nil {
+		if err := sc.r.guard(func() error {
+			m = sc.rowMask(cells)
+			if sc.sameSpan {
+				// A span satisfies no more than its row does.
+				rowSpan = satisfies(m|sc.sl.base, len(sc.s.preds), true) && sc.rowSpanOK(cells)
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
 		if sc.active && id == sc.cur {
+			sc.curSpan = sc.curSpan || rowSpan
 			sc.curRoot = sc.curRoot || sc.rowRoot
 			sc.curMask |= m
 			if start != 0 && (sc.curS == 0 || start < sc.curS) {
@@ -369,6 +424,7 @@ func (sc *scan) rowGroup(ctx context.Context, i int) error {
 			}
 			sc.cur, sc.curMask, sc.curS, sc.curE, sc.active = id, m, start, end, true
 			sc.curRoot = sc.rowRoot
+			sc.curSpan = rowSpan
 			sc.curRows = sc.curRows[:0]
 		}
 		sc.curRows = append(sc.curRows, rowRef{rg: i, row: row})
@@ -402,7 +458,7 @@ func (sc *scan) finishTrace(ctx context.Context) error {
 			m |= 1 << j
 		}
 	}
-	if !s.ok(m) {
+	if !s.ok(m) || (sc.sameSpan && !sc.curSpan) {
 		return nil
 	}
 	var td *tracev1.TracesData
@@ -421,6 +477,9 @@ func (sc *scan) finishTrace(ctx context.Context) error {
 	// The OTLP check is finer than the cells' (it sees which attribute
 	// belongs to which span, for predicates on several columns).
 	if len(s.preds) > 0 && !s.ok(traceMask(s.preds, td)|sc.always) {
+		return nil
+	}
+	if sc.sameSpan && !spanMatchOTLP(s.preds, sc.sl.base, td) {
 		return nil
 	}
 	if !sc.fn(sc.cur, td) {
@@ -452,7 +511,15 @@ func (sc *scan) decode(ctx context.Context, ref rowRef) (*tracev1.TracesData, in
 			sc.decCells = make([]cell, numColumns)
 		}
 		for c, chunk := range chunks {
-			sc.dec[c] = seekReader{colReader: colReader{leaf: &lay.leaves[c], pages: chunk.(*parquet.FileColumnChunk).PagesFrom(ra)}, base: -1}
+			if sc.group[c] >= 0 {
+				sc.dec[c] = seekReader{base: -1} // left out: never read
+				continue
+			}
+			fc := chunk.(*parquet.FileColumnChunk)
+			sc.dec[c] = seekReader{colReader: colReader{leaf: &lay.leaves[c], pages: fc.PagesFrom(ra)}, base: -1}
+			if oi, err := fc.OffsetIndex(); err == nil && oi.NumPages() > 0 && oi.FirstRowIndex(0) == 0 {
+				sc.dec[c].oi = oi
+			}
 		}
 		sc.decRG = ref.rg
 	}
@@ -460,6 +527,9 @@ func (sc *scan) decode(ctx context.Context, ref rowRef) (*tracev1.TracesData, in
 	spans := 0
 	err := sc.r.guard(func() error {
 		for c := range sc.dec {
+			if sc.group[c] >= 0 {
+				continue
+			}
 			x, err := sc.dec[c].at(ref.row)
 			if err != nil {
 				return fmt.Errorf("row %d of row group %d column %d: %w", ref.row, ref.rg, c, err)
@@ -468,9 +538,14 @@ func (sc *scan) decode(ctx context.Context, ref rowRef) (*tracev1.TracesData, in
 		}
 		row := Row{cells: sc.decCells}
 		spans = row.SpanCount()
-		if err := reconstruct(&sc.tr, row.flat()); err != nil {
+		flat := row.flat
+		if sc.omit != [4]bool{} {
+			flat = sc.projectedRow
+		}
+		if err := reconstruct(&sc.tr, flat()); err != nil {
 			return err
 		}
+		packRow(&sc.tr, sc.omit)
 		var err error
 		td, err = sc.tr.toOTLP()
 		return err
@@ -478,27 +553,80 @@ func (sc *scan) decode(ctx context.Context, ref rowRef) (*tracev1.TracesData, in
 	return td, spans, err
 }
 
-// seekReader is a colReader that moves forward to given rows.
+// projectedRow is Row.flat of the decoder's cells with the groups left
+// out as empty lists.
+func (sc *scan) projectedRow() parquet.Row {
+	var out parquet.Row
+	for c, x := range sc.decCells {
+		if g := sc.group[c]; g >= 0 {
+			pg := projGroups[g]
+			out = projected(out, sc.decCells[pg.shape], c, pg.def)
+			continue
+		}
+		out = x.appendValues(out, c)
+	}
+	return out
+}
+
+// seekReader is a colReader that moves forward to given rows, skipping
+// the pages between with the chunk's offset index (when it has one)
+// instead of decoding them.
 type seekReader struct {
 	colReader
 	base int64 // row index of the current page's first row, -1: none
+	oi   parquet.OffsetIndex
+	page int // index of the current page in oi
 }
 
-// at returns the cell of row k (k never below a row asked before). Pages
-// before it are read and dropped: parquet-go's SeekToRow re-serves the
-// page it returned last, which colReader has already released.
+// at returns the cell of row k (k never below a row asked before). A page
+// after the next one is reached with SeekToRow at its first row (so that
+// parquet-go returns it whole); the next page is read in order (SeekToRow
+// would re-serve the page returned last, which colReader has already
+// released).
 func (s *seekReader) at(k int64) (cell, error) {
+	if s.base >= 0 && k < s.base+int64(s.cur.rows) {
+		return cell{pg: s.cur, row: int32(k - s.base)}, nil
+	}
+	next := 0
+	if s.base >= 0 {
+		next = s.page + 1
+	}
+	if s.oi != nil {
+		n := s.oi.NumPages()
+		t := sort.Search(n, func(j int) bool { return s.oi.FirstRowIndex(j) > k }) - 1
+		if t > next {
+			first := s.oi.FirstRowIndex(t)
+			if err := s.pages.SeekToRow(first); err != nil {
+				return cell{}, err
+			}
+			s.releaseCur()
+			if err := s.nextPage(); err != nil {
+				return cell{}, err
+			}
+			s.base, s.page = first, t
+			return s.check(k)
+		}
+	}
 	if s.base < 0 {
-		s.base = 0
+		s.base, s.page = 0, 0
 		if err := s.nextPage(); err != nil {
 			return cell{}, err
 		}
 	}
 	for k >= s.base+int64(s.cur.rows) {
 		s.base += int64(s.cur.rows)
+		s.page++
 		if err := s.nextPage(); err != nil {
 			return cell{}, err
 		}
+	}
+	return s.check(k)
+}
+
+// check returns row k's cell of the current page, which must hold it.
+func (s *seekReader) check(k int64) (cell, error) {
+	if k < s.base || k >= s.base+int64(s.cur.rows) {
+		return cell{}, fmt.Errorf("page %d holds rows [%d, %d), not row %d", s.page, s.base, s.base+int64(s.cur.rows), k)
 	}
 	return cell{pg: s.cur, row: int32(k - s.base)}, nil
 }

@@ -50,10 +50,14 @@ func Candidates(ctx context.Context, r *block.Reader, req Request, fn func(id []
 }
 
 // SearchBlock runs req over one block: candidates from the block (pushdown),
-// then Eval on each; fn receives each match and returns false to stop.
+// decoded with only what Match reads (BlockFields), then Eval on each; fn
+// receives each match and returns false to stop.
 func SearchBlock(ctx context.Context, r *block.Reader, req Request, fn func(*rubatopb.TraceSearchMetadata) bool) (Stats, error) {
 	var evalErr error
-	st, err := Candidates(ctx, r, req, func(id []byte, td *tracev1.TracesData) bool {
+	breq := BlockRequest(req.Query, req.Start, req.End)
+	breq.Fields = BlockFields(req.Query)
+	bst, err := r.Search(ctx, breq, func(id16 [16]byte, td *tracev1.TracesData) bool {
+		id := id16[:]
 		if req.Start != 0 || req.End != 0 {
 			s, e := TraceBounds(td)
 			if !InRange(s, e, req.Start, req.End) {
@@ -73,7 +77,37 @@ func SearchBlock(ctx context.Context, r *block.Reader, req Request, fn func(*rub
 	if err == nil {
 		err = evalErr
 	}
-	return st, err
+	return Stats{InspectedTraces: bst.InspectedTraces, InspectedSpans: bst.InspectedSpans, InspectedBytes: bst.InspectedBytes}, err
+}
+
+// BlockFields says what Match reads of a trace for q (Eval and Metadata),
+// so that the block may leave the rest out of the candidates it decodes.
+func BlockFields(q *traceql.Query) *block.SearchFields {
+	if q == nil {
+		return nil
+	}
+	qf := q.Fields()
+	f := &block.SearchFields{Events: qf.Events}
+	for _, a := range qf.Attrs {
+		switch a.Scope {
+		case traceql.ScopeResource:
+			f.ResourceKeys = append(f.ResourceKeys, a.Name)
+		case traceql.ScopeSpan:
+			f.SpanKeys = append(f.SpanKeys, a.Name)
+		case traceql.ScopeUnscoped:
+			f.ResourceKeys = append(f.ResourceKeys, a.Name)
+			f.SpanKeys = append(f.SpanKeys, a.Name)
+		case traceql.ScopeInstrumentation:
+			f.ScopeAttrs = true
+		case traceql.ScopeEvent:
+			f.Events = true
+		case traceql.ScopeLink:
+			// links are always decoded
+		default:
+			return nil
+		}
+	}
+	return f
 }
 
 // CountSpans returns the number of spans of td.

@@ -25,6 +25,7 @@ func BlockRequest(q *traceql.Query, start, end uint32) block.SearchRequest {
 	}
 	conds := q.Conditions()
 	req.All = conds.All
+	req.SameSpan = conds.All && conds.SameSpan
 	for _, c := range conds.Conds {
 		p, ok := Predicate(c)
 		if !ok {
@@ -32,7 +33,7 @@ func BlockRequest(q *traceql.Query, start, end uint32) block.SearchRequest {
 				req.Predicates = nil
 				return req
 			}
-			continue
+			continue // dropping a condition of one span keeps the rest on it
 		}
 		req.Predicates = append(req.Predicates, p)
 	}

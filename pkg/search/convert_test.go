@@ -13,6 +13,7 @@ func TestBlockRequest(t *testing.T) {
 	require.NoError(t, err)
 	req := BlockRequest(q, 100, 200)
 	require.True(t, req.All)
+	require.True(t, req.SameSpan, "one filter's && holds on one span")
 	require.Len(t, req.Predicates, 4)
 	require.Equal(t, int64(100), req.Start.Unix())
 	require.Equal(t, int64(201), req.End.Unix(), "end second included")
@@ -29,6 +30,13 @@ func TestBlockRequest(t *testing.T) {
 	q, err = ParseQuery(`{ span:id = "0000000000000001" } || { span.x = "y" }`)
 	require.NoError(t, err)
 	require.Empty(t, BlockRequest(q, 0, 0).Predicates)
+
+	// Two filters are two spans.
+	q, err = ParseQuery(`{ span.x = 1 } && { span.y = 2 }`)
+	require.NoError(t, err)
+	req = BlockRequest(q, 0, 0)
+	require.True(t, req.All)
+	require.False(t, req.SameSpan)
 
 	q, err = ParseQuery(`{}`)
 	require.NoError(t, err)

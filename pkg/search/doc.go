@@ -10,6 +10,10 @@
 //     candidate trace says it matches; predicates given to pkg/block never
 //     exclude a trace that could match (conditions that cannot be expressed
 //     safely are dropped, which only widens the candidate set).
+//   - SearchBlock asks a block for only what Match reads of a candidate
+//     (BlockFields, from traceql's Fields) and, for one filter's &&, for
+//     candidates where one span may satisfy every condition (SameSpan);
+//     Candidates returns whole traces (tag calls read every attribute).
 //   - Results are merged by trace ID; a span appears at most once per
 //     spanset, spansets are identified by their by() attributes, and at most
 //     limit traces and spss spans per spanset are returned (0 = unbounded).

@@ -221,6 +221,12 @@ type Conditions struct {
 	// satisfies at least one Cond. Empty Conds: nothing can be pruned.
 	All   bool
 	Conds []Condition
+	// SameSpan (with All): every matching trace has one span satisfying
+	// every Cond at once (with its own resource, scope, events and links).
+	// It holds when the query's only spanset stage is one filter whose
+	// Conds are joined by && at its top level, as in
+	// `{ resource.service.name = "a" && span.x = 1 }`.
+	SameSpan bool
 }
 
 // Condition is one comparison `<field> <op> <literal>` on one span (with its

@@ -62,9 +62,10 @@ func or(a, b cform) cform {
 // comparisons, `= nil`, IDs, events' intrinsics) contribute nothing.
 func (q *Query) Conditions() Conditions {
 	f := pipeForm(q.pipe)
+	same := oneFilter(q.pipe)
 	switch f.kind {
 	case fLeaf:
-		return Conditions{All: true, Conds: []Condition{f.leaf}}
+		return Conditions{All: true, Conds: []Condition{f.leaf}, SameSpan: same}
 	case fAnd:
 		var cs []Condition
 		for _, k := range f.kids {
@@ -73,7 +74,9 @@ func (q *Query) Conditions() Conditions {
 			}
 		}
 		if len(cs) > 0 {
-			return Conditions{All: true, Conds: cs}
+			// The leaves of a top-level && of one filter hold on the
+			// span the filter selects.
+			return Conditions{All: true, Conds: cs, SameSpan: same}
 		}
 		for _, k := range f.kids {
 			if r := reps(k); len(r) > 0 {
@@ -117,6 +120,23 @@ func reps(f cform) []Condition {
 		return out
 	}
 	return nil
+}
+
+// oneFilter tells whether the pipeline's only spanset stage is a single
+// filter `{ ... }`: then every span it yields satisfies the filter's
+// top-level && conditions together (later stages only drop, group or
+// annotate spans).
+func oneFilter(p *pipeline) bool {
+	n := 0
+	for _, st := range p.stages {
+		if st.kind == stSpanset {
+			n++
+			if st.ss == nil || st.ss.kind != ssFilter {
+				return false
+			}
+		}
+	}
+	return n == 1
 }
 
 func pipeForm(p *pipeline) cform {

@@ -17,28 +17,28 @@ import (
 func TestConditions(t *testing.T) {
 	tests := []struct{ q, want string }{
 		{`{}`, `any: `},
-		{`{ .a = 1 }`, `all: .a = 1`},
-		{`{ resource.service.name = "x" && name = "y" && span.http.status_code >= 500 }`, `all: resource.service.name = "x"; name = "y"; span.http.status_code >= 500`},
-		{`{ 500 <= span.c }`, `all: span.c >= 500`},
-		{`{ status = error && kind != client && duration > 1s && statusMessage =~ "t.*" }`, `all: status = error; kind != client; duration > 1s; statusMessage =~ "t.*"`},
-		{`{ span:status = error && trace:rootService = "a" && trace:rootName != "b" && trace:duration < 2s }`, `all: status = error; rootServiceName = "a"; rootName != "b"; traceDuration < 2s`},
-		{`{ .a != nil }`, `all: .a != nil`},
+		{`{ .a = 1 }`, `span: .a = 1`},
+		{`{ resource.service.name = "x" && name = "y" && span.http.status_code >= 500 }`, `span: resource.service.name = "x"; name = "y"; span.http.status_code >= 500`},
+		{`{ 500 <= span.c }`, `span: span.c >= 500`},
+		{`{ status = error && kind != client && duration > 1s && statusMessage =~ "t.*" }`, `span: status = error; kind != client; duration > 1s; statusMessage =~ "t.*"`},
+		{`{ span:status = error && trace:rootService = "a" && trace:rootName != "b" && trace:duration < 2s }`, `span: status = error; rootServiceName = "a"; rootName != "b"; traceDuration < 2s`},
+		{`{ .a != nil }`, `span: .a != nil`},
 		{`{ .a = nil }`, `any: `},
-		{`{ .a }`, `all: .a = true`},
+		{`{ .a }`, `span: .a = true`},
 		{`{ !(.a = 1) }`, `any: `},
 		{`{ .a = 1 || .b = 2 }`, `any: .a = 1; .b = 2`},
-		{`{ (resource.service.name = "a.b" || resource.service.name = "c") && traceDuration > 5s }`, `all: resource.service.name =~ "a\\.b|c"; traceDuration > 5s`},
-		{`{ name = "x" || name =~ "y+" || name = "z" }`, `all: name =~ "(?:x|(?:y+))|z"`},
+		{`{ (resource.service.name = "a.b" || resource.service.name = "c") && traceDuration > 5s }`, `span: resource.service.name =~ "a\\.b|c"; traceDuration > 5s`},
+		{`{ name = "x" || name =~ "y+" || name = "z" }`, `span: name =~ "(?:x|(?:y+))|z"`},
 		{`{ span.a = "x" || resource.a = "y" }`, `any: span.a = "x"; resource.a = "y"`},
 		{`{ .a = "x" || .a = 1 }`, `any: .a = "x"; .a = 1`},
 		{`{ .a = "x" } || { .a = "y" }`, `all: .a =~ "x|y"`},
-		{`{ (.a = 1 || .b = 2) && .c = 3 }`, `all: .c = 3`},
+		{`{ (.a = 1 || .b = 2) && .c = 3 }`, `span: .c = 3`},
 		{`{ (.a = 1 || .b = 2) && !.c }`, `any: .a = 1; .b = 2`},
 		{`{ .a = 1 || !(.b = 2) }`, `any: `},
 		{`{ .a + 1 = 2 }`, `any: `},
 		{`{ .a = .b }`, `any: `},
 		{`{ span:id = "01" && trace:id = "02" && event:name = "x" && span:childCount > 1 }`, `any: `},
-		{`{ event.a = 1 && link.b = 2 && instrumentation.c = 3 }`, `all: event.a = 1; link.b = 2; instrumentation.c = 3`},
+		{`{ event.a = 1 && link.b = 2 && instrumentation.c = 3 }`, `span: event.a = 1; link.b = 2; instrumentation.c = 3`},
 		{`{ .a = 1 } && { .b = 2 }`, `all: .a = 1; .b = 2`},
 		{`{ .a = 1 } || { .b = 2 }`, `any: .a = 1; .b = 2`},
 		{`{ .a = 1 && .c = 3 } || { .b = 2 }`, `any: .a = 1; .b = 2`},
@@ -47,11 +47,11 @@ func TestConditions(t *testing.T) {
 		{`{ .a = 1 } &>> { .b = 2 }`, `all: .a = 1; .b = 2`},
 		{`{ .a = 1 } !> { .b = 2 }`, `all: .b = 2`},
 		{`{ .a = 1 } !~ { }`, `any: `},
-		{`{ .a = 1 } | count() > 2`, `all: .a = 1`},
+		{`{ .a = 1 } | count() > 2`, `span: .a = 1`},
 		{`{ .a = 1 } | by(.x) | { .b = 2 }`, `all: .a = 1; .b = 2`},
 		{`({ .a = 1 } | count() > 2) && { .b = 2 }`, `all: .a = 1; .b = 2`},
 		{`count() > 2`, `any: `},
-		{`{ .a =~ "x" } | select(.z)`, `all: .a =~ "x"`},
+		{`{ .a =~ "x" } | select(.z)`, `span: .a =~ "x"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.q, func(t *testing.T) {
@@ -65,6 +65,9 @@ func TestConditions(t *testing.T) {
 			got := "any: "
 			if c.All {
 				got = "all: "
+			}
+			if c.SameSpan {
+				got = "span: "
 			}
 			require.Equal(t, tc.want, got+strings.Join(parts, "; "))
 		})
@@ -80,7 +83,7 @@ func TestConditionsConservative(t *testing.T) {
 	for i := 0; i < 150; i++ {
 		traces = append(traces, traceqltest.Trace(r, traceqltest.TraceID(r), traceqltest.TraceOptions{MaxSpans: 30}))
 	}
-	queries, matches, pruned := 0, 0, 0
+	queries, matches, pruned, same := 0, 0, 0, 0
 	n := 600
 	if testing.Short() {
 		n = 200
@@ -91,6 +94,9 @@ func TestConditionsConservative(t *testing.T) {
 		require.NoError(t, err, qs)
 		queries++
 		conds := q.Conditions()
+		if conds.SameSpan {
+			same++
+		}
 		for _, td := range traces {
 			res, err := q.Eval(td)
 			if err != nil {
@@ -106,7 +112,8 @@ func TestConditionsConservative(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d queries, %d matching (query, trace) pairs, %d pairs pruned by conditions", queries, matches, pruned)
+	t.Logf("%d queries (%d with SameSpan), %d matching (query, trace) pairs, %d pairs pruned by conditions", queries, same, matches, pruned)
+	require.Greater(t, same, n/20, "the generator must give single-filter conjunctions")
 	require.Greater(t, matches, n)
 	require.Greater(t, pruned, 5*n)
 }
@@ -114,6 +121,22 @@ func TestConditionsConservative(t *testing.T) {
 func satisfies(td *tracev1.TracesData, c Conditions) bool {
 	if len(c.Conds) == 0 {
 		return true
+	}
+	if c.All && c.SameSpan {
+		for _, rs := range td.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				for _, sp := range ss.Spans {
+					ok := true
+					for _, cd := range c.Conds {
+						ok = ok && condHoldsOn(td, cd, sp)
+					}
+					if ok {
+						return true
+					}
+				}
+			}
+		}
+		return false
 	}
 	for _, cd := range c.Conds {
 		h := condHolds(td, cd)
@@ -129,7 +152,10 @@ func satisfies(td *tracev1.TracesData, c Conditions) bool {
 
 // condHolds is a reference evaluator for one Condition, written apart from
 // the engine.
-func condHolds(td *tracev1.TracesData, c Condition) bool {
+func condHolds(td *tracev1.TracesData, c Condition) bool { return condHoldsOn(td, c, nil) }
+
+// condHoldsOn is condHolds on span only (nil: any span).
+func condHoldsOn(td *tracev1.TracesData, c Condition, only *tracev1.Span) bool {
 	var root *tracev1.Span
 	var rootRes *tracev1.ResourceSpans
 	var minStart, maxEnd uint64
@@ -153,6 +179,9 @@ func condHolds(td *tracev1.TracesData, c Condition) bool {
 	for _, rs := range td.ResourceSpans {
 		for _, ss := range rs.ScopeSpans {
 			for _, sp := range ss.Spans {
+				if only != nil && sp != only {
+					continue
+				}
 				var vals []*commonv1.AnyValue
 				var iv interface{}
 				found := true
@@ -360,4 +389,29 @@ func sameKind(a, b interface{}) bool {
 		return ok
 	}
 	return false
+}
+
+func TestFields(t *testing.T) {
+	for q, want := range map[string]string{
+		`{}`: ``,
+		`{ resource.service.name = "a" && span.x > 1 }`:                                `resource.service.name span.x`,
+		`{ .a = 1 } > { instrumentation.b = 2 } | by(span.c) | select(resource.d, .e)`: `.a instrumentation.b span.c resource.d .e`,
+		`{ event.x = 1 }`:                                  `event.x events`,
+		`{ event:name = "e" } | avg(span.d) > 2`:           `span.d events`,
+		`({ link.l = 1 } | count() > 1) && { name = "x" }`: `link.l`,
+	} {
+		q0, err := Parse(q)
+		require.NoError(t, err)
+		f := q0.Fields()
+		var parts []string
+		for _, a := range f.Attrs {
+			parts = append(parts, (Condition{Scope: a.Scope, Name: a.Name, Op: OpExists}).String())
+		}
+		got := strings.TrimSuffix(strings.Join(parts, " "), " != nil")
+		got = strings.ReplaceAll(got, " != nil", "")
+		if f.Events {
+			got = strings.TrimSpace(got + " events")
+		}
+		require.Equal(t, want, got, q)
+	}
 }

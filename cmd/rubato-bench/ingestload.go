@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ingestUnderSearch measures issue 9's "search must not slow ingest":
+// after the main run (backend blocks in place), it pushes the same number
+// of requests in alternating rounds without and with a search load (the
+// query cases of searchCases, one client, qps searches per second, each
+// waiting for its answer; a search still running when the round ends is
+// cut off and not counted), and prints the acknowledged spans/s of each
+// round and the median ratio of the pairs. Rounds alternate so that the
+// machine's drift falls on both sides.
+func ingestUnderSearch(ctx context.Context, cfg config, s *server, tp *template) error {
+	const rounds = 3
+	requests := max(cfg.searchLoadSpans/tp.spans, 1)
+	var base, loaded []float64
+	var searched, searchFails int64
+	var searchCPU float64
+	for r := 0; r < 2*rounds; r++ {
+		withLoad := r%2 == 1
+		lctx, stop := context.WithCancel(ctx)
+		var n, fails atomic.Int64
+		var wg sync.WaitGroup
+		if withLoad {
+			wg.Add(1)
+			go func() { defer wg.Done(); searchLoad(lctx, s, cfg.searchLoadQPS, &n, &fails) }()
+		}
+		cpu0, _ := s.cpuSeconds()
+		t0 := time.Now()
+		_, err := push(ctx, cfg, s, tp, requests)
+		d := time.Since(t0)
+		cpu1, _ := s.cpuSeconds()
+		stop()
+		wg.Wait()
+		if err != nil {
+			return err
+		}
+		rate := float64(requests*tp.spans) / d.Seconds()
+		label := "no search"
+		if withLoad {
+			loaded = append(loaded, rate)
+			searched += n.Load()
+			searchFails += fails.Load()
+			label = fmt.Sprintf("%d searches", n.Load())
+			searchCPU += cpu1 - cpu0
+		} else {
+			base = append(base, rate)
+			searchCPU -= cpu1 - cpu0
+		}
+		fmt.Printf("ingest+search: round %d, %-12s %8.0f spans/s acknowledged (%d spans in %s), server CPU %.2f s\n",
+			r/2+1, label+":", rate, requests*tp.spans, d.Round(time.Millisecond), cpu1-cpu0)
+	}
+	ratios := make([]float64, rounds)
+	for i := range ratios {
+		ratios[i] = loaded[i] / base[i]
+	}
+	slices.Sort(ratios)
+	fmt.Printf("ingest+search: with %.1f searches/s (%d searches, %d failed), ingest at %.1f%% of its rate without (median of %d pairs; pairs %.2f–%.2f); server CPU per search ≈ %.1f ms\n",
+		cfg.searchLoadQPS, searched, searchFails, 100*ratios[rounds/2], rounds, ratios[0], ratios[rounds-1], 1e3*searchCPU/float64(max(searched, 1)))
+	return nil
+}
+
+// searchLoad runs the search cases in turn at qps until ctx ends,
+// counting answered searches and failures.
+func searchLoad(ctx context.Context, s *server, qps float64, n, fails *atomic.Int64) {
+	cases := searchCases()
+	tick := time.NewTicker(time.Duration(float64(time.Second) / qps))
+	defer tick.Stop()
+	client := &http.Client{}
+	for i := 0; ; i++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		c := cases[i%len(cases)]
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.url(c.path), nil)
+		resp, err := client.Do(req)
+		if err != nil {
+			if ctx.Err() == nil {
+				fails.Add(1)
+			}
+			continue
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if ctx.Err() != nil {
+			return // cut off by the end of the round
+		}
+		if err != nil || resp.StatusCode != http.StatusOK {
+			fails.Add(1)
+			continue
+		}
+		if _, _, err := c.want(body); err != nil {
+			fails.Add(1)
+			continue
+		}
+		n.Add(1)
+	}
+}
