@@ -445,6 +445,9 @@ func Main(args []string) int {
 			return 0
 		}
 	}
+	if verifyRequested(args) {
+		return Verify(args, os.Stdout, os.Stderr)
+	}
 	cfg, err := Load(args, logger)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0 // -help printed the flags and their defaults
