@@ -445,6 +445,9 @@ func Main(args []string) int {
 			return 0
 		}
 	}
+	if len(args) > 0 && args[0] == SelfTestCommand {
+		return SelfTest(args[1:], os.Stdout, os.Stderr)
+	}
 	if verifyRequested(args) {
 		return Verify(args, os.Stdout, os.Stderr)
 	}
