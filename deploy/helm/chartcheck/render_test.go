@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
@@ -17,43 +18,50 @@ import (
 )
 
 var (
-	repoRoot  = filepath.Join("..", "..", "..")
-	chartDir  = filepath.Join("..", "rubato")
+	repoRoot = filepath.Join("..", "..", "..")
+	chartDir = filepath.Join("..", "rubato")
+
+	toolsOnce sync.Once
 	helmBin   string
 	rubatoBin string
+	toolsErr  error
+	tmpDir    string
 )
 
 func TestMain(m *testing.M) {
-	code, err := setup()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	code := m.Run()
+	if tmpDir != "" {
+		os.RemoveAll(tmpDir)
 	}
-	code = m.Run()
 	os.Exit(code)
 }
 
-// setup provides helm (scripts/helm.sh, or $HELM) and builds rubato.
-func setup() (int, error) {
-	helmBin = os.Getenv("HELM")
-	if helmBin == "" {
-		out, err := exec.Command("bash", filepath.Join(repoRoot, "scripts", "helm.sh")).Output()
-		if err != nil {
-			return 1, fmt.Errorf("scripts/helm.sh: %w", err)
+// tools provides helm (scripts/helm.sh, or $HELM) and builds rubato, once,
+// for the tests that need them.
+func tools(t *testing.T) (helm, rubato string) {
+	t.Helper()
+	toolsOnce.Do(func() {
+		helmBin = os.Getenv("HELM")
+		if helmBin == "" {
+			out, err := exec.Command("bash", filepath.Join(repoRoot, "scripts", "helm.sh")).Output()
+			if err != nil {
+				toolsErr = fmt.Errorf("scripts/helm.sh: %w", err)
+				return
+			}
+			helmBin = strings.TrimSpace(string(out))
 		}
-		helmBin = strings.TrimSpace(string(out))
-	}
-	dir, err := os.MkdirTemp("", "chartcheck-")
-	if err != nil {
-		return 1, err
-	}
-	rubatoBin = filepath.Join(dir, "rubato")
-	build := exec.Command("go", "build", "-o", rubatoBin, "./cmd/rubato")
-	build.Dir = repoRoot
-	if out, err := build.CombinedOutput(); err != nil {
-		return 1, fmt.Errorf("build rubato: %w\n%s", err, out)
-	}
-	return 0, nil
+		if tmpDir, toolsErr = os.MkdirTemp("", "chartcheck-"); toolsErr != nil {
+			return
+		}
+		rubatoBin = filepath.Join(tmpDir, "rubato")
+		build := exec.Command("go", "build", "-o", rubatoBin, "./cmd/rubato")
+		build.Dir = repoRoot
+		if out, err := build.CombinedOutput(); err != nil {
+			toolsErr = fmt.Errorf("build rubato: %w\n%s", err, out)
+		}
+	})
+	require.NoError(t, toolsErr)
+	return helmBin, rubatoBin
 }
 
 // object is one rendered document decoded into its API type.
@@ -130,7 +138,8 @@ func splitDocs(out []byte) [][]byte {
 // helm runs the helm binary with args, returning combined output.
 func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	cmd := exec.Command(helmBin, args...)
+	helmPath, _ := tools(t)
+	cmd := exec.Command(helmPath, args...)
 	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+t.TempDir(), "HELM_CONFIG_HOME="+t.TempDir(), "HELM_DATA_HOME="+t.TempDir())
 	out, err := cmd.CombinedOutput()
 	return string(out), err
@@ -166,7 +175,8 @@ func verifyConfig(t *testing.T, cm *corev1.ConfigMap) {
 	require.NoError(t, os.WriteFile(over, []byte(cm.Data["overrides.yaml"]), 0o644))
 	// The per-tenant file is mounted at /runtime-config in the pod; here
 	// the flag (which wins over the file) points at the copy.
-	cmd := exec.Command(rubatoBin, "-config.file="+cfg, "-config.expand-env", "-config.per-user-override-config="+over, "-config.verify")
+	_, rubatoPath := tools(t)
+	cmd := exec.Command(rubatoPath, "-config.file="+cfg, "-config.expand-env", "-config.per-user-override-config="+over, "-config.verify")
 	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "rubato -config.verify rejected the chart's config:\n%s\n--- rubato.yaml:\n%s--- overrides.yaml:\n%s", out, cm.Data["rubato.yaml"], cm.Data["overrides.yaml"])
 	require.Equal(t, "config OK\n", string(out))
