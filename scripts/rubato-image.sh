@@ -41,7 +41,7 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X github.com/rubatodb/rubato/c
 
 # The final stage: from "FROM scratch" to the end, with the build stage's
 # /out/ mapped onto this context.
-awk '/^FROM scratch/ { on = 1 } on' Dockerfile | sed 's#--from=build /out/#out/#' >"$ctx/Dockerfile"
+awk '/^FROM scratch/ { on = 1 } on' Dockerfile | sed -e 's#--from=build ##' -e 's# /out/# out/#' >"$ctx/Dockerfile"
 if ! grep -q '^FROM scratch' "$ctx/Dockerfile" || grep -q -- '--from=' "$ctx/Dockerfile"; then
 	log "Dockerfile's final stage is not FROM scratch with COPY --from=build /out/... lines; update this script"
 	exit 1
