@@ -48,7 +48,8 @@ func buildImage(t *testing.T) string {
 // next to a MinIO container, both on the host network as the other
 // integration tests: a trace pushed over OTLP HTTP is read back by ID on
 // the query port, live and again after a flush to MinIO and a restart of
-// the container with an empty WAL (so from the bucket only).
+// the container with an empty WAL (so from the bucket only); then the
+// image's own `rubato selftest` (the chart's helm test) passes against it.
 func TestImageWithMinIO(t *testing.T) {
 	image := buildImage(t)
 	srv := minio.Start(t) // sets the TESTCONTAINERS_* defaults
@@ -130,6 +131,12 @@ storage:
 		require.NotNil(t, got, "trace %s not found after restart (from MinIO)", id)
 		requireSameTrace(t, spans, got)
 	}
+
+	// The Helm chart's test pod: `rubato selftest` from the image itself.
+	out, err = exec.Command("docker", "run", "--rm", "--network=host", image, "selftest",
+		fmt.Sprintf("-otlp-http=http://127.0.0.1:%d", otlpPort), fmt.Sprintf("-query=http://127.0.0.1:%d", httpPort), "-timeout=30s").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "selftest OK: trace ")
 }
 
 // waitReadyURL polls /ready until 200, failing with the container's logs.
