@@ -304,6 +304,22 @@ func checkRendering(t *testing.T, tc matrixCase, objs map[string]object) {
 	}
 }
 
+// TestConfigVerifyCatchesBadValues: a typo in structuredConfig or in a
+// tenant's overrides renders (Helm cannot know Rubato's keys) and is then
+// refused by rubato -config.verify, naming the key.
+func TestConfigVerifyCatchesBadValues(t *testing.T) {
+	for values, want := range map[string]string{
+		"rubato:\n  structuredConfig:\n    ingester: {trace_idle_perod: 5s}\n":             "ingester.trace_idle_perod",
+		"rubato:\n  perTenantOverrides:\n    team-a: {ingestion: {rate_limit_byts: 10}}\n": "rate_limit_byts",
+	} {
+		objs := render(t, values)
+		out, err := runVerify(t, objs["ConfigMap/rel-rubato"].obj.(*corev1.ConfigMap))
+		require.Error(t, err, out)
+		require.Contains(t, out, want)
+		require.Contains(t, out, "unknown key")
+	}
+}
+
 // TestDistributedModeRefused: the mode not implemented yet fails to render
 // with a message, rather than rendering a single binary.
 func TestDistributedModeRefused(t *testing.T) {

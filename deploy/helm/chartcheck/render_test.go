@@ -166,8 +166,17 @@ func render(t *testing.T, values string) map[string]object {
 	return objs
 }
 
-// verifyConfig runs `rubato -config.verify` on the ConfigMap's two files.
+// verifyConfig requires `rubato -config.verify` to accept the ConfigMap's
+// two files.
 func verifyConfig(t *testing.T, cm *corev1.ConfigMap) {
+	t.Helper()
+	out, err := runVerify(t, cm)
+	require.NoError(t, err, "rubato -config.verify rejected the chart's config:\n%s\n--- rubato.yaml:\n%s--- overrides.yaml:\n%s", out, cm.Data["rubato.yaml"], cm.Data["overrides.yaml"])
+	require.Equal(t, "config OK\n", out)
+}
+
+// runVerify runs `rubato -config.verify` on the ConfigMap's two files.
+func runVerify(t *testing.T, cm *corev1.ConfigMap) (string, error) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, over := filepath.Join(dir, "rubato.yaml"), filepath.Join(dir, "overrides.yaml")
@@ -176,8 +185,6 @@ func verifyConfig(t *testing.T, cm *corev1.ConfigMap) {
 	// The per-tenant file is mounted at /runtime-config in the pod; here
 	// the flag (which wins over the file) points at the copy.
 	_, rubatoPath := tools(t)
-	cmd := exec.Command(rubatoPath, "-config.file="+cfg, "-config.expand-env", "-config.per-user-override-config="+over, "-config.verify")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "rubato -config.verify rejected the chart's config:\n%s\n--- rubato.yaml:\n%s--- overrides.yaml:\n%s", out, cm.Data["rubato.yaml"], cm.Data["overrides.yaml"])
-	require.Equal(t, "config OK\n", string(out))
+	out, err := exec.Command(rubatoPath, "-config.file="+cfg, "-config.expand-env", "-config.per-user-override-config="+over, "-config.verify").CombinedOutput()
+	return string(out), err
 }
