@@ -409,6 +409,12 @@ func Main(args []string) int {
 			return 0
 		}
 	}
+	if len(args) > 0 && args[0] == SelfTestCommand {
+		return SelfTest(args[1:], os.Stdout, os.Stderr)
+	}
+	if verifyRequested(args) {
+		return Verify(args, os.Stdout, os.Stderr)
+	}
 	cfg, err := Load(args, logger)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0 // -help printed the flags and their defaults

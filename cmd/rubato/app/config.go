@@ -186,6 +186,7 @@ func Load(args []string, logger log.Logger) (*Config, error) {
 	pre.BoolVar(&expandEnv, "config.expand-env", false, "")
 	pre.BoolVar(&strict, "config.strict", false, "")
 	pre.BoolVar(&version, "version", false, "")
+	pre.Bool(verifyFlag, false, "")
 	(&Config{}).RegisterFlagsAndApplyDefaults(pre)
 	_ = pre.Parse(args)
 
@@ -224,6 +225,7 @@ func newFlagSet(cfg *Config) *flag.FlagSet {
 	f.Bool("config.expand-env", false, "Expand ${VAR} and ${VAR:-default} in the configuration file.")
 	f.Bool("config.strict", false, "Refuse to start on any configuration key Rubato does not know (Tempo keys it accepts and ignores stay warnings).")
 	f.Bool("version", false, "Print the version and exit.")
+	f.Bool(verifyFlag, false, "Check the configuration (strictly, as -config.strict) and the per-tenant overrides file, print \"config OK\" or the errors, and exit; nothing is started.")
 	cfg.RegisterFlagsAndApplyDefaults(f)
 	f.VisitAll(func(fl *flag.Flag) { fl.DefValue = fl.Value.String() })
 	return f

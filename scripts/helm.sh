@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# helm.sh provides the Helm v3 binary that deploy/helm/chartcheck runs
+# (helm lint --strict, helm template), built from Go modules with
+# `go install`, pinned to HELM_VERSION. No chart repository or release
+# download is needed.
+#
+# Idempotent and cached like otelcol.sh:
+#   - $RUBATO_CACHE/helm-<version> (default $HOME/.cache/rubato) built from
+#     the pinned module -> nothing to do;
+#   - otherwise `go install helm.sh/helm/v3/cmd/helm@<version>` (a few
+#     minutes cold).
+#
+# Prints the binary's path on stdout when done.
+set -euo pipefail
+
+HELM_VERSION=v3.22.0
+# Keep in sync with deploy/helm/chartcheck (helmVersion).
+
+log() { echo "helm: $*" >&2; }
+
+cache=${RUBATO_CACHE:-${HOME:-/root}/.cache/rubato}
+bin="$cache/helm-$HELM_VERSION"
+mkdir -p "$cache"
+
+# has_version reports whether binary $1 was built from the pinned module.
+has_version() {
+	go version -m "$1" 2>/dev/null | awk -v v="$HELM_VERSION" \
+		'$1 == "mod" && $2 == "helm.sh/helm/v3" && $3 == v { found = 1 } END { exit !found }'
+}
+
+if [ -x "$bin" ] && has_version "$bin"; then
+	log "$bin already built"
+	echo "$bin"
+	exit 0
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+log "building helm.sh/helm/v3/cmd/helm@$HELM_VERSION (takes a few minutes)"
+# Run outside any module so the caller's go.mod plays no part.
+(cd "$work" && GOBIN="$work/bin" CGO_ENABLED=0 GOFLAGS= go install "helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
+mv "$work/bin/helm" "$bin.tmp"
+mv "$bin.tmp" "$bin"
+log "$bin ready"
+echo "$bin"
