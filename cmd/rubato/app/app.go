@@ -263,11 +263,35 @@ func (a *App) initDistributor() (services.Service, error) {
 	return d, nil
 }
 
+// querierRing is the ingester ring the querier reads recent traces from,
+// or nil when it can have none: an inmemory ring lives in one process, so
+// in a process that runs no ingester it stays empty for ever, and the
+// querier (which answers 503 on an empty ring, never a false "not found")
+// must then read the backend alone, as a querier without ingesters does.
+func (a *App) querierRing() ring.ReadRing {
+	if a.cfg.Ingester.LifecyclerConfig.RingConfig.KVStore.Store != "inmemory" || a.runs(TargetIngester) {
+		return a.ingesterRing
+	}
+	level.Warn(a.logger).Log("msg", "this querier reads only blocks in the backend: the ingester ring's kvstore is inmemory and this process runs no ingester; use memberlist, consul or etcd to read recent traces from the ingesters")
+	return nil
+}
+
+// runs reports whether this process runs the target (directly or through
+// "all").
+func (a *App) runs(target string) bool {
+	for _, t := range a.cfg.Targets() {
+		if t == target || t == TargetAll {
+			return true
+		}
+	}
+	return false
+}
+
 func (a *App) initQuerier() (services.Service, error) {
 	q := querier.New(a.cfg.Querier, querier.StoreConfig{
 		BlocklistPoll:   a.cfg.Storage.Trace.BlocklistPoll,
 		BlockCacheBytes: a.cfg.Storage.Trace.Cache.BlockBytes,
-	}, a.ingesterRing, a.pool, a.store, a.overrides, a.logger, a.reg)
+	}, a.querierRing(), a.pool, a.store, a.overrides, a.logger, a.reg)
 	a.querier = q
 	tenants := tenant.Resolver{MultitenancyEnabled: a.cfg.MultitenancyEnabled}
 	querier.NewHandler(q, tenants).Register(a.mux)
