@@ -111,7 +111,8 @@ func simulateQueue(loads []tenantLoad, maxPerTenant, workers int) ([]tenantResul
 // fifoBaseline is the same arrivals served by one queue shared by every
 // tenant (no per-tenant fairness), for comparison; it models the order
 // only, it is not Rubato code.
-func fifoBaseline(loads []tenantLoad, workers int) []tenantResult {
+// The per-tenant limit applies as in the real queue.
+func fifoBaseline(loads []tenantLoad, maxPerTenant, workers int) []tenantResult {
 	res := make([]tenantResult, len(loads))
 	waits := make([][]int64, len(loads))
 	type job struct {
@@ -119,6 +120,7 @@ func fifoBaseline(loads []tenantLoad, workers int) []tenantResult {
 		enqueue int64
 	}
 	var fifo []job
+	queued := make([]int, len(loads))
 	arrived := make([]bool, len(loads))
 	for k := 0; ; k++ {
 		slot := int64(k / workers)
@@ -127,6 +129,11 @@ func fifoBaseline(loads []tenantLoad, workers int) []tenantResult {
 				arrived[i] = true
 				res[i].Name, res[i].Jobs = l.Name, l.Jobs
 				for range l.Jobs {
+					if maxPerTenant > 0 && queued[i] >= maxPerTenant {
+						res[i].Refused++
+						continue
+					}
+					queued[i]++
 					fifo = append(fifo, job{i, slot})
 				}
 			}
@@ -139,6 +146,7 @@ func fifoBaseline(loads []tenantLoad, workers int) []tenantResult {
 		}
 		j := fifo[0]
 		fifo = fifo[1:]
+		queued[j.tenant]--
 		waits[j.tenant] = append(waits[j.tenant], slot-j.enqueue)
 		res[j.tenant].LastStart = slot
 	}
