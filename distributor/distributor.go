@@ -261,7 +261,7 @@ func (d *Distributor) push(ctx context.Context, tenantID string, split *otlpwire
 	frags := split.Fragments
 	keys := make([]uint32, len(frags))
 	for i := range frags {
-		keys[i] = tokenFor(tenantID, frags[i].ID[:])
+		keys[i] = TokenFor(tenantID, frags[i].ID[:])
 	}
 	reasons := make([]rubatopb.PushErrorReason, len(frags))
 	var mu sync.Mutex
@@ -313,9 +313,9 @@ func (d *Distributor) push(ctx context.Context, tenantID string, split *otlpwire
 	return out, nil
 }
 
-// tokenFor hashes a trace onto the ring: FNV-1a over tenant and trace ID,
+// TokenFor hashes a trace onto the ring: FNV-1a over tenant and trace ID,
 // as Tempo does, so a trace's spans always meet in the same ingesters.
-func tokenFor(tenantID string, id []byte) uint32 {
+func TokenFor(tenantID string, id []byte) uint32 {
 	h := fnv.New32a()
 	_, _ = h.Write([]byte(tenantID))
 	_, _ = h.Write(id)

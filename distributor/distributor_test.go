@@ -9,6 +9,6 @@ import (
 func TestTokenForIsStable(t *testing.T) {
 	id := make([]byte, 16)
 	id[15] = 1
-	require.Equal(t, tokenFor("t", id), tokenFor("t", id))
-	require.NotEqual(t, tokenFor("t", id), tokenFor("u", id), "tenant is part of the token")
+	require.Equal(t, TokenFor("t", id), TokenFor("t", id))
+	require.NotEqual(t, TokenFor("t", id), TokenFor("u", id), "tenant is part of the token")
 }
