@@ -162,7 +162,7 @@ func checkQueries(t testing.TB, u *universe, be backend.Backend) {
 			require.NoError(t, be.Delete(ctx, blocklist.IndexKey(tenantID)))
 		}
 		q := querier.New(querier.Config{ConcurrentBlockReads: 4, QueryIngestersTimeout: time.Second},
-			querier.StoreConfig{BlocklistPoll: time.Minute, BlockCacheBytes: 256 << 20}, nil, nil, be, log.NewNopLogger(), nil)
+			querier.StoreConfig{BlocklistPoll: time.Minute, BlockCacheBytes: 256 << 20}, nil, nil, be, nil, log.NewNopLogger(), nil)
 		require.NoError(t, q.PollNow(ctx))
 		for id := range u.traces {
 			got, err := q.FindTraceByID(ctx, tenantID, [16]byte([]byte(id)), querier.TimeRange{})
