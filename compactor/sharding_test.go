@@ -1,0 +1,271 @@
+package compactor_test
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-kit/log"
+	"github.com/grafana/dskit/kv/consul"
+	"github.com/grafana/dskit/ring"
+	"github.com/stretchr/testify/require"
+	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/rubatodb/rubato/compactor"
+	"github.com/rubatodb/rubato/pkg/backend"
+	"github.com/rubatodb/rubato/pkg/backend/inmem"
+	"github.com/rubatodb/rubato/pkg/block"
+	"github.com/rubatodb/rubato/pkg/blocklist"
+)
+
+// indexRecorder counts, per tenant, the index writes that went through it.
+type indexRecorder struct {
+	backend.Backend
+	mu      sync.Mutex
+	indexes map[string]int
+}
+
+func (r *indexRecorder) Put(ctx context.Context, key string, rd io.Reader, size int64) error {
+	if strings.HasSuffix(key, "/"+blocklist.IndexName) {
+		r.mu.Lock()
+		r.indexes[strings.Split(key, "/")[0]]++
+		r.mu.Unlock()
+	}
+	return r.Backend.Put(ctx, key, rd, size)
+}
+
+// shardedCompactor is one of several compactors sharing a KV and a backend;
+// jobs records the jobs it committed.
+type shardedCompactor struct {
+	*compactor.Compactor
+	rec  *indexRecorder
+	mu   sync.Mutex
+	jobs []compactor.Job
+}
+
+func (s *shardedCompactor) committed() []compactor.Job {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]compactor.Job(nil), s.jobs...)
+}
+
+// newSharded starts n compactors on one in-memory consul KV over be, and
+// waits until each sees all n ACTIVE.
+func newSharded(t *testing.T, be backend.Backend, n int, tune func(*compactor.Config)) []*shardedCompactor {
+	t.Helper()
+	kvc, closer := consul.NewInMemoryClient(ring.GetCodec(), log.NewNopLogger(), nil)
+	t.Cleanup(func() { _ = closer.Close() })
+	var out []*shardedCompactor
+	for i := range n {
+		cfg := testConfig(t)
+		cfg.Ring.KVStore.Mock = kvc
+		cfg.Ring.InstanceID = fmt.Sprintf("compactor-%d", i)
+		cfg.Ring.InstanceAddr = "127.0.0.1"
+		cfg.Ring.InstancePort = 9000 + i
+		cfg.Ring.HeartbeatPeriod = 100 * time.Millisecond
+		if tune != nil {
+			tune(&cfg)
+		}
+		rec := &indexRecorder{Backend: be, indexes: map[string]int{}}
+		s := &shardedCompactor{Compactor: newCompactor(t, cfg, rec), rec: rec}
+		compactor.SetBeforeCommit(s.Compactor, func(j compactor.Job) {
+			s.mu.Lock()
+			s.jobs = append(s.jobs, j)
+			s.mu.Unlock()
+		})
+		require.NoError(t, compactor.StartRing(context.Background(), s.Compactor))
+		t.Cleanup(func() { require.NoError(t, compactor.StopRing(s.Compactor)) })
+		out = append(out, s)
+	}
+	waitInstances(t, out, n)
+	return out
+}
+
+func waitInstances(t *testing.T, cs []*shardedCompactor, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, c := range cs {
+			if c.Ring().InstancesWithTokensCount() != n {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 20*time.Millisecond)
+}
+
+// shardedData writes, for each tenant and each of `windows` closed
+// one-hour windows, `perWindow` overlapping blocks; it returns the ground
+// truth per tenant.
+func shardedData(t *testing.T, rng *rand.Rand, be backend.Backend, tenants []string, windows, perWindow int) map[string][]*universe {
+	t.Helper()
+	now := time.Now().Truncate(time.Hour)
+	truth := map[string][]*universe{}
+	for _, tn := range tenants {
+		for w := range windows {
+			u := newUniverse(now.Add(-time.Duration(w+3) * time.Hour).Add(10 * time.Minute))
+			u.randomBlocks(t, rng, be, tn, perWindow, 30, 15)
+			truth[tn] = append(truth[tn], u)
+		}
+	}
+	return truth
+}
+
+// requireExactSpans reads every live block of every tenant: each span of
+// the ground truth is stored exactly once, and nothing else is stored.
+func requireExactSpans(t *testing.T, be backend.Backend, truth map[string][]*universe) {
+	t.Helper()
+	ctx := context.Background()
+	p := blocklist.New(blocklist.Config{BuildIndex: true}, be, log.NewNopLogger(), nil)
+	require.NoError(t, p.Poll(ctx))
+	for tn, us := range truth {
+		got := map[string]map[uint64]int{}
+		for _, m := range p.Metas(tn) {
+			require.NoError(t, block.Open(be, m, nil).Iterate(ctx, func(id []byte, td *tracev1.TracesData) error {
+				if got[string(id)] == nil {
+					got[string(id)] = map[uint64]int{}
+				}
+				for _, rs := range td.ResourceSpans {
+					for _, ss := range rs.ScopeSpans {
+						for _, sp := range ss.Spans {
+							got[string(id)][binary.BigEndian.Uint64(sp.SpanId)]++
+						}
+					}
+				}
+				return nil
+			}))
+		}
+		want := 0
+		for _, u := range us {
+			for id, spans := range u.traces {
+				want += len(spans)
+				for sid := range spans {
+					require.Equal(t, 1, got[string(id)][sid], "tenant %s trace %x span %x", tn, id, sid)
+				}
+			}
+		}
+		stored := 0
+		for _, spans := range got {
+			for _, n := range spans {
+				stored += n
+			}
+		}
+		require.Equal(t, want, stored, "tenant %s: spans stored", tn)
+	}
+}
+
+// TestShardedCompactors runs two compactors over one backend and ring:
+// both compact, no block is an input of two jobs, every job and tenant
+// index is its owner's, nothing is lost or duplicated; then one leaves and
+// the other takes over its share.
+func TestShardedCompactors(t *testing.T) {
+	be := inmem.New()
+	rng := rand.New(rand.NewPCG(11, 5))
+	tenants := []string{"ta", "tb", "tc"}
+	truth := shardedData(t, rng, be, tenants, 8, 4)
+	cs := newSharded(t, be, 2, nil)
+	ctx := context.Background()
+
+	for range 2 {
+		var wg sync.WaitGroup
+		for _, c := range cs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				require.NoError(t, c.RunOnce(ctx))
+			}()
+		}
+		wg.Wait()
+	}
+	requireExactSpans(t, be, truth)
+
+	inputOf := map[string]string{} // block ID → compactor
+	keys := map[string]bool{}
+	for i, c := range cs {
+		jobs := c.committed()
+		require.NotEmpty(t, jobs, "compactor %d did no job", i)
+		for _, j := range jobs {
+			key := compactor.JobKey(j)
+			require.True(t, compactor.Owns(c.Compactor, key), "compactor %d ran a job it does not own", i)
+			require.False(t, keys[key], "(tenant, window) %q compacted twice", key)
+			keys[key] = true
+			for _, m := range j.Inputs {
+				prev, dup := inputOf[m.BlockID.String()]
+				require.False(t, dup, "block %s compacted by %s and compactor %d", m.BlockID, prev, i)
+				inputOf[m.BlockID.String()] = fmt.Sprint(i)
+			}
+		}
+	}
+	require.Len(t, keys, len(tenants)*8, "one job per (tenant, window)")
+	// Exactly one compactor writes each tenant's index: its owner.
+	for _, tn := range tenants {
+		writers := 0
+		for _, c := range cs {
+			if c.rec.indexes[tn] > 0 {
+				writers++
+				require.True(t, compactor.Owns(c.Compactor, compactor.TenantKey(tn)))
+			}
+		}
+		require.Equal(t, 1, writers, "tenant %s index writers", tn)
+	}
+
+	// compactor-1 leaves: compactor-0 owns every job of the new blocks.
+	require.NoError(t, compactor.LeaveRing(cs[1].Compactor))
+	waitInstances(t, cs[:1], 1)
+	more := shardedData(t, rng, be, tenants, 8, 3)
+	for tn, us := range more {
+		truth[tn] = append(truth[tn], us...)
+	}
+	before := len(cs[0].committed())
+	require.NoError(t, cs[0].RunOnce(ctx))
+	require.NoError(t, cs[0].RunOnce(ctx))
+	require.NoError(t, cs[1].RunOnce(ctx)) // owns nothing now
+	require.GreaterOrEqual(t, len(cs[0].committed())-before, len(tenants)*8)
+	requireExactSpans(t, be, truth)
+	for _, tn := range tenants {
+		require.Positive(t, cs[0].rec.indexes[tn], "tenant %s index after the other compactor left", tn)
+	}
+}
+
+// TestShardedRetentionOwnership: a compactor expires, deletes and cleans
+// (janitor) only the tenants it owns.
+func TestShardedRetentionOwnership(t *testing.T) {
+	be := inmem.New()
+	rng := rand.New(rand.NewPCG(2, 9))
+	ctx := context.Background()
+	var tenants []string
+	for i := range 16 {
+		tn := fmt.Sprintf("ret%02d", i)
+		tenants = append(tenants, tn)
+		newUniverse(time.Now().Add(-time.Hour)).randomBlocks(t, rng, be, tn, 1, 10, 5)
+		// A partial block (no meta.json).
+		require.NoError(t, be.Put(ctx, tn+"/0a0a0a0a-0000-4000-8000-000000000000/"+block.DataName, strings.NewReader("x"), 1))
+	}
+	cs := newSharded(t, be, 2, func(cfg *compactor.Config) {
+		cfg.Compaction.BlockRetention = time.Hour
+		cfg.Compaction.MinInputBlocks = 2
+	})
+	future := time.Now().Add(48 * time.Hour)
+	compactor.SetNow(cs[0].Compactor, func() time.Time { future = future.Add(time.Second); return future })
+	require.NoError(t, cs[0].RunOnce(ctx))
+	require.NoError(t, cs[0].RunOnce(ctx)) // deletes what the first round marked
+
+	owned := 0
+	for _, tn := range tenants {
+		objs, err := be.List(ctx, tn+"/")
+		require.NoError(t, err)
+		if compactor.Owns(cs[0].Compactor, compactor.TenantKey(tn)) {
+			owned++
+			require.Equal(t, []string{tn + "/" + blocklist.IndexName}, objs, "owned tenant %s: expired and partial blocks deleted", tn)
+		} else {
+			require.Len(t, objs, 2, "tenant %s owned by the other compactor: untouched", tn)
+		}
+	}
+	require.Positive(t, owned)
+	require.Less(t, owned, len(tenants))
+}
