@@ -269,3 +269,96 @@ func TestShardedRetentionOwnership(t *testing.T) {
 	require.Positive(t, owned)
 	require.Less(t, owned, len(tenants))
 }
+
+// TestOwnershipLostMidJob: the ring moves a job to another compactor while
+// it runs; the first leaves its inputs unmarked, the new owner compacts
+// them, and every span is stored once after the window converges.
+func TestOwnershipLostMidJob(t *testing.T) {
+	be := inmem.New()
+	rng := rand.New(rand.NewPCG(4, 4))
+	truth := shardedData(t, rng, be, []string{"tl"}, 6, 3)
+	cs := newSharded(t, be, 2, nil)
+	ctx := context.Background()
+	var lost []string
+	compactor.SetBeforeCommit(cs[0].Compactor, func(j compactor.Job) {
+		if len(lost) > 0 {
+			return
+		}
+		lost = append(lost, compactor.JobKey(j))
+		// compactor-0 leaves the ring half way through its first job.
+		require.NoError(t, compactor.LeaveRing(cs[0].Compactor))
+		require.Eventually(t, func() bool { return !compactor.Owns(cs[0].Compactor, lost[0]) }, 10*time.Second, 10*time.Millisecond)
+	})
+	require.NoError(t, cs[0].RunOnce(ctx))
+	require.Len(t, lost, 1, "compactor-0 started no job")
+	// Its output is live, its inputs are not marked.
+	p := blocklist.New(blocklist.Config{BuildIndex: true}, be, log.NewNopLogger(), nil)
+	require.NoError(t, p.Poll(ctx))
+	require.Empty(t, p.CompactedMetas("tl"), "an input was marked after ownership was lost")
+
+	waitInstances(t, cs[1:], 1)
+	for range 3 {
+		require.NoError(t, cs[1].RunOnce(ctx))
+	}
+	requireExactSpans(t, be, truth)
+}
+
+// TestDoubleCompactionRace runs what two compactors with different views
+// of the ring could run at once: the same job on both, and two jobs
+// sharing inputs. Nothing is lost at any point (queries deduplicate), and
+// once the window is compacted again every span is stored once.
+func TestDoubleCompactionRace(t *testing.T) {
+	for _, overlap := range []bool{false, true} {
+		t.Run(fmt.Sprint("overlap=", overlap), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(8, 1))
+			be := inmem.New()
+			u := newUniverse(time.Now().Add(-3 * time.Hour))
+			inputs := u.randomBlocks(t, rng, be, tenantID, 4, 80, 40)
+			cfg := testConfig(t)
+			c1, c2 := newCompactor(t, cfg, be), newCompactor(t, cfg, be)
+			job1 := compactor.Job{Tenant: tenantID, Level: 1, Inputs: inputs}
+			job2 := job1
+			if overlap {
+				job1.Inputs = inputs[:3]
+				job2.Inputs = inputs[1:]
+			}
+			// Both write their outputs before either marks an input.
+			var barrier sync.WaitGroup
+			barrier.Add(2)
+			for _, c := range []*compactor.Compactor{c1, c2} {
+				compactor.SetBeforeCommit(c, func(compactor.Job) { barrier.Done(); barrier.Wait() })
+			}
+			var wg sync.WaitGroup
+			outs := make([]*block.Meta, 2)
+			for i, run := range []struct {
+				c   *compactor.Compactor
+				job compactor.Job
+			}{{c1, job1}, {c2, job2}} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					out, err := run.c.Compact(context.Background(), run.job)
+					require.NoError(t, err)
+					outs[i] = out
+				}()
+			}
+			wg.Wait()
+			checkQueries(t, u, be)
+			live := liveBlocks(t, be)
+			if overlap {
+				require.NotEqual(t, outs[0].BlockID, outs[1].BlockID)
+				require.Len(t, live, 2, "both outputs live, every input marked")
+			} else {
+				require.Equal(t, outs[0].BlockID, outs[1].BlockID, "one job, one output ID")
+				require.Len(t, live, 1)
+			}
+			// The next compaction of the window removes the duplicates.
+			compactor.SetBeforeCommit(c1, nil)
+			for range 3 {
+				require.NoError(t, c1.RunOnce(context.Background()))
+			}
+			checkBlocks(t, u, be)
+			require.Len(t, liveBlocks(t, be), 1)
+		})
+	}
+}
