@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
@@ -51,7 +52,7 @@ type Compactor struct {
 	// ring is set while the service runs (startRing); without it (RunOnce
 	// or Compact called on a compactor not started as a service) the
 	// compactor acts alone and owns everything.
-	ring    *compactorRing
+	ring    atomic.Pointer[compactorRing]
 	ringMgr *services.Manager
 
 	lastPoll time.Time
@@ -103,7 +104,7 @@ func (c *Compactor) startRing(ctx context.Context) error {
 		_ = services.StopManagerAndAwaitStopped(context.Background(), m)
 		return err
 	}
-	c.ring = r
+	c.ring.Store(r)
 	return nil
 }
 
@@ -118,19 +119,20 @@ func (c *Compactor) stopRing(error) error {
 // Ring is the compactor ring as this compactor sees it (nil before the
 // service started); its ServeHTTP is the /compactor/ring page.
 func (c *Compactor) Ring() *ring.Ring {
-	if c.ring == nil {
-		return nil
+	if r := c.ring.Load(); r != nil {
+		return r.ring
 	}
-	return c.ring.ring
+	return nil
 }
 
 // owns reports whether this compactor owns key; a ring error (no healthy
 // owner) means no, logged, and the work waits for a later round.
 func (c *Compactor) owns(key string) bool {
-	if c.ring == nil {
+	r := c.ring.Load()
+	if r == nil {
 		return true
 	}
-	ok, err := c.ring.owns(key)
+	ok, err := r.owns(key)
 	if err != nil {
 		c.metrics.errors.WithLabelValues("ring").Inc()
 		level.Warn(c.logger).Log("msg", "compactor ring lookup failed; skipping", "err", err)

@@ -19,7 +19,7 @@ func StopRing(c *Compactor) error { return c.stopRing(nil) }
 // LeaveRing stops only c's lifecycler: c leaves the ring and keeps
 // watching it.
 func LeaveRing(c *Compactor) error {
-	return services.StopAndAwaitTerminated(context.Background(), c.ring.lifecycler)
+	return services.StopAndAwaitTerminated(context.Background(), c.ring.Load().lifecycler)
 }
 
 // Owns is c's ownership of a ring key.
