@@ -3,6 +3,7 @@ package compactor_test
 import (
 	"context"
 	"encoding/binary"
+	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -12,14 +13,17 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/grafana/dskit/flagext"
 	"github.com/grafana/dskit/kv/consul"
 	"github.com/grafana/dskit/ring"
 	"github.com/stretchr/testify/require"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/rubatodb/rubato/compactor"
+	"github.com/rubatodb/rubato/integration/minio"
 	"github.com/rubatodb/rubato/pkg/backend"
 	"github.com/rubatodb/rubato/pkg/backend/inmem"
+	"github.com/rubatodb/rubato/pkg/backend/s3"
 	"github.com/rubatodb/rubato/pkg/block"
 	"github.com/rubatodb/rubato/pkg/blocklist"
 )
@@ -163,11 +167,28 @@ func requireExactSpans(t *testing.T, be backend.Backend, truth map[string][]*uni
 // both compact, no block is an input of two jobs, every job and tenant
 // index is its owner's, nothing is lost or duplicated; then one leaves and
 // the other takes over its share.
-func TestShardedCompactors(t *testing.T) {
-	be := inmem.New()
+func TestShardedCompactors(t *testing.T) { testShardedCompactors(t, inmem.New(), 8) }
+
+// TestShardedCompactorsMinIO runs the same over S3 (MinIO).
+func TestShardedCompactorsMinIO(t *testing.T) {
+	srv := minio.Start(t)
+	var cfg s3.Config
+	cfg.RegisterFlagsAndApplyDefaults("", flag.NewFlagSet("", flag.PanicOnError))
+	cfg.Endpoint, cfg.Insecure, cfg.Region = srv.Endpoint, true, "us-east-1"
+	cfg.Bucket = srv.NewBucket(t, "sharded")
+	cfg.AccessKey, cfg.SecretKey = srv.AccessKey, flagext.SecretWithValue(srv.SecretKey)
+	cfg.ForcePathStyle = true
+	be, err := s3.New(cfg, log.NewNopLogger(), nil)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = be.Close() })
+	testShardedCompactors(t, be, 5)
+}
+
+// testShardedCompactors: windows closed windows per tenant, 3 tenants.
+func testShardedCompactors(t *testing.T, be backend.Backend, windows int) {
 	rng := rand.New(rand.NewPCG(11, 5))
 	tenants := []string{"ta", "tb", "tc"}
-	truth := shardedData(t, rng, be, tenants, 8, 4)
+	truth := shardedData(t, rng, be, tenants, windows, 4)
 	cs := newSharded(t, be, 2, nil)
 	ctx := context.Background()
 
@@ -201,7 +222,7 @@ func TestShardedCompactors(t *testing.T) {
 			}
 		}
 	}
-	require.Len(t, keys, len(tenants)*8, "one job per (tenant, window)")
+	require.Len(t, keys, len(tenants)*windows, "one job per (tenant, window)")
 	// Exactly one compactor writes each tenant's index: its owner.
 	for _, tn := range tenants {
 		writers := 0
@@ -217,7 +238,7 @@ func TestShardedCompactors(t *testing.T) {
 	// compactor-1 leaves: compactor-0 owns every job of the new blocks.
 	require.NoError(t, compactor.LeaveRing(cs[1].Compactor))
 	waitInstances(t, cs[:1], 1)
-	more := shardedData(t, rng, be, tenants, 8, 3)
+	more := shardedData(t, rng, be, tenants, windows, 3)
 	for tn, us := range more {
 		truth[tn] = append(truth[tn], us...)
 	}
@@ -225,7 +246,7 @@ func TestShardedCompactors(t *testing.T) {
 	require.NoError(t, cs[0].RunOnce(ctx))
 	require.NoError(t, cs[0].RunOnce(ctx))
 	require.NoError(t, cs[1].RunOnce(ctx)) // owns nothing now
-	require.GreaterOrEqual(t, len(cs[0].committed())-before, len(tenants)*8)
+	require.GreaterOrEqual(t, len(cs[0].committed())-before, len(tenants)*windows)
 	requireExactSpans(t, be, truth)
 	for _, tn := range tenants {
 		require.Positive(t, cs[0].rec.indexes[tn], "tenant %s index after the other compactor left", tn)
