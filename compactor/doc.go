@@ -84,13 +84,18 @@
 //     this same loop, never while its janitor runs, when one compactor
 //     owns both the tenant and the job's window. A block directory that
 //     holds meta.json (even unreadable) or meta.compacted.json is never
-//     the janitor's. Known gap with several compactors: the janitor of the
-//     tenant's owner runs beside the job owner's loop, so a job retried
-//     under its derived ID more than partial_block_grace after a crash
-//     left its output half written could have objects it has just
-//     rewritten deleted by a janitor that listed them just before; this
-//     needs a crash, then no retry for longer than the grace period, then
-//     the janitor's deletions landing during the retry's upload.
+//     the janitor's. With several compactors the janitor of the tenant's
+//     owner runs beside the job owners' loops, so it never deletes the
+//     directory of the output of a job it plans itself (OutputID of
+//     Plan's jobs): a job retried under its derived ID after a crash is
+//     that job. Known gap: if the two compactors' views of the tenant's
+//     blocks differ (one polled a new block of the window, the other not)
+//     their plans may differ, and a retry more than partial_block_grace
+//     after the crash that left its output half written could have
+//     objects it just rewrote deleted by a janitor that listed them just
+//     before. This needs a crash, no retry for longer than the grace
+//     period, differing plans, and the deletions landing during the
+//     retry's upload.
 //   - Retention: a live block whose EndTime is older than block_retention
 //     (or the tenant's compaction.block_retention override) is marked
 //     compacted, then deleted like any compacted block.

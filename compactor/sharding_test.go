@@ -383,3 +383,50 @@ func TestDoubleCompactionRace(t *testing.T) {
 		})
 	}
 }
+
+// TestJanitorSparesPlannedOutputs: the tenant owner's janitor does not
+// delete the half-written output directory of a job another compactor
+// owns (it may be retrying it), and still deletes other partial blocks.
+func TestJanitorSparesPlannedOutputs(t *testing.T) {
+	be := inmem.New()
+	ctx := context.Background()
+	cs := newSharded(t, be, 2, nil)
+	base := time.Now().Add(-5 * time.Hour).Truncate(time.Hour)
+	tn := ""
+	for i := range 200 {
+		cand := fmt.Sprintf("jp%03d", i)
+		if compactor.Owns(cs[0].Compactor, compactor.TenantKey(cand)) &&
+			!compactor.Owns(cs[0].Compactor, compactor.JobKey(compactor.Job{Tenant: cand, Window: base.UTC()})) {
+			tn = cand
+			break
+		}
+	}
+	require.NotEmpty(t, tn, "no tenant owned by compactor-0 whose window is compactor-1's")
+	rng := rand.New(rand.NewPCG(5, 5))
+	newUniverse(base.Add(10*time.Minute)).randomBlocks(t, rng, be, tn, 2, 20, 10)
+
+	p := blocklist.New(blocklist.Config{}, be, log.NewNopLogger(), nil)
+	require.NoError(t, p.Poll(ctx))
+	cfg := testConfig(t)
+	jobs := compactor.Plan(p.Metas(tn), compactor.PlanConfig{
+		Window: cfg.Compaction.CompactionWindow, MaxBlockBytes: cfg.Compaction.MaxBlockBytes,
+		MaxObjects: cfg.Compaction.MaxCompactionObjects, MinInputBlocks: 2, MaxInputBlocks: cfg.Compaction.MaxInputBlocks,
+	}, time.Now())
+	require.Len(t, jobs, 1)
+	planned := compactor.OutputID(jobs[0])
+	orphan := "0b0b0b0b-0000-4000-8000-000000000000"
+	for _, dir := range []string{planned.String(), orphan} {
+		require.NoError(t, be.Put(ctx, tn+"/"+dir+"/"+block.DataName, strings.NewReader("x"), 1))
+	}
+	future := time.Now().Add(3 * time.Hour) // every object is past the grace period
+	compactor.SetNow(cs[0].Compactor, func() time.Time { return future })
+	require.NoError(t, cs[0].RunOnce(ctx))
+
+	kept, err := be.List(ctx, tn+"/"+planned.String()+"/")
+	require.NoError(t, err)
+	require.NotEmpty(t, kept, "the planned output's directory was deleted")
+	gone, err := be.List(ctx, tn+"/"+orphan+"/")
+	require.NoError(t, err)
+	require.Empty(t, gone, "an orphan partial block was kept")
+	require.Empty(t, cs[0].committed(), "compactor-0 ran a job it does not own")
+}
