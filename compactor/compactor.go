@@ -7,11 +7,13 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
 	"github.com/google/uuid"
+	"github.com/grafana/dskit/ring"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,8 +26,9 @@ import (
 // outputNamespace derives output block IDs from input block IDs.
 var outputNamespace = uuid.MustParse("6f1c2a3e-5b7d-4e8f-9a0b-1c2d3e4f5a6b")
 
-// Compactor merges, deduplicates and expires one cluster's blocks and
-// writes every tenant's index. Run one per cluster (see doc.go).
+// Compactor merges, deduplicates and expires the blocks and writes the
+// indexes of the tenants and (tenant, window) jobs it owns in the
+// compactor ring (see doc.go).
 type Compactor struct {
 	services.Service
 
@@ -41,6 +44,16 @@ type Compactor struct {
 	now          func() time.Time
 	// beforeRecheck, set by tests, runs between the janitor's two listings.
 	beforeRecheck func(tenant string, id uuid.UUID)
+	// beforeCommit, set by tests, runs after a job's output is written and
+	// before its ownership is checked again and its inputs are marked.
+	beforeCommit func(job Job)
+
+	reg prometheus.Registerer
+	// ring is set while the service runs (startRing); without it (RunOnce
+	// or Compact called on a compactor not started as a service) the
+	// compactor acts alone and owns everything.
+	ring    atomic.Pointer[compactorRing]
+	ringMgr *services.Manager
 
 	lastPoll time.Time
 }
@@ -61,15 +74,76 @@ func New(cfg Config, blockCfg block.Config, pollInterval time.Duration, store ba
 	logger = log.With(logger, "component", "compactor")
 	c := &Compactor{
 		cfg: cfg, blockCfg: blockCfg, pollInterval: pollInterval, store: store, overrides: ov,
-		poller:   blocklist.New(blocklist.Config{BuildIndex: true, Component: "compactor"}, store, logger, reg),
 		logger:   logger,
 		metrics:  newMetrics(reg),
 		memLimit: &memoryLimiter{budget: cfg.MemoryLimitBytes},
 		now:      time.Now,
+		reg:      reg,
 	}
-	c.Service = services.NewBasicService(nil, c.running, nil)
+	c.poller = blocklist.New(blocklist.Config{BuildIndex: true, Component: "compactor", IndexOwner: c.ownsTenant}, store, logger, reg)
+	c.Service = services.NewBasicService(c.startRing, c.running, c.stopRing)
 	return c, nil
 }
+
+// startRing joins the compactor ring and waits until this compactor is
+// ACTIVE in it; from then on it does only the work it owns.
+func (c *Compactor) startRing(ctx context.Context) error {
+	r, err := newCompactorRing(c.cfg.Ring, c.logger, c.reg)
+	if err != nil {
+		return err
+	}
+	m, err := services.NewManager(r.lifecycler, r.ring)
+	if err != nil {
+		return err
+	}
+	if err := services.StartManagerAndAwaitHealthy(ctx, m); err != nil {
+		return fmt.Errorf("compactor ring: %w", err)
+	}
+	c.ringMgr = m
+	if err := r.waitActive(ctx, c.cfg.Ring, c.logger); err != nil {
+		_ = services.StopManagerAndAwaitStopped(context.Background(), m)
+		return err
+	}
+	c.ring.Store(r)
+	return nil
+}
+
+// stopRing leaves the ring (the lifecycler unregisters this compactor).
+func (c *Compactor) stopRing(error) error {
+	if c.ringMgr == nil {
+		return nil
+	}
+	return services.StopManagerAndAwaitStopped(context.Background(), c.ringMgr)
+}
+
+// Ring is the compactor ring as this compactor sees it (nil before the
+// service started); its ServeHTTP is the /compactor/ring page.
+func (c *Compactor) Ring() *ring.Ring {
+	if r := c.ring.Load(); r != nil {
+		return r.ring
+	}
+	return nil
+}
+
+// owns reports whether this compactor owns key; a ring error (no healthy
+// owner) means no, logged, and the work waits for a later round.
+func (c *Compactor) owns(key string) bool {
+	r := c.ring.Load()
+	if r == nil {
+		return true
+	}
+	ok, err := r.owns(key)
+	if err != nil {
+		c.metrics.errors.WithLabelValues("ring").Inc()
+		level.Warn(c.logger).Log("msg", "compactor ring lookup failed; skipping", "err", err)
+		return false
+	}
+	return ok
+}
+
+// ownsTenant: the owner of a tenant writes its index, applies its
+// retention and deletes its partial blocks.
+func (c *Compactor) ownsTenant(t string) bool { return c.owns(TenantKey(t)) }
 
 // Poller returns the compactor's blocklist (builder mode).
 func (c *Compactor) Poller() *blocklist.Poller { return c.poller }
@@ -129,19 +203,30 @@ func (c *Compactor) round(ctx context.Context, forcePoll bool) error {
 func (c *Compactor) compactTenant(ctx context.Context, t string) error {
 	deadline := time.Now().Add(c.cfg.Compaction.MaxTimePerTenant)
 	var errs []error
-	if err := c.applyRetention(ctx, t); err != nil {
-		c.metrics.errors.WithLabelValues("retention").Inc()
-		errs = append(errs, err)
-	}
-	if err := c.cleanPartialBlocks(ctx, t); err != nil {
-		c.metrics.errors.WithLabelValues("janitor").Inc()
-		errs = append(errs, err)
+	if c.ownsTenant(t) {
+		if err := c.applyRetention(ctx, t); err != nil {
+			c.metrics.errors.WithLabelValues("retention").Inc()
+			errs = append(errs, err)
+		}
+		if err := c.cleanPartialBlocks(ctx, t); err != nil {
+			c.metrics.errors.WithLabelValues("janitor").Inc()
+			errs = append(errs, err)
+		}
 	}
 	for _, job := range Plan(c.poller.Metas(t), c.cfg.Compaction.planConfig(), c.now()) {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
-		if _, err := c.Compact(ctx, job); err != nil {
+		key := JobKey(job)
+		if !c.owns(key) {
+			c.metrics.jobsSkipped.Inc()
+			continue
+		}
+		if _, err := c.compact(ctx, job, func() bool { return c.owns(key) }); err != nil {
+			if errors.Is(err, errLostOwnership) {
+				level.Info(c.logger).Log("msg", "compaction job moved to another compactor while it ran; inputs left unmarked", "tenant", t, "window", job.Window)
+				continue
+			}
 			level.Error(c.logger).Log("msg", "compaction failed", "tenant", t, "inputs", len(job.Inputs), "err", err)
 			errs = append(errs, err)
 		}
@@ -161,11 +246,24 @@ func OutputID(job Job) uuid.UUID {
 	return uuid.NewSHA1(outputNamespace, []byte(job.Tenant+"\x00"+strings.Join(ids, ",")))
 }
 
+// errLostOwnership: the ring gave the job to another compactor while it
+// ran; the output was written, the inputs were not marked.
+var errLostOwnership = errors.New("compact: job no longer owned by this compactor")
+
 // Compact runs one job: merge the inputs into a new block (meta.json
 // last), then mark every input compacted, then update the blocklist and
 // rewrite the tenant index. If the output block already exists (a previous
-// attempt stopped after writing it) it is not written again.
+// attempt stopped after writing it) it is not written again. Compact does
+// not consult the ring: the caller chose the job.
 func (c *Compactor) Compact(ctx context.Context, job Job) (*block.Meta, error) {
+	return c.compact(ctx, job, nil)
+}
+
+// compact is Compact; stillOwned (when not nil) is asked again after the
+// output is written and before any input is marked: if the job changed
+// owner meanwhile, the inputs are left unmarked and errLostOwnership is
+// returned (doc.go: why this and a race past it never lose a span).
+func (c *Compactor) compact(ctx context.Context, job Job, stillOwned func() bool) (*block.Meta, error) {
 	start := time.Now()
 	if len(job.Inputs) == 0 {
 		return nil, errors.New("compact: no inputs")
@@ -190,6 +288,13 @@ func (c *Compactor) Compact(ctx context.Context, job Job) (*block.Meta, error) {
 	} else {
 		level.Info(c.logger).Log("msg", "output of an interrupted compaction found; marking its inputs", "tenant", job.Tenant, "block", outID)
 	}
+	if c.beforeCommit != nil {
+		c.beforeCommit(job)
+	}
+	if stillOwned != nil && !stillOwned() {
+		c.metrics.jobs.WithLabelValues("lost_ownership").Inc()
+		return nil, errLostOwnership
+	}
 	var add []*block.Meta
 	if !outCompacted {
 		add = []*block.Meta{out}
@@ -205,10 +310,14 @@ func (c *Compactor) Compact(ctx context.Context, job Job) (*block.Meta, error) {
 		marked = append(marked, cm)
 	}
 	c.poller.Update(job.Tenant, add, marked, nil)
-	if err := c.poller.WriteIndex(ctx, job.Tenant); err != nil {
-		// Not fatal: the next poll writes it again.
-		c.metrics.errors.WithLabelValues("index").Inc()
-		level.Warn(c.logger).Log("msg", "writing tenant index failed", "tenant", job.Tenant, "err", err)
+	// Only the tenant's owner writes its index; the others' compactions
+	// reach it at the owner's next poll.
+	if c.ownsTenant(job.Tenant) {
+		if err := c.poller.WriteIndex(ctx, job.Tenant); err != nil {
+			// Not fatal: the next poll writes it again.
+			c.metrics.errors.WithLabelValues("index").Inc()
+			level.Warn(c.logger).Log("msg", "writing tenant index failed", "tenant", job.Tenant, "err", err)
+		}
 	}
 	c.metrics.jobs.WithLabelValues("success").Inc()
 	c.metrics.blocksCompacted.Add(float64(len(job.Inputs)))

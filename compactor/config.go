@@ -33,6 +33,9 @@ type Config struct {
 	// live heap itself (see doc.go for what does). 0 = leave the runtime's
 	// limit alone; a limit set by GOMEMLIMIT always wins.
 	MemoryLimitBytes int64 `yaml:"memory_limit_bytes"`
+	// Ring is the compactor ring the compactors share the work over
+	// (ring.go); inmemory by default, where the one compactor owns all.
+	Ring RingConfig `yaml:"ring"`
 }
 
 // CompactionConfig is `compactor.compaction`, Tempo's keys plus a few of
@@ -110,6 +113,7 @@ func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	f.IntVar(&cc.MaxCombineSpans, p+"max-combine-spans", DefaultMaxCombineSpans, "Copies of one trace holding more spans than this together are not combined: the largest copy is kept (0 = always combine).")
 	f.Int64Var(&c.MemoryLimitBytes, prefix+"memory-limit-bytes", DefaultMemoryLimitBytes, "Soft memory limit in bytes set while a compaction runs, above the live heap of the rest of the process (0: none; GOMEMLIMIT wins).")
 	f.DurationVar(&cc.PartialBlockGrace, p+"partial-block-grace", DefaultPartialBlockGrace, "A block directory without meta.json whose objects are all older than this is deleted as a failed upload; must exceed the longest upload attempt (ingester.flush-op-timeout). 0 disables.")
+	c.Ring.RegisterFlagsAndApplyDefaults(prefix+"ring.", f)
 	f.StringVar(&cc.TmpDir, p+"tmp-dir", "", "Directory for the output block while it is written (empty: system temporary directory).")
 }
 

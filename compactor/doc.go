@@ -1,12 +1,14 @@
 // Package compactor merges a tenant's small blocks into bigger ones,
 // removes duplicate spans written by replicas, deletes blocks past their
 // retention, and writes each tenant's block index (<tenant>/index.json.gz)
-// that queriers read instead of listing the bucket.
+// that queriers read instead of listing the bucket. Any number of
+// compactors share the work over the compactor ring (ring.go).
 //
 // A round (every compaction_cycle): poll the backend by listing (at most
-// every blocklist_poll) and rewrite every tenant index; then per tenant
-// apply retention and run the jobs Plan makes (planner.go, a pure function
-// of the block metas).
+// every blocklist_poll) and rewrite the index of every tenant this
+// compactor owns; then per tenant apply retention and delete partial
+// blocks (if it owns the tenant) and run the jobs Plan makes (planner.go,
+// a pure function of the block metas) whose (tenant, window) it owns.
 //
 // Invariants:
 //
@@ -78,17 +80,58 @@
 //     therefore written by no attempt still running, and no later attempt
 //     writes it: an ingester retries an upload under a new block ID
 //     (ingester.uploadID) and restarts cut new IDs; compaction outputs,
-//     whose IDs a retried job reuses, are written by this same loop, never
-//     while the janitor runs. A block directory that holds meta.json (even
-//     unreadable) or meta.compacted.json is never the janitor's. With two
-//     compactors (not supported, see below) one's janitor could delete the
-//     objects of an output the other is rewriting after a crash more than
-//     a grace period old.
+//     whose IDs a retried job reuses, are written by a compaction loop: by
+//     this same loop, never while its janitor runs, when one compactor
+//     owns both the tenant and the job's window. A block directory that
+//     holds meta.json (even unreadable) or meta.compacted.json is never
+//     the janitor's. With several compactors the janitor of the tenant's
+//     owner runs beside the job owners' loops, so it never deletes the
+//     directory of the output of a job it plans itself (OutputID of
+//     Plan's jobs): a job retried under its derived ID after a crash is
+//     that job. Known gap: if the two compactors' views of the tenant's
+//     blocks differ (one polled a new block of the window, the other not)
+//     their plans may differ, and a retry more than partial_block_grace
+//     after the crash that left its output half written could have
+//     objects it just rewrote deleted by a janitor that listed them just
+//     before. This needs a crash, no retry for longer than the grace
+//     period, differing plans, and the deletions landing during the
+//     retry's upload.
 //   - Retention: a live block whose EndTime is older than block_retention
 //     (or the tenant's compaction.block_retention override) is marked
 //     compacted, then deleted like any compacted block.
 //
-// One compactor per cluster: jobs are not yet sharded over a ring. Two
-// compactors working on the same tenant never lose data (outputs have
-// derived IDs and queries deduplicate), but they duplicate work.
+// Sharding (ring.go): every compactor joins the compactor ring (dskit
+// BasicLifecycler, ring and key "compactor", 512 tokens, ACTIVE on join,
+// leaves on stop, auto-forgets instances silent for two heartbeat
+// timeouts). A key's owner is the ACTIVE instance owning the token its
+// FNV-1a hash falls on; a ring lookup error means nobody acts on the key
+// this round.
+//
+//   - Jobs: a compactor runs a job only if it owns JobKey (tenant and
+//     compaction window start). Plan is a pure function of the metas, so
+//     compactors with the same view plan the same jobs and each runs its
+//     own; blocks of one (tenant, window) are only ever merged by its one
+//     owner, and no block is an input of two owners' jobs.
+//   - Tenants: the owner of TenantKey alone writes the tenant's index
+//     (at its polls, after its jobs and retention), applies retention and
+//     runs the janitor; a non-owner's compaction reaches the index at the
+//     owner's next poll (queriers also fall back to listing a stale index).
+//   - Ownership changes mid-job: ownership is asked again after the
+//     output is written and before any input is marked; a job that moved
+//     leaves its inputs unmarked and its output live (copies queries
+//     deduplicate), and the new owner's next compaction of the window
+//     merges them (with the same inputs, OutputID is the same block).
+//   - Double compaction is safe, whatever the interleaving: an input is
+//     marked only after an output holding all its spans is complete, and a
+//     block is deleted only after it is marked. Two compactors running the
+//     same job write the same output ID with the same data (merging is
+//     deterministic; only meta.json's createdAt differs), so one block
+//     remains. Two jobs sharing inputs (compactors with different views of
+//     the ring, both past the re-check) leave both outputs live with some
+//     spans in each: nothing is lost, queries return each span once, and
+//     the next compaction of the window stores each span once again.
+//   - Single binary: the inmemory ring holds this one compactor, which
+//     owns everything (behaviour as before sharding). A compactor used
+//     without starting its service (RunOnce, Compact; tests and tools)
+//     has no ring and acts alone.
 package compactor

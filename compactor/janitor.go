@@ -22,10 +22,20 @@ func (c *Compactor) cleanPartialBlocks(ctx context.Context, t string) error {
 	if grace <= 0 {
 		return nil
 	}
+	// The output directories of the jobs planned now are never the
+	// janitor's: with several compactors, another one may be retrying such
+	// a job under its derived ID right now (doc.go, Partial blocks).
+	planned := map[uuid.UUID]bool{}
+	for _, job := range Plan(c.poller.Metas(t), c.cfg.Compaction.planConfig(), c.now()) {
+		planned[OutputID(job)] = true
+	}
 	var errs []error
 	for _, id := range c.poller.Incomplete(t) {
 		if ctx.Err() != nil {
 			break
+		}
+		if planned[id] {
+			continue
 		}
 		deleted, err := c.deleteIfPartial(ctx, t, id, grace)
 		if err != nil {

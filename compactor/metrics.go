@@ -16,6 +16,7 @@ type metrics struct {
 	retentionMarked prometheus.Counter
 	blocksDeleted   prometheus.Counter
 	partialDeleted  prometheus.Counter
+	jobsSkipped     prometheus.Counter
 	errors          *prometheus.CounterVec
 	duration        prometheus.Histogram
 }
@@ -48,6 +49,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "rubato_compactor_blocks_deleted_total", Help: "Compacted or expired blocks deleted from the backend."}),
 		partialDeleted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rubato_compactor_partial_blocks_deleted_total", Help: "Partial blocks (objects without meta.json, older than partial_block_grace) deleted by the janitor."}),
+		jobsSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rubato_compactor_jobs_not_owned_total", Help: "Planned jobs skipped because another compactor owns their (tenant, window) in the ring."}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rubato_compactor_errors_total", Help: "Compactor failures, by operation."}, []string{"op"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -56,7 +59,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.jobs, m.blocksCompacted, m.blocksWritten, m.bytesRead, m.bytesWritten, m.objectsRead,
-			m.objectsWritten, m.objectsCombined, m.spansDeduped, m.spansDropped, m.retentionMarked, m.blocksDeleted, m.partialDeleted,
+			m.objectsWritten, m.objectsCombined, m.spansDeduped, m.spansDropped, m.retentionMarked, m.blocksDeleted, m.partialDeleted, m.jobsSkipped,
 			m.errors, m.duration)
 	}
 	return m

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -21,12 +22,13 @@ import (
 
 // cluster is Rubato run as separate processes of the one binary on
 // 127.0.0.1, gossiping their ring over memberlist: ingesters with
-// replication factor 3, one distributor, one querier, one compactor.
+// replication factor 3, one distributor, one querier, two compactors
+// sharing the compaction jobs over their ring.
 type cluster struct {
 	ingesters   []*server
 	distributor *server
 	querier     *server
-	compactor   *server
+	compactors  []*server
 }
 
 // clusterOptions shape a cluster.
@@ -35,7 +37,7 @@ type clusterOptions struct {
 	// Join renders one gossip peer's address from its port (default
 	// 127.0.0.1:PORT).
 	Join func(port int) string
-	// NoCompactor leaves the compactor out.
+	// NoCompactor leaves the compactors out.
 	NoCompactor bool
 }
 
@@ -81,10 +83,43 @@ ingester_client:
 	c.distributor = startServer(t, proc("distributor", freePort(t), "unused"))
 	c.querier = startServer(t, proc("querier", freePort(t), "unused"))
 	if !o.NoCompactor {
-		c.compactor = startServer(t, proc("compactor", freePort(t), "unused"))
+		for i := range 2 {
+			opts := proc("compactor", freePort(t), "unused")
+			opts.Extra += fmt.Sprintf(`compactor:
+  compaction:
+    compaction_cycle: 500ms
+  ring:
+    instance_id: compactor-%d
+    instance_addr: 127.0.0.1
+    heartbeat_period: 500ms
+    kvstore:
+      store: memberlist
+`, i)
+			c.compactors = append(c.compactors, startServer(t, opts))
+		}
+		for _, s := range c.compactors {
+			require.Eventually(t, func() bool { return strings.Count(page(t, s, "/compactor/ring"), ">ACTIVE<") == 2 }, 20*time.Second, 100*time.Millisecond,
+				"%s does not see 2 ACTIVE compactors:\n%s", s.url(""), page(t, s, "/compactor/ring"))
+		}
 	}
 	c.waitActive(t, 3)
 	return c
+}
+
+// compactionJobs sums rubato_compactor_jobs_total{result="success"} over
+// the cluster's compactors.
+func (c *cluster) compactionJobs(t *testing.T) int {
+	n := 0
+	for _, s := range c.compactors {
+		for _, line := range strings.Split(page(t, s, "/metrics"), "\n") {
+			if v, ok := strings.CutPrefix(line, `rubato_compactor_jobs_total{result="success"} `); ok {
+				f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				require.NoError(t, err)
+				n += int(f)
+			}
+		}
+	}
+	return n
 }
 
 // waitActive waits until the distributor and the querier each see n
@@ -97,9 +132,12 @@ func (c *cluster) waitActive(t *testing.T, n int) {
 	}
 }
 
-func ringPage(t *testing.T, s *server) string {
+func ringPage(t *testing.T, s *server) string { return page(t, s, "/ingester/ring") }
+
+// page is s's answer to GET path, status line first.
+func page(t *testing.T, s *server, path string) string {
 	t.Helper()
-	resp, err := http.Get(s.url("/ingester/ring"))
+	resp, err := http.Get(s.url(path))
 	if err != nil {
 		return err.Error()
 	}
@@ -272,6 +310,11 @@ func TestClusterIngesterKilled(t *testing.T) {
 	}
 	time.Sleep(time.Second) // the querier's blocklist poll (500ms)
 	c.requireAllExact(t, ids, "after every ingester flushed")
+
+	// The two compactors merge the copies; every trace stays exact.
+	require.Eventually(t, func() bool { return c.compactionJobs(t) > 0 }, 30*time.Second, 200*time.Millisecond)
+	time.Sleep(time.Second)
+	c.requireAllExact(t, ids, "after compaction by two compactors")
 }
 
 // TestClusterRollingRestart restarts the three ingesters one after the

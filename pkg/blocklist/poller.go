@@ -40,6 +40,9 @@ type Config struct {
 	// BuildIndex makes the poller list every tenant and write its index
 	// after each poll (compactors). Otherwise it reads indexes (queriers).
 	BuildIndex bool
+	// IndexOwner, when set, says which tenants' indexes a poll writes
+	// (BuildIndex): with several compactors, each tenant's ring owner.
+	IndexOwner func(tenant string) bool
 	// Concurrency bounds concurrent backend reads while listing a tenant.
 	Concurrency int
 	// Component is the value of the "component" label on the poller's
@@ -190,6 +193,9 @@ func (p *Poller) poll(ctx context.Context) error {
 	}
 	if p.cfg.BuildIndex {
 		for t := range next {
+			if p.cfg.IndexOwner != nil && !p.cfg.IndexOwner(t) {
+				continue
+			}
 			if err := p.WriteIndex(ctx, t); err != nil {
 				return err
 			}

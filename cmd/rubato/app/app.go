@@ -149,7 +149,7 @@ func (a *App) Run(ctx context.Context) error {
 		modIngester:     {modStore, modOverrides, modMemberlistKV},
 		modDistributor:  {modOverrides, modIngesterRing},
 		modQuerier:      {modStore, modOverrides, modIngesterRing},
-		modCompactor:    {modStore, modOverrides},
+		modCompactor:    {modStore, modOverrides, modMemberlistKV},
 		TargetAll:       {modIngester, modDistributor, modQuerier, modCompactor},
 	}
 	deps[modQueryFrontend] = []string{modStore}
@@ -335,6 +335,9 @@ func (a *App) registerHTTP() {
 		// dskit's ring page (POST: forget an instance).
 		m.Handle("/distributor/ring", a.ingesterRing)
 		m.Handle("/ingester/ring", a.ingesterRing)
+	}
+	if a.compactor != nil {
+		m.Handle("/compactor/ring", a.compactorRingPage())
 	}
 	if a.memberlistKV != nil {
 		m.Handle("GET /memberlist", a.memberlistPage())

@@ -1,6 +1,10 @@
 package app
 
 import (
+	"net"
+	"net/http"
+	"strconv"
+
 	"github.com/grafana/dskit/services"
 
 	"github.com/rubatodb/rubato/compactor"
@@ -9,13 +13,37 @@ import (
 	"github.com/rubatodb/rubato/pkg/blocklist"
 )
 
+// initCompactor builds the compactor; its ring goes through the process's
+// memberlist KV when compactor.ring.kvstore.store is memberlist, and
+// advertises the gRPC port actually listened on unless instance_port is set.
 func (a *App) initCompactor() (services.Service, error) {
-	c, err := compactor.New(a.cfg.Compactor, a.cfg.Storage.Trace.Block, a.cfg.Storage.Trace.BlocklistPoll, a.store, a.overrides, a.logger, a.reg)
+	cfg := a.cfg.Compactor
+	a.useMemberlist(&cfg.Ring.KVStore)
+	cfg.Ring.ListenPort = a.cfg.Server.GRPCListenPort
+	if a.grpcLis != nil {
+		if _, p, err := net.SplitHostPort(a.grpcLis.Addr().String()); err == nil {
+			cfg.Ring.ListenPort, _ = strconv.Atoi(p)
+		}
+	}
+	c, err := compactor.New(cfg, a.cfg.Storage.Trace.Block, a.cfg.Storage.Trace.BlocklistPoll, a.store, a.overrides, a.logger, a.reg)
 	if err != nil {
 		return nil, err
 	}
 	a.compactor = c
 	return c, nil
+}
+
+// compactorRingPage serves /compactor/ring: dskit's ring page (POST:
+// forget an instance) once the compactor has joined its ring.
+func (a *App) compactorRingPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rg := a.compactor.Ring()
+		if rg == nil {
+			http.Error(w, "the compactor has not joined its ring yet", http.StatusServiceUnavailable)
+			return
+		}
+		rg.ServeHTTP(w, r)
+	})
 }
 
 // ingesterStore is the backend the ingester flushes to: in a process that

@@ -57,3 +57,41 @@ overrides:
 	require.NoError(t, cfg.Validate())
 	require.Equal(t, 2*time.Hour, cfg.Compactor.Compaction.BlockRetention)
 }
+
+// TestTempoCompactorRingKeys: Tempo's compactor.ring keys, as in its
+// distributed examples, are known and reach the compactor's ring config.
+func TestTempoCompactorRingKeys(t *testing.T) {
+	cfg, logs, err := loadArgs(t, `target: compactor
+compactor:
+  ring:
+    kvstore:
+      store: memberlist
+      prefix: rubato/
+    heartbeat_period: 5s
+    heartbeat_timeout: 1m
+    instance_id: compactor-1
+    instance_addr: 10.0.0.9
+    instance_port: 9095
+    instance_interface_names: [eth1]
+    wait_stability_min_duration: 10s
+memberlist:
+  join_members: [dns+rubato-gossip-ring:7946]
+`, "-config.strict")
+	require.NoError(t, err)
+	require.NotContains(t, logs, "level=warn")
+	require.NoError(t, cfg.Validate())
+	r := cfg.Compactor.Ring
+	require.Equal(t, "memberlist", r.KVStore.Store)
+	require.Equal(t, "rubato/", r.KVStore.Prefix)
+	require.Equal(t, 5*time.Second, r.HeartbeatPeriod)
+	require.Equal(t, time.Minute, r.HeartbeatTimeout)
+	require.Equal(t, "compactor-1", r.InstanceID)
+	require.Equal(t, "10.0.0.9", r.InstanceAddr)
+	require.Equal(t, 9095, r.InstancePort)
+	require.Equal(t, []string{"eth1"}, []string(r.InstanceInterfaceNames))
+	require.Equal(t, 10*time.Second, r.WaitStabilityMinDuration)
+
+	// The single binary's default: an in-process ring.
+	cfg, _ = load(t, "")
+	require.Equal(t, "inmemory", cfg.Compactor.Ring.KVStore.Store)
+}
