@@ -69,6 +69,7 @@ type setupResult struct {
 	spans  int
 	push   time.Duration
 	cpu    float64   // CPU-s of every process, push and final flush
+	idle   float64   // CPU-s per second of every process, idle before the push
 	byProc []float64 // CPU-s per process, same order as names
 	names  []string
 }
@@ -139,8 +140,8 @@ func printSetup(r setupResult) {
 	for i, n := range r.names {
 		parts = append(parts, fmt.Sprintf("%s %.2f", n, r.byProc[i]))
 	}
-	fmt.Printf("%-14s %.2f CPU-µs/span (%.2f CPU-s for %d spans; push %s, %.0f spans/s); CPU-s by process: %s\n",
-		r.name+":", r.usPerSpan(), r.cpu, r.spans, r.push.Round(time.Millisecond), float64(r.spans)/r.push.Seconds(), strings.Join(parts, ", "))
+	fmt.Printf("%-14s %.2f CPU-µs/span (%.2f CPU-s for %d spans; push %s, %.0f spans/s); CPU-s by process: %s; idle before: %.3f CPU-s/s\n",
+		r.name+":", r.usPerSpan(), r.cpu, r.spans, r.push.Round(time.Millisecond), float64(r.spans)/r.push.Seconds(), strings.Join(parts, ", "), r.idle)
 }
 
 // storageBlock is the storage.trace body for blocks under dir (local) or
@@ -264,6 +265,18 @@ func activeIngesters(s *server) int {
 // measure pushes requests to entry, flushes every process that ingests,
 // and sums the CPU of procs over both.
 func measure(ctx context.Context, cfg config, name string, entry *server, procs []*server, names []string, tp *template, requests int) (setupResult, error) {
+	// The idle cost (gossip, heartbeats, sweeps) is reported, not
+	// subtracted: it is part of what a setup costs.
+	const idleFor = 5 * time.Second
+	var idle0, idle1 float64
+	for _, s := range procs {
+		c, err := s.cpuSeconds()
+		if err != nil {
+			return setupResult{}, err
+		}
+		idle0 += c
+	}
+	time.Sleep(idleFor)
 	cpu0 := make([]float64, len(procs))
 	for i, s := range procs {
 		c, err := s.cpuSeconds()
@@ -271,12 +284,23 @@ func measure(ctx context.Context, cfg config, name string, entry *server, procs 
 			return setupResult{}, err
 		}
 		cpu0[i] = c
+		idle1 += c
+	}
+	profDone := make(chan error, 1)
+	profDone <- nil
+	if cfg.cpuProfile != "" && len(procs) > 1 {
+		// -cpuprofile: 5 s of the first ingester while it ingests.
+		<-profDone
+		go func() { profDone <- profile(procs[0], cfg.cpuProfile, 5) }()
 	}
 	start := time.Now()
 	if _, err := push(ctx, cfg, entry, tp, requests); err != nil {
 		return setupResult{}, err
 	}
 	pushDur := time.Since(start)
+	if err := <-profDone; err != nil {
+		return setupResult{}, fmt.Errorf("profile: %w", err)
+	}
 	for i, s := range procs {
 		if names[i] == "distributor" {
 			continue
@@ -285,7 +309,7 @@ func measure(ctx context.Context, cfg config, name string, entry *server, procs 
 			return setupResult{}, err
 		}
 	}
-	r := setupResult{name: name, spans: requests * tp.spans, push: pushDur, names: names}
+	r := setupResult{name: name, spans: requests * tp.spans, push: pushDur, names: names, idle: (idle1 - idle0) / idleFor.Seconds()}
 	for i, s := range procs {
 		c, err := s.cpuSeconds()
 		if err != nil {
