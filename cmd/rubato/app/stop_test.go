@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/grafana/dskit/services"
 	"github.com/stretchr/testify/require"
 )
 
@@ -137,4 +138,32 @@ storage:
 	require.Error(t, <-hangBody, "the endless answer was cut")
 	_, err = http.Get(base + "/ready")
 	require.Error(t, err, "nothing listens after Run returned")
+}
+
+// TestStopDoesNotCutComponents: a component that takes longer to stop
+// than graceful_shutdown_timeout plus stopMargin (an ingester flushing on
+// shutdown) is waited for; the deadline counts only from the moment the
+// servers, which stop after every component, begin to stop.
+func TestStopDoesNotCutComponents(t *testing.T) {
+	const grace = 500 * time.Millisecond
+	slowStop := grace + stopMargin + time.Second
+	component := services.NewIdleService(nil, func(error) error { time.Sleep(slowStop); return nil })
+	a := &App{cfg: &Config{}, logger: log.NewNopLogger(), serverStopping: make(chan struct{})}
+	a.cfg.Server.GracefulShutdownTimeout = grace
+	// The servers stop last, as the module manager orders them.
+	srv := services.NewIdleService(nil, func(error) error {
+		_ = component.AwaitTerminated(context.Background())
+		close(a.serverStopping)
+		return nil
+	})
+	var err error
+	a.manager, err = services.NewManager(component, srv)
+	require.NoError(t, err)
+	require.NoError(t, a.manager.StartAsync(context.Background()))
+	require.NoError(t, a.manager.AwaitHealthy(context.Background()))
+	start := time.Now()
+	a.manager.StopAsync()
+	require.NoError(t, a.awaitStopped(), "a slow component's stop is not cut")
+	require.GreaterOrEqual(t, time.Since(start), slowStop)
+	require.Equal(t, services.Terminated, component.State())
 }
