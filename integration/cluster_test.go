@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/rubatodb/rubato/integration/minio"
+	"github.com/rubatodb/rubato/pkg/rubatopb"
+	"github.com/rubatodb/rubato/pkg/search"
 )
 
 // cluster is Rubato run as separate processes of the one binary on
@@ -279,6 +282,38 @@ func (c *cluster) requireAllExact(t *testing.T, ids []string, stage string) {
 	t.Logf("%s: all %d acknowledged traces found exactly (checked in %s)", stage, len(ids), time.Since(start).Round(time.Millisecond))
 }
 
+// requireSearchExact searches the querier for every trace of the load:
+// each acknowledged trace is listed once with all its spans, none twice,
+// though three replicas (and later three flushed copies) answer for it.
+// Traces of writes that failed retryably may be listed too.
+func (c *cluster) requireSearchExact(t *testing.T, ids []string, stage string) {
+	t.Helper()
+	res := &rubatopb.SearchResponse{}
+	getJSON(t, c.querier, "/api/search?limit=1000000&spss=10&q="+url.QueryEscape(`{ resource.service.name = "crash" }`), res)
+	require.Equal(t, res.Metrics.TotalJobs, res.Metrics.CompletedJobs, stage)
+	found := map[string]bool{}
+	for _, tr := range res.Traces {
+		require.False(t, found[tr.TraceID], "%s: trace %s listed twice", stage, tr.TraceID)
+		found[tr.TraceID] = true
+		require.Len(t, tr.SpanSets, 1, stage)
+		spans := map[string]bool{}
+		for _, sp := range tr.SpanSets[0].Spans {
+			spans[sp.SpanID] = true
+		}
+		require.Equal(t, uint32(clusterSpansPer), tr.SpanSets[0].Matched, "%s: trace %s", stage, tr.TraceID)
+		require.Len(t, spans, clusterSpansPer, "%s: trace %s: distinct spans", stage, tr.TraceID)
+		require.Len(t, tr.SpanSets[0].Spans, clusterSpansPer, "%s: trace %s: no span twice", stage, tr.TraceID)
+	}
+	var missing int
+	for _, id := range ids {
+		if !found[search.TraceIDString([]byte(id))] {
+			missing++
+		}
+	}
+	require.Zero(t, missing, "%s: acknowledged traces the search did not find (of %d; %d listed)", stage, len(ids), len(found))
+	t.Logf("%s: search lists all %d acknowledged traces exactly (%d listed)", stage, len(ids), len(found))
+}
+
 func waitAcked(t *testing.T, l *load, n int) {
 	t.Helper()
 	require.Eventually(t, func() bool { return l.ackedCount() >= n }, 20*time.Second, 10*time.Millisecond)
@@ -300,6 +335,7 @@ func TestClusterIngesterKilled(t *testing.T) {
 	waitAcked(t, l, before+100) // writes keep reaching a quorum
 	ids := l.stop(t)
 	c.requireAllExact(t, ids, "one ingester down")
+	c.requireSearchExact(t, ids, "one ingester down") // it is still in the ring: a replica fails
 
 	victim.start() // replays its WAL
 	c.waitActive(t, 3)
@@ -310,11 +346,13 @@ func TestClusterIngesterKilled(t *testing.T) {
 	}
 	time.Sleep(time.Second) // the querier's blocklist poll (500ms)
 	c.requireAllExact(t, ids, "after every ingester flushed")
+	c.requireSearchExact(t, ids, "after every ingester flushed")
 
 	// The two compactors merge the copies; every trace stays exact.
 	require.Eventually(t, func() bool { return c.compactionJobs(t) > 0 }, 30*time.Second, 200*time.Millisecond)
 	time.Sleep(time.Second)
 	c.requireAllExact(t, ids, "after compaction by two compactors")
+	c.requireSearchExact(t, ids, "after compaction by two compactors")
 }
 
 // TestClusterRollingRestart restarts the three ingesters one after the

@@ -31,6 +31,15 @@
 //     field 1 (trace), and answers not-found with 200 and an empty trace; the
 //     v1 endpoint answers 404.
 //
+// Replicas: searches and tag calls ask every ingester of the ring that can
+// serve reads; up to the read replication set's MaxErrors of them may fail
+// (replication_factor/2 with every ingester healthy), since a span
+// acknowledged by a quorum write is on the others, and the answer stays
+// complete: copies of a trace from several replicas are merged by trace ID
+// (search.Combiner). Past MaxErrors the call fails with
+// ErrIngestersUnavailable, 503 / Unavailable (search.go ingesterSet), the
+// rule a trace lookup follows through ReplicationSet.Do.
+//
 // Search API (SearchAPI over a Searcher; search execution lives elsewhere):
 //   - Every search, tag and tag-value response is protobuf JSON of the
 //     tempopb messages whose field sets are pinned to the version Grafana's

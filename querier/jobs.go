@@ -72,6 +72,9 @@ func jobError(err error) error {
 	if errors.Is(err, ErrInvalidQuery) || errors.Is(err, search.ErrInvalid) {
 		return status.Error(codes.InvalidArgument, err.Error())
 	}
+	if errors.Is(err, ErrNoIngesters) || errors.Is(err, ErrIngestersUnavailable) {
+		return status.Error(codes.Unavailable, err.Error())
+	}
 	if _, ok := status.FromError(err); ok {
 		return err
 	}
@@ -195,16 +198,16 @@ func (q *Querier) searchJob(ctx context.Context, tenantID string, j *rubatopb.Se
 	base := search.Job{Tenant: tenantID, Query: req.Query, Limit: req.Limit, SpansPerSpanSet: req.SpansPerSpanSet, Start: req.Start, End: req.End}
 	if j.GetIngesters() {
 		// Every ingester of this querier's ring, as one job of the frontend.
-		addrs, err := q.ingesterAddrs()
+		set, err := q.ingesterSet()
 		if err != nil {
 			return nil, err
 		}
-		jobs := make([]search.Job, len(addrs))
-		for i, a := range addrs {
+		jobs := make([]search.Job, len(set.addrs))
+		for i, a := range set.addrs {
 			jobs[i] = base
 			jobs[i].Ingester = a
 		}
-		return search.Run(ctx, jobs, q.ExecuteSearchJob, q.search.cfg.ConcurrentJobs, req.Limit, req.SpansPerSpanSet, nil)
+		return search.Run(ctx, jobs, q.searchExec(set), q.search.cfg.ConcurrentJobs, req.Limit, req.SpansPerSpanSet, nil)
 	}
 	metas, err := ParseBlockRefs(tenantID, j.GetBlocks())
 	if err != nil {

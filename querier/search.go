@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
+	"github.com/go-kit/log/level"
 	"github.com/google/uuid"
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,15 +88,15 @@ func (q *Querier) Search(ctx context.Context, tenantID string, req *rubatopb.Sea
 	if _, err := search.ParseQuery(req.Query); err != nil {
 		return nil, invalid(err)
 	}
-	addrs, err := q.ingesterAddrs()
+	set, err := q.ingesterSet()
 	if err != nil {
 		return nil, err
 	}
 	cfg := q.search.cfg
-	jobs := search.Plan(tenantID, req, addrs, q.poller.Metas(tenantID), search.ShardConfig{
+	jobs := search.Plan(tenantID, req, set.addrs, q.poller.Metas(tenantID), search.ShardConfig{
 		TargetBytesPerJob: cfg.TargetBytesPerJob, MaxBlocksPerJob: cfg.MaxBlocksPerJob,
 	})
-	resp, err = search.Run(ctx, jobs, q.ExecuteSearchJob, cfg.ConcurrentJobs, req.Limit, req.SpansPerSpanSet, progress)
+	resp, err = search.Run(ctx, jobs, q.searchExec(set), cfg.ConcurrentJobs, req.Limit, req.SpansPerSpanSet, progress)
 	if err != nil {
 		return nil, invalid(err)
 	}
@@ -140,23 +142,78 @@ func (q *Querier) searchIngester(ctx context.Context, j search.Job) (*rubatopb.S
 	})
 }
 
-// ingesterAddrs lists every ingester of the ring that can serve reads.
-func (q *Querier) ingesterAddrs() ([]string, error) {
+// ingesterSet is the ingesters a search or tag call asks: every ingester of
+// the ring that can serve reads, of which up to maxErrors (the ring's
+// replication set for reads: replication_factor/2 less those already
+// unhealthy) may fail without making the answer incomplete, since a span
+// acknowledged by a quorum write is on more than maxErrors of them. Past
+// that the call fails with ErrIngestersUnavailable (503 / Unavailable),
+// never with a silently smaller answer. The same rule as a trace lookup's
+// ReplicationSet.Do (querier.go).
+type ingesterSet struct {
+	addrs     []string
+	maxErrors int
+
+	mu   sync.Mutex
+	errs []error
+}
+
+// ingesterSet lists every ingester of the ring that can serve reads; an
+// empty set when the querier has no ring.
+func (q *Querier) ingesterSet() (*ingesterSet, error) {
 	if q.ring == nil {
-		return nil, nil
+		return &ingesterSet{}, nil
 	}
 	rs, err := q.ring.GetReplicationSetForOperation(ring.Read)
 	if err != nil {
 		if errors.Is(err, ring.ErrEmptyRing) {
 			return nil, ErrNoIngesters
 		}
+		if errors.Is(err, ring.ErrTooManyUnhealthyInstances) {
+			return nil, fmt.Errorf("%w: %w", ErrIngestersUnavailable, err)
+		}
 		return nil, fmt.Errorf("ingester ring: %w", err)
 	}
-	addrs := make([]string, 0, len(rs.Instances))
+	set := &ingesterSet{addrs: make([]string, 0, len(rs.Instances)), maxErrors: max(rs.MaxErrors, 0)}
 	for _, inst := range rs.Instances {
-		addrs = append(addrs, inst.Addr)
+		set.addrs = append(set.addrs, inst.Addr)
 	}
-	return addrs, nil
+	return set, nil
+}
+
+// fail records that the call to one ingester failed with err (ctx is the
+// call's parent). It returns nil while the failure is tolerated, else the
+// error to fail the whole call with. Request errors (every replica would
+// give the same) and errors after ctx ended are returned as they are.
+func (s *ingesterSet) fail(ctx context.Context, err error) error {
+	if ctx.Err() != nil || errors.Is(err, ErrInvalidQuery) || errors.Is(err, search.ErrInvalid) ||
+		status.Code(err) == codes.InvalidArgument {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.errs = append(s.errs, err)
+	if len(s.errs) <= s.maxErrors {
+		return nil
+	}
+	return fmt.Errorf("%w: %d of %d ingesters failed, at most %d may: %w",
+		ErrIngestersUnavailable, len(s.errs), len(s.addrs), s.maxErrors, errors.Join(s.errs...))
+}
+
+// searchExec runs the jobs of one search: a failed ingester job within
+// set's tolerance answers nothing (its replicas answer for it).
+func (q *Querier) searchExec(set *ingesterSet) search.Executor {
+	return func(ctx context.Context, j search.Job) (*rubatopb.SearchResponse, error) {
+		resp, err := q.ExecuteSearchJob(ctx, j)
+		if err == nil || j.Ingester == "" {
+			return resp, err
+		}
+		if err := set.fail(ctx, fmt.Errorf("ingester %s: %w", j.Ingester, err)); err != nil {
+			return nil, err
+		}
+		level.Warn(q.logger).Log("msg", "search: ingester failed, its replicas answer for it", "ingester", j.Ingester, "err", err)
+		return &rubatopb.SearchResponse{Metrics: &rubatopb.SearchMetrics{}}, nil
+	}
 }
 
 func (q *Querier) metasByID(tenantID string, ids []uuid.UUID) map[uuid.UUID]*block.Meta {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -280,7 +282,7 @@ func (a *SearchAPI) fail(w http.ResponseWriter, err error) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 	case errors.Is(err, ErrTooManyRequests):
 		http.Error(w, err.Error(), http.StatusTooManyRequests)
-	case errors.Is(err, ErrNoIngesters):
+	case errors.Is(err, ErrNoIngesters), errors.Is(err, ErrIngestersUnavailable), status.Code(err) == codes.Unavailable:
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 	case errors.Is(err, context.Canceled):
 		http.Error(w, "request cancelled", 499)

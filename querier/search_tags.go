@@ -146,15 +146,17 @@ func parseFilter(s string) (*traceql.Query, error) {
 }
 
 // tagSources runs fromIngester on every ingester and fromBlock on every
-// backend block overlapping [start, end], with bounded concurrency.
+// backend block overlapping [start, end], with bounded concurrency. Up to
+// the replication set's MaxErrors ingesters may fail (ingesterSet).
 func (q *Querier) tagSources(ctx context.Context, tenantID string, start, end uint32,
 	fromIngester func(context.Context, rubatopb.IngesterClient) error,
 	fromBlock func(context.Context, *block.Reader) error,
 ) (*rubatopb.MetadataMetrics, error) {
-	addrs, err := q.ingesterAddrs()
+	set, err := q.ingesterSet()
 	if err != nil {
 		return nil, err
 	}
+	addrs := set.addrs
 	tr := search.TimeRange{}
 	if start != 0 {
 		tr.Start = time.Unix(int64(start), 0)
@@ -183,7 +185,10 @@ func (q *Querier) tagSources(ctx context.Context, tenantID string, start, end ui
 				cancel()
 			}
 			if err != nil {
-				return fmt.Errorf("ingester %s: %w", addrs[i], err)
+				// Within the set's tolerance, its replicas answer for it.
+				if err := set.fail(ctx, fmt.Errorf("ingester %s: %w", addrs[i], err)); err != nil {
+					return err
+				}
 			}
 		} else {
 			b := metas[i-len(addrs)]

@@ -24,6 +24,12 @@ var ErrTooManyRequests = errors.New("too many outstanding requests")
 // Unavailable, and the client may retry.
 var ErrNoIngesters = errors.New("no ingesters in the ring: recent traces cannot be read now (ingesters starting, replaying their WAL, or stopping)")
 
+// ErrIngestersUnavailable: more ingesters failed a search or tag call than
+// the ring's replication set tolerates (search.go ingesterSet), so recent
+// traces may be missing: the call fails with 503 / Unavailable, never with
+// a smaller answer, and the client may retry.
+var ErrIngestersUnavailable = errors.New("too many ingesters unavailable: recent traces cannot all be read now")
+
 // Searcher runs searches and tag lookups for one tenant. The API layer
 // (SearchAPI, StreamingServer) serves it over HTTP and gRPC; *Querier
 // implements it.

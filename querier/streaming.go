@@ -54,7 +54,7 @@ func (s *StreamingServer) grpcError(err error) error {
 		return status.Error(codes.InvalidArgument, err.Error())
 	case errors.Is(err, ErrTooManyRequests):
 		return status.Error(codes.ResourceExhausted, err.Error())
-	case errors.Is(err, ErrNoIngesters):
+	case errors.Is(err, ErrNoIngesters), errors.Is(err, ErrIngestersUnavailable):
 		return status.Error(codes.Unavailable, err.Error())
 	case errors.Is(err, context.Canceled):
 		return status.Error(codes.Canceled, err.Error())

@@ -31,6 +31,10 @@ type config struct {
 	searchLoadQPS   float64
 	searchProfile   string
 
+	// -cluster: CPU per span of an RF3 cluster against the single binary.
+	cluster       bool
+	clusterRounds int
+
 	bigTraceMB       int
 	bigTraceRequests int
 	bigTraceRSSCap   int64
@@ -62,5 +66,7 @@ func (c *config) registerFlags(f *flag.FlagSet) {
 	f.IntVar(&c.bigTraceMB, "bigtrace", 0, "instead of the ingest benchmark: request one trace of this many MB this many times at once (-bigtrace.requests) and report the server's peak RSS, with and without the read bounds (bigtrace.go)")
 	f.IntVar(&c.bigTraceRequests, "bigtrace.requests", 10, "concurrent requests of the big trace")
 	f.Int64Var(&c.bigTraceRSSCap, "bigtrace.rss-cap", 8<<30, "kill the server if its RSS passes this many bytes (reported)")
+	f.BoolVar(&c.cluster, "cluster", false, "instead of the ingest benchmark: push -spans to the single binary, then to an RF3 cluster (1 distributor + 3 ingesters over memberlist), and compare their CPU per span (cluster.go)")
+	f.IntVar(&c.clusterRounds, "cluster.rounds", 1, "with -cluster: measure both setups this many times, alternating")
 	f.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the server during the push phase to this file")
 }

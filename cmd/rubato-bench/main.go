@@ -6,7 +6,9 @@
 //
 //	go run ./cmd/rubato-bench -spans 2000000
 //
-// With -soak 30m it runs the soak instead (soak.go).
+// With -soak 30m it runs the soak instead (soak.go); with -cluster it
+// compares the CPU per span of an RF3 cluster with the single binary's
+// (cluster.go).
 //
 // Figures come from the server process (/proc), not from the client.
 package main
@@ -26,6 +28,8 @@ func main() {
 	switch {
 	case soak.duration > 0:
 		err = runSoak(cfg, soak)
+	case cfg.cluster:
+		err = runCluster(cfg)
 	case cfg.bigTraceMB > 0:
 		err = runBigTrace(cfg)
 	default:

@@ -75,18 +75,7 @@ func run(cfg config) error {
 			return fmt.Errorf("build rubato: %v\n%s", err, out)
 		}
 	}
-	var (
-		tp  *template
-		err error
-	)
-	switch cfg.profile {
-	case profileRealistic:
-		tp, err = newRealisticTemplate(cfg.tracesPerReq, cfg.spansPer)
-	case profileSimple:
-		tp, err = newTemplate(cfg.tracesPerReq, cfg.spansPer)
-	default:
-		err = fmt.Errorf("-profile %q: want %s or %s", cfg.profile, profileRealistic, profileSimple)
-	}
+	tp, err := profileTemplate(cfg)
 	if err != nil {
 		return err
 	}
@@ -217,6 +206,17 @@ func run(cfg config) error {
 		return ingestUnderSearch(ctx, cfg, s, tp)
 	}
 	return nil
+}
+
+// profileTemplate is the request template of -profile.
+func profileTemplate(cfg config) (*template, error) {
+	switch cfg.profile {
+	case profileRealistic:
+		return newRealisticTemplate(cfg.tracesPerReq, cfg.spansPer)
+	case profileSimple:
+		return newTemplate(cfg.tracesPerReq, cfg.spansPer)
+	}
+	return nil, fmt.Errorf("-profile %q: want %s or %s", cfg.profile, profileRealistic, profileSimple)
 }
 
 func push(ctx context.Context, cfg config, s *server, tp *template, requests int) ([][]byte, error) {

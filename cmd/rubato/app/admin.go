@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -37,11 +36,7 @@ func (a *App) listenAdmin(kit *serverKit) error {
 			return fmt.Errorf("admin server: %w", err)
 		}
 	}, func(error) error {
-		ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.GracefulShutdownTimeout)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return err
-		}
+		shutdownHTTP(srv, a.cfg.Server.GracefulShutdownTimeout, nil)
 		return nil
 	}))
 	return nil

@@ -2,7 +2,11 @@
 // the module graph (dskit modules), and the HTTP and gRPC servers.
 //
 // Invariants: each component is a dskit service started in dependency order
-// and stopped in reverse; a component's failure stops the process with an
+// and stopped in reverse, the servers last; a stop never cuts a
+// component's own stopping (an ingester's flush), and once the servers
+// begin to stop, requests in flight get server.graceful_shutdown_timeout,
+// are then cancelled, and the process exits within that grace plus
+// stopMargin, cleanly (awaitStopped, server.go); a component's failure stops the process with an
 // error; /ready answers 200 only when every started service is Running and
 // the ingester ring can take writes, and otherwise says which is not. No
 // configuration key passes unnoticed: every key Rubato does not use is
@@ -32,6 +36,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"time"
 
 	"github.com/go-kit/log"
 	"github.com/go-kit/log/level"
@@ -117,6 +122,8 @@ type App struct {
 	receivers    []services.Service
 
 	manager *services.Manager
+	// serverStopping is closed when the servers begin to stop (initServer).
+	serverStopping chan struct{}
 }
 
 // New builds an App from a validated config; nothing listens yet.
@@ -127,7 +134,7 @@ func New(cfg *Config, logger log.Logger) (*App, error) {
 }
 
 // Run starts every module of the target and blocks until ctx ends or a
-// module fails; then it stops everything within the graceful timeout.
+// module fails; then it stops everything (awaitStopped).
 func (a *App) Run(ctx context.Context) error {
 	mm := modules.NewManager(a.logger)
 	mm.RegisterModule(modServer, a.initServer, modules.UserInvisibleModule)
@@ -191,16 +198,53 @@ func (a *App) Run(ctx context.Context) error {
 	case runErr = <-failed:
 		level.Error(a.logger).Log("msg", "stopping after failure", "err", runErr)
 	}
-	stopCtx, cancel := context.WithTimeout(context.Background(), a.cfg.Server.GracefulShutdownTimeout)
-	defer cancel()
 	a.manager.StopAsync()
-	if err := a.manager.AwaitStopped(stopCtx); err != nil {
+	if err := a.awaitStopped(); err != nil {
 		runErr = errors.Join(runErr, fmt.Errorf("stop: %w", err))
 	}
 	if a.pool != nil {
 		runErr = errors.Join(runErr, a.pool.Close())
 	}
 	return runErr
+}
+
+// stopMargin is what the process has, beyond server.graceful_shutdown_timeout,
+// to finish stopping once its servers begin to stop.
+const stopMargin = 5 * time.Second
+
+// awaitStopped waits for the stopping manager. Components stop before the
+// servers, each bounded by its own timeouts (an ingester's flush on
+// shutdown uploads each block within flush_op_timeout), with no overall
+// deadline that could cut a flush short; while they stop, what is still
+// running is logged every graceful_shutdown_timeout. Once the servers
+// begin to stop, they give requests in flight graceful_shutdown_timeout
+// and cancel the rest, so the manager must be stopped within that grace
+// plus stopMargin.
+func (a *App) awaitStopped() error {
+	stopped := make(chan error, 1)
+	go func() { stopped <- a.manager.AwaitStopped(context.Background()) }()
+	grace := a.cfg.Server.GracefulShutdownTimeout
+	tick := time.NewTicker(max(grace, time.Second))
+	defer tick.Stop()
+	for waiting := true; waiting; {
+		select {
+		case err := <-stopped:
+			return err
+		case <-a.serverStopping:
+			waiting = false
+		case <-tick.C:
+			level.Info(a.logger).Log("msg", "waiting for components to stop before the servers (an ingester may be flushing)",
+				"stopping", len(a.manager.ServicesByState()[services.Stopping]))
+		}
+	}
+	deadline := time.NewTimer(grace + stopMargin)
+	defer deadline.Stop()
+	select {
+	case err := <-stopped:
+		return err
+	case <-deadline.C:
+		return fmt.Errorf("not stopped %s after the servers began to stop (server.graceful_shutdown_timeout %s + %s)", grace+stopMargin, grace, stopMargin)
+	}
 }
 
 func (a *App) initOverrides() (services.Service, error) {

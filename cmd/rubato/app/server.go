@@ -10,8 +10,10 @@ import (
 	"net/http/pprof"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/net/netutil"
@@ -43,7 +45,12 @@ type ServerConfig struct {
 	// (NotFound, …) in status_code instead of success/error/cancel.
 	ReportGRPCCodesInInstrumentationLabel bool `yaml:"report_grpc_codes_in_instrumentation_label_enabled"`
 
-	// GracefulShutdownTimeout bounds how long stopping may take.
+	// GracefulShutdownTimeout is the grace of requests in flight when the
+	// servers stop: the HTTP and gRPC servers stop accepting at once, and
+	// requests still running after it are cancelled, which is not an
+	// error. The servers stop last, once every component has stopped (the
+	// ingester's flush on shutdown is never cut by it); from then the
+	// process has this grace plus stopMargin to exit (App.awaitStopped).
 	GracefulShutdownTimeout time.Duration `yaml:"graceful_shutdown_timeout"`
 
 	HTTPServerReadTimeout       time.Duration `yaml:"http_server_read_timeout"`
@@ -91,7 +98,7 @@ func (c *ServerConfig) RegisterFlagsAndApplyDefaults(f *flag.FlagSet) {
 	f.IntVar(&c.GRPCConnLimit, "server.grpc-conn-limit", 0, "Most simultaneous gRPC connections (0: no limit).")
 	f.BoolVar(&c.RegisterInstrumentation, "server.register-instrumentation", true, "Serve /metrics and /debug/pprof/.")
 	f.BoolVar(&c.ReportGRPCCodesInInstrumentationLabel, "server.report-grpc-codes-in-instrumentation-label-enabled", false, "Label gRPC requests in rubato_request_duration_seconds with their status code name; otherwise success, cancel or error.")
-	f.DurationVar(&c.GracefulShutdownTimeout, "server.graceful-shutdown-timeout", 10*time.Second, "Longest time stopping may take.")
+	f.DurationVar(&c.GracefulShutdownTimeout, "server.graceful-shutdown-timeout", 10*time.Second, "Grace of in-flight requests when the servers stop (after every component, an ingester's flush included, has stopped); requests still running then are cancelled.")
 	f.DurationVar(&c.HTTPServerReadTimeout, "server.http-read-timeout", 30*time.Second, "Longest time to read a whole HTTP request, headers and body (0: none).")
 	f.DurationVar(&c.HTTPServerReadHeaderTimeout, "server.http-read-header-timeout", 0, "Longest time to read HTTP request headers (0: -server.http-read-timeout).")
 	f.DurationVar(&c.HTTPServerWriteTimeout, "server.http-write-timeout", 30*time.Second, "Longest time to write an HTTP response, also a streaming search over the HTTP port (0: none).")
@@ -243,6 +250,11 @@ func (a *App) initServer() (services.Service, error) {
 	a.grpcServer = grpc.NewServer(sc.grpcOptions(kit)...)
 	a.httpGRPC = grpc.NewServer(sc.grpcOptions(kit)...)
 	httpSrv := sc.httpServer(querier.NewHTTPServer(a.httpGRPC, withPathPrefix(sc.pathPrefix(), kit.wrapMux(a.mux))))
+	// Every request's context derives from base, cancelled once the grace
+	// is over, also for a handler that never reads its body.
+	base, cancelBase := context.WithCancel(context.Background())
+	httpSrv.BaseContext = func(net.Listener) context.Context { return base }
+	a.serverStopping = make(chan struct{})
 	return services.NewBasicService(nil, func(ctx context.Context) error {
 		errc := make(chan error, 2)
 		go func() { errc <- httpSrv.Serve(a.httpLis) }()
@@ -256,18 +268,56 @@ func (a *App) initServer() (services.Service, error) {
 	}, func(error) error {
 		// Servers stop last (the manager stops dependants first), so
 		// in-flight requests finish before their handlers go away.
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), sc.GracefulShutdownTimeout)
-		defer cancel()
-		err := httpSrv.Shutdown(shutdownCtx)
-		stopped := make(chan struct{})
-		go func() { a.grpcServer.GracefulStop(); close(stopped) }()
-		select {
-		case <-stopped:
-		case <-shutdownCtx.Done():
-			a.grpcServer.Stop()
+		close(a.serverStopping)
+		defer cancelBase()
+		grace := sc.GracefulShutdownTimeout
+		var cutHTTP, cutGRPC bool
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); cutHTTP = shutdownHTTP(httpSrv, grace, cancelBase) }()
+		go func() { defer wg.Done(); cutGRPC = gracefulStopGRPC(a.grpcServer, grace) }()
+		wg.Wait()
+		a.httpGRPC.Stop() // its streams ended with the HTTP port's connections
+		if cutHTTP || cutGRPC {
+			level.Warn(a.logger).Log("msg", "requests still in flight after server.graceful_shutdown_timeout were cancelled",
+				"grace", grace, "http", cutHTTP, "grpc", cutGRPC)
 		}
-		return err
+		return nil
 	}), nil
+}
+
+// shutdownHTTP stops srv: it stops accepting at once and gives the
+// requests in flight grace to finish; past it, it cancels them (cancel
+// ends their contexts) and closes their connections. It reports whether
+// requests were cut. An HTTP server's stop never fails for a slow request.
+func shutdownHTTP(srv *http.Server, grace time.Duration, cancel func()) (cut bool) {
+	ctx, done := context.WithTimeout(context.Background(), grace)
+	defer done()
+	if err := srv.Shutdown(ctx); err == nil || errors.Is(err, http.ErrServerClosed) {
+		return false
+	}
+	if cancel != nil {
+		cancel()
+	}
+	_ = srv.Close()
+	return true
+}
+
+// gracefulStopGRPC stops srv accepting, gives the RPCs in flight grace to
+// finish, then cancels them; it reports whether RPCs were cut.
+func gracefulStopGRPC(srv *grpc.Server, grace time.Duration) (cut bool) {
+	stopped := make(chan struct{})
+	go func() { srv.GracefulStop(); close(stopped) }()
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case <-stopped:
+		return false
+	case <-t.C:
+		srv.Stop()
+		<-stopped
+		return true
+	}
 }
 
 // registerInstrumentation serves /metrics on the HTTP port and
