@@ -14,6 +14,7 @@ import (
 	"github.com/parquet-go/parquet-go/encoding/rle"
 	"github.com/parquet-go/parquet-go/encoding/thrift"
 	"github.com/parquet-go/parquet-go/format"
+	"github.com/rubatodb/rubato/pkg/block/pq"
 )
 
 // fileWriter writes data.parquet for the v1 schema, in the layout FORMAT.md
@@ -30,7 +31,7 @@ type fileWriter struct {
 	lay      *layout
 	out      *bufio.Writer
 	written  int64 // bytes written to out
-	codec    *zstdCodec
+	codec    *pq.ZstdCodec
 	pageSize int
 	cols     [numColumns]colWriter
 	rgRows   int64
@@ -57,7 +58,7 @@ const maxDictBytes = 32 << 10
 
 var parquetMagic = []byte("PAR1")
 
-func newFileWriter(out io.Writer, codec *zstdCodec, pageSize int) (*fileWriter, error) {
+func newFileWriter(out io.Writer, codec *pq.ZstdCodec, pageSize int) (*fileWriter, error) {
 	lay, err := v1Layout()
 	if err != nil {
 		return nil, err
@@ -422,7 +423,7 @@ func (fw *fileWriter) dataEnd() int64 {
 	var end int64
 	for _, rg := range fw.rgs {
 		for _, c := range rg.Columns {
-			end = max(end, chunkStart(&c.MetaData)+c.MetaData.TotalCompressedSize)
+			end = max(end, pq.ChunkStart(&c.MetaData)+c.MetaData.TotalCompressedSize)
 		}
 	}
 	return end

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
+	"github.com/rubatodb/rubato/pkg/block/pq"
 	"github.com/stretchr/testify/require"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 )
@@ -97,7 +98,7 @@ func TestFileWriterReadByParquetGo(t *testing.T) {
 				require.Equal(t, tb.ids[row+int(loc.FirstRowIndex)], ci.MinValues[p])
 				require.Equal(t, tb.ids[row+int(end)-1], ci.MaxValues[p])
 			}
-			require.Equal(t, chunkStart(&cc.MetaData)+cc.MetaData.TotalCompressedSize, pos, "rg %d col %d", g, c)
+			require.Equal(t, pq.ChunkStart(&cc.MetaData)+cc.MetaData.TotalCompressedSize, pos, "rg %d col %d", g, c)
 		}
 		row += int(rg.NumRows)
 	}

@@ -15,6 +15,7 @@ import (
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/rubatodb/rubato/pkg/backend"
+	"github.com/rubatodb/rubato/pkg/block/pq"
 )
 
 // How Search runs (policy in search.go, Parquet mechanics here):
@@ -642,7 +643,7 @@ func (sc *scan) closeDecoder() {
 // chunks less than 64 KiB apart into one ranged GET.
 func (sc *scan) fetchColumns(ctx context.Context, i int) (io.ReaderAt, error) {
 	md := &sc.ft.file.Metadata().RowGroups[i]
-	var secs []section
+	var secs []pq.Section
 	var lo, hi int64 = -1, -1
 	flush := func() error {
 		if lo < 0 {
@@ -655,7 +656,7 @@ func (sc *scan) fetchColumns(ctx context.Context, i int) (io.ReaderAt, error) {
 		if int64(len(data)) != hi-lo {
 			return fmt.Errorf("read row group %d of %s: got %d of %d bytes", i, sc.r.dataKey, len(data), hi-lo)
 		}
-		secs = append(secs, section{off: lo, data: data})
+		secs = append(secs, pq.Section{Off: lo, Data: data})
 		return nil
 	}
 	for _, c := range sc.need {
@@ -663,7 +664,7 @@ func (sc *scan) fetchColumns(ctx context.Context, i int) (io.ReaderAt, error) {
 			return nil, &CorruptError{Key: sc.r.dataKey, Err: fmt.Errorf("row group %d has %d columns", i, len(md.Columns))}
 		}
 		cm := &md.Columns[c].MetaData
-		start, end := chunkStart(cm), chunkStart(cm)+cm.TotalCompressedSize
+		start, end := pq.ChunkStart(cm), pq.ChunkStart(cm)+cm.TotalCompressedSize
 		if lo >= 0 && start >= hi && start-hi < 64<<10 {
 			hi = max(hi, end)
 			continue
@@ -677,7 +678,7 @@ func (sc *scan) fetchColumns(ctx context.Context, i int) (io.ReaderAt, error) {
 		return nil, err
 	}
 	secs = append(secs, sc.ft.tail)
-	return &objectReaderAt{ctx: ctx, be: sc.r.be, key: sc.r.dataKey, size: sc.r.meta.Size, sections: secs}, nil
+	return pq.NewObjectReaderAt(ctx, sc.r.be, sc.r.dataKey, sc.r.meta.Size, secs), nil
 }
 
 func (sc *scan) closeColumns() {

@@ -15,6 +15,7 @@ import (
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/rubatodb/rubato/pkg/backend"
+	"github.com/rubatodb/rubato/pkg/block/pq"
 	"github.com/rubatodb/rubato/pkg/tenant"
 )
 
@@ -33,7 +34,7 @@ type Writer struct {
 
 	tmp   *os.File
 	pw    *fileWriter
-	codec *zstdCodec
+	codec *pq.ZstdCodec
 
 	row     traceRow
 	shred   shredder
@@ -80,13 +81,13 @@ func NewWriter(_ context.Context, be backend.Backend, cfg Config, tenantID strin
 	if id == uuid.Nil {
 		return nil, errors.New("new block writer: nil block id")
 	}
-	codec, err := newZstdCodec()
+	codec, err := pq.NewZstdCodec()
 	if err != nil {
 		return nil, fmt.Errorf("new block writer: %w", err)
 	}
 	tmp, err := os.CreateTemp(tmpDir, "block-"+id.String()+"-*.parquet")
 	if err != nil {
-		codec.close()
+		codec.Close()
 		return nil, fmt.Errorf("new block writer: %w", err)
 	}
 	w := &Writer{
@@ -398,7 +399,7 @@ func (w *Writer) Close(ctx context.Context) (*Meta, error) {
 // nothing more. It is safe to call more than once, and after Close.
 func (w *Writer) Abort() {
 	if w.codec != nil {
-		w.codec.close()
+		w.codec.Close()
 		w.codec = nil
 	}
 	if w.tmp == nil {
@@ -410,14 +411,6 @@ func (w *Writer) Abort() {
 	_ = w.tmp.Close()
 	_ = os.Remove(name)
 	w.tmp = nil
-}
-
-// chunkStart is the offset of a column chunk's first page.
-func chunkStart(c *format.ColumnMetaData) int64 {
-	if c.DictionaryPageOffset > 0 {
-		return c.DictionaryPageOffset
-	}
-	return c.DataPageOffset
 }
 
 func unixNano(ns uint64) time.Time {
