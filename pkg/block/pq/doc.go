@@ -13,7 +13,9 @@
 //     (NewLayout) and is immutable afterwards; it may be shared. Every
 //     column has an encoding the writer implements (PLAIN,
 //     DELTA_LENGTH_BYTE_ARRAY, DELTA_BINARY_PACKED, RLE_DICTIONARY); the
-//     sorting column is a required top-level FIXED_LEN_BYTE_ARRAY.
+//     sorting column is a required top-level FIXED_LEN_BYTE_ARRAY. A column
+//     is required at the top level or under a repeated field (never
+//     optional without repetition): a top-level cell is one value.
 //   - FileWriter cuts pages only between rows: no row spans two pages, and
 //     the readers rely on it (a page that does not start a row is corrupt).
 //     A row group's pages are written column by column when the group is

@@ -53,7 +53,10 @@ func (l *Layout) Leaf(c int) *Leaf { return &l.leaves[c] }
 // in ascending order of leaf column sortCol: a required top-level
 // FIXED_LEN_BYTE_ARRAY column, whose page and chunk bounds the writer
 // records (the footer names it the sorting column). Every column has one of
-// the encodings the writer implements. The footer's schema elements are
+// the encodings the writer implements, and is either required at the top
+// level or under a repeated field: an optional column without repetition
+// is refused, as the readers and the cell copy keep levels only for
+// repeated columns. The footer's schema elements are
 // taken from an empty file written by parquet-go with the same schema, so
 // that they are exactly what parquet-go's reader expects.
 func NewLayout(s *parquet.Schema, sortCol int) (*Layout, error) {
@@ -109,6 +112,11 @@ func NewLayout(s *parquet.Schema, sortCol int) (*Layout, error) {
 			}
 		default:
 			return nil, fmt.Errorf("schema: column %v of unsupported kind %v", path, info.kind)
+		}
+		if info.maxRep == 0 && info.maxDef > 0 {
+			// The readers and the cell copy keep levels only for
+			// repeated columns (ColReader: one value per row otherwise).
+			return nil, fmt.Errorf("schema: column %v is optional but not repeated", path)
 		}
 		if info.bounds && (info.kind != parquet.FixedLenByteArray || info.maxRep != 0 || info.maxDef != 0) {
 			return nil, fmt.Errorf("schema: sorting column %v is not a required top-level fixed-length column", path)
