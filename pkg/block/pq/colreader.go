@@ -70,7 +70,7 @@ func (p *Page) Values(r int32) (int, int) {
 
 // dictRemap is one column chunk's dictionary as read, with a cache of the
 // index each of its values has in the dictionary of the output column
-// chunk being written (pqcopy.go). It is valid for one output chunk: owner
+// chunk being written (copy.go). It is valid for one output chunk: owner
 // and gen say which.
 type dictRemap struct {
 	dict  parquet.Dictionary

@@ -101,7 +101,7 @@ const pendingRows = 256
 // cells then come from a few pages per input, read in order, instead of
 // every row touching every column's pages of every input (which made the
 // copy wait on memory). A collected row keeps a count on each of its pages,
-// so it outlives the RowReader batch it came from.
+// so it outlives the RowBatch it came from.
 func (fw *FileWriter) WriteCells(cells []Cell) error {
 	for c, x := range cells[:len(fw.cols)] {
 		x.Page.refs++

@@ -21,7 +21,7 @@ import (
 // column appends a row's levels and values to flat per-page buffers (from
 // parquet.Values, or copied from a page of another file of the same
 // layout, copy.go) and encodes a page
-// once it holds PageSizeBytes. Rows never span pages. A row group's
+// once it holds the page size. Rows never span pages. A row group's
 // encoded pages are held in memory per column and written out column by
 // column when the row group is cut, dictionary page first. The page index
 // (every column index, then every offset index) and the footer follow the
