@@ -1,12 +1,12 @@
 package block
 
 import (
-	"encoding/binary"
-	"math"
 	"sync"
+
+	"github.com/rubatodb/rubato/pkg/block/pq"
 )
 
-// Walking a row's searchable values straight from its cells (colreader.go),
+// Walking a row's searchable values straight from its cells (pq.Cell),
 // without decoding it: attributes by scope (dedicated columns and Attrs
 // alike, in the semantics of the OTLP attribute list), span intrinsics and
 // the trace's root names. The writer feeds the search index from it for
@@ -84,61 +84,6 @@ var searchCols = sync.OnceValue(func() *searchColumns {
 	return sc
 })
 
-// cursor walks the level entries of one cell, keeping the index of the
-// next defined value.
-type cursor struct {
-	pg     *colPage
-	i, end int
-	v      int
-}
-
-func newCursor(x cell) cursor {
-	if x.pg == nil {
-		return cursor{}
-	}
-	ls, le := x.pg.levels(x.row)
-	v, _ := x.pg.values(x.row)
-	return cursor{pg: x.pg, i: ls, end: le, v: v}
-}
-
-// next moves to the next entry: ok false at the end; def tells whether
-// the entry holds a value (at the column's maximum definition level), and
-// then v is its value index.
-func (c *cursor) next() (v int, def, ok bool) {
-	if c.pg == nil || c.i >= c.end {
-		return 0, false, false
-	}
-	d := c.pg.leaf.maxDef
-	if c.pg.def != nil {
-		d = c.pg.def[c.i]
-	}
-	c.i++
-	if d == c.pg.leaf.maxDef {
-		c.v++
-		return c.v - 1, true, true
-	}
-	return 0, false, true
-}
-
-// int64At and friends read value i of a page of that kind.
-func (p *colPage) int64At(i int) int64 {
-	if p.dict != nil {
-		return int64(binary.LittleEndian.Uint64(p.dict.data[8*p.idx[i]:]))
-	}
-	return int64(binary.LittleEndian.Uint64(p.data[8*i:]))
-}
-
-func (p *colPage) int32At(i int) int32 {
-	if p.dict != nil {
-		return int32(binary.LittleEndian.Uint32(p.dict.data[4*p.idx[i]:]))
-	}
-	return int32(binary.LittleEndian.Uint32(p.data[4*i:]))
-}
-
-func (p *colPage) float64At(i int) float64 {
-	return math.Float64frombits(uint64(p.int64At(i)))
-}
-
 // cellVisitor receives a row's values. Byte slices alias the pages.
 type cellVisitor struct {
 	// attr gets every attribute; generic tells one stored in Attrs from one
@@ -151,7 +96,7 @@ type cellVisitor struct {
 }
 
 // walkCells visits the values of a row's cells (indexed by column).
-func walkCells(cells []cell, v *cellVisitor) {
+func walkCells(cells []pq.Cell, v *cellVisitor) {
 	sc := searchCols()
 	if v.attr != nil {
 		for _, d := range sc.resDed {
@@ -164,59 +109,59 @@ func walkCells(cells []cell, v *cellVisitor) {
 			walkAttrs(cells, c, TagScope(s), v)
 		}
 	}
-	if v.span != nil && cells[sc.spanName].pg != nil {
+	if v.span != nil && cells[sc.spanName].Page != nil {
 		walkSpans(cells, sc, v)
 	}
-	if v.roots != nil && cells[sc.rootName].pg != nil {
+	if v.roots != nil && cells[sc.rootName].Page != nil {
 		n, s := cells[sc.rootName], cells[sc.rootSvc]
-		ni, _ := n.pg.values(n.row)
-		si, _ := s.pg.values(s.row)
-		v.roots(n.pg.bytesAt(ni), s.pg.bytesAt(si))
+		ni, _ := n.Page.Values(n.Row)
+		si, _ := s.Page.Values(s.Row)
+		v.roots(n.Page.BytesAt(ni), s.Page.BytesAt(si))
 	}
 }
 
-func walkDedicated(cells []cell, d dedCol, sc TagScope, v *cellVisitor) {
-	if cells[d.val].pg == nil {
+func walkDedicated(cells []pq.Cell, d dedCol, sc TagScope, v *cellVisitor) {
+	if cells[d.val].Page == nil {
 		return
 	}
-	vals, poss := newCursor(cells[d.val]), newCursor(cells[d.pos])
+	vals, poss := pq.NewCursor(cells[d.val]), pq.NewCursor(cells[d.pos])
 	for {
-		vi, def, ok := vals.next()
-		pi, _, _ := poss.next()
+		vi, def, ok := vals.Next()
+		pi, _, _ := poss.Next()
 		if !ok {
 			return
 		}
-		if !def || poss.pg.int32At(pi) <= 0 {
+		if !def || poss.Page.Int32At(pi) <= 0 {
 			continue
 		}
 		if d.isInt {
-			v.attr(sc, d.keyBytes, kindInt, nil, vals.pg.int64At(vi), 0, false)
+			v.attr(sc, d.keyBytes, kindInt, nil, vals.Page.Int64At(vi), 0, false)
 		} else {
-			v.attr(sc, d.keyBytes, kindString, vals.pg.bytesAt(vi), 0, 0, false)
+			v.attr(sc, d.keyBytes, kindString, vals.Page.BytesAt(vi), 0, 0, false)
 		}
 	}
 }
 
 // walkAttrs visits an Attrs group: Key, Kind, Str, Int, Double from c on.
-func walkAttrs(cells []cell, c int, sc TagScope, v *cellVisitor) {
-	if cells[c].pg == nil {
+func walkAttrs(cells []pq.Cell, c int, sc TagScope, v *cellVisitor) {
+	if cells[c].Page == nil {
 		return
 	}
-	keys, kinds := newCursor(cells[c]), newCursor(cells[c+1])
-	strs, ints, dbls := newCursor(cells[c+2]), newCursor(cells[c+3]), newCursor(cells[c+4])
+	keys, kinds := pq.NewCursor(cells[c]), pq.NewCursor(cells[c+1])
+	strs, ints, dbls := pq.NewCursor(cells[c+2]), pq.NewCursor(cells[c+3]), pq.NewCursor(cells[c+4])
 	for {
-		ki, def, ok := keys.next()
-		kk, _, _ := kinds.next()
-		si, sdef, _ := strs.next()
-		ii, idef, _ := ints.next()
-		di, ddef, _ := dbls.next()
+		ki, def, ok := keys.Next()
+		kk, _, _ := kinds.Next()
+		si, sdef, _ := strs.Next()
+		ii, idef, _ := ints.Next()
+		di, ddef, _ := dbls.Next()
 		if !ok {
 			return
 		}
 		if !def {
 			continue
 		}
-		kind := kinds.pg.int32At(kk)
+		kind := kinds.Page.Int32At(kk)
 		var (
 			s []byte
 			i int64
@@ -224,30 +169,30 @@ func walkAttrs(cells []cell, c int, sc TagScope, v *cellVisitor) {
 		)
 		switch kind {
 		case kindString:
-			if sdef && strs.pg != nil {
-				s = strs.pg.bytesAt(si)
+			if sdef && strs.Page != nil {
+				s = strs.Page.BytesAt(si)
 			}
 		case kindInt, kindBool:
-			if idef && ints.pg != nil {
-				i = ints.pg.int64At(ii)
+			if idef && ints.Page != nil {
+				i = ints.Page.Int64At(ii)
 			}
 		case kindDouble:
-			if ddef && dbls.pg != nil {
-				f = dbls.pg.float64At(di)
+			if ddef && dbls.Page != nil {
+				f = dbls.Page.Float64At(di)
 			}
 		}
-		v.attr(sc, keys.pg.bytesAt(ki), kind, s, i, f, true)
+		v.attr(sc, keys.Page.BytesAt(ki), kind, s, i, f, true)
 	}
 }
 
 // walkSpans visits the spans of a row.
-func walkSpans(cells []cell, sc *searchColumns, v *cellVisitor) {
+func walkSpans(cells []pq.Cell, sc *searchColumns, v *cellVisitor) {
 	// The service.name of each ResourceSpans, in order (nil: none).
 	var svcs [][]byte
-	svc, pos := newCursor(cells[sc.resDed[0].val]), newCursor(cells[sc.resDed[0].pos])
+	svc, pos := pq.NewCursor(cells[sc.resDed[0].val]), pq.NewCursor(cells[sc.resDed[0].pos])
 	for {
-		vi, def, ok := svc.next()
-		pi, _, _ := pos.next()
+		vi, def, ok := svc.Next()
+		pi, _, _ := pos.Next()
 		if !ok {
 			break
 		}
@@ -255,28 +200,28 @@ func walkSpans(cells []cell, sc *searchColumns, v *cellVisitor) {
 			continue
 		}
 		var name []byte
-		if pos.pg.int32At(pi) > 0 {
-			name = svc.pg.bytesAt(vi)
+		if pos.Page.Int32At(pi) > 0 {
+			name = svc.Page.BytesAt(vi)
 		}
 		svcs = append(svcs, name)
 	}
-	names, kinds, durs := newCursor(cells[sc.spanName]), newCursor(cells[sc.spanKind]), newCursor(cells[sc.spanDur])
-	codes, msgs := newCursor(cells[sc.statusCode]), newCursor(cells[sc.statusMsg])
-	pidx, pids := newCursor(cells[sc.parentIdx]), newCursor(cells[sc.parentID])
+	names, kinds, durs := pq.NewCursor(cells[sc.spanName]), pq.NewCursor(cells[sc.spanKind]), pq.NewCursor(cells[sc.spanDur])
+	codes, msgs := pq.NewCursor(cells[sc.statusCode]), pq.NewCursor(cells[sc.statusMsg])
+	pidx, pids := pq.NewCursor(cells[sc.parentIdx]), pq.NewCursor(cells[sc.parentID])
 	rs := -1
 	for {
-		lvl := names.i
-		nv, def, ok := names.next()
-		kv, _, _ := kinds.next()
-		dv, _, _ := durs.next()
-		cv, _, _ := codes.next()
-		mv, mdef, _ := msgs.next()
-		iv, _, _ := pidx.next()
-		sv, _, _ := pids.next()
+		nv, rep, dl, ok := names.NextLevels()
+		def := ok && dl == names.Page.MaxDef()
+		kv, _, _ := kinds.Next()
+		dv, _, _ := durs.Next()
+		cv, _, _ := codes.Next()
+		mv, mdef, _ := msgs.Next()
+		iv, _, _ := pidx.Next()
+		sv, _, _ := pids.Next()
 		if !ok {
 			break
 		}
-		if names.pg.rep == nil || names.pg.rep[lvl] <= lvlRS {
+		if rep <= lvlRS {
 			rs++ // entries of a new ResourceSpans
 		}
 		if !def {
@@ -284,13 +229,13 @@ func walkSpans(cells []cell, sc *searchColumns, v *cellVisitor) {
 		}
 		var msg []byte
 		if mdef {
-			msg = msgs.pg.bytesAt(mv)
+			msg = msgs.Page.BytesAt(mv)
 		}
-		root := pidx.pg.int32At(iv) == 0 && len(pids.pg.bytesAt(sv)) == 0
+		root := pidx.Page.Int32At(iv) == 0 && len(pids.Page.BytesAt(sv)) == 0
 		var service []byte
 		if root && rs >= 0 && rs < len(svcs) {
 			service = svcs[rs]
 		}
-		v.span(names.pg.bytesAt(nv), kinds.pg.int32At(kv), codes.pg.int32At(cv), msg, uint64(durs.pg.int64At(dv)), root, service)
+		v.span(names.Page.BytesAt(nv), kinds.Page.Int32At(kv), codes.Page.Int32At(cv), msg, uint64(durs.Page.Int64At(dv)), root, service)
 	}
 }

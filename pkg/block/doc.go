@@ -3,6 +3,14 @@
 // it is written, how a trace is found in it, and how traces are searched.
 // FORMAT.md draws the bytes.
 //
+// pkg/block is the policy: the trace schema and what its columns mean,
+// shredding, blocks, metas, blooms, the search index, search and the
+// reader API. The Parquet mechanism beneath it (the file writer, column
+// and page readers, row copying, level cursors and filters, the zstd
+// codec, ranged object reads) is package pkg/block/pq, which knows no
+// column's meaning and never imports pkg/block; its doc states its own
+// invariants.
+//
 // A block is the set of objects under <tenant>/<block-uuid>/:
 //
 //	data.parquet   one row per trace (several for a big one), sorted by trace ID
@@ -46,35 +54,37 @@
 //
 // Writing: Writer.Add converts an OTLP trace to a row (convert.go) and
 // shreds it into column values by hand (shred.go, no reflection). The
-// Parquet file is written by a writer of our own for the v1 schema
-// (pqwriter.go, using parquet-go's encoders and Thrift structs): each
-// column buffers one page's levels and values flat, encodes and
-// compresses it once it holds Config.PageSizeBytes, always at a row
+// Parquet file is written by a writer of our own (pq.FileWriter, given the
+// v1 schema's layout, layout.go; it uses parquet-go's encoders and Thrift
+// structs): each column buffers one page's levels and values flat, encodes
+// and compresses it once it holds Config.PageSizeBytes, always at a row
 // boundary (readers rely on rows never spanning pages), and holds the row
 // group's encoded pages until the row group is cut, when it writes them
 // dictionary page first. Blocks of compaction level > 0 use
 // Config.CompactedRowGroupSizeBytes row groups: the writer holds every row
 // group's page index until it closes the file, and a compacted block has
-// many. parquet-go's own reader reads the files (TestFileWriterReadByParquetGo).
+// many. parquet-go's own reader reads the files
+// (TestFileWriterReadByParquetGo).
 //
 // Row-level API, for compaction: Reader.Rows returns a RowReader that
 // streams the block's rows (Row, opaque) in trace-ID order, one row group
 // (one ranged GET) at a time, from a footer opened without its page index.
 // A row is one cell per column: a page decoded by parquet-go and the row's
-// place in it (colreader.go), whose levels and value counts were checked
-// when the page was read. Writer.AddRow appends such a row to another
-// block without the OTLP round trip and without parquet.Value: levels and
-// values are copied as bytes, dictionary indexes remapped once per distinct
-// value (pqcopy.go), column by column for a batch of rows; it keeps the
-// meta stats (IDs, times, span count) exact. DecodeRow converts a row to
-// OTLP for the rare trace found in several inputs, which is combined as
-// OTLP and written back with Writer.Add. Add and AddRow may be mixed in one
-// block. RowReader.PeekID tells whether the next row continues the current
-// trace (AddPartRow copies it). A Row returned by RowReader.Next, and its
-// trace ID, are valid until the next Next or Close (PeekID does not end
-// it); Row.Clone keeps one longer. A Row given to AddRow needs nothing more
-// from the caller: the writer counts a reference on its pages until it has
-// copied it.
+// place in it (pq.Cell, read by pq.ColReader), whose levels and value
+// counts were checked when the page was read. Writer.AddRow appends such a
+// row to another block without the OTLP round trip and without
+// parquet.Value: levels and values are copied as bytes, dictionary indexes
+// remapped once per distinct value (pq.FileWriter.WriteCells), column by
+// column for a batch of rows; it keeps the meta stats (IDs, times, span
+// count) exact. DecodeRow converts a row to OTLP for the rare trace found
+// in several inputs, which is combined as OTLP and written back with
+// Writer.Add. Add and AddRow may be mixed in one block. RowReader.PeekID
+// tells whether the next row continues the current trace (AddPartRow
+// copies it). A Row returned by RowReader.Next, and its trace ID, are
+// valid until the next Next or Close (PeekID does not end it); Row.Clone
+// keeps one longer. A Row given to AddRow needs nothing more from the
+// caller: the writer counts a reference on its pages until it has copied
+// it.
 //
 //	rr, _ := block.Open(be, meta, cache).Rows(ctx)
 //	defer rr.Close()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/rubatodb/rubato/pkg/block/pq"
 )
 
 // Dropping spans from a row read by a RowReader without converting it to
@@ -69,7 +70,7 @@ func (w *Writer) AddPartRowSpans(row Row, keep []bool) error {
 		return fmt.Errorf("add row spans %x: %w", id, err)
 	}
 	w.idx.addCells(row.cells) // a superset: the dropped spans' values too
-	if err := w.pw.writeFiltered(row.cells, f); err != nil {
+	if err := writeFiltered(w.pw, row.cells, f); err != nil {
 		w.Abort()
 		return fmt.Errorf("add row spans %x: %w", id, err)
 	}
@@ -93,7 +94,7 @@ type spanFilter struct {
 	spanDef           byte // definition level of a span that exists
 }
 
-func newSpanFilter(cells []cell, keep []bool) (*spanFilter, error) {
+func newSpanFilter(cells []pq.Cell, keep []bool) (*spanFilter, error) {
 	f := &spanFilter{spanDef: lvlSpan}
 	var (
 		rsOfSpan, ssOfSpan []int32 // the rs and ss each span is in
@@ -101,7 +102,7 @@ func newSpanFilter(cells []cell, keep []bool) (*spanFilter, error) {
 	)
 	// Containers from the SpanID column: rs and ss slots that exist, and
 	// which ss and rs each span is in.
-	ids := cells[colSpan].appendValues(nil, colSpan)
+	ids := cells[colSpan].AppendValues(nil, colSpan)
 	rs, ss := -1, -1
 	for _, v := range ids {
 		r, d := v.RepetitionLevel(), v.DefinitionLevel()
@@ -136,12 +137,12 @@ func newSpanFilter(cells []cell, keep []bool) (*spanFilter, error) {
 	}
 
 	// Span values the derived columns come from.
-	parentIdx := cells[colSpanParentIdx].appendValues(nil, colSpanParentIdx)
-	parentID := cells[colSpanParentSpanID].appendValues(nil, colSpanParentSpanID)
-	offs := cells[colSpanStartOffset].appendValues(nil, colSpanStartOffset)
-	durs := cells[colSpanDuration].appendValues(nil, colSpanDuration)
-	names := cells[colSpanName].appendValues(nil, colSpanName)
-	svcs := cells[colResourceServiceName].appendValues(nil, colResourceServiceName)
+	parentIdx := cells[colSpanParentIdx].AppendValues(nil, colSpanParentIdx)
+	parentID := cells[colSpanParentSpanID].AppendValues(nil, colSpanParentSpanID)
+	offs := cells[colSpanStartOffset].AppendValues(nil, colSpanStartOffset)
+	durs := cells[colSpanDuration].AppendValues(nil, colSpanDuration)
+	names := cells[colSpanName].AppendValues(nil, colSpanName)
+	svcs := cells[colResourceServiceName].AppendValues(nil, colResourceServiceName)
 	parentIdx, parentID, offs, durs, names = defined(parentIdx), defined(parentID), defined(offs), defined(durs), defined(names)
 	svcs = defined(svcs)
 	for _, vs := range [][]parquet.Value{parentIdx, parentID, offs, durs, names} {
@@ -153,7 +154,7 @@ func newSpanFilter(cells []cell, keep []bool) (*spanFilter, error) {
 		return nil, errors.New("resource columns disagree on the number of resources")
 	}
 
-	oldStart := uint64(cells[colStartTimeUnixNano].int64())
+	oldStart := uint64(cells[colStartTimeUnixNano].Int64())
 	newOrd := make([]int32, n) // 1-based ordinal among the kept spans
 	rootFound := false
 	for k := range n {
@@ -212,16 +213,13 @@ func defined(vs []parquet.Value) []parquet.Value {
 }
 
 // writeFiltered appends one row through f.
-func (fw *fileWriter) writeFiltered(cells []cell, f *spanFilter) error {
-	if err := fw.flushPending(); err != nil {
-		return err
-	}
+func writeFiltered(fw *pq.FileWriter, cells []pq.Cell, f *spanFilter) error {
 	var dur uint64
 	if f.end > f.start {
 		dur = f.end - f.start
 	}
 	top := [colSpanCount + 1]parquet.Value{
-		colTraceID:           parquet.FixedLenByteArrayValue(cells[colTraceID].fixed()),
+		colTraceID:           parquet.FixedLenByteArrayValue(cells[colTraceID].Fixed()),
 		colStartTimeUnixNano: parquet.Int64Value(int64(f.start)),
 		colEndTimeUnixNano:   parquet.Int64Value(int64(f.end)),
 		colDurationNano:      parquet.Int64Value(int64(dur)),
@@ -230,45 +228,35 @@ func (fw *fileWriter) writeFiltered(cells []cell, f *spanFilter) error {
 		colSpanCount:         parquet.Int32Value(f.spans),
 	}
 	var vals []parquet.Value
-	for c := range fw.cols {
-		col := &fw.cols[c]
-		var err error
+	return fw.WriteColumns(func(c int, col *pq.ColWriter) error {
 		switch c {
 		case colSpanParentIdx, colSpanParentSpanID, colSpanStartOffset:
-			vals, err = f.spanValues(vals[:0], c, cells[colSpan], col.leaf.maxDef)
-			if err == nil {
-				err = col.appendValues(vals)
+			var err error
+			vals, err = f.spanValues(vals[:0], c, cells[colSpan], col.MaxDef())
+			if err != nil {
+				return err
 			}
+			return col.AppendValues(vals)
 		default:
 			if c <= colSpanCount {
-				err = col.appendValues([]parquet.Value{top[c].Level(0, 0, c)})
-			} else {
-				err = col.appendFiltered(cells[c], depthOf(c), f.keep[depthOf(c)])
+				return col.AppendValues([]parquet.Value{top[c].Level(0, 0, c)})
 			}
+			return col.AppendFiltered(cells[c], depthOf(c), f.keep[depthOf(c)])
 		}
-		if err != nil {
-			return fmt.Errorf("column %d: %w", c, err)
-		}
-		if err := fw.endRow(col); err != nil {
-			return err
-		}
-	}
-	fw.rgRows++
-	return nil
+	})
 }
 
 // spanValues returns the new values of a rewritten span column, with the
 // levels the kept spans have in the SpanID column ids.
-func (f *spanFilter) spanValues(dst []parquet.Value, c int, ids cell, maxDef byte) ([]parquet.Value, error) {
+func (f *spanFilter) spanValues(dst []parquet.Value, c int, ids pq.Cell, maxDef byte) ([]parquet.Value, error) {
 	if maxDef != f.spanDef {
 		return nil, fmt.Errorf("span column %d has maximum definition level %d", c, maxDef)
 	}
 	if f.spanLevels == nil {
-		var tmp colWriter // collects levels only
-		if err := tmp.appendFilteredLevels(ids, lvlSpan, f.keep[lvlSpan]); err != nil {
+		var err error
+		if f.spanLevels, err = pq.FilteredLevels(ids, lvlSpan, f.keep[lvlSpan]); err != nil {
 			return nil, err
 		}
-		f.spanLevels = tmp.rep
 	}
 	if len(f.spanLevels) != len(f.parentIdx) {
 		return nil, errors.New("span levels disagree with the spans kept")
@@ -286,71 +274,4 @@ func (f *spanFilter) spanValues(dst []parquet.Value, c int, ids cell, maxDef byt
 		dst = append(dst, v.Level(int(r), int(f.spanDef), c))
 	}
 	return dst, nil
-}
-
-// appendFiltered appends the kept slots of a cell at the given depth,
-// levels and values.
-func (col *colWriter) appendFiltered(x cell, depth int, keep []bool) error {
-	return col.filterCell(x, depth, keep, true)
-}
-
-// appendFilteredLevels appends only the levels of the kept slots.
-func (col *colWriter) appendFilteredLevels(x cell, depth int, keep []bool) error {
-	return col.filterCell(x, depth, keep, false)
-}
-
-func (col *colWriter) filterCell(x cell, depth int, keep []bool, values bool) error {
-	p := x.pg
-	if p.rep == nil {
-		return errors.New("filtered column without levels")
-	}
-	ls, le := p.levels(x.row)
-	v, _ := p.values(x.row)
-	maxDef := p.leaf.maxDef
-	carry := byte(255) // smallest repetition level of the slots dropped since the last kept one
-	kept, slot := false, -1
-	run := -1 // first value of the current run of kept values
-	for i := ls; i < le; i++ {
-		r, d := p.rep[i], p.def[i]
-		if int(r) <= depth {
-			kept = false
-			if int(d) >= depth {
-				slot++
-				if slot >= len(keep) {
-					return errors.New("column has more slots than the row's spans")
-				}
-				kept = keep[slot]
-			}
-			if kept {
-				r = min(r, carry)
-				carry = 255
-			} else {
-				carry = min(carry, r)
-			}
-		}
-		if kept {
-			col.rep = append(col.rep, r)
-			col.def = append(col.def, d)
-		}
-		if d != maxDef {
-			continue
-		}
-		if values {
-			switch {
-			case kept && run < 0:
-				run = v
-			case !kept && run >= 0:
-				col.appendValueRange(p, run, v)
-				run = -1
-			}
-		}
-		v++
-	}
-	if values && run >= 0 {
-		col.appendValueRange(p, run, v)
-	}
-	if slot+1 != len(keep) {
-		return errors.New("column has fewer slots than the row's spans")
-	}
-	return nil
 }

@@ -12,6 +12,7 @@ import (
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/rubatodb/rubato/pkg/backend"
+	"github.com/rubatodb/rubato/pkg/block/pq"
 )
 
 // footerCostFactor estimates the memory of a decoded footer and page index
@@ -45,7 +46,7 @@ func (r *Reader) Meta() *Meta { return r.meta }
 // index, the raw tail they came from, and the ID bounds of each row group.
 type footer struct {
 	file  *parquet.File
-	tail  section
+	tail  pq.Section
 	idCol int
 	rgs   []rowGroupInfo
 }
@@ -201,10 +202,8 @@ func (r *Reader) fetchRowGroup(ctx context.Context, ft *footer, i int) (io.Reade
 	if int64(len(data)) != rg.len {
 		return nil, fmt.Errorf("read row group %d of %s: got %d of %d bytes", i, r.dataKey, len(data), rg.len)
 	}
-	return &objectReaderAt{
-		ctx: ctx, be: r.be, key: r.dataKey, size: r.meta.Size,
-		sections: []section{{off: rg.off, data: data}, ft.tail},
-	}, nil
+	return pq.NewObjectReaderAt(ctx, r.be, r.dataKey, r.meta.Size,
+		[]pq.Section{{Off: rg.off, Data: data}, ft.tail}), nil
 }
 
 // findRows locates id in row group i using the TraceID page index, then
@@ -213,8 +212,8 @@ func (r *Reader) fetchRowGroup(ctx context.Context, ft *footer, i int) (io.Reade
 // and whether the row group ends with a row of id, so that the trace may go
 // on in the next one (false too once admit, if not nil, said stop).
 func findRows(ft *footer, i int, ra io.ReaderAt, id [TraceIDSize]byte, td *tracev1.TracesData, admit func(*tracev1.TracesData) bool) (*tracev1.TracesData, bool, error) {
-	rg := newRangeRowGroup(ft.file.RowGroups()[i].(*parquet.FileRowGroup), ra)
-	chunk := rg.chunks[ft.idCol].(rangeChunk)
+	rg := pq.NewRangeRowGroup(ft.file.RowGroups()[i].(*parquet.FileRowGroup), ra)
+	chunk := rg.ColumnChunks()[ft.idCol].(pq.RangeChunk)
 	first := int64(0)
 	if cidx, err := chunk.ColumnIndex(); err == nil && cidx.NumPages() > 0 {
 		oidx, err := chunk.OffsetIndex()
@@ -280,8 +279,8 @@ func findRows(ft *footer, i int, ra io.ReaderAt, id [TraceIDSize]byte, td *trace
 
 // scanIDs reads TraceID pages from row first on and returns the row index of
 // id in the row group, or -1.
-func scanIDs(chunk rangeChunk, first int64, id [TraceIDSize]byte) (int64, error) {
-	pages := chunk.PagesFrom(chunk.ra)
+func scanIDs(chunk pq.RangeChunk, first int64, id [TraceIDSize]byte) (int64, error) {
+	pages := chunk.Pages()
 	defer pages.Close()
 	if err := pages.SeekToRow(first); err != nil {
 		return -1, err
@@ -345,7 +344,7 @@ func (r *Reader) footer(ctx context.Context) (*footer, error) {
 	if err != nil {
 		return nil, err
 	}
-	r.cache.put(r.dataKey, ft, footerCostFactor*int64(len(ft.tail.data))+1024)
+	r.cache.put(r.dataKey, ft, footerCostFactor*int64(len(ft.tail.Data))+1024)
 	return ft, nil
 }
 
@@ -366,7 +365,7 @@ func (r *Reader) streamFooter(ctx context.Context) (*footer, error) {
 	}
 	// Streaming reads nothing more from the tail (page index and Thrift
 	// footer, already decoded): let its bytes go.
-	ft.tail = section{}
+	ft.tail = pq.Section{}
 	return ft, nil
 }
 
@@ -381,7 +380,7 @@ func (r *Reader) readFooter(ctx context.Context, streaming bool) (*footer, error
 	var ft *footer
 	err = r.guard(func() error {
 		var err error
-		ft, err = openFooter(ctx, r.be, r.dataKey, r.meta, section{off: off, data: tail}, streaming)
+		ft, err = openFooter(ctx, r.be, r.dataKey, r.meta, pq.Section{Off: off, Data: tail}, streaming)
 		return err
 	})
 	return ft, err
@@ -389,11 +388,11 @@ func (r *Reader) readFooter(ctx context.Context, streaming bool) (*footer, error
 
 // openFooter decodes the Parquet footer and page index from the tail bytes
 // and checks them against format v1 and the block's Meta.
-func openFooter(ctx context.Context, be backend.Backend, key string, meta *Meta, tail section, streaming bool) (*footer, error) {
-	if int64(len(tail.data)) < 8 || string(tail.data[len(tail.data)-4:]) != "PAR1" {
+func openFooter(ctx context.Context, be backend.Backend, key string, meta *Meta, tail pq.Section, streaming bool) (*footer, error) {
+	if int64(len(tail.Data)) < 8 || string(tail.Data[len(tail.Data)-4:]) != "PAR1" {
 		return nil, &CorruptError{Key: key, Err: errors.New("missing parquet magic at end of file")}
 	}
-	ra := &objectReaderAt{ctx: ctx, be: be, key: key, size: meta.Size, sections: []section{tail}}
+	ra := pq.NewObjectReaderAt(ctx, be, key, meta.Size, []pq.Section{tail})
 	opts := []parquet.FileOption{parquet.SkipMagicBytes(true), parquet.SkipBloomFilters(true), parquet.ReadBufferSize(64 << 10)}
 	if streaming {
 		opts = append(opts, parquet.SkipPageIndex(true), parquet.ReadBufferSize(streamReadBufferSize))
@@ -424,8 +423,8 @@ func openFooter(ctx context.Context, be backend.Backend, key string, meta *Meta,
 		var end int64
 		for j := range rg.Columns {
 			c := &rg.Columns[j].MetaData
-			start := chunkStart(c)
-			if start < 0 || c.TotalCompressedSize < 0 || start+c.TotalCompressedSize > tail.off {
+			start := pq.ChunkStart(c)
+			if start < 0 || c.TotalCompressedSize < 0 || start+c.TotalCompressedSize > tail.Off {
 				return nil, &CorruptError{Key: key, Err: fmt.Errorf("row group %d column %d outside the data area", i, j)}
 			}
 			if info.off < 0 || start < info.off {

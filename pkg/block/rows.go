@@ -9,6 +9,7 @@ import (
 	"sort"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/rubatodb/rubato/pkg/block/pq"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 )
 
@@ -27,7 +28,7 @@ const (
 type Row struct {
 	// Either the row's cells by column (RowReader: rows of decoded pages,
 	// checked as they were read), or the whole row in one slice.
-	cells   []cell
+	cells   []pq.Cell
 	vals    parquet.Row
 	checked bool // vals passed check (Clone keeps it)
 }
@@ -36,7 +37,7 @@ type Row struct {
 // of cells).
 func (r Row) column(c int) []parquet.Value {
 	if r.cells != nil {
-		return r.cells[c].appendValues(nil, c)
+		return r.cells[c].AppendValues(nil, c)
 	}
 	v := r.vals
 	lo := sort.Search(len(v), func(i int) bool { return v[i].Column() >= c })
@@ -54,12 +55,12 @@ func (r Row) flat() parquet.Row {
 	}
 	n := 0
 	for _, x := range r.cells {
-		ls, le := x.pg.levels(x.row)
+		ls, le := x.Page.Levels(x.Row)
 		n += le - ls
 	}
 	out := make(parquet.Row, 0, n)
 	for c, x := range r.cells {
-		out = x.appendValues(out, c)
+		out = x.AppendValues(out, c)
 	}
 	return out
 }
@@ -67,7 +68,7 @@ func (r Row) flat() parquet.Row {
 // TraceID returns the row's 16-byte trace ID. It aliases the row.
 func (r Row) TraceID() []byte {
 	if r.cells != nil {
-		return r.cells[colTraceID].fixed()
+		return r.cells[colTraceID].Fixed()
 	}
 	if len(r.vals) == 0 {
 		return nil
@@ -78,7 +79,7 @@ func (r Row) TraceID() []byte {
 // SpanCount returns the number of spans in the row's trace.
 func (r Row) SpanCount() int {
 	if r.cells != nil {
-		return int(r.cells[colSpanCount].int32())
+		return int(r.cells[colSpanCount].Int32())
 	}
 	if len(r.vals) <= colSpanCount {
 		return 0
@@ -190,23 +191,23 @@ func reconstruct(tr *traceRow, row parquet.Row) (err error) {
 // RowReader streams a block's rows in trace-ID order, one row group (one
 // ranged GET) at a time, so memory stays near one row group. The rows of
 // a multi-row trace (parts.go) come one after the other with the same ID.
-// It reads column by column (colreader.go). It is not safe for concurrent
+// It reads column by column (pq.ColReader). It is not safe for concurrent
 // use.
 type RowReader struct {
 	ctx context.Context
 	r   *Reader
 	ft  *footer
-	lay *layout
+	lay *pq.Layout
 
-	nextRG int         // next row group to open
-	open   bool        // cols read row group nextRG-1
-	cols   []colReader // one per leaf column
-	read   int64       // rows read from the current row group
-	want   int         // rows per batch in the current row group
+	nextRG int            // next row group to open
+	open   bool           // cols read row group nextRG-1
+	cols   []pq.ColReader // one per leaf column
+	read   int64          // rows read from the current row group
+	want   int            // rows per batch in the current row group
 	// Rows are read a batch at a time into one of two batches, in turn,
 	// so that reading ahead (PeekID) leaves the row Next returned last
 	// intact.
-	batches [2]rowBatch
+	batches [2]pq.RowBatch
 	cur     int // batches[cur] is being served
 	i       int // its next row
 	prev    [TraceIDSize]byte
@@ -225,7 +226,7 @@ func (r *Reader) Rows(ctx context.Context) (*RowReader, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &RowReader{ctx: ctx, r: r, ft: ft, lay: lay, first: true, cols: make([]colReader, numColumns)}, nil
+	return &RowReader{ctx: ctx, r: r, ft: ft, lay: lay, first: true, cols: make([]pq.ColReader, numColumns)}, nil
 }
 
 // Next returns the next row and its trace ID, or io.EOF after the last one.
@@ -237,7 +238,7 @@ func (rr *RowReader) Next() ([]byte, Row, error) {
 	if err := rr.fill(); err != nil {
 		return nil, Row{}, err
 	}
-	row := Row{cells: rr.batches[rr.cur].columns(rr.i)}
+	row := Row{cells: rr.batches[rr.cur].Columns(rr.i)}
 	rr.i++
 	return row.TraceID(), row, nil
 }
@@ -251,7 +252,7 @@ func (rr *RowReader) PeekID() ([]byte, error) {
 	if err := rr.fill(); err != nil {
 		return nil, err
 	}
-	return rr.batches[rr.cur].columns(rr.i)[colTraceID].fixed(), nil
+	return rr.batches[rr.cur].Columns(rr.i)[colTraceID].Fixed(), nil
 }
 
 // fill makes sure row i of batches[cur] is the next row, reading the next
@@ -260,7 +261,7 @@ func (rr *RowReader) fill() error {
 	if rr.err != nil {
 		return rr.err
 	}
-	if rr.i < rr.batches[rr.cur].n {
+	if rr.i < rr.batches[rr.cur].Len() {
 		return nil
 	}
 	if err := rr.readBatch(); err != nil {
@@ -292,8 +293,8 @@ func (rr *RowReader) readBatch() error {
 		}
 		n := int(min(int64(rr.want), rr.ft.rgs[rr.nextRG-1].rows-rr.read))
 		b := &rr.batches[rr.cur^1]
-		b.reset() // its rows were served two batches ago
-		err := rr.r.guard(func() error { return b.read(rr.cols, n) })
+		b.Reset() // its rows were served two batches ago
+		err := rr.r.guard(func() error { return b.Read(rr.cols, n) })
 		if err != nil {
 			if errors.Is(err, ErrCorrupt) || isBackendErr(err) {
 				return err
@@ -303,7 +304,7 @@ func (rr *RowReader) readBatch() error {
 		rr.read += int64(n)
 		// IDs ascending (equal for the parts of one trace).
 		for j := range n {
-			id := b.columns(j)[colTraceID].fixed()
+			id := b.Columns(j)[colTraceID].Fixed()
 			if !rr.first && bytes.Compare(rr.prev[:], id) > 0 {
 				return rr.corrupt(fmt.Errorf("trace id %x after %x", id, rr.prev))
 			}
@@ -330,8 +331,7 @@ func (rr *RowReader) openRowGroup() error {
 		return rr.corrupt(fmt.Errorf("row group %d has %d columns, want %d", i, len(chunks), len(rr.cols)))
 	}
 	for c, chunk := range chunks {
-		rr.cols[c].leaf = &rr.lay.leaves[c]
-		rr.cols[c].pages = chunk.(*parquet.FileColumnChunk).PagesFrom(ra)
+		rr.cols[c].Open(rr.lay.Leaf(c), chunk.(*parquet.FileColumnChunk).PagesFrom(ra))
 	}
 	rr.open = true
 	return nil
@@ -342,7 +342,7 @@ func (rr *RowReader) openRowGroup() error {
 func (rr *RowReader) finishRowGroup() error {
 	rr.open = false
 	for c := range rr.cols {
-		err := rr.r.guard(rr.cols[c].finish)
+		err := rr.r.guard(rr.cols[c].Finish)
 		if err != nil {
 			rr.closeRowGroup()
 			if errors.Is(err, ErrCorrupt) || isBackendErr(err) {
@@ -357,7 +357,7 @@ func (rr *RowReader) finishRowGroup() error {
 func (rr *RowReader) closeRowGroup() {
 	rr.open = false
 	for c := range rr.cols {
-		rr.cols[c].close()
+		rr.cols[c].Close()
 	}
 }
 
@@ -368,9 +368,8 @@ func (rr *RowReader) corrupt(err error) error {
 // Close releases the reader's buffers. It is safe to call more than once.
 func (rr *RowReader) Close() error {
 	rr.closeRowGroup()
-	rr.batches[0].reset()
-	rr.batches[1].reset()
-	rr.batches[0].n, rr.batches[1].n = 0, 0
+	rr.batches[0].Reset()
+	rr.batches[1].Reset()
 	if rr.err == nil {
 		rr.err = errors.New("block: row reader closed")
 	}
@@ -383,10 +382,10 @@ func (r Row) SpanKeys(fn func(spanID []byte, kind int32)) {
 	if r.cells != nil {
 		// Both columns are required leaves under Spans: one value per span.
 		ids, kinds := r.cells[colSpan], r.cells[colSpanKind]
-		is, ie := ids.pg.values(ids.row)
-		ks, ke := kinds.pg.values(kinds.row)
+		is, ie := ids.Page.Values(ids.Row)
+		ks, ke := kinds.Page.Values(kinds.Row)
 		for i := 0; i < ie-is && i < ke-ks; i++ {
-			fn(ids.pg.bytesAt(is+i), kinds.pg.value(ks+i).Int32())
+			fn(ids.Page.BytesAt(is+i), kinds.Page.Value(ks+i).Int32())
 		}
 		return
 	}

@@ -3,6 +3,8 @@ package block
 import (
 	"math"
 	"slices"
+
+	"github.com/rubatodb/rubato/pkg/block/pq"
 )
 
 // The search index (format v2, object search-index): a small summary of
@@ -473,7 +475,7 @@ func addDuration(r *numRange, d uint64) {
 }
 
 // addCells records a row copied by Writer.AddRow, from its cells.
-func (x *searchIndex) addCells(cells []cell) {
+func (x *searchIndex) addCells(cells []pq.Cell) {
 	roots := 0
 	defer func() { x.noRoot(roots) }()
 	walkCells(cells, &cellVisitor{

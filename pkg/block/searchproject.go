@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	"github.com/parquet-go/parquet-go"
+	"github.com/rubatodb/rubato/pkg/block/pq"
 )
 
 // Projection: a search whose caller says what it reads of each candidate
@@ -105,16 +106,16 @@ func (sc *scan) projection() (omit [4]bool) {
 // projected appends the values of row's column c when its group is left
 // out: one null per entry of the shape column, at the group's parent
 // level (an empty list, as the writer stores one).
-func projected(out parquet.Row, shape cell, c int, def byte) parquet.Row {
-	ls, le := shape.pg.levels(shape.row)
+func projected(out parquet.Row, shape pq.Cell, c int, def byte) parquet.Row {
+	ls, le := shape.Page.Levels(shape.Row)
 	for i := ls; i < le; i++ {
 		var r byte
-		d := shape.pg.leaf.maxDef
-		if shape.pg.rep != nil {
-			r = shape.pg.rep[i]
+		d := shape.Page.MaxDef()
+		if shape.Page.Rep() != nil {
+			r = shape.Page.Rep()[i]
 		}
-		if shape.pg.def != nil {
-			d = shape.pg.def[i]
+		if shape.Page.Def() != nil {
+			d = shape.Page.Def()[i]
 		}
 		out = append(out, parquet.Value{}.Level(int(r), int(min(d, def)), c))
 	}

@@ -8,13 +8,13 @@ import (
 	"io"
 	"math"
 	"slices"
-	"sort"
 	"unsafe"
 
 	"github.com/parquet-go/parquet-go"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/rubatodb/rubato/pkg/backend"
+	"github.com/rubatodb/rubato/pkg/block/pq"
 )
 
 // How Search runs (policy in search.go, Parquet mechanics here):
@@ -117,9 +117,9 @@ type scan struct {
 	always, traceDur predMask
 	spans            bool // walk span intrinsics
 
-	cols  []colReader
-	cells []cell
-	refs  []*colPage
+	cols  []pq.ColReader
+	cells []pq.Cell
+	refs  []*pq.Page
 
 	// The trace being gathered: its rows so far, maybe in earlier row
 	// groups.
@@ -155,8 +155,8 @@ type scan struct {
 
 	// Decoding: the fetched row group and its row reader.
 	decRG    int
-	dec      []seekReader
-	decCells []cell
+	dec      []pq.SeekReader
+	decCells []pq.Cell
 	tr       traceRow
 }
 
@@ -233,7 +233,7 @@ func (sc *scan) plan() {
 		sc.need = append(sc.need, c)
 	}
 	slices.Sort(sc.need)
-	sc.cols = make([]colReader, numColumns)
+	sc.cols = make([]pq.ColReader, numColumns)
 	sc.decRG = -1
 	sc.v = sc.visitor()
 	sc.omit = sc.projection()
@@ -251,7 +251,7 @@ func (sc *scan) plan() {
 }
 
 // rowMask evaluates the predicates over one row's cells.
-func (sc *scan) rowMask(cells []cell) predMask {
+func (sc *scan) rowMask(cells []pq.Cell) predMask {
 	sc.m = sc.always
 	walkCells(cells, &sc.v)
 	return sc.m
@@ -354,11 +354,12 @@ func (sc *scan) rowGroup(ctx context.Context, i int) error {
 		return err
 	}
 	for _, c := range sc.need {
-		sc.cols[c] = colReader{leaf: &lay.leaves[c], pages: chunks[c].(*parquet.FileColumnChunk).PagesFrom(ra)}
+		sc.cols[c] = pq.ColReader{}
+		sc.cols[c].Open(lay.Leaf(c), chunks[c].(*parquet.FileColumnChunk).PagesFrom(ra))
 	}
 	rows := sc.ft.rgs[i].rows
 	if cap(sc.cells) < numColumns {
-		sc.cells = make([]cell, numColumns)
+		sc.cells = make([]pq.Cell, numColumns)
 	}
 	cells := sc.cells[:numColumns]
 	var row int64
@@ -367,14 +368,14 @@ func (sc *scan) rowGroup(ctx context.Context, i int) error {
 			for _, c := range sc.need {
 				sc.refs = sc.refs[:0]
 				var err error
-				if sc.refs, err = sc.cols[c].readRows(1, c, cells, sc.refs); err != nil {
+				if sc.refs, err = sc.cols[c].ReadRows(1, c, cells, sc.refs); err != nil {
 					if errors.Is(err, io.EOF) {
 						return fmt.Errorf("row group %d column %d has fewer rows than its row group", i, c)
 					}
 					return err
 				}
 				for _, p := range sc.refs {
-					p.release()
+					p.Release()
 				}
 			}
 			return nil
@@ -383,8 +384,8 @@ func (sc *scan) rowGroup(ctx context.Context, i int) error {
 			return err
 		}
 		sc.st.InspectedTraces++
-		id := [TraceIDSize]byte(cells[colTraceID].fixed())
-		start, end := uint64(cells[colStartTimeUnixNano].int64()), uint64(cells[colEndTimeUnixNano].int64())
+		id := [TraceIDSize]byte(cells[colTraceID].Fixed())
+		start, end := uint64(cells[colStartTimeUnixNano].Int64()), uint64(cells[colEndTimeUnixNano].Int64())
 		if sc.visit != nil {
 			if err := sc.r.guard(func() error { walkCells(cells, sc.visit); return nil }); err != nil {
 				return err
@@ -507,19 +508,21 @@ func (sc *scan) decode(ctx context.Context, ref rowRef) (*tracev1.TracesData, in
 			return nil, 0, &CorruptError{Key: sc.r.dataKey, Err: fmt.Errorf("row group %d has %d columns", ref.rg, len(chunks))}
 		}
 		if sc.dec == nil {
-			sc.dec = make([]seekReader, numColumns)
-			sc.decCells = make([]cell, numColumns)
+			sc.dec = make([]pq.SeekReader, numColumns)
+			sc.decCells = make([]pq.Cell, numColumns)
 		}
 		for c, chunk := range chunks {
 			if sc.group[c] >= 0 {
-				sc.dec[c] = seekReader{base: -1} // left out: never read
+				sc.dec[c] = pq.SeekReader{} // left out: never read
 				continue
 			}
 			fc := chunk.(*parquet.FileColumnChunk)
-			sc.dec[c] = seekReader{colReader: colReader{leaf: &lay.leaves[c], pages: fc.PagesFrom(ra)}, base: -1}
-			if oi, err := fc.OffsetIndex(); err == nil && oi.NumPages() > 0 && oi.FirstRowIndex(0) == 0 {
-				sc.dec[c].oi = oi
+			var oi parquet.OffsetIndex
+			if o, err := fc.OffsetIndex(); err == nil && o.NumPages() > 0 && o.FirstRowIndex(0) == 0 {
+				oi = o
 			}
+			sc.dec[c] = pq.SeekReader{}
+			sc.dec[c].Open(lay.Leaf(c), fc.PagesFrom(ra), oi)
 		}
 		sc.decRG = ref.rg
 	}
@@ -530,7 +533,7 @@ func (sc *scan) decode(ctx context.Context, ref rowRef) (*tracev1.TracesData, in
 			if sc.group[c] >= 0 {
 				continue
 			}
-			x, err := sc.dec[c].at(ref.row)
+			x, err := sc.dec[c].At(ref.row)
 			if err != nil {
 				return fmt.Errorf("row %d of row group %d column %d: %w", ref.row, ref.rg, c, err)
 			}
@@ -563,77 +566,14 @@ func (sc *scan) projectedRow() parquet.Row {
 			out = projected(out, sc.decCells[pg.shape], c, pg.def)
 			continue
 		}
-		out = x.appendValues(out, c)
+		out = x.AppendValues(out, c)
 	}
 	return out
 }
 
-// seekReader is a colReader that moves forward to given rows, skipping
-// the pages between with the chunk's offset index (when it has one)
-// instead of decoding them.
-type seekReader struct {
-	colReader
-	base int64 // row index of the current page's first row, -1: none
-	oi   parquet.OffsetIndex
-	page int // index of the current page in oi
-}
-
-// at returns the cell of row k (k never below a row asked before). A page
-// after the next one is reached with SeekToRow at its first row (so that
-// parquet-go returns it whole); the next page is read in order (SeekToRow
-// would re-serve the page returned last, which colReader has already
-// released).
-func (s *seekReader) at(k int64) (cell, error) {
-	if s.base >= 0 && k < s.base+int64(s.cur.rows) {
-		return cell{pg: s.cur, row: int32(k - s.base)}, nil
-	}
-	next := 0
-	if s.base >= 0 {
-		next = s.page + 1
-	}
-	if s.oi != nil {
-		n := s.oi.NumPages()
-		t := sort.Search(n, func(j int) bool { return s.oi.FirstRowIndex(j) > k }) - 1
-		if t > next {
-			first := s.oi.FirstRowIndex(t)
-			if err := s.pages.SeekToRow(first); err != nil {
-				return cell{}, err
-			}
-			s.releaseCur()
-			if err := s.nextPage(); err != nil {
-				return cell{}, err
-			}
-			s.base, s.page = first, t
-			return s.check(k)
-		}
-	}
-	if s.base < 0 {
-		s.base, s.page = 0, 0
-		if err := s.nextPage(); err != nil {
-			return cell{}, err
-		}
-	}
-	for k >= s.base+int64(s.cur.rows) {
-		s.base += int64(s.cur.rows)
-		s.page++
-		if err := s.nextPage(); err != nil {
-			return cell{}, err
-		}
-	}
-	return s.check(k)
-}
-
-// check returns row k's cell of the current page, which must hold it.
-func (s *seekReader) check(k int64) (cell, error) {
-	if k < s.base || k >= s.base+int64(s.cur.rows) {
-		return cell{}, fmt.Errorf("page %d holds rows [%d, %d), not row %d", s.page, s.base, s.base+int64(s.cur.rows), k)
-	}
-	return cell{pg: s.cur, row: int32(k - s.base)}, nil
-}
-
 func (sc *scan) closeDecoder() {
 	for c := range sc.dec {
-		sc.dec[c].close()
+		sc.dec[c].Close()
 	}
 	sc.decRG = -1
 }
@@ -642,7 +582,7 @@ func (sc *scan) closeDecoder() {
 // chunks less than 64 KiB apart into one ranged GET.
 func (sc *scan) fetchColumns(ctx context.Context, i int) (io.ReaderAt, error) {
 	md := &sc.ft.file.Metadata().RowGroups[i]
-	var secs []section
+	var secs []pq.Section
 	var lo, hi int64 = -1, -1
 	flush := func() error {
 		if lo < 0 {
@@ -655,7 +595,7 @@ func (sc *scan) fetchColumns(ctx context.Context, i int) (io.ReaderAt, error) {
 		if int64(len(data)) != hi-lo {
 			return fmt.Errorf("read row group %d of %s: got %d of %d bytes", i, sc.r.dataKey, len(data), hi-lo)
 		}
-		secs = append(secs, section{off: lo, data: data})
+		secs = append(secs, pq.Section{Off: lo, Data: data})
 		return nil
 	}
 	for _, c := range sc.need {
@@ -663,7 +603,7 @@ func (sc *scan) fetchColumns(ctx context.Context, i int) (io.ReaderAt, error) {
 			return nil, &CorruptError{Key: sc.r.dataKey, Err: fmt.Errorf("row group %d has %d columns", i, len(md.Columns))}
 		}
 		cm := &md.Columns[c].MetaData
-		start, end := chunkStart(cm), chunkStart(cm)+cm.TotalCompressedSize
+		start, end := pq.ChunkStart(cm), pq.ChunkStart(cm)+cm.TotalCompressedSize
 		if lo >= 0 && start >= hi && start-hi < 64<<10 {
 			hi = max(hi, end)
 			continue
@@ -677,12 +617,12 @@ func (sc *scan) fetchColumns(ctx context.Context, i int) (io.ReaderAt, error) {
 		return nil, err
 	}
 	secs = append(secs, sc.ft.tail)
-	return &objectReaderAt{ctx: ctx, be: sc.r.be, key: sc.r.dataKey, size: sc.r.meta.Size, sections: secs}, nil
+	return pq.NewObjectReaderAt(ctx, sc.r.be, sc.r.dataKey, sc.r.meta.Size, secs), nil
 }
 
 func (sc *scan) closeColumns() {
 	for _, c := range sc.need {
-		sc.cols[c].close()
+		sc.cols[c].Close()
 	}
 }
 
@@ -716,7 +656,7 @@ func (r *Reader) scanAttrs(ctx context.Context, scope TagScope, name string, sto
 		sc.need = append(sc.need, c)
 	}
 	slices.Sort(sc.need)
-	sc.cols = make([]colReader, numColumns)
+	sc.cols = make([]pq.ColReader, numColumns)
 	sc.decRG = -1
 	for i := range ft.rgs {
 		if err := sc.rowGroup(ctx, i); err != nil {

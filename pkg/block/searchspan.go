@@ -1,6 +1,7 @@
 package block
 
 import (
+	"github.com/rubatodb/rubato/pkg/block/pq"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 )
 
@@ -28,39 +29,19 @@ func growMasks(s []predMask, n int) []predMask {
 	return s
 }
 
-// nextLv is next with the entry's levels.
-func (c *cursor) nextLv() (v int, rep, def byte, ok bool) {
-	if c.pg == nil || c.i >= c.end {
-		return 0, 0, 0, false
-	}
-	def = c.pg.leaf.maxDef
-	if c.pg.def != nil {
-		def = c.pg.def[c.i]
-	}
-	if c.pg.rep != nil {
-		rep = c.pg.rep[c.i]
-	}
-	c.i++
-	if def == c.pg.leaf.maxDef {
-		c.v++
-		return c.v - 1, rep, def, true
-	}
-	return 0, rep, def, true
-}
-
 // rowSpanOK tells whether some span of the row (its cells) may satisfy
 // every predicate at once.
-func (sc *scan) rowSpanOK(cells []cell) bool {
+func (sc *scan) rowSpanOK(cells []pq.Cell) bool {
 	cols := searchCols()
 	sl := &sc.sl
 	sl.spanRS, sl.spanSS = sl.spanRS[:0], sl.spanSS[:0]
-	if cells[cols.statusCode].pg == nil {
+	if cells[cols.statusCode].Page == nil {
 		return true
 	}
 	rs, ss := -1, -1
-	st := newCursor(cells[cols.statusCode])
+	st := pq.NewCursor(cells[cols.statusCode])
 	for {
-		_, r, d, ok := st.nextLv()
+		_, r, d, ok := st.NextLevels()
 		if !ok {
 			break
 		}
@@ -114,16 +95,16 @@ func (sc *scan) rowSpanOK(cells []cell) bool {
 			set(ms, k, sc.attrMatch(0, TagScope(t), key, kind, s, i, f))
 		})
 	}
-	if sc.spans && cells[cols.spanName].pg != nil {
-		names, kinds, durs := newCursor(cells[cols.spanName]), newCursor(cells[cols.spanKind]), newCursor(cells[cols.spanDur])
-		codes, msgs := newCursor(cells[cols.statusCode]), newCursor(cells[cols.statusMsg])
+	if sc.spans && cells[cols.spanName].Page != nil {
+		names, kinds, durs := pq.NewCursor(cells[cols.spanName]), pq.NewCursor(cells[cols.spanKind]), pq.NewCursor(cells[cols.spanDur])
+		codes, msgs := pq.NewCursor(cells[cols.statusCode]), pq.NewCursor(cells[cols.statusMsg])
 		k := 0
 		for {
-			nv, def, ok := names.next()
-			kv, _, _ := kinds.next()
-			dv, _, _ := durs.next()
-			cv, _, _ := codes.next()
-			mv, mdef, _ := msgs.next()
+			nv, def, ok := names.Next()
+			kv, _, _ := kinds.Next()
+			dv, _, _ := durs.Next()
+			cv, _, _ := codes.Next()
+			mv, mdef, _ := msgs.Next()
 			if !ok {
 				break
 			}
@@ -132,9 +113,9 @@ func (sc *scan) rowSpanOK(cells []cell) bool {
 			}
 			var msg []byte
 			if mdef {
-				msg = msgs.pg.bytesAt(mv)
+				msg = msgs.Page.BytesAt(mv)
 			}
-			set(sl.span, k, sc.spanMatch(0, names.pg.bytesAt(nv), kinds.pg.int32At(kv), codes.pg.int32At(cv), msg, uint64(durs.pg.int64At(dv)), false, nil))
+			set(sl.span, k, sc.spanMatch(0, names.Page.BytesAt(nv), kinds.Page.Int32At(kv), codes.Page.Int32At(cv), msg, uint64(durs.Page.Int64At(dv)), false, nil))
 			k++
 		}
 	}
@@ -157,28 +138,28 @@ func (sc *scan) rowSpanOK(cells []cell) bool {
 // walkDedicatedIn visits a dedicated column's values with the ordinal in
 // the row of their container (lvl: lvlRS for resource columns, lvlSpan
 // for span columns).
-func walkDedicatedIn(cells []cell, d dedCol, lvl byte, fn func(k int, kind int32, s []byte, i int64)) {
-	if cells[d.val].pg == nil {
+func walkDedicatedIn(cells []pq.Cell, d dedCol, lvl byte, fn func(k int, kind int32, s []byte, i int64)) {
+	if cells[d.val].Page == nil {
 		return
 	}
-	vals, poss := newCursor(cells[d.val]), newCursor(cells[d.pos])
+	vals, poss := pq.NewCursor(cells[d.val]), pq.NewCursor(cells[d.pos])
 	k := -1
 	for {
-		vi, r, dl, ok := vals.nextLv()
-		pi, _, _ := poss.next()
+		vi, r, dl, ok := vals.NextLevels()
+		pi, _, _ := poss.Next()
 		if !ok {
 			return
 		}
 		if r <= lvl && dl >= lvl {
 			k++
 		}
-		if dl != vals.pg.leaf.maxDef || poss.pg.int32At(pi) <= 0 {
+		if dl != vals.Page.MaxDef() || poss.Page.Int32At(pi) <= 0 {
 			continue
 		}
 		if d.isInt {
-			fn(k, kindInt, nil, vals.pg.int64At(vi))
+			fn(k, kindInt, nil, vals.Page.Int64At(vi))
 		} else {
-			fn(k, kindString, vals.pg.bytesAt(vi), 0)
+			fn(k, kindString, vals.Page.BytesAt(vi), 0)
 		}
 	}
 }
@@ -187,29 +168,29 @@ func walkDedicatedIn(cells []cell, d dedCol, lvl byte, fn func(k int, kind int32
 // attribute's container: the group of repetition and definition level
 // lvl (lvlRS: resource, lvlSS: scope, lvlSpan: span, for the attributes of
 // a span's events and links too).
-func walkAttrsIn(cells []cell, c int, lvl byte, fn func(k int, key []byte, kind int32, s []byte, i int64, f float64)) {
-	if cells[c].pg == nil {
+func walkAttrsIn(cells []pq.Cell, c int, lvl byte, fn func(k int, key []byte, kind int32, s []byte, i int64, f float64)) {
+	if cells[c].Page == nil {
 		return
 	}
-	keys, kinds := newCursor(cells[c]), newCursor(cells[c+1])
-	strs, ints, dbls := newCursor(cells[c+2]), newCursor(cells[c+3]), newCursor(cells[c+4])
+	keys, kinds := pq.NewCursor(cells[c]), pq.NewCursor(cells[c+1])
+	strs, ints, dbls := pq.NewCursor(cells[c+2]), pq.NewCursor(cells[c+3]), pq.NewCursor(cells[c+4])
 	k := -1
 	for {
-		ki, r, dl, ok := keys.nextLv()
-		kk, _, _ := kinds.next()
-		si, sdef, _ := strs.next()
-		ii, idef, _ := ints.next()
-		di, ddef, _ := dbls.next()
+		ki, r, dl, ok := keys.NextLevels()
+		kk, _, _ := kinds.Next()
+		si, sdef, _ := strs.Next()
+		ii, idef, _ := ints.Next()
+		di, ddef, _ := dbls.Next()
 		if !ok {
 			return
 		}
 		if r <= lvl && dl >= lvl {
 			k++
 		}
-		if dl != keys.pg.leaf.maxDef {
+		if dl != keys.Page.MaxDef() {
 			continue
 		}
-		kind := kinds.pg.int32At(kk)
+		kind := kinds.Page.Int32At(kk)
 		var (
 			s []byte
 			i int64
@@ -217,19 +198,19 @@ func walkAttrsIn(cells []cell, c int, lvl byte, fn func(k int, key []byte, kind 
 		)
 		switch kind {
 		case kindString:
-			if sdef && strs.pg != nil {
-				s = strs.pg.bytesAt(si)
+			if sdef && strs.Page != nil {
+				s = strs.Page.BytesAt(si)
 			}
 		case kindInt, kindBool:
-			if idef && ints.pg != nil {
-				i = ints.pg.int64At(ii)
+			if idef && ints.Page != nil {
+				i = ints.Page.Int64At(ii)
 			}
 		case kindDouble:
-			if ddef && dbls.pg != nil {
-				f = dbls.pg.float64At(di)
+			if ddef && dbls.Page != nil {
+				f = dbls.Page.Float64At(di)
 			}
 		}
-		fn(k, keys.pg.bytesAt(ki), kind, s, i, f)
+		fn(k, keys.Page.BytesAt(ki), kind, s, i, f)
 	}
 }
 

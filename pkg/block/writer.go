@@ -15,6 +15,7 @@ import (
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/rubatodb/rubato/pkg/backend"
+	"github.com/rubatodb/rubato/pkg/block/pq"
 	"github.com/rubatodb/rubato/pkg/tenant"
 )
 
@@ -32,8 +33,8 @@ type Writer struct {
 	level  uint8
 
 	tmp   *os.File
-	pw    *fileWriter
-	codec *zstdCodec
+	pw    *pq.FileWriter
+	codec *pq.ZstdCodec
 
 	row     traceRow
 	shred   shredder
@@ -80,13 +81,13 @@ func NewWriter(_ context.Context, be backend.Backend, cfg Config, tenantID strin
 	if id == uuid.Nil {
 		return nil, errors.New("new block writer: nil block id")
 	}
-	codec, err := newZstdCodec()
+	codec, err := pq.NewZstdCodec()
 	if err != nil {
 		return nil, fmt.Errorf("new block writer: %w", err)
 	}
 	tmp, err := os.CreateTemp(tmpDir, "block-"+id.String()+"-*.parquet")
 	if err != nil {
-		codec.close()
+		codec.Close()
 		return nil, fmt.Errorf("new block writer: %w", err)
 	}
 	w := &Writer{
@@ -100,7 +101,12 @@ func NewWriter(_ context.Context, be backend.Backend, cfg Config, tenantID strin
 		idx:    newSearchIndex(),
 		hashes: make([]uint64, 0, min(max(estimatedObjects, 0), 1<<24)),
 	}
-	if w.pw, err = newFileWriter(tmp, codec, cfg.PageSizeBytes); err != nil {
+	lay, err := v1Layout()
+	if err != nil {
+		w.Abort()
+		return nil, fmt.Errorf("new block writer: %w", err)
+	}
+	if w.pw, err = pq.NewFileWriter(tmp, lay, codec, cfg.PageSizeBytes); err != nil {
 		w.Abort()
 		return nil, fmt.Errorf("new block writer: %w", err)
 	}
@@ -182,15 +188,15 @@ func (w *Writer) addRow(row Row, part bool) error {
 		c := row.cells
 		// The one derived column a reader checks (DecodeRow): a row whose
 		// span count disagrees with its spans is not copied on.
-		if vs, ve := c[colSpan].pg.values(c[colSpan].row); int32(ve-vs) != c[colSpanCount].int32() {
-			return fmt.Errorf("add row %x: %w: span count %d, %d spans", id, ErrCorrupt, c[colSpanCount].int32(), ve-vs)
+		if vs, ve := c[colSpan].Page.Values(c[colSpan].Row); int32(ve-vs) != c[colSpanCount].Int32() {
+			return fmt.Errorf("add row %x: %w: span count %d, %d spans", id, ErrCorrupt, c[colSpanCount].Int32(), ve-vs)
 		}
 		w.idx.addCells(c)
-		if err := w.pw.writeCells(c); err != nil {
+		if err := w.pw.WriteCells(c); err != nil {
 			w.Abort() // a partly written row cannot be taken back
 			return fmt.Errorf("add row %x: %w", id, err)
 		}
-		w.addStats(id, uint64(c[colStartTimeUnixNano].int64()), uint64(c[colEndTimeUnixNano].int64()), c[colSpanCount].int32())
+		w.addStats(id, uint64(c[colStartTimeUnixNano].Int64()), uint64(c[colEndTimeUnixNano].Int64()), c[colSpanCount].Int32())
 		return w.endRow()
 	}
 	w.split.split(row.vals)
@@ -232,7 +238,7 @@ func (w *Writer) checkID(traceID []byte, part bool) error {
 // skipping that copy saves a tenth of the write time. (The row group's row
 // count comes from the column writers, not from WriteRows.)
 func (w *Writer) write(traceID []byte, cols *columns, start, end uint64, spans int32) error {
-	if err := w.pw.writeRow(cols); err != nil {
+	if err := w.pw.WriteRow(cols[:]); err != nil {
 		w.Abort() // a partly written row cannot be taken back
 		return fmt.Errorf("add trace %x: %w", traceID, err)
 	}
@@ -285,14 +291,14 @@ func (w *Writer) endTrace() {
 func (w *Writer) endRow() error {
 	w.rgRows++
 	if w.rowGroupFull() {
-		if err := w.pw.flushRowGroup(); err != nil {
+		if err := w.pw.FlushRowGroup(); err != nil {
 			w.Abort()
 			return fmt.Errorf("flush row group: %w", err)
 		}
 		w.flushed += w.rgRows
 		w.rgRows = 0
 		w.idx.rowGroups = append(w.idx.rowGroups, w.rgTimes)
-		w.rgStart = w.pw.size()
+		w.rgStart = w.pw.Size()
 	}
 	return nil
 }
@@ -304,7 +310,7 @@ func (w *Writer) endRow() error {
 func (w *Writer) rowGroupFull() bool {
 	target := int64(w.cfg.rowGroupSizeBytes(w.level))
 	if w.flushed == 0 {
-		return w.pw.size()-w.rgStart >= target
+		return w.pw.Size()-w.rgStart >= target
 	}
 	rows := target * w.flushed / max(w.rgStart, 1)
 	return w.rgRows >= max(rows, 1)
@@ -327,7 +333,7 @@ func (w *Writer) Close(ctx context.Context) (*Meta, error) {
 	if len(w.hashes) == 0 {
 		return nil, ErrEmptyBlock
 	}
-	if err := w.pw.close(parquetKeyValues, parquetCreatedBy); err != nil {
+	if err := w.pw.Close(parquetKeyValues, parquetCreatedBy); err != nil {
 		return nil, fmt.Errorf("close parquet: %w", err)
 	}
 	if w.rgRows > 0 {
@@ -338,7 +344,7 @@ func (w *Writer) Close(ctx context.Context) (*Meta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("close block: %w", err)
 	}
-	dataEnd := w.pw.dataEnd()
+	dataEnd := w.pw.DataEnd()
 	if _, err := w.tmp.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("close block: %w", err)
 	}
@@ -358,8 +364,8 @@ func (w *Writer) Close(ctx context.Context) (*Meta, error) {
 		}
 	}
 
-	if len(w.idx.rowGroups) != len(w.pw.rgs) {
-		return nil, fmt.Errorf("close block: search index has %d row groups, file %d", len(w.idx.rowGroups), len(w.pw.rgs))
+	if len(w.idx.rowGroups) != w.pw.NumRowGroups() {
+		return nil, fmt.Errorf("close block: search index has %d row groups, file %d", len(w.idx.rowGroups), w.pw.NumRowGroups())
 	}
 	buf = w.idx.encode()
 	if err := w.be.Put(ctx, SearchIndexKey(w.tenant, w.id), bytes.NewReader(buf), int64(len(buf))); err != nil {
@@ -379,7 +385,7 @@ func (w *Writer) Close(ctx context.Context) (*Meta, error) {
 		TotalSpans:      w.spans,
 		Size:            size,
 		FooterSize:      size - dataEnd,
-		RowGroups:       len(w.pw.rgs),
+		RowGroups:       w.pw.NumRowGroups(),
 		CompactionLevel: w.level,
 		BloomShardCount: len(shards),
 		CreatedAt:       time.Now().UTC(),
@@ -398,7 +404,7 @@ func (w *Writer) Close(ctx context.Context) (*Meta, error) {
 // nothing more. It is safe to call more than once, and after Close.
 func (w *Writer) Abort() {
 	if w.codec != nil {
-		w.codec.close()
+		w.codec.Close()
 		w.codec = nil
 	}
 	if w.tmp == nil {
@@ -410,14 +416,6 @@ func (w *Writer) Abort() {
 	_ = w.tmp.Close()
 	_ = os.Remove(name)
 	w.tmp = nil
-}
-
-// chunkStart is the offset of a column chunk's first page.
-func chunkStart(c *format.ColumnMetaData) int64 {
-	if c.DictionaryPageOffset > 0 {
-		return c.DictionaryPageOffset
-	}
-	return c.DataPageOffset
 }
 
 func unixNano(ns uint64) time.Time {

@@ -1,4 +1,4 @@
-package block
+package pq
 
 import (
 	"bufio"
@@ -16,32 +16,33 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 )
 
-// fileWriter writes data.parquet for the v1 schema, in the layout FORMAT.md
-// describes, without parquet-go's generic writer: each column appends a
-// row's levels and values to flat per-page buffers (from parquet.Values, or
-// copied from a page of another v1 block, pqcopy.go) and encodes a page
-// once it holds PageSizeBytes. Rows never span pages. A row group's
+// FileWriter writes a Parquet file of a Layout's schema, in the layout
+// pkg/block/FORMAT.md describes, without parquet-go's generic writer: each
+// column appends a row's levels and values to flat per-page buffers (from
+// parquet.Values, or copied from a page of another file of the same
+// layout, copy.go) and encodes a page
+// once it holds the page size. Rows never span pages. A row group's
 // encoded pages are held in memory per column and written out column by
 // column when the row group is cut, dictionary page first. The page index
 // (every column index, then every offset index) and the footer follow the
 // last row group. parquet-go's encoders and Thrift structs do the byte
 // level work.
-type fileWriter struct {
-	lay      *layout
+type FileWriter struct {
+	lay      *Layout
 	out      *bufio.Writer
 	written  int64 // bytes written to out
-	codec    *zstdCodec
+	codec    *ZstdCodec
 	pageSize int
-	cols     [numColumns]colWriter
+	cols     []ColWriter
 	rgRows   int64
 	rgs      []format.RowGroup
-	indexes  [][numColumns]pageIndex // per row group
+	indexes  [][]pageIndex // per row group, by column
 	numRows  int64
 	thrift   thrift.CompactProtocol
 	scratch  []byte // page body, before compression
 	levels   []byte
 	// Rows collected by writeCells, by column.
-	pending     [numColumns][]cell
+	pending     [][]Cell
 	pendingRows int
 }
 
@@ -57,12 +58,12 @@ const maxDictBytes = 32 << 10
 
 var parquetMagic = []byte("PAR1")
 
-func newFileWriter(out io.Writer, codec *zstdCodec, pageSize int) (*fileWriter, error) {
-	lay, err := v1Layout()
-	if err != nil {
-		return nil, err
-	}
-	fw := &fileWriter{lay: lay, out: bufio.NewWriterSize(out, 256<<10), codec: codec, pageSize: pageSize}
+// NewFileWriter starts a file of layout lay on out, its pages compressed
+// with codec and cut once they hold pageSize bytes.
+func NewFileWriter(out io.Writer, lay *Layout, codec *ZstdCodec, pageSize int) (*FileWriter, error) {
+	n := lay.NumColumns()
+	fw := &FileWriter{lay: lay, out: bufio.NewWriterSize(out, 256<<10), codec: codec, pageSize: pageSize,
+		cols: make([]ColWriter, n), pending: make([][]Cell, n)}
 	for c := range fw.cols {
 		fw.cols[c].init(&lay.leaves[c])
 	}
@@ -72,23 +73,26 @@ func newFileWriter(out io.Writer, codec *zstdCodec, pageSize int) (*fileWriter, 
 	return fw, nil
 }
 
-func (fw *fileWriter) write(b []byte) error {
+func (fw *FileWriter) write(b []byte) error {
 	n, err := fw.out.Write(b)
 	fw.written += int64(n)
 	return err
 }
 
-// writeRow appends one shredded row: every column's values of the row,
-// levels included. The caller checks the row's shape; a value whose levels
-// or kind do not fit its column is an error, after which the file is
-// unusable.
-func (fw *fileWriter) writeRow(cols *columns) error {
+// WriteRow appends one shredded row: every column's values of the row
+// (one slice per column, in column order), levels included. The caller
+// checks the row's shape; a value whose levels or kind do not fit its
+// column is an error, after which the file is unusable.
+func (fw *FileWriter) WriteRow(cols [][]parquet.Value) error {
 	if err := fw.flushPending(); err != nil {
 		return err
 	}
+	if len(cols) != len(fw.cols) {
+		return fmt.Errorf("row has %d columns, want %d", len(cols), len(fw.cols))
+	}
 	for c := range cols {
 		col := &fw.cols[c]
-		if err := col.appendValues(cols[c]); err != nil {
+		if err := col.AppendValues(cols[c]); err != nil {
 			return fmt.Errorf("column %d: %w", c, err)
 		}
 		if err := fw.endRow(col); err != nil {
@@ -100,7 +104,7 @@ func (fw *fileWriter) writeRow(cols *columns) error {
 }
 
 // endRow counts a row appended to col and encodes its page when full.
-func (fw *fileWriter) endRow(col *colWriter) error {
+func (fw *FileWriter) endRow(col *ColWriter) error {
 	col.pageRows++
 	if col.bufferedBytes() >= fw.pageSize {
 		return fw.flushPage(col)
@@ -108,10 +112,10 @@ func (fw *fileWriter) endRow(col *colWriter) error {
 	return nil
 }
 
-// size estimates the file size so far: bytes written, pages encoded but
+// Size estimates the file size so far: bytes written, pages encoded but
 // held, and the raw size of buffered values (not of rows writeCells
 // collected).
-func (fw *fileWriter) size() int64 {
+func (fw *FileWriter) Size() int64 {
 	n := fw.written
 	for c := range fw.cols {
 		n += int64(len(fw.cols[c].pages)) + int64(fw.cols[c].bufferedBytes())
@@ -120,7 +124,7 @@ func (fw *fileWriter) size() int64 {
 }
 
 // flushPage encodes and compresses col's buffered page.
-func (fw *fileWriter) flushPage(col *colWriter) error {
+func (fw *FileWriter) flushPage(col *ColWriter) error {
 	if col.pageRows == 0 {
 		return nil
 	}
@@ -210,9 +214,9 @@ func (fw *fileWriter) flushPage(col *colWriter) error {
 	col.pi.ci.NullPages = append(col.pi.ci.NullPages, col.pageValues == 0)
 	col.pi.ci.NullCounts = append(col.pi.ci.NullCounts, nulls)
 	if leaf.bounds && col.pageValues > 0 {
-		// TraceID: required, one value per row, rows ascending.
-		col.pi.ci.MinValues = append(col.pi.ci.MinValues, bytes.Clone(col.plain[:TraceIDSize]))
-		col.pi.ci.MaxValues = append(col.pi.ci.MaxValues, bytes.Clone(col.plain[len(col.plain)-TraceIDSize:]))
+		// The sorting column: required, one value per row, rows ascending.
+		col.pi.ci.MinValues = append(col.pi.ci.MinValues, bytes.Clone(col.plain[:leaf.size]))
+		col.pi.ci.MaxValues = append(col.pi.ci.MaxValues, bytes.Clone(col.plain[len(col.plain)-leaf.size:]))
 	} else {
 		col.pi.ci.MinValues = append(col.pi.ci.MinValues, []byte{})
 		col.pi.ci.MaxValues = append(col.pi.ci.MaxValues, []byte{})
@@ -228,7 +232,7 @@ func (fw *fileWriter) flushPage(col *colWriter) error {
 
 // appendLevels appends one level section of a v1 data page: its byte
 // length (4 bytes, little-endian), then the RLE/bit-packed levels.
-func (fw *fileWriter) appendLevels(dst, levels []byte, width int) ([]byte, error) {
+func (fw *FileWriter) appendLevels(dst, levels []byte, width int) ([]byte, error) {
 	var err error
 	fw.levels, err = (&rle.Encoding{BitWidth: width}).EncodeLevels(fw.levels[:0], levels)
 	if err != nil {
@@ -238,7 +242,7 @@ func (fw *fileWriter) appendLevels(dst, levels []byte, width int) ([]byte, error
 	return append(dst, fw.levels...), nil
 }
 
-func (fw *fileWriter) appendThrift(dst []byte, v any) ([]byte, error) {
+func (fw *FileWriter) appendThrift(dst []byte, v any) ([]byte, error) {
 	b, err := thrift.Marshal(&fw.thrift, v)
 	if err != nil {
 		return dst, fmt.Errorf("encode parquet metadata: %w", err)
@@ -247,7 +251,7 @@ func (fw *fileWriter) appendThrift(dst []byte, v any) ([]byte, error) {
 }
 
 // writeThrift writes v and returns where it starts and its length.
-func (fw *fileWriter) writeThrift(v any) (int64, int32, error) {
+func (fw *FileWriter) writeThrift(v any) (int64, int32, error) {
 	start := fw.written
 	var err error
 	if fw.scratch, err = fw.appendThrift(fw.scratch[:0], v); err != nil {
@@ -259,8 +263,9 @@ func (fw *fileWriter) writeThrift(v any) (int64, int32, error) {
 	return start, int32(fw.written - start), nil
 }
 
-// flushRowGroup encodes every column's last page and writes the row group.
-func (fw *fileWriter) flushRowGroup() error {
+// FlushRowGroup encodes every column's last page and writes the row group
+// (nothing when it has no rows).
+func (fw *FileWriter) FlushRowGroup() error {
 	if err := fw.flushPending(); err != nil {
 		return err
 	}
@@ -269,14 +274,14 @@ func (fw *fileWriter) flushRowGroup() error {
 	}
 	rg := format.RowGroup{
 		NumRows:        fw.rgRows,
-		SortingColumns: []format.SortingColumn{{ColumnIdx: colTraceID}},
+		SortingColumns: []format.SortingColumn{{ColumnIdx: int32(fw.lay.sortCol)}},
 		FileOffset:     fw.written,
 		Ordinal:        int16(len(fw.rgs)),
 	}
 	if len(fw.rgs) > math.MaxInt16 {
 		return errors.New("too many row groups")
 	}
-	var idx [numColumns]pageIndex
+	idx := make([]pageIndex, len(fw.cols))
 	for c := range fw.cols {
 		col := &fw.cols[c]
 		if err := fw.flushPage(col); err != nil {
@@ -346,7 +351,7 @@ func (fw *fileWriter) flushRowGroup() error {
 }
 
 // writeDictPage writes col's dictionary as a PLAIN dictionary page.
-func (fw *fileWriter) writeDictPage(col *colWriter) error {
+func (fw *FileWriter) writeDictPage(col *ColWriter) error {
 	compressed, err := fw.codec.Encode(fw.levels[:0], col.dict.plain)
 	if err != nil {
 		return err
@@ -373,9 +378,10 @@ func (fw *fileWriter) writeDictPage(col *colWriter) error {
 	return fw.write(compressed)
 }
 
-// close writes the last row group, the page index and the footer.
-func (fw *fileWriter) close(kv []format.KeyValue, createdBy string) error {
-	if err := fw.flushRowGroup(); err != nil {
+// Close writes the last row group, the page index and the footer, with
+// the key-value metadata kv. It does not close the underlying writer.
+func (fw *FileWriter) Close(kv []format.KeyValue, createdBy string) error {
+	if err := fw.FlushRowGroup(); err != nil {
 		return err
 	}
 	// The page index: every column index, then every offset index.
@@ -417,20 +423,20 @@ func (fw *fileWriter) close(kv []format.KeyValue, createdBy string) error {
 	return fw.out.Flush()
 }
 
-// dataEnd is the offset just past the last row group's pages.
-func (fw *fileWriter) dataEnd() int64 {
+// DataEnd is the offset just past the last row group's pages.
+func (fw *FileWriter) DataEnd() int64 {
 	var end int64
 	for _, rg := range fw.rgs {
 		for _, c := range rg.Columns {
-			end = max(end, chunkStart(&c.MetaData)+c.MetaData.TotalCompressedSize)
+			end = max(end, ChunkStart(&c.MetaData)+c.MetaData.TotalCompressedSize)
 		}
 	}
 	return end
 }
 
-// colWriter buffers one column's current page and row group chunk.
-type colWriter struct {
-	leaf *leafInfo
+// ColWriter buffers one column's current page and row group chunk.
+type ColWriter struct {
+	leaf *Leaf
 
 	// The page being filled.
 	rep, def   []byte  // levels, one byte each (nil when the max is 0)
@@ -457,17 +463,17 @@ type colWriter struct {
 	gen          uint64 // counts column chunks: dictRemap tables are valid for one
 }
 
-func (col *colWriter) init(leaf *leafInfo) {
+func (col *ColWriter) init(leaf *Leaf) {
 	col.leaf = leaf
 	col.dict.init(leaf.kind)
 	col.dictMode = col.useDict()
 }
 
-func (col *colWriter) useDict() bool {
+func (col *ColWriter) useDict() bool {
 	return col.leaf.enc == format.RLEDictionary && !col.dictFull
 }
 
-func (col *colWriter) numLevels() int {
+func (col *ColWriter) numLevels() int {
 	switch {
 	case col.leaf.maxDef > 0:
 		return len(col.def)
@@ -478,17 +484,17 @@ func (col *colWriter) numLevels() int {
 }
 
 // bufferedBytes is the raw size of the page being filled.
-func (col *colWriter) bufferedBytes() int {
+func (col *ColWriter) bufferedBytes() int {
 	return len(col.rep) + len(col.def) + len(col.plain) + 4*len(col.lens) + 4*len(col.idx) + 8*len(col.i64) + 4*len(col.i32)
 }
 
-func (col *colWriter) resetPage() {
+func (col *ColWriter) resetPage() {
 	col.rep, col.def, col.plain = col.rep[:0], col.def[:0], col.plain[:0]
 	col.idx, col.i64, col.i32, col.lens = col.idx[:0], col.i64[:0], col.i32[:0], col.lens[:0]
 	col.pageRows, col.pageValues = 0, 0
 }
 
-func (col *colWriter) resetChunk() {
+func (col *ColWriter) resetChunk() {
 	col.gen++
 	col.dict.reset()
 	col.dictFull = false
@@ -501,8 +507,9 @@ func (col *colWriter) resetChunk() {
 
 var errLevels = errors.New("value levels do not fit the column")
 
-// appendValues appends one row's values (levels included) of the column.
-func (col *colWriter) appendValues(vals []parquet.Value) error {
+// AppendValues appends one row's values (levels included) of the column.
+// The caller ends the row (FileWriter.WriteColumns does).
+func (col *ColWriter) AppendValues(vals []parquet.Value) error {
 	leaf := col.leaf
 	if len(vals) == 0 || vals[0].RepetitionLevel() != 0 {
 		return errors.New("row does not start with repetition level 0")
@@ -643,3 +650,30 @@ func (d *dictionary) indexNum(x uint64) int32 {
 	}
 	return i
 }
+
+// NumRowGroups is the number of row groups written so far.
+func (fw *FileWriter) NumRowGroups() int { return len(fw.rgs) }
+
+// WriteColumns appends one row column by column: fn appends the row's
+// values of column c to col (with ColWriter.AppendValues or
+// AppendFiltered), in column order. An error ends the row midway, after
+// which the file is unusable.
+func (fw *FileWriter) WriteColumns(fn func(c int, col *ColWriter) error) error {
+	if err := fw.flushPending(); err != nil {
+		return err
+	}
+	for c := range fw.cols {
+		col := &fw.cols[c]
+		if err := fn(c, col); err != nil {
+			return fmt.Errorf("column %d: %w", c, err)
+		}
+		if err := fw.endRow(col); err != nil {
+			return err
+		}
+	}
+	fw.rgRows++
+	return nil
+}
+
+// MaxDef is the column's maximum definition level.
+func (col *ColWriter) MaxDef() byte { return col.leaf.maxDef }

@@ -1,4 +1,4 @@
-package block
+package pq
 
 import (
 	"fmt"
@@ -7,17 +7,18 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 )
 
-// zstdCodec is the zstd compression of data.parquet pages for one Writer.
+// ZstdCodec is the zstd compression of Parquet pages for one file writer.
 // parquet-go's own codec keeps its encoders in a pool that every garbage
 // collection empties, and each new encoder allocates its history buffers
-// again (a sixth of all writer allocations); one Writer keeps one encoder.
+// again (a sixth of all writer allocations); one writer keeps one encoder.
 // It writes standard zstd frames, so any Parquet reader decodes them.
-type zstdCodec struct {
+type ZstdCodec struct {
 	enc *zstd.Encoder
 	dec *zstd.Decoder // created on first use; the writer never decodes
 }
 
-func newZstdCodec() (*zstdCodec, error) {
+// NewZstdCodec returns a codec with one encoder at the fastest level.
+func NewZstdCodec() (*ZstdCodec, error) {
 	enc, err := zstd.NewWriter(nil,
 		zstd.WithEncoderLevel(zstd.SpeedFastest),
 		zstd.WithEncoderConcurrency(1),
@@ -28,17 +29,17 @@ func newZstdCodec() (*zstdCodec, error) {
 	if err != nil {
 		return nil, fmt.Errorf("zstd encoder: %w", err)
 	}
-	return &zstdCodec{enc: enc}, nil
+	return &ZstdCodec{enc: enc}, nil
 }
 
-func (c *zstdCodec) String() string                            { return "ZSTD" }
-func (c *zstdCodec) CompressionCodec() format.CompressionCodec { return format.Zstd }
+func (c *ZstdCodec) String() string                            { return "ZSTD" }
+func (c *ZstdCodec) CompressionCodec() format.CompressionCodec { return format.Zstd }
 
-func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) {
+func (c *ZstdCodec) Encode(dst, src []byte) ([]byte, error) {
 	return c.enc.EncodeAll(src, dst[:0]), nil
 }
 
-func (c *zstdCodec) Decode(dst, src []byte) ([]byte, error) {
+func (c *ZstdCodec) Decode(dst, src []byte) ([]byte, error) {
 	if c.dec == nil {
 		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
 		if err != nil {
@@ -49,7 +50,8 @@ func (c *zstdCodec) Decode(dst, src []byte) ([]byte, error) {
 	return c.dec.DecodeAll(src, dst[:0])
 }
 
-func (c *zstdCodec) close() {
+// Close releases the encoder and decoder.
+func (c *ZstdCodec) Close() {
 	_ = c.enc.Close()
 	if c.dec != nil {
 		c.dec.Close()

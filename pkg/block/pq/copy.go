@@ -1,4 +1,4 @@
-package block
+package pq
 
 import (
 	"encoding/binary"
@@ -8,37 +8,38 @@ import (
 	"github.com/parquet-go/parquet-go/format"
 )
 
-// Copying rows between v1 blocks (compaction) without parquet.Value: a
-// cell's levels are appended as bytes, its values as raw PLAIN bytes or
+// Copying rows between files of one layout (compaction) without parquet.Value: a
+// Cell's levels are appended as bytes, its values as raw PLAIN bytes or
 // typed slices, and its dictionary indexes through a per-input-dictionary
 // remap table (dictRemap), so that each distinct value of an input column
 // chunk is looked up in the output dictionary once per output chunk, not
 // once per row.
 
-// fixed returns the value of a FIXED_LEN_BYTE_ARRAY top-level cell (the
-// trace ID). It aliases the page.
-func (x cell) fixed() []byte {
-	i, _ := x.pg.values(x.row)
-	return x.pg.data[i*TraceIDSize : (i+1)*TraceIDSize : (i+1)*TraceIDSize]
+// Fixed returns the value of a FIXED_LEN_BYTE_ARRAY top-level cell (such
+// as the sorting column). It aliases the page.
+func (x Cell) Fixed() []byte {
+	i, _ := x.Page.Values(x.Row)
+	n := x.Page.leaf.size
+	return x.Page.data[i*n : (i+1)*n : (i+1)*n]
 }
 
-// int32 and int64 return the value of a top-level cell of that kind.
-func (x cell) int32() int32 {
-	i, _ := x.pg.values(x.row)
-	return int32(binary.LittleEndian.Uint32(x.pg.data[4*i:]))
+// Int32 and Int64 return the value of a top-level cell of that kind.
+func (x Cell) Int32() int32 {
+	i, _ := x.Page.Values(x.Row)
+	return int32(binary.LittleEndian.Uint32(x.Page.data[4*i:]))
 }
 
-func (x cell) int64() int64 {
-	i, _ := x.pg.values(x.row)
-	return int64(binary.LittleEndian.Uint64(x.pg.data[8*i:]))
+func (x Cell) Int64() int64 {
+	i, _ := x.Page.Values(x.Row)
+	return int64(binary.LittleEndian.Uint64(x.Page.data[8*i:]))
 }
 
-// appendValues appends the cell's values as parquet.Values of column c
+// AppendValues appends the cell's values as parquet.Values of column c
 // (null for a level below the maximum definition level).
-func (x cell) appendValues(dst []parquet.Value, c int) []parquet.Value {
-	p := x.pg
-	ls, le := p.levels(x.row)
-	v, _ := p.values(x.row)
+func (x Cell) AppendValues(dst []parquet.Value, c int) []parquet.Value {
+	p := x.Page
+	ls, le := p.Levels(x.Row)
+	v, _ := p.Values(x.Row)
 	for i := ls; i < le; i++ {
 		var r, d byte
 		if p.rep != nil {
@@ -48,22 +49,22 @@ func (x cell) appendValues(dst []parquet.Value, c int) []parquet.Value {
 			dst = append(dst, parquet.NullValue().Level(int(r), int(d), c))
 			continue
 		}
-		dst = append(dst, p.value(v).Level(int(r), int(d), c))
+		dst = append(dst, p.Value(v).Level(int(r), int(d), c))
 		v++
 	}
 	return dst
 }
 
-// value returns value i of the page (aliasing it for byte arrays).
-func (p *colPage) value(i int) parquet.Value {
+// Value returns value i of the page (aliasing it for byte arrays).
+func (p *Page) Value(i int) parquet.Value {
 	if p.dict != nil {
 		return p.dict.dict.Index(p.idx[i])
 	}
-	return plainValue(p.leaf.kind, p.data, p.offs, i)
+	return plainValue(p.leaf, p.data, p.offs, i)
 }
 
-// bytesAt returns byte-array value i of the page, aliasing it.
-func (p *colPage) bytesAt(i int) []byte {
+// BytesAt returns byte-array value i of the page, aliasing it.
+func (p *Page) BytesAt(i int) []byte {
 	if p.dict != nil {
 		j := p.idx[i]
 		return p.dict.data[p.dict.offs[j]:p.dict.offs[j+1]]
@@ -71,10 +72,10 @@ func (p *colPage) bytesAt(i int) []byte {
 	return p.data[p.offs[i]:p.offs[i+1]]
 }
 
-// plainValue returns value i of raw PLAIN values of a kind (booleans
+// plainValue returns value i of raw PLAIN values of a column (booleans
 // bit-packed).
-func plainValue(kind parquet.Kind, data []byte, offs []uint32, i int) parquet.Value {
-	switch kind {
+func plainValue(leaf *Leaf, data []byte, offs []uint32, i int) parquet.Value {
+	switch leaf.kind {
 	case parquet.Boolean:
 		return parquet.BooleanValue(data[i/8]>>(i%8)&1 == 1)
 	case parquet.Int32:
@@ -84,7 +85,7 @@ func plainValue(kind parquet.Kind, data []byte, offs []uint32, i int) parquet.Va
 	case parquet.Double:
 		return parquet.DoubleValue(math.Float64frombits(binary.LittleEndian.Uint64(data[8*i:])))
 	case parquet.FixedLenByteArray:
-		return parquet.FixedLenByteArrayValue(data[i*TraceIDSize : (i+1)*TraceIDSize])
+		return parquet.FixedLenByteArrayValue(data[i*leaf.size : (i+1)*leaf.size])
 	default:
 		return parquet.ByteArrayValue(data[offs[i]:offs[i+1]])
 	}
@@ -94,15 +95,16 @@ func plainValue(kind parquet.Kind, data []byte, offs []uint32, i int) parquet.Va
 // column by column.
 const pendingRows = 256
 
-// writeCells appends one row read by a RowReader. Rows are collected and
+// WriteCells appends one row read by ColReaders of the same layout, one
+// cell per column (the page checks of ColReader hold). Rows are collected and
 // written pendingRows at a time, one column after the other: a column's
 // cells then come from a few pages per input, read in order, instead of
 // every row touching every column's pages of every input (which made the
 // copy wait on memory). A collected row keeps a count on each of its pages,
-// so it outlives the RowReader batch it came from.
-func (fw *fileWriter) writeCells(cells []cell) error {
-	for c, x := range cells[:numColumns] {
-		x.pg.refs++
+// so it outlives the RowBatch it came from.
+func (fw *FileWriter) WriteCells(cells []Cell) error {
+	for c, x := range cells[:len(fw.cols)] {
+		x.Page.refs++
 		fw.pending[c] = append(fw.pending[c], x)
 	}
 	fw.pendingRows++
@@ -113,7 +115,7 @@ func (fw *fileWriter) writeCells(cells []cell) error {
 }
 
 // flushPending writes the collected rows.
-func (fw *fileWriter) flushPending() error {
+func (fw *FileWriter) flushPending() error {
 	if fw.pendingRows == 0 {
 		return nil
 	}
@@ -128,7 +130,7 @@ func (fw *fileWriter) flushPending() error {
 	}
 	for c, cells := range fw.pending {
 		for _, x := range cells {
-			x.pg.release()
+			x.Page.Release()
 		}
 		clear(cells)
 		fw.pending[c] = cells[:0]
@@ -138,13 +140,13 @@ func (fw *fileWriter) flushPending() error {
 	return nil
 }
 
-// appendCell appends one row of a column read from a v1 block. The page
-// was checked when it was read (colPage.split): levels within the maximum,
+// appendCell appends one row of a column read from a file of the same layout. The page
+// was checked when it was read (Page.split): levels within the maximum,
 // values matching the levels, dictionary indexes in range.
-func (col *colWriter) appendCell(x cell) {
-	p, leaf := x.pg, col.leaf
-	ls, le := p.levels(x.row)
-	vs, ve := p.values(x.row)
+func (col *ColWriter) appendCell(x Cell) {
+	p, leaf := x.Page, col.leaf
+	ls, le := p.Levels(x.Row)
+	vs, ve := p.Values(x.Row)
 	if leaf.maxRep > 0 {
 		col.rep = append(col.rep, p.rep[ls:le]...)
 		col.def = append(col.def, p.def[ls:le]...)
@@ -153,7 +155,7 @@ func (col *colWriter) appendCell(x cell) {
 }
 
 // appendValueRange appends values [vs, ve) of page p (levels not included).
-func (col *colWriter) appendValueRange(p *colPage, vs, ve int) {
+func (col *ColWriter) appendValueRange(p *Page, vs, ve int) {
 	if vs == ve {
 		return
 	}
@@ -182,7 +184,7 @@ func (col *colWriter) appendValueRange(p *colPage, vs, ve int) {
 }
 
 // appendIndexed appends values given as indexes into an input dictionary.
-func (col *colWriter) appendIndexed(d *dictRemap, idx []int32) {
+func (col *ColWriter) appendIndexed(d *dictRemap, idx []int32) {
 	if !col.dictMode {
 		for _, i := range idx {
 			col.appendRaw(d.data, d.offs, int(i), int(i)+1)
@@ -206,7 +208,7 @@ func (col *colWriter) appendIndexed(d *dictRemap, idx []int32) {
 }
 
 // dictIndex returns the output dictionary index of raw value i.
-func (col *colWriter) dictIndex(data []byte, offs []uint32, i int) int32 {
+func (col *ColWriter) dictIndex(data []byte, offs []uint32, i int) int32 {
 	switch col.leaf.kind {
 	case parquet.ByteArray:
 		return col.dict.indexBytes(data[offs[i]:offs[i+1]])
@@ -219,9 +221,9 @@ func (col *colWriter) dictIndex(data []byte, offs []uint32, i int) int32 {
 
 // appendRaw appends raw values [i, j) (fixed width, or byte arrays with
 // offs) to a page that is not dictionary-encoded nor delta-encoded: PLAIN
-// (booleans one byte each, as colWriter buffers them), or lengths and
+// (booleans one byte each, as ColWriter buffers them), or lengths and
 // bytes for DELTA_LENGTH_BYTE_ARRAY.
-func (col *colWriter) appendRaw(data []byte, offs []uint32, i, j int) {
+func (col *ColWriter) appendRaw(data []byte, offs []uint32, i, j int) {
 	if col.leaf.enc == format.DeltaLengthByteArray {
 		for k := i; k < j; k++ {
 			col.lens = append(col.lens, int32(offs[k+1]-offs[k]))
@@ -229,13 +231,13 @@ func (col *colWriter) appendRaw(data []byte, offs []uint32, i, j int) {
 		col.plain = append(col.plain, data[offs[i]:offs[j]]...)
 		return
 	}
-	col.plain = appendPlainRange(col.plain, col.leaf.kind, data, offs, i, j)
+	col.plain = appendPlainRange(col.plain, col.leaf, data, offs, i, j)
 }
 
 // appendPlainRange appends raw values [i, j) PLAIN-encoded (booleans one
-// byte each, as colWriter buffers them).
-func appendPlainRange(dst []byte, kind parquet.Kind, data []byte, offs []uint32, i, j int) []byte {
-	switch kind {
+// byte each, as ColWriter buffers them).
+func appendPlainRange(dst []byte, leaf *Leaf, data []byte, offs []uint32, i, j int) []byte {
+	switch leaf.kind {
 	case parquet.Boolean:
 		for k := i; k < j; k++ {
 			dst = append(dst, data[k/8]>>(k%8)&1)
@@ -249,7 +251,7 @@ func appendPlainRange(dst []byte, kind parquet.Kind, data []byte, offs []uint32,
 		}
 		return dst
 	default:
-		w := fixedSize(kind)
+		w := fixedSize(leaf)
 		return append(dst, data[i*w:j*w]...)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
+	"github.com/rubatodb/rubato/pkg/block/pq"
 	"github.com/stretchr/testify/require"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 )
@@ -61,11 +62,11 @@ func TestFileWriterReadByParquetGo(t *testing.T) {
 	// writer made them.
 	lay, err := v1Layout()
 	require.NoError(t, err)
-	require.Equal(t, format.DeltaLengthByteArray, lay.leaves[colSpan].enc)
+	require.Equal(t, format.DeltaLengthByteArray, lay.Leaf(colSpan).Encoding())
 	for c := range numColumns {
 		for e := range pageEncodings(f, c) {
-			if e != lay.leaves[c].enc {
-				require.True(t, lay.leaves[c].enc == format.RLEDictionary && e == format.Plain, "column %d: %v pages", c, e)
+			if e != lay.Leaf(c).Encoding() {
+				require.True(t, lay.Leaf(c).Encoding() == format.RLEDictionary && e == format.Plain, "column %d: %v pages", c, e)
 			}
 		}
 	}
@@ -97,7 +98,7 @@ func TestFileWriterReadByParquetGo(t *testing.T) {
 				require.Equal(t, tb.ids[row+int(loc.FirstRowIndex)], ci.MinValues[p])
 				require.Equal(t, tb.ids[row+int(end)-1], ci.MaxValues[p])
 			}
-			require.Equal(t, chunkStart(&cc.MetaData)+cc.MetaData.TotalCompressedSize, pos, "rg %d col %d", g, c)
+			require.Equal(t, pq.ChunkStart(&cc.MetaData)+cc.MetaData.TotalCompressedSize, pos, "rg %d col %d", g, c)
 		}
 		row += int(rg.NumRows)
 	}
@@ -138,7 +139,7 @@ func pageEncodings(f *parquet.File, c int) map[format.Encoding]int32 {
 	return out
 }
 
-// TestDictionaryStopsGrowing: past maxDictBytes a column chunk's later pages
+// TestDictionaryStopsGrowing: past pq's dictionary cap a column chunk's later pages
 // are PLAIN, and copying rows between such blocks (RowReader, AddRow)
 // carries every kind of page across: dictionary pages into a dictionary
 // still growing (indexes remapped) or full (values written out), PLAIN
@@ -148,15 +149,12 @@ func TestDictionaryStopsGrowing(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.RowGroupSizeBytes = 1 << 20
 	cfg.PageSizeBytes = 4 << 10
-	colName := -1
 	lay, err := v1Layout()
 	require.NoError(t, err)
-	for c, l := range lay.leaves {
-		if fmt.Sprint(l.path) == "[rs ss Spans Name]" {
-			colName = c
-		}
-	}
-	require.Equal(t, format.RLEDictionary, lay.leaves[colName].enc)
+	leaf, ok := schemaV1().Lookup("rs", "ss", "Spans", "Name")
+	require.True(t, ok)
+	colName := leaf.ColumnIndex
+	require.Equal(t, format.RLEDictionary, lay.Leaf(colName).Encoding())
 
 	be := newMemBackend()
 	var metas []*Meta

@@ -1,4 +1,4 @@
-package block
+package pq
 
 import (
 	"errors"
@@ -9,24 +9,24 @@ import (
 	"github.com/parquet-go/parquet-go/encoding"
 )
 
-// Column-wise row reading for RowReader. A batch of rows is read one column
-// at a time, and a row is one cell per column: a page decoded by parquet-go
-// and the row's position in it. Nothing is converted to parquet.Value on
-// the way: Writer.AddRow copies a cell's levels and values straight into
-// the output page (pqcopy.go), remapping dictionary indexes; only a row that
-// must be decoded (DecodeRow, a trace found in several blocks) materializes
-// values (Row.column). Rows never span pages (the writer cuts pages between
-// rows; a page that does not start a row is reported corrupt).
+// Column-wise row reading. A batch of rows is read one column at a time,
+// and a row is one Cell per column: a page decoded by parquet-go and the
+// row's position in it. Nothing is converted to parquet.Value on the way:
+// FileWriter.WriteCells copies a cell's levels and values straight into
+// the output page (copy.go), remapping dictionary indexes; only a row that
+// must be decoded materializes values (Cell.AppendValues). Rows never span
+// pages (FileWriter cuts pages between rows; a page that does not start a
+// row is reported corrupt).
 //
 // A page stays alive while a batch holding one of its cells is in use:
-// colPage counts the batches and the column reader using it and hands its
+// Page counts the batches and the column reader using it and hands its
 // buffers back to parquet-go at zero.
 
-// colPage is one decoded data page of a column chunk, split into rows.
-type colPage struct {
+// Page is one decoded data page of a column chunk, split into rows.
+type Page struct {
 	page parquet.Page
 	refs int
-	leaf *leafInfo
+	leaf *Leaf
 
 	rep, def []byte          // levels, nil when the column's max is 0
 	vals     encoding.Values // defined values, or dictionary indexes (dict != nil)
@@ -42,7 +42,9 @@ type colPage struct {
 	rows           int
 }
 
-func (p *colPage) release() {
+// Release drops one count on the page; at zero its buffers go back to
+// parquet-go.
+func (p *Page) Release() {
 	p.refs--
 	if p.refs == 0 {
 		parquet.Release(p.page)
@@ -50,16 +52,16 @@ func (p *colPage) release() {
 	}
 }
 
-// levels returns the level range of row r.
-func (p *colPage) levels(r int32) (int, int) {
+// Levels returns the level range of row r.
+func (p *Page) Levels(r int32) (int, int) {
 	if p.rowLvl == nil {
 		return int(r), int(r) + 1
 	}
 	return int(p.rowLvl[r]), int(p.rowLvl[r+1])
 }
 
-// values returns the value range of row r.
-func (p *colPage) values(r int32) (int, int) {
+// Values returns the value range of row r.
+func (p *Page) Values(r int32) (int, int) {
 	if p.rowVal == nil {
 		return int(r), int(r) + 1
 	}
@@ -68,19 +70,19 @@ func (p *colPage) values(r int32) (int, int) {
 
 // dictRemap is one column chunk's dictionary as read, with a cache of the
 // index each of its values has in the dictionary of the output column
-// chunk being written (pqcopy.go). It is valid for one output chunk: owner
+// chunk being written (copy.go). It is valid for one output chunk: owner
 // and gen say which.
 type dictRemap struct {
 	dict  parquet.Dictionary
 	data  []byte   // values: fixed width, or byte arrays with offs
 	offs  []uint32 // byte array offsets, len = Len()+1
-	owner *colWriter
+	owner *ColWriter
 	gen   uint64
 	m     []int32 // input index -> output index, -1 unknown
 }
 
 // split finds the rows of p and checks its levels and value count.
-func (p *colPage) split() error {
+func (p *Page) split() error {
 	leaf := p.leaf
 	p.vals = p.page.Data()
 	p.data, p.offs = p.vals.Data()
@@ -99,11 +101,11 @@ func (p *colPage) split() error {
 	case leaf.kind == parquet.Boolean:
 		nvals = -1 // bit-packed: checked against the levels below
 	default:
-		nvals = len(p.data) / fixedSize(leaf.kind)
+		nvals = len(p.data) / fixedSize(leaf)
 	}
 	if leaf.maxRep == 0 {
-		// Top-level required columns (the v1 schema has no other
-		// unrepeated ones): one value per row.
+		// Top-level required columns (the only unrepeated ones this
+		// reader accepts): one value per row.
 		if leaf.maxDef != 0 || len(p.page.RepetitionLevels()) != 0 || len(p.page.DefinitionLevels()) != 0 {
 			return errors.New("unexpected levels in a top-level column")
 		}
@@ -152,33 +154,46 @@ func (p *colPage) split() error {
 	return nil
 }
 
-// fixedSize is the size of one PLAIN value of a fixed-width kind.
-func fixedSize(kind parquet.Kind) int {
-	switch kind {
+// fixedSize is the size of one PLAIN value of a fixed-width column.
+func fixedSize(leaf *Leaf) int {
+	switch leaf.kind {
 	case parquet.Int32, parquet.Float:
 		return 4
 	case parquet.FixedLenByteArray:
-		return TraceIDSize
+		return leaf.size
 	default:
 		return 8
 	}
 }
 
-// colReader reads one column chunk of the current row group.
-type colReader struct {
-	leaf  *leafInfo
+// ColReader reads one column chunk of a row group, a page at a time. Its
+// zero value is closed; Open starts a chunk. Released pages are kept for
+// reuse of their row arrays across chunks.
+type ColReader struct {
+	leaf  *Leaf
 	pages *parquet.FilePages
-	cur   *colPage // page being read, nil when none
-	next  int32    // its next row
+	cur   *Page // page being read, nil when none
+	next  int32 // its next row
 	dict  *dictRemap
-	free  []*colPage // released pages, for reuse of their row arrays
+	free  []*Page // released pages, for reuse of their row arrays
 }
 
-// readRows sets the cells of column c of the next n rows: cells[r*numColumns+c].
-// It adds a count to every page it took rows from to refs. io.EOF: the
-// chunk ended before n rows.
-func (c *colReader) readRows(n, col int, cells []cell, refs []*colPage) ([]*colPage, error) {
-	var counted *colPage // page already in refs
+// Open starts reading chunk pages of column leaf. The reader must be
+// closed (or zero).
+func (c *ColReader) Open(leaf *Leaf, pages *parquet.FilePages) {
+	c.leaf, c.pages = leaf, pages
+}
+
+// ReadRows sets the cells of column col of the next n rows: with w =
+// len(cells)/n columns per row, row r's cell is cells[r*w+col]. It adds a
+// count to every page it took rows from to refs. io.EOF: the chunk ended
+// before n rows.
+func (c *ColReader) ReadRows(n, col int, cells []Cell, refs []*Page) ([]*Page, error) {
+	var counted *Page // page already in refs
+	w := 0
+	if n > 0 {
+		w = len(cells) / n
+	}
 	for r := 0; r < n; r++ {
 		for c.cur == nil || int(c.next) == c.cur.rows {
 			if err := c.nextPage(); err != nil {
@@ -190,26 +205,26 @@ func (c *colReader) readRows(n, col int, cells []cell, refs []*colPage) ([]*colP
 			refs = append(refs, c.cur)
 			counted = c.cur
 		}
-		cells[r*numColumns+col] = cell{pg: c.cur, row: c.next}
+		cells[r*w+col] = Cell{Page: c.cur, Row: c.next}
 		c.next++
 	}
 	return refs, nil
 }
 
 // nextPage moves to the next page of the chunk; io.EOF at its end.
-func (c *colReader) nextPage() error {
+func (c *ColReader) nextPage() error {
 	c.releaseCur()
 	page, err := c.pages.ReadPage()
 	if err != nil {
 		return err
 	}
-	var p *colPage
+	var p *Page
 	if n := len(c.free); n > 0 {
 		p, c.free = c.free[n-1], c.free[:n-1]
 	} else {
-		p = &colPage{}
+		p = &Page{}
 	}
-	*p = colPage{page: page, refs: 1, leaf: c.leaf, rowLvl: p.rowLvl, rowVal: p.rowVal}
+	*p = Page{page: page, refs: 1, leaf: c.leaf, rowLvl: p.rowLvl, rowVal: p.rowVal}
 	c.cur, c.next = p, 0
 	if d := page.Dictionary(); d != nil {
 		if c.dict == nil || c.dict.dict != d {
@@ -222,27 +237,27 @@ func (c *colReader) nextPage() error {
 	return p.split()
 }
 
-func (c *colReader) releaseCur() {
+func (c *ColReader) releaseCur() {
 	if c.cur == nil {
 		return
 	}
 	p := c.cur
 	c.cur = nil
-	p.release()
+	p.Release()
 	if p.refs == 0 {
 		c.free = append(c.free, p)
 	}
 }
 
-// finish checks that the chunk has no rows left and releases it.
-func (c *colReader) finish() error {
+// Finish checks that the chunk has no rows left and closes the reader.
+func (c *ColReader) Finish() error {
 	if c.cur != nil && int(c.next) < c.cur.rows {
 		return errors.New("column chunk holds more rows than its row group")
 	}
 	for {
 		err := c.nextPage()
 		if errors.Is(err, io.EOF) {
-			c.close()
+			c.Close()
 			return nil
 		}
 		if err != nil {
@@ -254,7 +269,8 @@ func (c *colReader) finish() error {
 	}
 }
 
-func (c *colReader) close() {
+// Close releases the current page and the chunk's pages.
+func (c *ColReader) Close() {
 	c.releaseCur()
 	c.dict = nil
 	if c.pages != nil {
@@ -263,29 +279,34 @@ func (c *colReader) close() {
 	}
 }
 
-// cell is one row of one column: row `row` of page pg.
-type cell struct {
-	pg  *colPage
-	row int32
+// Cell is one row of one column: row Row of page Page (nil: a cell not
+// read). It is valid while its page holds a count.
+type Cell struct {
+	Page *Page
+	Row  int32
 }
 
-// rowBatch is up to maxBatchRows rows of one row group, by column: row r's
-// cell of column c is cells[r*numColumns+c].
-type rowBatch struct {
+// RowBatch is a batch of rows of one row group, by column: row r's Cell
+// of column c is cells[r*w+c], w the number of columns.
+type RowBatch struct {
 	n     int
-	cells []cell
-	refs  []*colPage // pages the cells point into, one count each
+	w     int
+	cells []Cell
+	refs  []*Page // pages the cells point into, one count each
 }
 
-// columns returns row r's cells.
-func (b *rowBatch) columns(r int) []cell {
-	return b.cells[r*numColumns : (r+1)*numColumns : (r+1)*numColumns]
+// Len is the number of rows in the batch.
+func (b *RowBatch) Len() int { return b.n }
+
+// Columns returns row r's cells, indexed by column.
+func (b *RowBatch) Columns(r int) []Cell {
+	return b.cells[r*b.w : (r+1)*b.w : (r+1)*b.w]
 }
 
-// reset releases the batch's pages: its rows must no longer be in use.
-func (b *rowBatch) reset() {
+// Reset releases the batch's pages: its rows must no longer be in use.
+func (b *RowBatch) Reset() {
 	for _, p := range b.refs {
-		p.release()
+		p.Release()
 	}
 	clear(b.refs)
 	b.refs = b.refs[:0]
@@ -293,15 +314,17 @@ func (b *rowBatch) reset() {
 	b.n = 0
 }
 
-// read fills b (reset) with the next n rows of the row group cols read.
-func (b *rowBatch) read(cols []colReader, n int) error {
-	if need := n * numColumns; cap(b.cells) < need {
-		b.cells = make([]cell, need)
+// Read fills b (reset) with the next n rows of the row group cols read,
+// one reader per column.
+func (b *RowBatch) Read(cols []ColReader, n int) error {
+	b.w = len(cols)
+	if need := n * b.w; cap(b.cells) < need {
+		b.cells = make([]Cell, need)
 	}
-	b.cells = b.cells[:n*numColumns]
+	b.cells = b.cells[:n*b.w]
 	for c := range cols {
 		var err error
-		b.refs, err = cols[c].readRows(n, c, b.cells, b.refs)
+		b.refs, err = cols[c].ReadRows(n, c, b.cells, b.refs)
 		if errors.Is(err, io.EOF) {
 			return fmt.Errorf("column %d has fewer rows than its row group", c)
 		}
