@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -35,6 +36,8 @@ type searchSnapshot struct {
 	traces []walTrace
 	blocks []*completeBlock
 	bytes  uint64
+	minSeg uint64 // lowest WAL segment of traces (^uint64(0): none)
+	inst   *instance
 }
 
 // snapshot copies what a search reads and pins the WAL segments it refers
@@ -42,6 +45,7 @@ type searchSnapshot struct {
 // trace whose first push is still between its WAL append and its indexing
 // has no parts yet and is left out, as a lookup leaves it out.
 func (i *instance) snapshot() (snap searchSnapshot, release func()) {
+	snap.inst = i
 	release = i.pinRead(func() uint64 {
 		n := len(i.live) + len(i.head.traces)
 		for _, h := range i.cutting {
@@ -76,21 +80,34 @@ func (i *instance) snapshot() (snap searchSnapshot, release func()) {
 			}
 		}
 		snap.blocks = append(snap.blocks, i.complete...)
+		snap.minSeg = minSeg
 		return minSeg
 	})
 	return snap, release
 }
 
-// eachTrace calls fn for every trace of the snapshot's WAL part that
-// overlaps [start, end] (Unix seconds, 0 = open), decoded. fn returns false
-// to stop.
+// eachWALTrace calls fn for every trace of the snapshot's WAL part that
+// overlaps [start, end] (Unix seconds, 0 = open; checked on the traces'
+// search summaries before reading them), decoded. fn returns false to stop.
 func (ing *Ingester) eachWALTrace(ctx context.Context, snap searchSnapshot, start, end uint32, st *search.Stats,
 	fn func(id [16]byte, td *tracev1.TracesData) bool,
 ) error {
 	var buf []byte
+	var b summaryBuilder
+	var sums []*partSummary
 	for k, t := range snap.traces {
 		if k%64 == 0 && ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if start != 0 || end != 0 {
+			// Skip traces out of range without decoding them.
+			var err error
+			if sums, err = ing.summaries(snap.inst, t.parts, sums, &b, &buf, st); err != nil {
+				return err
+			}
+			if s, e := traceBounds(sums); !search.InRange(s, e, start, end) {
+				continue
+			}
 		}
 		td, err := ing.readParts(t.parts, &buf)
 		if err != nil {
@@ -99,12 +116,6 @@ func (ing *Ingester) eachWALTrace(ctx context.Context, snap searchSnapshot, star
 		st.InspectedTraces++
 		st.InspectedBytes += uint64(len(buf))
 		st.InspectedSpans += uint64(search.CountSpans(td))
-		if start != 0 || end != 0 {
-			s, e := search.TraceBounds(td)
-			if !search.InRange(s, e, start, end) {
-				continue
-			}
-		}
 		if !fn(t.id, td) {
 			return nil
 		}
@@ -148,6 +159,115 @@ func grpcErr(what string, err error) error {
 	return status.Errorf(codes.Internal, "%s: %v", what, err)
 }
 
+// acquireSearch admits a search (or tag call): at most
+// max_concurrent_searches run at once, up to 4× as many more wait for a
+// slot, and any further call is refused with ResourceExhausted, so that
+// searches cannot take the CPU pushes need. release must be called once.
+func (ing *Ingester) acquireSearch(ctx context.Context) (release func(), err error) {
+	limit := int64(cap(ing.searchSem))
+	if ing.searchAdmitted.Add(1) > 5*limit {
+		ing.searchAdmitted.Add(-1)
+		ing.metrics.searchesRefused.Inc()
+		return nil, status.Errorf(codes.ResourceExhausted, "too many searches in this ingester (max_concurrent_searches %d, %d waiting)", limit, 4*limit)
+	}
+	select {
+	case ing.searchSem <- struct{}{}:
+		return func() { <-ing.searchSem; ing.searchAdmitted.Add(-1) }, nil
+	case <-ctx.Done():
+		ing.searchAdmitted.Add(-1)
+		return nil, grpcErr("search", ctx.Err())
+	}
+}
+
+// searchWAL runs req over the snapshot's WAL-held traces. Each trace's
+// parts are checked against their search summaries (searchsummary.go:
+// time range, then the query's conditions) and only the traces that may
+// match are read and evaluated, most recent first, until comb is full.
+func (ing *Ingester) searchWAL(ctx context.Context, inst *instance, snap searchSnapshot, req search.Request, comb *search.Combiner, st *search.Stats) error {
+	inst.summaries.prune(snap.minSeg)
+	f := newSummaryFilter(req.Query)
+	type cand struct {
+		k     int
+		start uint64
+	}
+	var cands []cand
+	var b summaryBuilder
+	var buf []byte
+	var sums []*partSummary
+	for k, t := range snap.traces {
+		if k%64 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var err error
+		if sums, err = ing.summaries(inst, t.parts, sums, &b, &buf, st); err != nil {
+			return err
+		}
+		st.InspectedTraces++
+		s, e := traceBounds(sums)
+		if (req.Start != 0 || req.End != 0) && !search.InRange(s, e, req.Start, req.End) {
+			continue
+		}
+		if f.mayMatch(sums) {
+			cands = append(cands, cand{k, s})
+		}
+	}
+	// A limited search keeps the most recent traces, as the combiner
+	// orders them.
+	slices.SortFunc(cands, func(a, b cand) int {
+		if a.start != b.start {
+			if a.start > b.start {
+				return -1
+			}
+			return 1
+		}
+		return compareIDs(snap.traces[a.k].id[:], snap.traces[b.k].id[:])
+	})
+	for n, c := range cands {
+		if n%64 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		t := snap.traces[c.k]
+		td, err := ing.readParts(t.parts, &buf)
+		if err != nil {
+			return err
+		}
+		st.InspectedBytes += uint64(len(buf))
+		st.InspectedSpans += uint64(search.CountSpans(td))
+		md, err := search.Match(req.Query, t.id[:], td, req.SpansPerSpanSet)
+		if err != nil {
+			return err
+		}
+		if md != nil {
+			comb.Add(md)
+			if comb.Full() {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// summaries returns the search summaries of parts (in sums, reused),
+// from the instance's cache or built by reading the parts missing from it.
+func (ing *Ingester) summaries(inst *instance, parts []part, sums []*partSummary, b *summaryBuilder, buf *[]byte, st *search.Stats) ([]*partSummary, error) {
+	sums = slices.Grow(sums[:0], len(parts))[:len(parts)]
+	inst.summaries.lookup(parts, sums)
+	for i, s := range sums {
+		if s != nil {
+			continue
+		}
+		td, err := ing.readParts(parts[i:i+1], buf)
+		if err != nil {
+			return sums, err
+		}
+		st.InspectedBytes += uint64(len(*buf))
+		s = b.summarize(td)
+		inst.summaries.store(parts[i], s)
+		sums[i] = s
+	}
+	return sums, nil
+}
+
 // SearchRecent runs a TraceQL search over everything this ingester holds
 // for the tenant.
 func (ing *Ingester) SearchRecent(ctx context.Context, req *rubatopb.SearchRequest) (*rubatopb.SearchResponse, error) {
@@ -167,6 +287,11 @@ func (ing *Ingester) SearchRecent(ctx context.Context, req *rubatopb.SearchReque
 	if inst == nil {
 		return resp, nil
 	}
+	done, err := ing.acquireSearch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	start := time.Now()
 	comb := search.NewCombiner(int(req.Limit), int(req.SpansPerSpanSet))
 	st, err := ing.searchSnapshotData(ctx, inst, search.Request{Query: q, Start: req.Start, End: req.End, SpansPerSpanSet: int(req.SpansPerSpanSet)}, comb)
@@ -183,22 +308,7 @@ func (ing *Ingester) searchSnapshotData(ctx context.Context, inst *instance, req
 	snap, release := inst.snapshot()
 	defer release()
 	var st search.Stats
-	var evalErr error
-	err := ing.eachWALTrace(ctx, snap, req.Start, req.End, &st, func(id [16]byte, td *tracev1.TracesData) bool {
-		md, err := search.Match(req.Query, id[:], td, req.SpansPerSpanSet)
-		if err != nil {
-			evalErr = err
-			return false
-		}
-		if md != nil {
-			comb.Add(md)
-		}
-		return !comb.Full()
-	})
-	if err == nil {
-		err = evalErr
-	}
-	if err != nil || comb.Full() {
+	if err := ing.searchWAL(ctx, inst, snap, req, comb, &st); err != nil || comb.Full() {
 		return st, err
 	}
 	for _, cb := range snap.blocks {
@@ -288,6 +398,11 @@ func (ing *Ingester) SearchTags(ctx context.Context, req *rubatopb.SearchTagsReq
 	}
 	names := search.NewTagNames(int(req.MaxTagsPerScope), 0)
 	if inst != nil && req.Scope != search.ScopeIntrinsic {
+		done, err := ing.acquireSearch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
 		start := time.Now()
 		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return names.AddTrace(q, td) })
 		ing.metrics.searchDuration.WithLabelValues("tags").Observe(time.Since(start).Seconds())
@@ -319,6 +434,11 @@ func (ing *Ingester) SearchTagValues(ctx context.Context, req *rubatopb.SearchTa
 	}
 	vals := search.NewTagValues(int(req.MaxTagValues), 0)
 	if inst != nil {
+		done, err := ing.acquireSearch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
 		start := time.Now()
 		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return vals.AddTrace(tag, q, td) })
 		ing.metrics.searchDuration.WithLabelValues("tag_values").Observe(time.Since(start).Seconds())
