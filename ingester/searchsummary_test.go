@@ -1,0 +1,232 @@
+package ingester
+
+import (
+	"context"
+	"math/rand"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/rubatodb/rubato/pkg/backend/inmem"
+	"github.com/rubatodb/rubato/pkg/overrides"
+	"github.com/rubatodb/rubato/pkg/rubatopb"
+	"github.com/rubatodb/rubato/pkg/search"
+	"github.com/rubatodb/rubato/pkg/traceql/traceqltest"
+)
+
+// splitTrace cuts td into 1–3 parts as separate pushes would carry it:
+// each span goes to a random part, under a copy of its resource and scope.
+func splitTrace(r *rand.Rand, td *tracev1.TracesData) []*tracev1.TracesData {
+	parts := make([]*tracev1.TracesData, 1+r.Intn(3))
+	for i := range parts {
+		parts[i] = &tracev1.TracesData{}
+	}
+	for _, rs := range td.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			for _, sp := range ss.Spans {
+				p := parts[r.Intn(len(parts))]
+				p.ResourceSpans = append(p.ResourceSpans, &tracev1.ResourceSpans{Resource: rs.Resource, SchemaUrl: rs.SchemaUrl,
+					ScopeSpans: []*tracev1.ScopeSpans{{Scope: ss.Scope, SchemaUrl: ss.SchemaUrl, Spans: []*tracev1.Span{sp}}}})
+			}
+		}
+	}
+	return parts
+}
+
+type genTrace struct {
+	id    [16]byte
+	td    *tracev1.TracesData
+	parts []*tracev1.TracesData
+	// walTD is the trace as the ingester decodes it from its WAL parts
+	// (the parts' messages concatenated).
+	walTD *tracev1.TracesData
+}
+
+func genTraces(r *rand.Rand, n int) []genTrace {
+	out := make([]genTrace, n)
+	for i := range out {
+		id := traceqltest.TraceID(r)
+		td := traceqltest.Trace(r, id, traceqltest.TraceOptions{MaxSpans: 12})
+		out[i] = genTrace{id: id, td: td, parts: splitTrace(r, td)}
+		var raw []byte
+		for _, p := range out[i].parts {
+			b, err := proto.Marshal(p)
+			if err != nil {
+				panic(err)
+			}
+			raw = append(raw, b...)
+		}
+		wtd, err := decodeInto(raw)
+		if err != nil {
+			panic(err)
+		}
+		out[i].walTD = wtd
+	}
+	return out
+}
+
+// TestSummaryNeverDropsAMatch: for random traces split into parts and
+// random queries of every generator shape, a trace that traceql's Eval
+// matches is never rejected by its parts' summaries, and the summaries'
+// time bounds are the trace's. It also checks that the summaries do
+// reject traces (else the test would prove nothing about pruning).
+func TestSummaryNeverDropsAMatch(t *testing.T) {
+	seed := rand.Int63()
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewSource(seed))
+	traces := genTraces(r, 150)
+	var b summaryBuilder
+	sums := make([][]*partSummary, len(traces))
+	for i, tr := range traces {
+		for _, p := range tr.parts {
+			// as the WAL holds it: marshalled and decoded again
+			raw, err := proto.Marshal(p)
+			require.NoError(t, err)
+			dec, err := decodeInto(raw)
+			require.NoError(t, err)
+			sums[i] = append(sums[i], b.summarize(dec))
+		}
+		s, e := search.TraceBounds(tr.td)
+		gs, ge := traceBounds(sums[i])
+		require.Equal(t, [2]uint64{s, e}, [2]uint64{gs, ge}, "time bounds")
+	}
+	var queries, matches, rejected, total int
+	for range 600 {
+		qs, _ := traceqltest.Query(r)
+		q, err := search.ParseQuery(qs)
+		if err != nil {
+			continue
+		}
+		queries++
+		f := newSummaryFilter(q)
+		for i, tr := range traces {
+			md, err := search.Match(q, tr.id[:], tr.td, 0)
+			if err != nil {
+				break // unsupported at evaluation: not a pre-filter question
+			}
+			if md == nil {
+				// as the ingester evaluates it
+				md, _ = search.Match(q, tr.id[:], tr.walTD, 0)
+			}
+			total++
+			ok := f.mayMatch(sums[i])
+			if md != nil {
+				matches++
+				require.True(t, ok, "query %s: trace %x matches but its summaries reject it", qs, tr.id)
+			} else if !ok {
+				rejected++
+			}
+		}
+	}
+	t.Logf("%d queries, %d trace evaluations, %d matches, %d rejected by summaries", queries, total, matches, rejected)
+	require.Greater(t, queries, 500)
+	require.Greater(t, matches, 0)
+	require.Greater(t, rejected, total/20, "summaries must prune")
+}
+
+// TestSearchRecentMatchesBruteForce pushes random traces in parts into an
+// ingester and checks that SearchRecent returns exactly the traces Eval
+// matches over the same traces (their WAL parts concatenated), with summaries built by the search and
+// then taken from the cache, and that a limited search returns the most
+// recent matches.
+func TestSearchRecentMatchesBruteForce(t *testing.T) {
+	seed := rand.Int63()
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewSource(seed))
+	ing := newTestIngester(t, t.TempDir(), inmem.New(), overrides.Limits{})
+	traces := genTraces(r, 120)
+	for _, tr := range traces {
+		for _, p := range tr.parts {
+			raw, err := proto.Marshal(p)
+			require.NoError(t, err)
+			n := search.CountSpans(p)
+			_, err = ing.PushBytes(tenantCtx(), &rubatopb.PushBytesRequest{Ids: [][]byte{tr.id[:]}, Traces: [][]byte{raw}, Spans: []uint32{uint32(n)}})
+			require.NoError(t, err)
+		}
+	}
+	checked := 0
+	for k := 0; checked < 150; k++ {
+		qs, _ := traceqltest.Query(r)
+		q, err := search.ParseQuery(qs)
+		if err != nil {
+			continue
+		}
+		want := map[string]uint64{}
+		evalErr := false
+		for _, tr := range traces {
+			md, err := search.Match(q, tr.id[:], tr.walTD, 0)
+			if err != nil {
+				evalErr = true
+				break
+			}
+			if md != nil {
+				want[md.TraceID] = md.StartTimeUnixNano
+			}
+		}
+		if evalErr {
+			continue
+		}
+		checked++
+		for pass := range 2 { // summaries built, then cached
+			resp, err := ing.SearchRecent(tenantCtx(), &rubatopb.SearchRequest{Query: qs})
+			require.NoError(t, err)
+			got := map[string]uint64{}
+			for _, tr := range resp.Traces {
+				got[tr.TraceID] = tr.StartTimeUnixNano
+			}
+			require.Equal(t, want, got, "query %s, pass %d", qs, pass)
+		}
+		if len(want) > 3 {
+			resp, err := ing.SearchRecent(tenantCtx(), &rubatopb.SearchRequest{Query: qs, Limit: 3})
+			require.NoError(t, err)
+			require.Len(t, resp.Traces, 3)
+			var newer int
+			for _, s := range want {
+				if s > resp.Traces[2].StartTimeUnixNano {
+					newer++
+				}
+			}
+			require.LessOrEqual(t, newer, 2, "query %s: a limited search keeps the most recent matches", qs)
+		}
+	}
+	n, bytes := ing.instanceList()[0].summaries.size()
+	require.Greater(t, n, len(traces), "summaries cached")
+	t.Logf("%d summaries cached, %d bytes", n, bytes)
+}
+
+// TestSearchConcurrencyBound: with max_concurrent_searches running and 4×
+// as many waiting, a further search is refused with ResourceExhausted;
+// once slots free up, searches run again.
+func TestSearchConcurrencyBound(t *testing.T) {
+	ing := newTestIngester(t, t.TempDir(), inmem.New(), overrides.Limits{}, func(c *Config) { c.MaxConcurrentSearches = 1 })
+	pushTrace(t, ing, 1, 1)
+	hold, err := ing.acquireSearch(context.Background())
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			release, err := ing.acquireSearch(ctx)
+			if err == nil {
+				release()
+			}
+			errs <- err
+		}()
+	}
+	require.Eventually(t, func() bool { return ing.searchAdmitted.Load() == 5 }, 5e9, 1e6)
+	_, err = ing.SearchRecent(tenantCtx(), &rubatopb.SearchRequest{Query: `{}`})
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	_, err = ing.SearchTagValues(tenantCtx(), &rubatopb.SearchTagValuesRequest{TagName: "span.k"})
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
+	cancel()
+	for range 4 {
+		require.Equal(t, codes.Canceled, status.Code(<-errs))
+	}
+	hold()
+	require.Len(t, searchIDs(t, ing, `{ span.k = "v" }`), 1)
+	require.Equal(t, int64(0), ing.searchAdmitted.Load())
+}
