@@ -33,13 +33,13 @@ import (
 // of what pkg/block's search index decides, for a decoded part.
 // TestSummaryNeverDropsAMatch checks it against traceql's Eval.
 
-// summaryBitsPerItem sizes a part's bloom filter (about 1 % false
-// positives with 3 probes); maxSummaryBits bounds it whatever the part
+// summaryBitsPerItem sizes a part's bloom filter (about 0.25 % false
+// positives with 4 probes); maxSummaryBits bounds it whatever the part
 // (false positives grow past that, results stay exact).
 const (
-	summaryBitsPerItem = 10
-	maxSummaryBits     = 4096
-	summaryProbes      = 3
+	summaryBitsPerItem = 16
+	maxSummaryBits     = 8192
+	summaryProbes      = 4
 )
 
 type partSummary struct {
