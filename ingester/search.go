@@ -256,12 +256,25 @@ func (ing *Ingester) summaries(inst *instance, parts []part, sums []*partSummary
 		if s != nil {
 			continue
 		}
-		td, err := ing.readParts(parts[i:i+1], buf)
-		if err != nil {
-			return sums, err
+		p := parts[i]
+		if cap(*buf) < int(p.n) {
+			*buf = make([]byte, p.n)
 		}
-		st.InspectedBytes += uint64(len(*buf))
-		s = b.summarize(td)
+		raw := (*buf)[:p.n]
+		if err := ing.wal.readAt(p.seg, p.off, raw); err != nil {
+			return sums, fmt.Errorf("read wal segment %d at %d: %w", p.seg, p.off, err)
+		}
+		st.InspectedBytes += uint64(len(raw))
+		s, err := b.scan(raw)
+		if err != nil {
+			// Not readable without decoding: summarise it decoded (or
+			// fail as a lookup would).
+			td, derr := decodeInto(raw)
+			if derr != nil {
+				return sums, derr
+			}
+			s = b.summarize(td)
+		}
 		inst.summaries.store(parts[i], s)
 		sums[i] = s
 	}

@@ -6,11 +6,11 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"unsafe"
 
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 
-	"github.com/rubatodb/rubato/pkg/search"
 	"github.com/rubatodb/rubato/pkg/traceql"
 )
 
@@ -66,14 +66,18 @@ const (
 )
 
 func itemHash(sc traceql.Scope, key string, tag byte, s string, n uint64) uint64 {
+	return itemHashBytes(sc, unsafe.Slice(unsafe.StringData(key), len(key)), tag, unsafe.Slice(unsafe.StringData(s), len(s)), n)
+}
+
+func itemHashBytes(sc traceql.Scope, key []byte, tag byte, s []byte, n uint64) uint64 {
 	var h maphash.Hash
 	h.SetSeed(summarySeed)
 	var pre [2]byte
 	pre[0], pre[1] = byte(sc), tag
 	_, _ = h.Write(pre[:])
-	_, _ = h.WriteString(key)
+	_, _ = h.Write(key)
 	_ = h.WriteByte(0)
-	_, _ = h.WriteString(s)
+	_, _ = h.Write(s)
 	var nb [8]byte
 	binary.LittleEndian.PutUint64(nb[:], n)
 	_, _ = h.Write(nb[:])
@@ -91,6 +95,7 @@ func numBits(f float64) uint64 {
 
 type summaryBuilder struct {
 	items []uint64
+	vals  []wireVal // scratch of scanKeyValue
 }
 
 func (b *summaryBuilder) attrs(sc traceql.Scope, kvs []*commonv1.KeyValue) {
@@ -130,7 +135,6 @@ func codeBit(c int64) uint8 {
 // summarize builds the summary of one decoded part.
 func (b *summaryBuilder) summarize(td *tracev1.TracesData) *partSummary {
 	s := &partSummary{}
-	s.start, s.end = search.TraceBounds(td)
 	b.items = b.items[:0]
 	for _, rs := range td.GetResourceSpans() {
 		b.attrs(traceql.ScopeResource, rs.GetResource().GetAttributes())
@@ -149,17 +153,33 @@ func (b *summaryBuilder) summarize(td *tracev1.TracesData) *partSummary {
 					itemHash(traceql.ScopeIntrinsic, "statusMessage", tagStr, sp.GetStatus().GetMessage(), 0))
 				s.status |= codeBit(int64(sp.GetStatus().GetCode()))
 				s.kinds |= codeBit(int64(sp.GetKind()))
-				var d int64 // as traceql computes a span's duration
-				if sp.EndTimeUnixNano >= sp.StartTimeUnixNano {
-					d = int64(sp.EndTimeUnixNano - sp.StartTimeUnixNano)
-				}
-				if !s.spans {
-					s.spans, s.durMin, s.durMax = true, d, d
-				}
-				s.durMin, s.durMax = min(s.durMin, d), max(s.durMax, d)
+				s.addSpanTimes(sp.StartTimeUnixNano, sp.EndTimeUnixNano)
 			}
 		}
 	}
+	b.finish(s)
+	return s
+}
+
+// addSpanTimes accounts for a span's times: the part's bounds as
+// search.TraceBounds computes them, and its duration as traceql does.
+func (s *partSummary) addSpanTimes(start, end uint64) {
+	if start != 0 && (s.start == 0 || start < s.start) {
+		s.start = start
+	}
+	s.end = max(s.end, end, start)
+	var d int64
+	if end >= start {
+		d = int64(end - start)
+	}
+	if !s.spans {
+		s.spans, s.durMin, s.durMax = true, d, d
+	}
+	s.durMin, s.durMax = min(s.durMin, d), max(s.durMax, d)
+}
+
+// finish builds the bloom filter of the items collected.
+func (b *summaryBuilder) finish(s *partSummary) {
 	slices.Sort(b.items)
 	b.items = slices.Compact(b.items)
 	bits := min(max(64, len(b.items)*summaryBitsPerItem), maxSummaryBits)
@@ -167,7 +187,6 @@ func (b *summaryBuilder) summarize(td *tracev1.TracesData) *partSummary {
 	for _, h := range b.items {
 		s.set(h)
 	}
-	return s
 }
 
 func (s *partSummary) probes(h uint64, fn func(bit uint64) bool) bool {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -229,4 +230,30 @@ func TestSearchConcurrencyBound(t *testing.T) {
 	hold()
 	require.Len(t, searchIDs(t, ing, `{ span.k = "v" }`), 1)
 	require.Equal(t, int64(0), ing.searchAdmitted.Load())
+}
+
+// TestSummaryWireEqualsDecoded: the summary built from a part's bytes
+// (scan) is the one built from the decoded part (summarize), for random
+// traces, also with empty or absent values, names, statuses and kinds.
+func TestSummaryWireEqualsDecoded(t *testing.T) {
+	r := rand.New(rand.NewSource(rand.Int63()))
+	var b summaryBuilder
+	traces := genTraces(r, 200)
+	odd := &tracev1.TracesData{ResourceSpans: []*tracev1.ResourceSpans{{ScopeSpans: []*tracev1.ScopeSpans{{Spans: []*tracev1.Span{{}, {Name: "x", Kind: 7, Status: &tracev1.Status{}},
+		{Attributes: []*commonv1.KeyValue{{Key: "none"}, {Key: "empty", Value: &commonv1.AnyValue{}}, {Key: "bytes", Value: &commonv1.AnyValue{Value: &commonv1.AnyValue_BytesValue{}}}}}}}}}}}
+	traces = append(traces, genTrace{parts: []*tracev1.TracesData{odd}})
+	for _, tr := range traces {
+		for _, p := range tr.parts {
+			raw, err := proto.Marshal(p)
+			require.NoError(t, err)
+			ws, err := b.scan(raw)
+			require.NoError(t, err)
+			dec, err := decodeInto(raw)
+			require.NoError(t, err)
+			ds := b.summarize(dec)
+			require.Equal(t, ds, ws)
+		}
+	}
+	_, err := b.scan([]byte{0x0a, 0x05, 0x01})
+	require.Error(t, err, "truncated")
 }
