@@ -123,6 +123,40 @@ func (ing *Ingester) eachWALTrace(ctx context.Context, snap searchSnapshot, star
 	return nil
 }
 
+// eachWALPart calls fn with the bytes of every WAL part of the
+// snapshot's traces that overlap [start, end], as eachWALTrace.
+func (ing *Ingester) eachWALPart(ctx context.Context, snap searchSnapshot, start, end uint32, st *search.Stats, fn func(b []byte) error) error {
+	var buf []byte
+	var b summaryBuilder
+	var sums []*partSummary
+	for k, t := range snap.traces {
+		if k%64 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if start != 0 || end != 0 {
+			var err error
+			if sums, err = ing.summaries(snap.inst, t.parts, sums, &b, &buf, st); err != nil {
+				return err
+			}
+			if s, e := traceBounds(sums); !search.InRange(s, e, start, end) {
+				continue
+			}
+		}
+		st.InspectedTraces++
+		for _, p := range t.parts {
+			buf = slices.Grow(buf[:0], int(p.n))[:p.n]
+			if err := ing.wal.readAt(p.seg, p.off, buf); err != nil {
+				return fmt.Errorf("read wal segment %d at %d: %w", p.seg, p.off, err)
+			}
+			st.InspectedBytes += uint64(len(buf))
+			if err := fn(buf); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 func blockInRange(m *block.Meta, start, end uint32) bool {
 	tr := search.TimeRange{}
 	if start != 0 {
@@ -348,15 +382,22 @@ func (ing *Ingester) searchSnapshotData(ctx context.Context, inst *instance, req
 
 // eachTrace calls fn for every trace the ingester holds for inst that
 // overlaps [start, end]: WAL-held traces then complete blocks.
-func (ing *Ingester) eachTrace(ctx context.Context, inst *instance, start, end uint32, fn func(td *tracev1.TracesData) error) error {
+// If raw is not nil, it is given the bytes of each WAL part of those
+// traces instead, undecoded.
+func (ing *Ingester) eachTrace(ctx context.Context, inst *instance, start, end uint32, fn func(td *tracev1.TracesData) error, raw func(b []byte) error) error {
 	snap, release := inst.snapshot()
 	defer release()
 	var st search.Stats
 	var fnErr error
-	err := ing.eachWALTrace(ctx, snap, start, end, &st, func(_ [16]byte, td *tracev1.TracesData) bool {
-		fnErr = fn(td)
-		return fnErr == nil
-	})
+	var err error
+	if raw != nil {
+		err = ing.eachWALPart(ctx, snap, start, end, &st, raw)
+	} else {
+		err = ing.eachWALTrace(ctx, snap, start, end, &st, func(_ [16]byte, td *tracev1.TracesData) bool {
+			fnErr = fn(td)
+			return fnErr == nil
+		})
+	}
 	if err == nil {
 		err = fnErr
 	}
@@ -417,7 +458,7 @@ func (ing *Ingester) SearchTags(ctx context.Context, req *rubatopb.SearchTagsReq
 		}
 		defer done()
 		start := time.Now()
-		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return names.AddTrace(q, td) })
+		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return names.AddTrace(q, td) }, nil)
 		ing.metrics.searchDuration.WithLabelValues("tags").Observe(time.Since(start).Seconds())
 		if err != nil {
 			return nil, grpcErr("search tags", err)
@@ -453,7 +494,12 @@ func (ing *Ingester) SearchTagValues(ctx context.Context, req *rubatopb.SearchTa
 		}
 		defer done()
 		start := time.Now()
-		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return vals.AddTrace(tag, q, td) })
+		var raw func(b []byte) error
+		if q.IsMatchAll() && (tag.Scope == search.ScopeResource || tag.Scope == search.ScopeSpan) {
+			// Read only the tag's values from the WAL bytes.
+			raw = func(b []byte) error { _, err := tagValuesWire(tag, b, vals); return err }
+		}
+		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return vals.AddTrace(tag, q, td) }, raw)
 		ing.metrics.searchDuration.WithLabelValues("tag_values").Observe(time.Since(start).Seconds())
 		if err != nil {
 			return nil, grpcErr("search tag values", err)

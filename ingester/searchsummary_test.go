@@ -257,3 +257,34 @@ func TestSummaryWireEqualsDecoded(t *testing.T) {
 	_, err := b.scan([]byte{0x0a, 0x05, 0x01})
 	require.Error(t, err, "truncated")
 }
+
+// TestTagValuesWireEqualsDecoded: the values of a resource or span tag read
+// from a part's bytes are the ones TagValues.AddTrace finds in the decoded
+// part with a match-all query.
+func TestTagValuesWireEqualsDecoded(t *testing.T) {
+	r := rand.New(rand.NewSource(rand.Int63()))
+	traces := genTraces(r, 200)
+	q, err := search.ParseQuery("{}")
+	require.NoError(t, err)
+	for _, name := range []string{"resource.service.name", "resource.host.id", "resource.region", "span.http.status_code", "span.http.method", "span.db.system", "span.nope"} {
+		tag, err := search.ParseTag(name)
+		require.NoError(t, err)
+		want, got := search.NewTagValues(0, 0), search.NewTagValues(0, 0)
+		for _, tr := range traces {
+			for _, p := range tr.parts {
+				raw, err := proto.Marshal(p)
+				require.NoError(t, err)
+				ok, err := tagValuesWire(tag, raw, got)
+				require.True(t, ok)
+				require.NoError(t, err)
+				dec, err := decodeInto(raw)
+				require.NoError(t, err)
+				require.NoError(t, want.AddTrace(tag, q, dec))
+			}
+		}
+		require.Equal(t, want.Response().TagValues, got.Response().TagValues, name)
+		if name != "span.nope" {
+			require.NotEmpty(t, got.Response().TagValues, name)
+		}
+	}
+}

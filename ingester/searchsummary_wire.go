@@ -4,8 +4,11 @@ import (
 	"errors"
 	"math"
 
+	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/rubatodb/rubato/pkg/search"
 	"github.com/rubatodb/rubato/pkg/traceql"
 )
 
@@ -277,4 +280,108 @@ func (b *summaryBuilder) scanAnyValue(data []byte) error {
 		}
 	}
 	return nil
+}
+
+// tagValuesWire adds to v the values of a resource or span attribute tag
+// on every span of a WAL part, as search.TagValues.AddTrace does for a
+// match-all query over the decoded part, reading the bytes directly and
+// decoding only the matching KeyValues. ok is false for any other tag.
+func tagValuesWire(tag search.Tag, data []byte, v *search.TagValues) (ok bool, err error) {
+	if tag.Scope != search.ScopeResource && tag.Scope != search.ScopeSpan {
+		return false, nil
+	}
+	key := []byte(tag.Name)
+	for len(data) > 0 {
+		num, typ, rs, _, rest, err := nextField(data)
+		if err != nil {
+			return true, err
+		}
+		data = rest
+		if num != 1 || typ != protowire.BytesType {
+			continue
+		}
+		var resources, scopes [][]byte
+		for len(rs) > 0 {
+			n, t, val, _, r, err := nextField(rs)
+			if err != nil {
+				return true, err
+			}
+			rs = r
+			if t == protowire.BytesType && n == 1 {
+				resources = append(resources, val)
+			} else if t == protowire.BytesType && n == 2 {
+				scopes = append(scopes, val)
+			}
+		}
+		var spans [][]byte
+		for _, ss := range scopes {
+			for len(ss) > 0 {
+				n, t, val, _, r, err := nextField(ss)
+				if err != nil {
+					return true, err
+				}
+				ss = r
+				if n == 2 && t == protowire.BytesType {
+					spans = append(spans, val)
+				}
+			}
+		}
+		if len(spans) == 0 {
+			continue
+		}
+		if tag.Scope == search.ScopeResource {
+			for _, res := range resources {
+				found, err := firstAttr(res, 1, key, v)
+				if err != nil || found {
+					if err != nil {
+						return true, err
+					}
+					break
+				}
+			}
+			continue
+		}
+		for _, sp := range spans {
+			if _, err := firstAttr(sp, 9, key, v); err != nil {
+				return true, err
+			}
+		}
+	}
+	return true, nil
+}
+
+// firstAttr adds the value of the first attribute (KeyValue field
+// attrField of message data) named key, and reports whether there is one.
+func firstAttr(data []byte, attrField protowire.Number, key []byte, v *search.TagValues) (bool, error) {
+	for len(data) > 0 {
+		num, typ, val, _, rest, err := nextField(data)
+		if err != nil {
+			return false, err
+		}
+		data = rest
+		if num != attrField || typ != protowire.BytesType {
+			continue
+		}
+		var k []byte
+		for kv := val; len(kv) > 0; {
+			n, t, fv, _, r, err := nextField(kv)
+			if err != nil {
+				return false, err
+			}
+			kv = r
+			if n == 1 && t == protowire.BytesType {
+				k = fv
+			}
+		}
+		if string(k) != string(key) {
+			continue
+		}
+		var m commonv1.KeyValue
+		if err := proto.Unmarshal(val, &m); err != nil {
+			return false, err
+		}
+		v.AddAnyValue(m.Value)
+		return true, nil
+	}
+	return false, nil
 }
