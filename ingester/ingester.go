@@ -350,6 +350,7 @@ func (ing *Ingester) PushBytes(ctx context.Context, req *rubatopb.PushBytesReque
 			return nil, status.Errorf(codes.Unavailable, "ingester wal: %v", err)
 		}
 		inst.commit(res, pos, frags, ing.now().UnixNano())
+		inst.summaries.summarizePush(ing.now(), pos, frags, req.Traces, accepted)
 		ing.metrics.pushedTraces.Add(float64(len(accepted)))
 		ing.metrics.pushedBytes.Add(float64(len(rec)))
 	}

@@ -219,6 +219,7 @@ func (ing *Ingester) acquireSearch(ctx context.Context) (release func(), err err
 // match are read and evaluated, most recent first, until comb is full.
 func (ing *Ingester) searchWAL(ctx context.Context, inst *instance, snap searchSnapshot, req search.Request, comb *search.Combiner, st *search.Stats) error {
 	inst.summaries.prune(snap.minSeg)
+	inst.summaries.lastSearch.Store(ing.now().UnixNano())
 	f := newSummaryFilter(req.Query)
 	type cand struct {
 		k     int

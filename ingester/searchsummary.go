@@ -6,6 +6,8 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unsafe"
 
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
@@ -376,6 +378,35 @@ type summaryCache struct {
 	segs     map[uint64]map[int64]*partSummary
 	bytes    int
 	maxBytes int
+	// lastSearch is when a search last used the cache (Unix nanos): while
+	// searches are recent, pushes summarise their parts as they append
+	// them (summarizePush), so a search finds them ready.
+	lastSearch atomic.Int64
+}
+
+// pushSummaryWindow is how long after a search pushes keep summarising
+// their parts.
+const pushSummaryWindow = 10 * time.Minute
+
+var builders = sync.Pool{New: func() any { return &summaryBuilder{} }}
+
+// summarizePush stores the summaries of the parts a push just appended
+// (frags of the record at recPos, holding traces[accepted[k]]), if a
+// search ran in the last pushSummaryWindow. The bytes are the push's, so
+// nothing is read; a part that does not scan is left to the search.
+func (c *summaryCache) summarizePush(now time.Time, recPos walPos, frags []fragment, traces [][]byte, accepted []int) {
+	if now.UnixNano()-c.lastSearch.Load() > int64(pushSummaryWindow) {
+		return
+	}
+	b := builders.Get().(*summaryBuilder)
+	defer builders.Put(b)
+	for k, f := range frags {
+		s, err := b.scan(traces[accepted[k]])
+		if err != nil {
+			continue
+		}
+		c.store(part{seg: recPos.seg, off: recPos.off + int64(f.off), n: uint32(f.n)}, s)
+	}
 }
 
 func newSummaryCache(maxBytes int) *summaryCache {

@@ -288,3 +288,25 @@ func TestTagValuesWireEqualsDecoded(t *testing.T) {
 		}
 	}
 }
+
+// TestPushSummarisesWhileSearched: pushes summarise their parts only once
+// a search has run recently, and a search finds those summaries and
+// still answers exactly.
+func TestPushSummarisesWhileSearched(t *testing.T) {
+	ing := newTestIngester(t, t.TempDir(), inmem.New(), overrides.Limits{})
+	pushTrace(t, ing, 1, 2)
+	inst := ing.instanceList()[0]
+	n, _ := inst.summaries.size()
+	require.Equal(t, 0, n, "no search yet: pushes do not summarise")
+	require.Len(t, searchIDs(t, ing, `{ span.k = "v" }`), 1)
+	n, _ = inst.summaries.size()
+	require.Equal(t, 1, n)
+	pushTrace(t, ing, 2, 2)
+	pushTrace(t, ing, 1, 1)
+	n, _ = inst.summaries.size()
+	require.Equal(t, 3, n, "summarised at push")
+	require.Len(t, searchIDs(t, ing, `{ span.k = "v" }`), 2)
+	require.Empty(t, searchIDs(t, ing, `{ span.k = "w" }`))
+	n, _ = inst.summaries.size()
+	require.Equal(t, 3, n)
+}
