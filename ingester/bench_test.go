@@ -137,3 +137,29 @@ func BenchmarkSearchLive(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSummaryScan measures building a part's search summary from its
+// bytes (what a push pays per part while searches are recent, and a
+// search per part not yet summarised), per span.
+func BenchmarkSummaryScan(b *testing.B) {
+	r := mrand.New(mrand.NewSource(1))
+	var raws [][]byte
+	spans, size := 0, 0
+	for _, tr := range genTraces(r, 500) {
+		raw, _ := proto.Marshal(tr.td)
+		raws = append(raws, raw)
+		spans += search.CountSpans(tr.td)
+		size += len(raw)
+	}
+	var sb summaryBuilder
+	b.SetBytes(int64(size / len(raws)))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := sb.scan(raws[i%len(raws)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)*float64(len(raws))/float64(spans), "ns/span")
+}

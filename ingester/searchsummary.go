@@ -72,6 +72,17 @@ func itemHash(sc traceql.Scope, key string, tag byte, s string, n uint64) uint64
 }
 
 func itemHashBytes(sc traceql.Scope, key []byte, tag byte, s []byte, n uint64) uint64 {
+	if len(key)+len(s) <= 128 {
+		// the same bytes in one call: maphash hashes a sequence of
+		// writes as their concatenation
+		var arr [2 + 128 + 1 + 8]byte
+		buf := append(arr[:0], byte(sc), tag)
+		buf = append(buf, key...)
+		buf = append(buf, 0)
+		buf = append(buf, s...)
+		buf = binary.LittleEndian.AppendUint64(buf, n)
+		return maphash.Bytes(summarySeed, buf)
+	}
 	var h maphash.Hash
 	h.SetSeed(summarySeed)
 	var pre [2]byte

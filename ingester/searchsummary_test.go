@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"context"
+	"hash/maphash"
 	"math/rand"
 	"testing"
 
@@ -309,4 +310,18 @@ func TestPushSummarisesWhileSearched(t *testing.T) {
 	require.Empty(t, searchIDs(t, ing, `{ span.k = "w" }`))
 	n, _ = inst.summaries.size()
 	require.Equal(t, 3, n)
+}
+
+// TestItemHashLongAndShort: the one-call hash of short items equals the
+// streamed hash used for long ones.
+func TestItemHashLongAndShort(t *testing.T) {
+	key, val := []byte("k"), []byte("some value")
+	var h maphash.Hash
+	h.SetSeed(summarySeed)
+	_, _ = h.Write([]byte{byte(3), tagStr})
+	_, _ = h.Write(key)
+	_ = h.WriteByte(0)
+	_, _ = h.Write(val)
+	_, _ = h.Write([]byte{7, 0, 0, 0, 0, 0, 0, 0})
+	require.Equal(t, h.Sum64(), itemHashBytes(3, key, tagStr, val, 7))
 }
