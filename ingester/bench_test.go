@@ -1,7 +1,10 @@
 package ingester
 
 import (
+	"context"
 	"crypto/rand"
+	mrand "math/rand"
+	"strings"
 	"testing"
 
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
@@ -11,6 +14,7 @@ import (
 	"github.com/rubatodb/rubato/pkg/backend/inmem"
 	"github.com/rubatodb/rubato/pkg/overrides"
 	"github.com/rubatodb/rubato/pkg/rubatopb"
+	"github.com/rubatodb/rubato/pkg/search"
 )
 
 // BenchmarkPushBytes measures the ingester's acknowledged-push path: limits,
@@ -60,4 +64,102 @@ func BenchmarkPushBytes(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*500), "ns/span")
+}
+
+// BenchmarkSearchLive measures a search over live traces held in the WAL
+// (2,000 traces of 1–12 spans, pushed in 1–3 parts each): with the search
+// summaries cached (the steady state: a part is summarised by the first
+// search after its push), with the cache emptied before every search
+// (every part read and summarised), and, for comparison, decoding and
+// evaluating every trace as the ingester did before summaries.
+func BenchmarkSearchLive(b *testing.B) {
+	ing := newTestIngester(b, b.TempDir(), inmem.New(), overrides.Limits{})
+	r := mrand.New(mrand.NewSource(1))
+	for _, tr := range genTraces(r, 2000) {
+		for _, p := range tr.parts {
+			raw, _ := proto.Marshal(p)
+			if _, err := ing.PushBytes(tenantCtx(), &rubatopb.PushBytesRequest{Ids: [][]byte{tr.id[:]}, Traces: [][]byte{raw}, Spans: []uint32{uint32(search.CountSpans(p))}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	inst := ing.instanceList()[0]
+	queries := map[string]string{
+		"nothing-resource": `{ resource.service.name = "no-such-service" }`,
+		"nothing-span":     `{ span.db.system = "mysql" }`,
+		"selective":        `{ resource.service.name = "cart" && span.http.status_code = 503 }`,
+		"structural-l20":   `{ kind = server && resource.service.name = "checkout" } > { span.db.system = "postgresql" }`,
+	}
+	for name, qs := range queries {
+		q, err := search.ParseQuery(qs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		limit := 0
+		if strings.HasSuffix(name, "-l20") {
+			limit = 20
+		}
+		req := search.Request{Query: q}
+		run := func(b *testing.B, cold bool) {
+			if !cold { // warm the cache (b.Loop times from its first call)
+				if _, err := ing.searchSnapshotData(context.Background(), inst, req, search.NewCombiner(limit, 3)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if cold {
+					inst.summaries = newSummaryCache(ing.cfg.SearchSummaryBytes)
+				}
+				if _, err := ing.searchSnapshotData(context.Background(), inst, req, search.NewCombiner(limit, 3)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		b.Run(name+"/cached", func(b *testing.B) { run(b, false) })
+		b.Run(name+"/uncached", func(b *testing.B) { run(b, true) })
+		b.Run(name+"/decode-all", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				snap, release := inst.snapshot()
+				comb := search.NewCombiner(limit, 3)
+				var st search.Stats
+				err := ing.eachWALTrace(context.Background(), snap, 0, 0, &st, func(id [16]byte, td *tracev1.TracesData) bool {
+					md, _ := search.Match(q, id[:], td, 3)
+					comb.Add(md)
+					return !comb.Full()
+				})
+				release()
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkSummaryScan measures building a part's search summary from its
+// bytes (what a push pays per part while searches are recent, and a
+// search per part not yet summarised), per span.
+func BenchmarkSummaryScan(b *testing.B) {
+	r := mrand.New(mrand.NewSource(1))
+	var raws [][]byte
+	spans, size := 0, 0
+	for _, tr := range genTraces(r, 500) {
+		raw, _ := proto.Marshal(tr.td)
+		raws = append(raws, raw)
+		spans += search.CountSpans(tr.td)
+		size += len(raw)
+	}
+	var sb summaryBuilder
+	b.SetBytes(int64(size / len(raws)))
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, err := sb.scan(raws[i%len(raws)]); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)*float64(len(raws))/float64(spans), "ns/span")
 }

@@ -41,6 +41,13 @@ type Config struct {
 	// BlockCacheBytes bounds the in-memory cache of bloom shards and Parquet
 	// footers of the ingester's local complete blocks.
 	BlockCacheBytes int64 `yaml:"block_cache_bytes"`
+	// MaxConcurrentSearches bounds the searches and tag calls an ingester
+	// runs at once; up to 4× as many more wait for a slot, and beyond
+	// that a call is refused with ResourceExhausted.
+	MaxConcurrentSearches int `yaml:"max_concurrent_searches"`
+	// SearchSummaryBytes bounds, per tenant, the cache of search summaries
+	// of WAL-held traces (searchsummary.go).
+	SearchSummaryBytes int `yaml:"search_summary_bytes"`
 }
 
 // RegisterFlagsAndApplyDefaults registers flags and sets defaults.
@@ -64,6 +71,8 @@ func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	f.IntVar(&c.AutoForgetUnhealthyPeriods, prefix+"ingester.auto-forget-unhealthy-periods", 10, "Remove from the ring an instance whose last heartbeat is older than this many heartbeat timeouts (0: never).")
 	f.Int64Var(&c.MaxInflightPushBytes, prefix+"ingester.max-inflight-push-bytes", 0, "Trace bytes of pushes appended at once; more are refused with RESOURCE_EXHAUSTED (0: no bound).")
 	f.Int64Var(&c.BlockCacheBytes, prefix+"ingester.block-cache-bytes", 64<<20, "Size of the cache of bloom shards and Parquet footers of local blocks.")
+	f.IntVar(&c.MaxConcurrentSearches, prefix+"ingester.max-concurrent-searches", 2, "Searches and tag calls run at once; 4× as many more wait, beyond that they are refused with RESOURCE_EXHAUSTED.")
+	f.IntVar(&c.SearchSummaryBytes, prefix+"ingester.search-summary-bytes", 64<<20, "Per tenant, memory of the cached search summaries of traces still in the WAL.")
 }
 
 // Validate checks the config.
@@ -86,6 +95,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AutoForgetUnhealthyPeriods < 0 {
 		errs = append(errs, errors.New("ingester: auto_forget_unhealthy_periods must not be negative"))
+	}
+	if c.MaxConcurrentSearches < 1 {
+		errs = append(errs, fmt.Errorf("ingester: max_concurrent_searches %d < 1", c.MaxConcurrentSearches))
 	}
 	if c.CompleteBlockTimeout < 0 {
 		errs = append(errs, errors.New("ingester: complete_block_timeout must not be negative"))

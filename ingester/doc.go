@@ -50,6 +50,18 @@
 //     pushes never wait for a search. A trace with parts both in the WAL and
 //     in a complete block is evaluated per part and merged by pkg/search
 //     (spans deduplicated by ID), as Tempo does.
+//   - A search reads and evaluates only the WAL-held traces that may match:
+//     each WAL part has a search summary (searchsummary.go: time bounds,
+//     duration range, status and kind masks, a bloom filter of attribute
+//     keys and values, span names and status messages), built from its
+//     bytes the first time a search needs it and cached per tenant within
+//     search_summary_bytes. A summary is a superset: it never rejects a
+//     part on which a condition of the query (traceql Conditions) holds,
+//     so results stay exact (TestSummaryNeverDropsAMatch,
+//     TestSearchRecentMatchesBruteForce). Candidates are evaluated most
+//     recent first until limit. At most max_concurrent_searches searches
+//     and tag calls run at once, 4× as many wait, the rest get
+//     ResourceExhausted.
 //   - On start the WAL is replayed into live traces and local complete blocks
 //     are discarded (they are rebuilt from the WAL), so a crash never loses
 //     an acknowledged span. A block whose upload finished before a crash is

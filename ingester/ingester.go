@@ -62,9 +62,13 @@ type Ingester struct {
 	inflight     atomic.Int64 // trace bytes of pushes being appended
 
 	flushSem chan struct{}
-	flushWG  sync.WaitGroup
-	flushNow chan chan struct{} // /flush requests; closed reply when done
-	ready    chan struct{}
+	// searchSem holds a token per running search; searchAdmitted counts
+	// searches running or waiting (acquireSearch).
+	searchSem      chan struct{}
+	searchAdmitted atomic.Int64
+	flushWG        sync.WaitGroup
+	flushNow       chan chan struct{} // /flush requests; closed reply when done
+	ready          chan struct{}
 }
 
 // New builds an ingester. It starts nothing: the WAL is opened and replayed
@@ -78,6 +82,7 @@ func New(cfg Config, walCfg WALConfig, blockCfg block.Config, store backend.Back
 		instances: map[string]*instance{},
 		cache:     block.NewCache(cfg.BlockCacheBytes),
 		flushSem:  make(chan struct{}, cfg.ConcurrentFlushes),
+		searchSem: make(chan struct{}, max(cfg.MaxConcurrentSearches, 1)),
 		flushNow:  make(chan chan struct{}),
 		ready:     make(chan struct{}),
 	}
@@ -345,6 +350,7 @@ func (ing *Ingester) PushBytes(ctx context.Context, req *rubatopb.PushBytesReque
 			return nil, status.Errorf(codes.Unavailable, "ingester wal: %v", err)
 		}
 		inst.commit(res, pos, frags, ing.now().UnixNano())
+		inst.summaries.summarizePush(ing.now(), pos, frags, req.Traces, accepted)
 		ing.metrics.pushedTraces.Add(float64(len(accepted)))
 		ing.metrics.pushedBytes.Add(float64(len(rec)))
 	}

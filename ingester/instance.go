@@ -122,6 +122,9 @@ type instance struct {
 	// which is taken with mu held (for reading or writing).
 	pinMu sync.Mutex
 	pins  map[uint64]int
+
+	// summaries caches search summaries of WAL parts (searchsummary.go).
+	summaries *summaryCache
 }
 
 func newInstance(tenantID string, ing *Ingester) *instance {
@@ -134,6 +137,8 @@ func newInstance(tenantID string, ing *Ingester) *instance {
 		sizes:  map[[16]byte]int{},
 		recent: map[[16]byte]recentSize{},
 		pins:   map[uint64]int{},
+
+		summaries: newSummaryCache(ing.cfg.SearchSummaryBytes),
 	}
 }
 

@@ -16,6 +16,7 @@ type metrics struct {
 	failedCuts      prometheus.Counter
 	cutDuration     prometheus.Histogram
 	searchDuration  *prometheus.HistogramVec
+	searchesRefused prometheus.Counter
 	blocksFlushed   prometheus.Counter
 	failedFlushes   prometheus.Counter
 	flushDuration   prometheus.Histogram
@@ -56,13 +57,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "rubato_ingester_wal_replayed_records_total", Help: "WAL records replayed at start-up."}),
 		searchDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "rubato_ingester_search_duration_seconds", Help: "Time to answer a search, tags or tag values call.", Buckets: prometheus.ExponentialBuckets(0.001, 4, 8)}, []string{"op"}),
+		searchesRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rubato_ingester_searches_refused_total", Help: "Searches and tag calls refused with RESOURCE_EXHAUSTED: max_concurrent_searches running and the queue full."}),
 		badRecords: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rubato_ingester_wal_bad_records_total", Help: "WAL records with valid checksums but unreadable framing, skipped at replay."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.pushedTraces, m.pushedBytes, m.rejectedTraces, m.tracesCreated, m.liveTraces, m.liveTracesBytes,
 			m.blocksCut, m.failedCuts, m.cutDuration, m.blocksFlushed, m.failedFlushes, m.flushDuration,
-			m.pendingFlushes, m.replayedRecs, m.badRecords, m.searchDuration)
+			m.pendingFlushes, m.replayedRecs, m.badRecords, m.searchDuration, m.searchesRefused)
 	}
 	return m
 }

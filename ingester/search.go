@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
@@ -35,6 +36,8 @@ type searchSnapshot struct {
 	traces []walTrace
 	blocks []*completeBlock
 	bytes  uint64
+	minSeg uint64 // lowest WAL segment of traces (^uint64(0): none)
+	inst   *instance
 }
 
 // snapshot copies what a search reads and pins the WAL segments it refers
@@ -42,6 +45,7 @@ type searchSnapshot struct {
 // trace whose first push is still between its WAL append and its indexing
 // has no parts yet and is left out, as a lookup leaves it out.
 func (i *instance) snapshot() (snap searchSnapshot, release func()) {
+	snap.inst = i
 	release = i.pinRead(func() uint64 {
 		n := len(i.live) + len(i.head.traces)
 		for _, h := range i.cutting {
@@ -76,21 +80,34 @@ func (i *instance) snapshot() (snap searchSnapshot, release func()) {
 			}
 		}
 		snap.blocks = append(snap.blocks, i.complete...)
+		snap.minSeg = minSeg
 		return minSeg
 	})
 	return snap, release
 }
 
-// eachTrace calls fn for every trace of the snapshot's WAL part that
-// overlaps [start, end] (Unix seconds, 0 = open), decoded. fn returns false
-// to stop.
+// eachWALTrace calls fn for every trace of the snapshot's WAL part that
+// overlaps [start, end] (Unix seconds, 0 = open; checked on the traces'
+// search summaries before reading them), decoded. fn returns false to stop.
 func (ing *Ingester) eachWALTrace(ctx context.Context, snap searchSnapshot, start, end uint32, st *search.Stats,
 	fn func(id [16]byte, td *tracev1.TracesData) bool,
 ) error {
 	var buf []byte
+	var b summaryBuilder
+	var sums []*partSummary
 	for k, t := range snap.traces {
 		if k%64 == 0 && ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if start != 0 || end != 0 {
+			// Skip traces out of range without decoding them.
+			var err error
+			if sums, err = ing.summaries(snap.inst, t.parts, sums, &b, &buf, st); err != nil {
+				return err
+			}
+			if s, e := traceBounds(sums); !search.InRange(s, e, start, end) {
+				continue
+			}
 		}
 		td, err := ing.readParts(t.parts, &buf)
 		if err != nil {
@@ -99,14 +116,42 @@ func (ing *Ingester) eachWALTrace(ctx context.Context, snap searchSnapshot, star
 		st.InspectedTraces++
 		st.InspectedBytes += uint64(len(buf))
 		st.InspectedSpans += uint64(search.CountSpans(td))
+		if !fn(t.id, td) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// eachWALPart calls fn with the bytes of every WAL part of the
+// snapshot's traces that overlap [start, end], as eachWALTrace.
+func (ing *Ingester) eachWALPart(ctx context.Context, snap searchSnapshot, start, end uint32, st *search.Stats, fn func(b []byte) error) error {
+	var buf []byte
+	var b summaryBuilder
+	var sums []*partSummary
+	for k, t := range snap.traces {
+		if k%64 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
 		if start != 0 || end != 0 {
-			s, e := search.TraceBounds(td)
-			if !search.InRange(s, e, start, end) {
+			var err error
+			if sums, err = ing.summaries(snap.inst, t.parts, sums, &b, &buf, st); err != nil {
+				return err
+			}
+			if s, e := traceBounds(sums); !search.InRange(s, e, start, end) {
 				continue
 			}
 		}
-		if !fn(t.id, td) {
-			return nil
+		st.InspectedTraces++
+		for _, p := range t.parts {
+			buf = slices.Grow(buf[:0], int(p.n))[:p.n]
+			if err := ing.wal.readAt(p.seg, p.off, buf); err != nil {
+				return fmt.Errorf("read wal segment %d at %d: %w", p.seg, p.off, err)
+			}
+			st.InspectedBytes += uint64(len(buf))
+			if err := fn(buf); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -148,6 +193,129 @@ func grpcErr(what string, err error) error {
 	return status.Errorf(codes.Internal, "%s: %v", what, err)
 }
 
+// acquireSearch admits a search (or tag call): at most
+// max_concurrent_searches run at once, up to 4× as many more wait for a
+// slot, and any further call is refused with ResourceExhausted, so that
+// searches cannot take the CPU pushes need. release must be called once.
+func (ing *Ingester) acquireSearch(ctx context.Context) (release func(), err error) {
+	limit := int64(cap(ing.searchSem))
+	if ing.searchAdmitted.Add(1) > 5*limit {
+		ing.searchAdmitted.Add(-1)
+		ing.metrics.searchesRefused.Inc()
+		return nil, status.Errorf(codes.ResourceExhausted, "too many searches in this ingester (max_concurrent_searches %d, %d waiting)", limit, 4*limit)
+	}
+	select {
+	case ing.searchSem <- struct{}{}:
+		return func() { <-ing.searchSem; ing.searchAdmitted.Add(-1) }, nil
+	case <-ctx.Done():
+		ing.searchAdmitted.Add(-1)
+		return nil, grpcErr("search", ctx.Err())
+	}
+}
+
+// searchWAL runs req over the snapshot's WAL-held traces. Each trace's
+// parts are checked against their search summaries (searchsummary.go:
+// time range, then the query's conditions) and only the traces that may
+// match are read and evaluated, most recent first, until comb is full.
+func (ing *Ingester) searchWAL(ctx context.Context, inst *instance, snap searchSnapshot, req search.Request, comb *search.Combiner, st *search.Stats) error {
+	inst.summaries.prune(snap.minSeg)
+	inst.summaries.lastSearch.Store(ing.now().UnixNano())
+	f := newSummaryFilter(req.Query)
+	type cand struct {
+		k     int
+		start uint64
+	}
+	var cands []cand
+	var b summaryBuilder
+	var buf []byte
+	var sums []*partSummary
+	for k, t := range snap.traces {
+		if k%64 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var err error
+		if sums, err = ing.summaries(inst, t.parts, sums, &b, &buf, st); err != nil {
+			return err
+		}
+		st.InspectedTraces++
+		s, e := traceBounds(sums)
+		if (req.Start != 0 || req.End != 0) && !search.InRange(s, e, req.Start, req.End) {
+			continue
+		}
+		if f.mayMatch(sums) {
+			cands = append(cands, cand{k, s})
+		}
+	}
+	// A limited search keeps the most recent traces, as the combiner
+	// orders them.
+	slices.SortFunc(cands, func(a, b cand) int {
+		if a.start != b.start {
+			if a.start > b.start {
+				return -1
+			}
+			return 1
+		}
+		return compareIDs(snap.traces[a.k].id[:], snap.traces[b.k].id[:])
+	})
+	for n, c := range cands {
+		if n%64 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		t := snap.traces[c.k]
+		td, err := ing.readParts(t.parts, &buf)
+		if err != nil {
+			return err
+		}
+		st.InspectedBytes += uint64(len(buf))
+		st.InspectedSpans += uint64(search.CountSpans(td))
+		md, err := search.Match(req.Query, t.id[:], td, req.SpansPerSpanSet)
+		if err != nil {
+			return err
+		}
+		if md != nil {
+			comb.Add(md)
+			if comb.Full() {
+				return nil
+			}
+		}
+	}
+	return nil
+}
+
+// summaries returns the search summaries of parts (in sums, reused),
+// from the instance's cache or built by reading the parts missing from it.
+func (ing *Ingester) summaries(inst *instance, parts []part, sums []*partSummary, b *summaryBuilder, buf *[]byte, st *search.Stats) ([]*partSummary, error) {
+	sums = slices.Grow(sums[:0], len(parts))[:len(parts)]
+	inst.summaries.lookup(parts, sums)
+	for i, s := range sums {
+		if s != nil {
+			continue
+		}
+		p := parts[i]
+		if cap(*buf) < int(p.n) {
+			*buf = make([]byte, p.n)
+		}
+		raw := (*buf)[:p.n]
+		if err := ing.wal.readAt(p.seg, p.off, raw); err != nil {
+			return sums, fmt.Errorf("read wal segment %d at %d: %w", p.seg, p.off, err)
+		}
+		st.InspectedBytes += uint64(len(raw))
+		s, err := b.scan(raw)
+		if err != nil {
+			// Not readable without decoding: summarise it decoded (or
+			// fail as a lookup would).
+			td, derr := decodeInto(raw)
+			if derr != nil {
+				return sums, derr
+			}
+			s = b.summarize(td)
+		}
+		inst.summaries.store(parts[i], s)
+		sums[i] = s
+	}
+	return sums, nil
+}
+
 // SearchRecent runs a TraceQL search over everything this ingester holds
 // for the tenant.
 func (ing *Ingester) SearchRecent(ctx context.Context, req *rubatopb.SearchRequest) (*rubatopb.SearchResponse, error) {
@@ -167,6 +335,11 @@ func (ing *Ingester) SearchRecent(ctx context.Context, req *rubatopb.SearchReque
 	if inst == nil {
 		return resp, nil
 	}
+	done, err := ing.acquireSearch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	start := time.Now()
 	comb := search.NewCombiner(int(req.Limit), int(req.SpansPerSpanSet))
 	st, err := ing.searchSnapshotData(ctx, inst, search.Request{Query: q, Start: req.Start, End: req.End, SpansPerSpanSet: int(req.SpansPerSpanSet)}, comb)
@@ -183,22 +356,7 @@ func (ing *Ingester) searchSnapshotData(ctx context.Context, inst *instance, req
 	snap, release := inst.snapshot()
 	defer release()
 	var st search.Stats
-	var evalErr error
-	err := ing.eachWALTrace(ctx, snap, req.Start, req.End, &st, func(id [16]byte, td *tracev1.TracesData) bool {
-		md, err := search.Match(req.Query, id[:], td, req.SpansPerSpanSet)
-		if err != nil {
-			evalErr = err
-			return false
-		}
-		if md != nil {
-			comb.Add(md)
-		}
-		return !comb.Full()
-	})
-	if err == nil {
-		err = evalErr
-	}
-	if err != nil || comb.Full() {
+	if err := ing.searchWAL(ctx, inst, snap, req, comb, &st); err != nil || comb.Full() {
 		return st, err
 	}
 	for _, cb := range snap.blocks {
@@ -225,15 +383,22 @@ func (ing *Ingester) searchSnapshotData(ctx context.Context, inst *instance, req
 
 // eachTrace calls fn for every trace the ingester holds for inst that
 // overlaps [start, end]: WAL-held traces then complete blocks.
-func (ing *Ingester) eachTrace(ctx context.Context, inst *instance, start, end uint32, fn func(td *tracev1.TracesData) error) error {
+// If raw is not nil, it is given the bytes of each WAL part of those
+// traces instead, undecoded.
+func (ing *Ingester) eachTrace(ctx context.Context, inst *instance, start, end uint32, fn func(td *tracev1.TracesData) error, raw func(b []byte) error) error {
 	snap, release := inst.snapshot()
 	defer release()
 	var st search.Stats
 	var fnErr error
-	err := ing.eachWALTrace(ctx, snap, start, end, &st, func(_ [16]byte, td *tracev1.TracesData) bool {
-		fnErr = fn(td)
-		return fnErr == nil
-	})
+	var err error
+	if raw != nil {
+		err = ing.eachWALPart(ctx, snap, start, end, &st, raw)
+	} else {
+		err = ing.eachWALTrace(ctx, snap, start, end, &st, func(_ [16]byte, td *tracev1.TracesData) bool {
+			fnErr = fn(td)
+			return fnErr == nil
+		})
+	}
 	if err == nil {
 		err = fnErr
 	}
@@ -288,8 +453,13 @@ func (ing *Ingester) SearchTags(ctx context.Context, req *rubatopb.SearchTagsReq
 	}
 	names := search.NewTagNames(int(req.MaxTagsPerScope), 0)
 	if inst != nil && req.Scope != search.ScopeIntrinsic {
+		done, err := ing.acquireSearch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
 		start := time.Now()
-		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return names.AddTrace(q, td) })
+		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return names.AddTrace(q, td) }, nil)
 		ing.metrics.searchDuration.WithLabelValues("tags").Observe(time.Since(start).Seconds())
 		if err != nil {
 			return nil, grpcErr("search tags", err)
@@ -319,8 +489,18 @@ func (ing *Ingester) SearchTagValues(ctx context.Context, req *rubatopb.SearchTa
 	}
 	vals := search.NewTagValues(int(req.MaxTagValues), 0)
 	if inst != nil {
+		done, err := ing.acquireSearch(ctx)
+		if err != nil {
+			return nil, err
+		}
+		defer done()
 		start := time.Now()
-		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return vals.AddTrace(tag, q, td) })
+		var raw func(b []byte) error
+		if q.IsMatchAll() && (tag.Scope == search.ScopeResource || tag.Scope == search.ScopeSpan) {
+			// Read only the tag's values from the WAL bytes.
+			raw = func(b []byte) error { _, err := tagValuesWire(tag, b, vals); return err }
+		}
+		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return vals.AddTrace(tag, q, td) }, raw)
 		ing.metrics.searchDuration.WithLabelValues("tag_values").Observe(time.Since(start).Seconds())
 		if err != nil {
 			return nil, grpcErr("search tag values", err)

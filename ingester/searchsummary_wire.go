@@ -1,0 +1,387 @@
+package ingester
+
+import (
+	"errors"
+	"math"
+
+	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/rubatodb/rubato/pkg/search"
+	"github.com/rubatodb/rubato/pkg/traceql"
+)
+
+// The summary of a WAL part is built from its protobuf bytes directly,
+// without decoding them into messages (proto.Unmarshal allocates every
+// span, attribute and string; this walk allocates nothing but the
+// summary). It adds the same items as summarize over the decoded part:
+// TestSummaryWireEqualsDecoded checks that the two agree. Where protobuf
+// merging would keep only the last of repeated occurrences of a field
+// (a scalar, a oneof), every occurrence is added, which only widens the
+// summary.
+
+var errWire = errors.New("malformed trace protobuf")
+
+var (
+	nameKey = []byte("name")
+	msgKey  = []byte("statusMessage")
+)
+
+// field iterates the fields of one message.
+func nextField(b []byte) (num protowire.Number, typ protowire.Type, val []byte, v uint64, rest []byte, err error) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, 0, nil, 0, nil, errWire
+	}
+	b = b[n:]
+	switch typ {
+	case protowire.BytesType:
+		val, n = protowire.ConsumeBytes(b)
+	case protowire.VarintType:
+		v, n = protowire.ConsumeVarint(b)
+	case protowire.Fixed64Type:
+		v, n = protowire.ConsumeFixed64(b)
+	case protowire.Fixed32Type:
+		var x uint32
+		x, n = protowire.ConsumeFixed32(b)
+		v = uint64(x)
+	default:
+		n = protowire.ConsumeFieldValue(num, typ, b)
+	}
+	if n < 0 {
+		return 0, 0, nil, 0, nil, errWire
+	}
+	return num, typ, val, v, b[n:], nil
+}
+
+// scan builds the summary of one part from its bytes (a TracesData, or
+// several concatenated).
+func (b *summaryBuilder) scan(data []byte) (*partSummary, error) {
+	s := &partSummary{}
+	b.items = b.items[:0]
+	for len(data) > 0 {
+		num, typ, val, _, rest, err := nextField(data)
+		if err != nil {
+			return nil, err
+		}
+		data = rest
+		if num == 1 && typ == protowire.BytesType {
+			if err := b.scanResourceSpans(s, val); err != nil {
+				return nil, err
+			}
+		}
+	}
+	b.finish(s)
+	return s, nil
+}
+
+func (b *summaryBuilder) scanResourceSpans(s *partSummary, data []byte) error {
+	for len(data) > 0 {
+		num, typ, val, _, rest, err := nextField(data)
+		if err != nil {
+			return err
+		}
+		data = rest
+		if typ != protowire.BytesType {
+			continue
+		}
+		switch num {
+		case 1: // resource
+			if err := b.scanAttrsOf(traceql.ScopeResource, val, 1); err != nil {
+				return err
+			}
+		case 2: // scope_spans
+			if err := b.scanScopeSpans(s, val); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (b *summaryBuilder) scanScopeSpans(s *partSummary, data []byte) error {
+	for len(data) > 0 {
+		num, typ, val, _, rest, err := nextField(data)
+		if err != nil {
+			return err
+		}
+		data = rest
+		if typ != protowire.BytesType {
+			continue
+		}
+		switch num {
+		case 1: // scope: attributes are field 3
+			if err := b.scanAttrsOf(traceql.ScopeInstrumentation, val, 3); err != nil {
+				return err
+			}
+		case 2:
+			if err := b.scanSpan(s, val); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// scanAttrsOf adds the attributes (KeyValue field attrField) of message data.
+func (b *summaryBuilder) scanAttrsOf(sc traceql.Scope, data []byte, attrField protowire.Number) error {
+	for len(data) > 0 {
+		num, typ, val, _, rest, err := nextField(data)
+		if err != nil {
+			return err
+		}
+		data = rest
+		if num == attrField && typ == protowire.BytesType {
+			if err := b.scanKeyValue(sc, val); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (b *summaryBuilder) scanSpan(s *partSummary, data []byte) error {
+	var name, msg []byte
+	var nameSeen, msgSeen, codeSeen, kindSeen bool
+	var start, end uint64
+	for len(data) > 0 {
+		num, typ, val, v, rest, err := nextField(data)
+		if err != nil {
+			return err
+		}
+		data = rest
+		switch {
+		case num == 5 && typ == protowire.BytesType:
+			if nameSeen && string(name) != string(val) {
+				b.items = append(b.items, itemHashBytes(traceql.ScopeIntrinsic, nameKey, tagStr, name, 0))
+			}
+			name, nameSeen = val, true
+		case num == 6 && typ == protowire.VarintType:
+			s.kinds |= codeBit(int64(int32(v)))
+			kindSeen = true
+		case num == 7 && typ == protowire.Fixed64Type:
+			start = v
+		case num == 8 && typ == protowire.Fixed64Type:
+			end = v
+		case num == 9 && typ == protowire.BytesType:
+			if err := b.scanKeyValue(traceql.ScopeSpan, val); err != nil {
+				return err
+			}
+		case num == 11 && typ == protowire.BytesType:
+			if err := b.scanAttrsOf(traceql.ScopeEvent, val, 3); err != nil {
+				return err
+			}
+		case num == 13 && typ == protowire.BytesType:
+			if err := b.scanAttrsOf(traceql.ScopeLink, val, 4); err != nil {
+				return err
+			}
+		case num == 15 && typ == protowire.BytesType:
+			for st := val; len(st) > 0; {
+				n2, t2, v2b, v2, r2, err := nextField(st)
+				if err != nil {
+					return err
+				}
+				st = r2
+				switch {
+				case n2 == 2 && t2 == protowire.BytesType:
+					if msgSeen && string(msg) != string(v2b) {
+						b.items = append(b.items, itemHashBytes(traceql.ScopeIntrinsic, msgKey, tagStr, msg, 0))
+					}
+					msg, msgSeen = v2b, true
+				case n2 == 3 && t2 == protowire.VarintType:
+					s.status |= codeBit(int64(int32(v2)))
+					codeSeen = true
+				}
+			}
+		}
+	}
+	if !codeSeen {
+		s.status |= codeBit(0)
+	}
+	if !kindSeen {
+		s.kinds |= codeBit(0)
+	}
+	b.items = append(b.items,
+		itemHashBytes(traceql.ScopeIntrinsic, nameKey, tagStr, name, 0),
+		itemHashBytes(traceql.ScopeIntrinsic, msgKey, tagStr, msg, 0))
+	s.addSpanTimes(start, end)
+	return nil
+}
+
+func (b *summaryBuilder) scanKeyValue(sc traceql.Scope, data []byte) error {
+	var key []byte
+	first := len(b.vals)
+	hasValue := false
+	for len(data) > 0 {
+		num, typ, val, _, rest, err := nextField(data)
+		if err != nil {
+			return err
+		}
+		data = rest
+		if typ != protowire.BytesType {
+			continue
+		}
+		switch num {
+		case 1:
+			key = val
+		case 2:
+			hasValue = true
+			if err := b.scanAnyValue(val); err != nil {
+				return err
+			}
+		}
+	}
+	b.items = append(b.items, itemHashBytes(sc, key, tagKey, nil, 0))
+	if !hasValue || len(b.vals) == first {
+		b.items = append(b.items, itemHashBytes(sc, key, tagOther, nil, 0)) // no value: GetValue() is nil
+	}
+	for _, v := range b.vals[first:] {
+		b.items = append(b.items, itemHashBytes(sc, key, v.tag, v.s, v.n))
+	}
+	b.vals = b.vals[:first]
+	return nil
+}
+
+// wireVal is one value of an AnyValue seen on the wire.
+type wireVal struct {
+	tag byte
+	s   []byte
+	n   uint64
+}
+
+func (b *summaryBuilder) scanAnyValue(data []byte) error {
+	for len(data) > 0 {
+		num, typ, val, v, rest, err := nextField(data)
+		if err != nil {
+			return err
+		}
+		data = rest
+		switch {
+		case num == 1 && typ == protowire.BytesType:
+			b.vals = append(b.vals, wireVal{tag: tagStr, s: val})
+		case num == 2 && typ == protowire.VarintType:
+			n := uint64(0)
+			if v != 0 {
+				n = 1
+			}
+			b.vals = append(b.vals, wireVal{tag: tagBool, n: n})
+		case num == 3 && typ == protowire.VarintType:
+			b.vals = append(b.vals, wireVal{tag: tagNum, n: numBits(float64(int64(v)))})
+		case num == 4 && typ == protowire.Fixed64Type:
+			f := math.Float64frombits(v)
+			if math.IsNaN(f) {
+				b.vals = append(b.vals, wireVal{tag: tagOther})
+			} else {
+				b.vals = append(b.vals, wireVal{tag: tagNum, n: numBits(f)})
+			}
+		case num >= 5 && num <= 7:
+			b.vals = append(b.vals, wireVal{tag: tagOther})
+		}
+	}
+	return nil
+}
+
+// tagValuesWire adds to v the values of a resource or span attribute tag
+// on every span of a WAL part, as search.TagValues.AddTrace does for a
+// match-all query over the decoded part, reading the bytes directly and
+// decoding only the matching KeyValues. ok is false for any other tag.
+func tagValuesWire(tag search.Tag, data []byte, v *search.TagValues) (ok bool, err error) {
+	if tag.Scope != search.ScopeResource && tag.Scope != search.ScopeSpan {
+		return false, nil
+	}
+	key := []byte(tag.Name)
+	for len(data) > 0 {
+		num, typ, rs, _, rest, err := nextField(data)
+		if err != nil {
+			return true, err
+		}
+		data = rest
+		if num != 1 || typ != protowire.BytesType {
+			continue
+		}
+		var resources, scopes [][]byte
+		for len(rs) > 0 {
+			n, t, val, _, r, err := nextField(rs)
+			if err != nil {
+				return true, err
+			}
+			rs = r
+			if t == protowire.BytesType && n == 1 {
+				resources = append(resources, val)
+			} else if t == protowire.BytesType && n == 2 {
+				scopes = append(scopes, val)
+			}
+		}
+		var spans [][]byte
+		for _, ss := range scopes {
+			for len(ss) > 0 {
+				n, t, val, _, r, err := nextField(ss)
+				if err != nil {
+					return true, err
+				}
+				ss = r
+				if n == 2 && t == protowire.BytesType {
+					spans = append(spans, val)
+				}
+			}
+		}
+		if len(spans) == 0 {
+			continue
+		}
+		if tag.Scope == search.ScopeResource {
+			for _, res := range resources {
+				found, err := firstAttr(res, 1, key, v)
+				if err != nil || found {
+					if err != nil {
+						return true, err
+					}
+					break
+				}
+			}
+			continue
+		}
+		for _, sp := range spans {
+			if _, err := firstAttr(sp, 9, key, v); err != nil {
+				return true, err
+			}
+		}
+	}
+	return true, nil
+}
+
+// firstAttr adds the value of the first attribute (KeyValue field
+// attrField of message data) named key, and reports whether there is one.
+func firstAttr(data []byte, attrField protowire.Number, key []byte, v *search.TagValues) (bool, error) {
+	for len(data) > 0 {
+		num, typ, val, _, rest, err := nextField(data)
+		if err != nil {
+			return false, err
+		}
+		data = rest
+		if num != attrField || typ != protowire.BytesType {
+			continue
+		}
+		var k []byte
+		for kv := val; len(kv) > 0; {
+			n, t, fv, _, r, err := nextField(kv)
+			if err != nil {
+				return false, err
+			}
+			kv = r
+			if n == 1 && t == protowire.BytesType {
+				k = fv
+			}
+		}
+		if string(k) != string(key) {
+			continue
+		}
+		var m commonv1.KeyValue
+		if err := proto.Unmarshal(val, &m); err != nil {
+			return false, err
+		}
+		v.AddAnyValue(m.Value)
+		return true, nil
+	}
+	return false, nil
+}
