@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"time"
@@ -69,22 +68,11 @@ overrides:
 func runBigTrace(cfg config) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
-	dir := cfg.dir
-	if dir == "" {
-		var err error
-		if dir, err = os.MkdirTemp("", "rubato-bigtrace-"); err != nil {
-			return err
-		}
-		if !cfg.keep {
-			defer os.RemoveAll(dir)
-		}
+	dir, cleanup, err := cfg.prepare("rubato-bigtrace-")
+	if err != nil {
+		return err
 	}
-	if cfg.binary == "" {
-		cfg.binary = filepath.Join(dir, "rubato")
-		if out, err := exec.Command("go", "build", "-o", cfg.binary, "./cmd/rubato").CombinedOutput(); err != nil {
-			return fmt.Errorf("build rubato: %v\n%s", err, out)
-		}
-	}
+	defer cleanup()
 	id, size, spans, err := writeBigTraceBlock(ctx, dir, cfg.bigTraceMB<<20)
 	if err != nil {
 		return err

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -79,22 +78,11 @@ func (r setupResult) usPerSpan() float64 { return r.cpu / float64(r.spans) * 1e6
 func runCluster(cfg config) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
-	dir := cfg.dir
-	if dir == "" {
-		var err error
-		if dir, err = os.MkdirTemp("", "rubato-bench-cluster-"); err != nil {
-			return err
-		}
-		if !cfg.keep {
-			defer os.RemoveAll(dir)
-		}
+	dir, cleanup, err := cfg.prepare("rubato-bench-cluster-")
+	if err != nil {
+		return err
 	}
-	if cfg.binary == "" {
-		cfg.binary = filepath.Join(dir, "rubato")
-		if out, err := exec.Command("go", "build", "-o", cfg.binary, "./cmd/rubato").CombinedOutput(); err != nil {
-			return fmt.Errorf("build rubato: %v\n%s", err, out)
-		}
-	}
+	defer cleanup()
 	tp, err := profileTemplate(cfg)
 	if err != nil {
 		return err

@@ -2,6 +2,10 @@ package main
 
 import (
 	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"time"
 )
 
@@ -69,4 +73,28 @@ func (c *config) registerFlags(f *flag.FlagSet) {
 	f.BoolVar(&c.cluster, "cluster", false, "instead of the ingest benchmark: push -spans to the single binary, then to an RF3 cluster (1 distributor + 3 ingesters over memberlist), and compare their CPU per span (cluster.go)")
 	f.IntVar(&c.clusterRounds, "cluster.rounds", 1, "with -cluster: measure both setups this many times, alternating")
 	f.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the server during the push phase to this file")
+}
+
+// prepare makes the run's working directory (-dir, or a temporary one that
+// cleanup removes unless -keep) and builds the rubato binary into it
+// unless -binary names one.
+func (c *config) prepare(prefix string) (dir string, cleanup func(), err error) {
+	cleanup = func() {}
+	dir = c.dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", prefix); err != nil {
+			return "", cleanup, err
+		}
+		if !c.keep {
+			cleanup = func() { _ = os.RemoveAll(dir) }
+		}
+	}
+	if c.binary == "" {
+		c.binary = filepath.Join(dir, "rubato")
+		if out, err := exec.Command("go", "build", "-o", c.binary, "./cmd/rubato").CombinedOutput(); err != nil {
+			cleanup()
+			return "", func() {}, fmt.Errorf("build rubato: %v\n%s", err, out)
+		}
+	}
+	return dir, cleanup, nil
 }

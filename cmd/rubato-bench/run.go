@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -59,22 +58,11 @@ overrides:
 func run(cfg config) error {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.timeout)
 	defer cancel()
-	dir := cfg.dir
-	if dir == "" {
-		var err error
-		if dir, err = os.MkdirTemp("", "rubato-bench-"); err != nil {
-			return err
-		}
-		if !cfg.keep {
-			defer os.RemoveAll(dir)
-		}
+	dir, cleanup, err := cfg.prepare("rubato-bench-")
+	if err != nil {
+		return err
 	}
-	if cfg.binary == "" {
-		cfg.binary = filepath.Join(dir, "rubato")
-		if out, err := exec.Command("go", "build", "-o", cfg.binary, "./cmd/rubato").CombinedOutput(); err != nil {
-			return fmt.Errorf("build rubato: %v\n%s", err, out)
-		}
-	}
+	defer cleanup()
 	tp, err := profileTemplate(cfg)
 	if err != nil {
 		return err

@@ -161,37 +161,15 @@ func (st *soakStats) miss(format string, args ...any) {
 }
 
 func runSoak(cfg config, sc *soakConfig) error {
-	dir := cfg.dir
-	if dir == "" {
-		var err error
-		if dir, err = os.MkdirTemp("", "rubato-soak-"); err != nil {
-			return err
-		}
-		if !cfg.keep {
-			defer os.RemoveAll(dir)
-		}
+	dir, cleanup, err := cfg.prepare("rubato-soak-")
+	if err != nil {
+		return err
 	}
-	if cfg.binary == "" {
-		cfg.binary = filepath.Join(dir, "rubato")
-		if out, err := exec.Command("go", "build", "-o", cfg.binary, "./cmd/rubato").CombinedOutput(); err != nil {
-			return fmt.Errorf("build rubato: %v\n%s", err, out)
-		}
-	}
+	defer cleanup()
 	if err := os.MkdirAll(sc.out, 0o755); err != nil {
 		return err
 	}
-	var (
-		tp  *template
-		err error
-	)
-	switch cfg.profile {
-	case profileRealistic:
-		tp, err = newRealisticTemplate(cfg.tracesPerReq, cfg.spansPer)
-	case profileSimple:
-		tp, err = newTemplate(cfg.tracesPerReq, cfg.spansPer)
-	default:
-		err = fmt.Errorf("-profile %q: want %s or %s", cfg.profile, profileRealistic, profileSimple)
-	}
+	tp, err := profileTemplate(cfg)
 	if err != nil {
 		return err
 	}
