@@ -20,7 +20,7 @@ var notImplemented = []struct{ pattern, feature string }{
 	{"/api/search/recent", "recent-search is not implemented; use /api/search"},
 	{"/querier/", "Tempo's internal querier API is not implemented; use the /api routes"},
 	{"/generator/", "the metrics-generator API is not implemented"},
-	{"/memberlist", "memberlist is not used by Rubato"},
+	{"/memberlist", "memberlist is not in use in this process (no ring here has kvstore.store: memberlist)"},
 	{"/status/usage-stats", "usage statistics are not implemented"},
 }
 
