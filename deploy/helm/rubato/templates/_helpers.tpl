@@ -25,7 +25,9 @@
 {{- define "rubato.selectorLabels" -}}
 app.kubernetes.io/name: {{ include "rubato.name" .ctx }}
 app.kubernetes.io/instance: {{ .ctx.Release.Name }}
-app.kubernetes.io/component: {{ .component }}
+{{- with .component }}
+app.kubernetes.io/component: {{ . }}
+{{- end }}
 {{- end }}
 
 {{- define "rubato.labels" -}}
@@ -70,11 +72,16 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{- toYaml (dict "ports" $out) }}
 {{- end }}
 
-{{/* The Rubato config rendered from values, before structuredConfig. */}}
+{{/* The Rubato config rendered from values, before structuredConfig.
+In distributed mode every component reads this one config and gets its
+target from the -target flag of its Deployment or StatefulSet (Tempo's way). */}}
 {{- define "rubato.baseConfig" -}}
 {{- $t := .Values.traces -}}
 {{- $s3 := .Values.storage.trace.s3 -}}
+{{- $distributed := eq .Values.deploymentMode "distributed" -}}
+{{- if not $distributed }}
 target: all
+{{- end }}
 multitenancy_enabled: {{ .Values.rubato.multitenancyEnabled }}
 server:
   http_listen_port: {{ .Values.rubato.server.httpListenPort }}
@@ -123,6 +130,31 @@ distributor:
         {{- end }}
     {{- end }}
   {{- end }}
+{{- if $distributed }}
+ingester:
+  lifecycler:
+    # The ingester's ID in the ring is its pod name (the hostname), stable
+    # in the StatefulSet; its tokens live on the WAL volume, so a restarted
+    # ingester takes back its own ranges.
+    tokens_file_path: /var/rubato/tokens.json
+    ring:
+      replication_factor: {{ .Values.ingester.replicationFactor }}
+      kvstore:
+        store: memberlist
+memberlist:
+  bind_port: {{ .Values.memberlist.bindPort }}
+  # Gossip only with members of this release (pod IPs are reused).
+  cluster_label: {{ printf "%s.%s" (include "rubato.fullname" .) .Release.Namespace | quote }}
+  join_members:
+    - {{ include "rubato.gossipJoin" . | quote }}
+querier:
+  frontend_worker:
+    frontend_address: {{ include "rubato.frontendAddress" . | quote }}
+compactor:
+  ring:
+    kvstore:
+      store: memberlist
+{{- end }}
 overrides:
   per_tenant_override_config: /runtime-config/overrides.yaml
   {{- with .Values.rubato.overrides }}
@@ -155,6 +187,8 @@ storage:
       {{- end }}
       insecure: {{ $s3.insecure }}
       forcepathstyle: {{ $s3.forcePathStyle }}
+    {{- else if and (eq .Values.storage.trace.backend "local") $distributed }}
+    {{- fail "deploymentMode distributed needs an object store every component reads: set storage.trace.backend=s3 (with storage.trace.s3.*) or minio.enabled=true; the local backend lives on one pod's volume" }}
     {{- else if eq .Values.storage.trace.backend "local" }}
     backend: local
     local:
@@ -174,4 +208,84 @@ storage:
 {{/* The per-tenant overrides runtime file. */}}
 {{- define "rubato.runtimeConfig" -}}
 {{- toYaml (dict "overrides" .Values.rubato.perTenantOverrides) -}}
+{{- end }}
+
+{{/* The cluster domain of Service DNS names. */}}
+{{- define "rubato.clusterDomain" -}}
+{{- default "cluster.local" .Values.global.clusterDomain -}}
+{{- end }}
+
+{{/* A Service's fully qualified DNS name; pass (dict "ctx" $ "name" "...") */}}
+{{- define "rubato.serviceFQDN" -}}
+{{- printf "%s.%s.svc.%s" .name .ctx.Release.Namespace (include "rubato.clusterDomain" .ctx) -}}
+{{- end }}
+
+{{/* Name of a component's resources: <fullname>-<component>. */}}
+{{- define "rubato.componentName" -}}
+{{- printf "%s-%s" (include "rubato.fullname" .ctx) .component | trunc 63 | trimSuffix "-" -}}
+{{- end }}
+
+{{/* The label that makes a pod a member of the gossip ring Service
+(tempo-distributed's). */}}
+{{- define "rubato.memberlistLabel" -}}
+app.kubernetes.io/part-of: memberlist
+{{- end }}
+
+{{/* memberlist.join_members: the gossip ring's headless Service. */}}
+{{- define "rubato.gossipJoin" -}}
+{{- printf "dns+%s:%v" (include "rubato.serviceFQDN" (dict "ctx" . "name" (include "rubato.componentName" (dict "ctx" . "component" "gossip-ring")))) .Values.memberlist.bindPort -}}
+{{- end }}
+
+{{/* querier.frontend_worker.frontend_address: the query-frontend's headless
+discovery Service, gRPC port (tempo-distributed's). */}}
+{{- define "rubato.frontendAddress" -}}
+{{- printf "%s:%v" (include "rubato.serviceFQDN" (dict "ctx" . "name" (include "rubato.componentName" (dict "ctx" . "component" "query-frontend-discovery")))) .Values.rubato.server.grpcListenPort -}}
+{{- end }}
+
+{{/* Checks the values that no template checks on its own; included by
+configmap.yaml, which every rendering has. */}}
+{{- define "rubato.validate" -}}
+{{- $mode := .Values.deploymentMode -}}
+{{- if not (has $mode (list "single-binary" "distributed")) }}
+{{- fail (printf "deploymentMode %q: want single-binary or distributed" $mode) }}
+{{- end }}
+{{- if eq $mode "distributed" }}
+{{- $rf := int .Values.ingester.replicationFactor }}
+{{- if lt $rf 1 }}
+{{- fail (printf "ingester.replicationFactor %d: want at least 1" $rf) }}
+{{- end }}
+{{- if lt (int .Values.ingester.replicas) $rf }}
+{{- fail (printf "ingester.replicas (%d) is below ingester.replicationFactor (%d): each trace is written to %d ingesters; run at least as many" (int .Values.ingester.replicas) $rf $rf) }}
+{{- end }}
+{{- if ne (int .Values.queryFrontend.replicas) 1 }}
+{{- fail (printf "queryFrontend.replicas %d: keep 1. A querier's worker connects to one query-frontend address, so a second frontend would get no workers and its queries would wait until they time out" (int .Values.queryFrontend.replicas)) }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The env of a Rubato container: S3 keys from the Secret, if any (minio-go's
+credential chain reads them; no keys in the ConfigMap), then extraEnv, then
+the component's; pass (dict "ctx" $ "extra" <list>). Empty when none. */}}
+{{- define "rubato.env" -}}
+{{- $ := .ctx -}}
+{{- $secret := include "rubato.s3Secret" $ -}}
+{{- $env := list -}}
+{{- if $secret }}
+{{- $env = append $env (dict "name" "AWS_ACCESS_KEY_ID" "valueFrom" (dict "secretKeyRef" (dict "name" $secret "key" (ternary "rootUser" $.Values.storage.trace.s3.accessKeyIdKey $.Values.minio.enabled)))) }}
+{{- $env = append $env (dict "name" "AWS_SECRET_ACCESS_KEY" "valueFrom" (dict "secretKeyRef" (dict "name" $secret "key" (ternary "rootPassword" $.Values.storage.trace.s3.secretAccessKeyKey $.Values.minio.enabled)))) }}
+{{- end }}
+{{- $env = concat $env $.Values.extraEnv .extra -}}
+{{- if $env }}{{ toYaml $env }}{{ end -}}
+{{- end }}
+
+{{/* The Service clients push traces to: the single binary's, or the
+distributor's. */}}
+{{- define "rubato.pushService" -}}
+{{- if eq .Values.deploymentMode "distributed" }}{{ include "rubato.componentName" (dict "ctx" . "component" "distributor") }}{{ else }}{{ include "rubato.fullname" . }}{{ end -}}
+{{- end }}
+
+{{/* The Service Grafana queries: the single binary's, or the
+query-frontend's. */}}
+{{- define "rubato.queryService" -}}
+{{- if eq .Values.deploymentMode "distributed" }}{{ include "rubato.componentName" (dict "ctx" . "component" "query-frontend") }}{{ else }}{{ include "rubato.fullname" . }}{{ end -}}
 {{- end }}
