@@ -299,7 +299,7 @@ func checkRendering(t *testing.T, tc matrixCase, objs map[string]object) {
 		p := tp.obj.(*corev1.Pod)
 		require.Equal(t, "test", p.Annotations["helm.sh/hook"])
 		args := strings.Join(p.Spec.Containers[0].Args, " ")
-		require.True(t, strings.HasPrefix(args, "selftest -otlp-http=http://rel-rubato.traces.svc:4318 -query=http://rel-rubato.traces.svc:3200"), args)
+		require.True(t, strings.HasPrefix(args, "selftest -otlp-http=http://rel-rubato.traces.svc.cluster.local:4318 -query=http://rel-rubato.traces.svc.cluster.local:3200"), args)
 		require.Equal(t, tc.multitenancy, strings.Contains(args, "-tenant="), args)
 	}
 }
@@ -320,12 +320,22 @@ func TestConfigVerifyCatchesBadValues(t *testing.T) {
 	}
 }
 
-// TestDistributedModeRefused: the mode not implemented yet fails to render
-// with a message, rather than rendering a single binary.
-func TestDistributedModeRefused(t *testing.T) {
-	out, err := helm(t, "template", "rel", chartDir, "--set", "deploymentMode=distributed")
-	require.Error(t, err)
-	require.Contains(t, out, `deploymentMode "distributed" is not implemented`)
+// TestBadModeValuesRefused: values the chart cannot honour fail to render
+// with a message naming the value, rather than rendering something else.
+func TestBadModeValuesRefused(t *testing.T) {
+	const dist = "deploymentMode=distributed,minio.enabled=true"
+	for set, want := range map[string]string{
+		"deploymentMode=microservices":             `deploymentMode "microservices": want single-binary or distributed`,
+		"deploymentMode=distributed":               "deploymentMode distributed needs an object store",
+		dist + ",ingester.replicas=2":              "ingester.replicas (2) is below ingester.replicationFactor (3)",
+		dist + ",queryFrontend.replicas=2":         "queryFrontend.replicas 2: keep 1",
+		dist + ",ingester.antiAffinity.zone=maybe": `ingester.antiAffinity.zone "maybe": want soft, hard or none`,
+		dist + ",distributor.autoscaling.enabled=true," + "distributor.autoscaling.targetCPUUtilizationPercentage=0": "distributor.autoscaling: set targetCPUUtilizationPercentage or targetMemoryUtilizationPercentage",
+	} {
+		out, err := helm(t, "template", "rel", chartDir, "--set", set)
+		require.Error(t, err, set)
+		require.Contains(t, out, want, set)
+	}
 }
 
 // TestStrictDecodeRejectsUnknownFields: the check itself fails on a field

@@ -13,7 +13,9 @@ import (
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"github.com/stretchr/testify/require"
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -103,6 +105,10 @@ func decodeStrict(doc []byte) (object, error) {
 		obj = &appsv1.StatefulSet{}
 	case "apps/v1/Deployment":
 		obj = &appsv1.Deployment{}
+	case "policy/v1/PodDisruptionBudget":
+		obj = &policyv1.PodDisruptionBudget{}
+	case "autoscaling/v2/HorizontalPodAutoscaler":
+		obj = &autoscalingv2.HorizontalPodAutoscaler{}
 	case "monitoring.coreos.com/v1/ServiceMonitor":
 		obj = &monitoringv1.ServiceMonitor{}
 	default:
@@ -167,24 +173,38 @@ func render(t *testing.T, values string) map[string]object {
 }
 
 // verifyConfig requires `rubato -config.verify` to accept the ConfigMap's
-// two files.
-func verifyConfig(t *testing.T, cm *corev1.ConfigMap) {
+// two files, run with args (a container's arguments, its -config.file
+// pointed at the copy).
+func verifyConfig(t *testing.T, cm *corev1.ConfigMap, args ...string) {
 	t.Helper()
-	out, err := runVerify(t, cm)
-	require.NoError(t, err, "rubato -config.verify rejected the chart's config:\n%s\n--- rubato.yaml:\n%s--- overrides.yaml:\n%s", out, cm.Data["rubato.yaml"], cm.Data["overrides.yaml"])
+	out, err := runVerify(t, cm, args...)
+	require.NoError(t, err, "rubato %v -config.verify rejected the chart's config:\n%s\n--- rubato.yaml:\n%s--- overrides.yaml:\n%s", args, out, cm.Data["rubato.yaml"], cm.Data["overrides.yaml"])
 	require.Equal(t, "config OK\n", out)
 }
 
-// runVerify runs `rubato -config.verify` on the ConfigMap's two files.
-func runVerify(t *testing.T, cm *corev1.ConfigMap) (string, error) {
+// runVerify runs `rubato -config.verify` on the ConfigMap's two files,
+// with args as a container runs it: its -config.file=/conf/rubato.yaml
+// is pointed at a copy (default: just -config.file and -config.expand-env).
+func runVerify(t *testing.T, cm *corev1.ConfigMap, args ...string) (string, error) {
 	t.Helper()
 	dir := t.TempDir()
 	cfg, over := filepath.Join(dir, "rubato.yaml"), filepath.Join(dir, "overrides.yaml")
 	require.NoError(t, os.WriteFile(cfg, []byte(cm.Data["rubato.yaml"]), 0o644))
 	require.NoError(t, os.WriteFile(over, []byte(cm.Data["overrides.yaml"]), 0o644))
+	if len(args) == 0 {
+		args = []string{"-config.file=/conf/rubato.yaml", "-config.expand-env"}
+	}
+	var run []string
+	for _, a := range args {
+		if a == "-config.file=/conf/rubato.yaml" {
+			a = "-config.file=" + cfg
+		}
+		run = append(run, a)
+	}
 	// The per-tenant file is mounted at /runtime-config in the pod; here
 	// the flag (which wins over the file) points at the copy.
+	run = append(run, "-config.per-user-override-config="+over, "-config.verify")
 	_, rubatoPath := tools(t)
-	out, err := exec.Command(rubatoPath, "-config.file="+cfg, "-config.expand-env", "-config.per-user-override-config="+over, "-config.verify").CombinedOutput()
+	out, err := exec.Command(rubatoPath, run...).CombinedOutput()
 	return string(out), err
 }
