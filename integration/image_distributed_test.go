@@ -291,6 +291,8 @@ storage:
 		require.True(t, found[search.TraceIDString(id[:])], "search through the query-frontend misses trace %s (found %v)", id, found)
 	}
 	require.Len(t, found, len(want))
+	t.Logf("%d traces pushed to the distributor, read back and found by search through the query-frontend; querier worker jobs ok: %v",
+		len(want), q.s.metric(t, "rubato_querier_worker_jobs_total", `outcome="ok"`))
 
 	// The ingesters flush to MinIO with the keys from the Secret's env.
 	for _, p := range ingesters {
