@@ -47,8 +47,9 @@ func helmBinary(t *testing.T) string {
 	return strings.TrimSpace(string(out))
 }
 
-// renderedWorkload is the part of a rendered Deployment or StatefulSet
-// the test runs: its replicas and its container's args and env.
+// renderedWorkload is the part of a rendered object the test runs: a
+// ConfigMap's data, a Deployment's or StatefulSet's replicas and pod
+// template, a Pod's containers.
 type renderedWorkload struct {
 	Kind     string `yaml:"kind"`
 	Metadata struct {
@@ -56,27 +57,31 @@ type renderedWorkload struct {
 	} `yaml:"metadata"`
 	Data map[string]string `yaml:"data"` // ConfigMaps
 	Spec struct {
-		Replicas int `yaml:"replicas"`
-		Template struct {
+		Replicas   int                 `yaml:"replicas"`
+		Containers []renderedContainer `yaml:"containers"` // Pods
+		Template   struct {
 			Spec struct {
-				Containers []struct {
-					Name  string   `yaml:"name"`
-					Image string   `yaml:"image"`
-					Args  []string `yaml:"args"`
-					Env   []struct {
-						Name      string `yaml:"name"`
-						Value     string `yaml:"value"`
-						ValueFrom *struct {
-							SecretKeyRef struct {
-								Name string `yaml:"name"`
-								Key  string `yaml:"key"`
-							} `yaml:"secretKeyRef"`
-						} `yaml:"valueFrom"`
-					} `yaml:"env"`
-				} `yaml:"containers"`
+				Containers []renderedContainer `yaml:"containers"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
 	} `yaml:"spec"`
+}
+
+// renderedContainer is a rendered container's image, args and env.
+type renderedContainer struct {
+	Name  string   `yaml:"name"`
+	Image string   `yaml:"image"`
+	Args  []string `yaml:"args"`
+	Env   []struct {
+		Name      string `yaml:"name"`
+		Value     string `yaml:"value"`
+		ValueFrom *struct {
+			SecretKeyRef struct {
+				Name string `yaml:"name"`
+				Key  string `yaml:"key"`
+			} `yaml:"secretKeyRef"`
+		} `yaml:"valueFrom"`
+	} `yaml:"env"`
 }
 
 // TestImageDistributedFromChart runs the chart's distributed mode from the
@@ -91,7 +96,9 @@ type renderedWorkload struct {
 // pods mount them, a read-only root and tmpfs volumes for /tmp and the
 // ingesters' /var/rubato. A trace pushed to the distributor is read back
 // and found by search through the query-frontend (so through a querier's
-// worker and the ingesters), and the ingesters' flush reaches MinIO.
+// worker and the ingesters), the chart's `helm test` pod (rubato selftest)
+// passes against the distributor and the query-frontend, and the
+// ingesters' flush reaches MinIO.
 //
 // What differs from a cluster, and why (everything else is as rendered):
 //
@@ -293,6 +300,28 @@ storage:
 	require.Len(t, found, len(want))
 	t.Logf("%d traces pushed to the distributor, read back and found by search through the query-frontend; querier worker jobs ok: %v",
 		len(want), q.s.metric(t, "rubato_querier_worker_jobs_total", `outcome="ok"`))
+
+	// The chart's helm test pod, run as rendered but with its two Service
+	// URLs pointed at the containers' host ports: it must push to the
+	// distributor and read back through the query-frontend.
+	testPod, ok := objs["Pod/it-rubato-test-roundtrip"]
+	require.True(t, ok, "no helm test pod rendered")
+	var selftest []string
+	for _, a := range testPod.Spec.Containers[0].Args {
+		switch {
+		case strings.HasPrefix(a, "-otlp-http="):
+			require.Equal(t, "-otlp-http=http://it-rubato-distributor.traces.svc.cluster.local:4318", a)
+			a = fmt.Sprintf("-otlp-http=http://127.0.0.1:%d", otlpHTTP)
+		case strings.HasPrefix(a, "-query="):
+			require.Equal(t, "-query=http://it-rubato-query-frontend.traces.svc.cluster.local:3200", a)
+			a = fmt.Sprintf("-query=http://127.0.0.1:%d", fe.s.ports.HTTP)
+		}
+		selftest = append(selftest, a)
+	}
+	require.Equal(t, "selftest", selftest[0])
+	out, err = exec.Command("docker", append([]string{"run", "--rm", "--network=host", image}, selftest...)...).CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	require.Contains(t, string(out), "selftest OK: trace ")
 
 	// The ingesters flush to MinIO with the keys from the Secret's env.
 	for _, p := range ingesters {
