@@ -316,30 +316,55 @@ func (fc *faultCluster) slowPushes(t *testing.T) float64 {
 	return fc.distributor.metric(t, name, `le="+Inf"`) - fc.distributor.metric(t, name, `le="0.128"`)
 }
 
-// TestNetFaultResets: every connection to one ingester is reset (TCP RST)
-// 200 ms after its first byte, so the distributor's connection to it keeps
-// breaking mid-push; then the same on two ingesters, so some writes lose
-// their quorum. Writes are acknowledged or refused retryably, the
-// distributor counts the failed pushes, and every acknowledged trace is
-// found exactly.
+// TestNetFaultResets: Toxiproxy's reset_peer toxic on one ingester, so
+// every connection to it (the one in use included) is reset by TCP RST
+// 100 ms after its next bytes, which never arrive: the other two make the
+// quorum and no write fails, while the distributor counts the failed
+// pushes. Then resets flap on two ingesters (on for 100–400 ms, off for
+// 200–800 ms, each on its own): some writes lose their quorum and are
+// refused retryably, the others are acknowledged. Every acknowledged trace
+// is found exactly.
 func TestNetFaultResets(t *testing.T) {
 	fc := startFaultCluster(t, "netfault-resets")
 	l := startRetryLoad(t, fc.distributor, 4)
 	l.waitMore(t, 40, 20*time.Second)
 
 	failures0 := fc.appendFailures(t, 0)
-	fc.toxic(t, 0, "reset", "reset_peer", `{"timeout": 200}`)
-	l.waitMore(t, 100, 60*time.Second) // the other two make the quorum
-	require.Greater(t, fc.appendFailures(t, 0), failures0, "rubato_distributor_ingester_append_failures_total of the reset ingester")
-
-	fc.toxic(t, 1, "reset", "reset_peer", `{"timeout": 200}`)
+	fc.toxic(t, 0, "reset", "reset_peer", `{"timeout": 100}`)
 	from := time.Now()
-	l.waitMore(t, 40, 90*time.Second)
+	l.waitMore(t, 100, 60*time.Second)
 	acked, failed := l.window(from, time.Now())
-	t.Logf("resets on two ingesters: %d attempts acknowledged, %d refused retryably", len(acked), len(failed))
-
+	require.Empty(t, failed, "resets on one ingester: the other two make the quorum")
+	t.Logf("resets on one ingester: %d writes acknowledged", len(acked))
+	require.Greater(t, fc.appendFailures(t, 0), failures0, "rubato_distributor_ingester_append_failures_total of the reset ingester")
 	fc.heal(0)
-	fc.heal(1)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var flaps [2]int
+	for i := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				if _, err := fc.proxies[i].Toxics.AddToxicJson(strings.NewReader(`{"name": "flap", "type": "reset_peer", "stream": "upstream", "attributes": {"timeout": 0}}`)); err != nil {
+					panic(err)
+				}
+				flaps[i]++
+				time.Sleep(time.Duration(100+rand.IntN(300)) * time.Millisecond)
+				fc.heal(i)
+				time.Sleep(time.Duration(200+rand.IntN(600)) * time.Millisecond)
+			}
+		}()
+	}
+	from = time.Now()
+	l.waitMore(t, 100, 120*time.Second)
+	cancel()
+	wg.Wait()
+	acked, failed = l.window(from, time.Now())
+	t.Logf("resets flapping on two ingesters (%d and %d times): %d attempts acknowledged, %d refused retryably", flaps[0], flaps[1], len(acked), len(failed))
+	require.NotEmpty(t, failed, "resets on two ingesters never cost a write its quorum")
+
 	l.waitMore(t, 40, 30*time.Second)
 	ids := l.stop(t)
 	fc.requireAllExact(t, ids, "after resets")
