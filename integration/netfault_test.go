@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -16,12 +17,15 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/stretchr/testify/require"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/rubatodb/rubato/integration/minio"
+	"github.com/rubatodb/rubato/pkg/rubatopb"
 )
 
 // The network-fault tests put a Toxiproxy proxy (in process, real TCP on
@@ -399,17 +403,8 @@ func TestNetFaultPartitionOne(t *testing.T) {
 	require.Greater(t, fc.appendFailures(t, 0), failures0, "rubato_distributor_ingester_append_failures_total of the partitioned ingester")
 	require.Zero(t, fc.distributor.metric(t, "rubato_discarded_spans_total", `reason="ingester_unavailable"`))
 
-	// Reads tolerate the one partitioned replica (a sample: each waits
-	// for the partitioned one's timeout).
-	l.mu.Lock()
-	var sample []string
-	for id := range l.acked {
-		if sample = append(sample, id); len(sample) == 16 {
-			break
-		}
-	}
-	l.mu.Unlock()
-	fc.requireAllExact(t, sample, "one ingester partitioned")
+	// Reads tolerate the one partitioned replica.
+	fc.requireAllExact(t, l.sample(16), "one ingester partitioned")
 
 	fc.heal(0)
 	victim = fc.pushed(t, 0)
@@ -418,6 +413,7 @@ func TestNetFaultPartitionOne(t *testing.T) {
 		"the healed ingester takes writes again")
 	ids := l.stop(t)
 	fc.requireAllExact(t, ids, "after the partition healed")
+	fc.requireSearchExact(t, ids, "after the partition healed")
 }
 
 // TestNetFaultPartitionTwo blackholes two of the three ingesters: no write
@@ -446,6 +442,7 @@ func TestNetFaultPartitionTwo(t *testing.T) {
 		require.Equal(t, codes.Unavailable, a.code, "a write without quorum is refused with Unavailable (HTTP 503)")
 	}
 	require.Greater(t, fc.distributor.metric(t, "rubato_discarded_spans_total", `reason="ingester_unavailable"`), discarded)
+	fc.requireNoFalseNotFound(t, l.sample(16), "two ingesters partitioned")
 
 	fc.heal(0)
 	fc.heal(1)
@@ -456,4 +453,41 @@ func TestNetFaultPartitionTwo(t *testing.T) {
 	l.mu.Unlock()
 	require.Positive(t, retried, "no request was acknowledged after a retry")
 	fc.requireAllExact(t, ids, "after the partition of two healed")
+	fc.requireSearchExact(t, ids, "after the partition of two healed")
+}
+
+// sample returns up to n acknowledged trace IDs.
+func (l *retryLoad) sample(n int) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var ids []string
+	for id := range l.acked {
+		if ids = append(ids, id); len(ids) == n {
+			break
+		}
+	}
+	return ids
+}
+
+// requireNoFalseNotFound looks up acknowledged traces while the querier
+// may not reach enough of their replicas: each answer is the exact trace
+// or 503, never 404.
+func (fc *faultCluster) requireNoFalseNotFound(t *testing.T, ids []string, stage string) {
+	t.Helper()
+	answers := map[int]int{}
+	for _, id := range ids {
+		resp, body := get(t, fc.querier.url(fmt.Sprintf("/api/traces/%x", id)), "application/protobuf")
+		answers[resp.StatusCode]++
+		switch resp.StatusCode {
+		case http.StatusServiceUnavailable:
+		case http.StatusOK:
+			var tr rubatopb.Trace
+			require.NoError(t, proto.Unmarshal(body, &tr))
+			td := &tracev1.TracesData{ResourceSpans: tr.ResourceSpans}
+			require.Equal(t, clusterSpansPer, countSpans(td), "%s: trace %x", stage, id)
+		default:
+			t.Fatalf("%s: trace %x: %s: %s", stage, id, resp.Status, body)
+		}
+	}
+	t.Logf("%s: lookups of %d acknowledged traces answered %v", stage, len(ids), answers)
 }
