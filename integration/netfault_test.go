@@ -1,9 +1,11 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -443,6 +445,15 @@ func TestNetFaultPartitionTwo(t *testing.T) {
 	}
 	require.Greater(t, fc.distributor.metric(t, "rubato_discarded_spans_total", `reason="ingester_unavailable"`), discarded)
 	fc.requireNoFalseNotFound(t, l.sample(16), "two ingesters partitioned")
+	// OTLP/HTTP gets the same refusal as 503, which its exporters retry.
+	req, _ := makeRequest(2, clusterSpansPer)
+	body, err := proto.Marshal(req)
+	require.NoError(t, err)
+	resp, err := http.Post("http://"+fc.distributor.otlpHTTP()+"/v1/traces", "application/x-protobuf", bytes.NewReader(body))
+	require.NoError(t, err)
+	msg, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "OTLP/HTTP without quorum: %s", msg)
 
 	fc.heal(0)
 	fc.heal(1)
@@ -470,24 +481,43 @@ func (l *retryLoad) sample(n int) []string {
 }
 
 // requireNoFalseNotFound looks up acknowledged traces while the querier
-// may not reach enough of their replicas: each answer is the exact trace
-// or 503, never 404.
+// cannot reach enough of their replicas: each answer is the exact trace
+// marked partial (X-Rubato-Partial), or 503; never 404.
 func (fc *faultCluster) requireNoFalseNotFound(t *testing.T, ids []string, stage string) {
 	t.Helper()
-	answers := map[int]int{}
+	var mu sync.Mutex
+	answers := map[string]int{}
+	var wg sync.WaitGroup
 	for _, id := range ids {
-		resp, body := get(t, fc.querier.url(fmt.Sprintf("/api/traces/%x", id)), "application/protobuf")
-		answers[resp.StatusCode]++
-		switch resp.StatusCode {
-		case http.StatusServiceUnavailable:
-		case http.StatusOK:
-			var tr rubatopb.Trace
-			require.NoError(t, proto.Unmarshal(body, &tr))
-			td := &tracev1.TracesData{ResourceSpans: tr.ResourceSpans}
-			require.Equal(t, clusterSpansPer, countSpans(td), "%s: trace %x", stage, id)
-		default:
-			t.Fatalf("%s: trace %x: %s: %s", stage, id, resp.Status, body)
-		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			resp, body := get(t, fc.querier.url(fmt.Sprintf("/api/traces/%x", id)), "application/protobuf")
+			answer := resp.Status
+			switch resp.StatusCode {
+			case http.StatusServiceUnavailable:
+			case http.StatusOK:
+				var tr rubatopb.Trace
+				if err := proto.Unmarshal(body, &tr); err != nil {
+					answer = err.Error()
+				} else if n := countSpans(&tracev1.TracesData{ResourceSpans: tr.ResourceSpans}); n != clusterSpansPer {
+					answer = fmt.Sprintf("200 with %d spans", n)
+				} else if resp.Header.Get("X-Rubato-Partial") == "" {
+					answer = "200 not marked partial"
+				} else {
+					answer = "200 partial"
+				}
+			default:
+				answer = fmt.Sprintf("%s: %s", resp.Status, body)
+			}
+			mu.Lock()
+			answers[answer]++
+			mu.Unlock()
+		}()
 	}
+	wg.Wait()
 	t.Logf("%s: lookups of %d acknowledged traces answered %v", stage, len(ids), answers)
+	for a := range answers {
+		require.Contains(t, []string{"200 partial", "503 Service Unavailable"}, a, stage)
+	}
 }
