@@ -66,6 +66,11 @@ type Distributor struct {
 	receivedBytes  *prometheus.CounterVec
 	discardedSpans *prometheus.CounterVec
 	pushDuration   prometheus.Histogram
+	// appends and appendFailures count pushes to each ingester (by ring
+	// address) and those that failed, quorum reached or not, as Tempo's
+	// tempo_distributor_ingester_append{s,_failures}_total do.
+	appends        *prometheus.CounterVec
+	appendFailures *prometheus.CounterVec
 }
 
 var (
@@ -95,9 +100,13 @@ func New(cfg Config, r ring.ReadRing, ov *overrides.Overrides, pool *client.Pool
 			Name: "rubato_discarded_spans_total", Help: "Spans refused, each counted once, by tenant and reason; the client was told."}, []string{"tenant", "reason"}),
 		pushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "rubato_distributor_push_duration_seconds", Help: "Time to push a request to a quorum of its ingesters.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8)}),
+		appends: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rubato_distributor_ingester_appends_total", Help: "Pushes to each ingester, by its ring address."}, []string{"ingester"}),
+		appendFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rubato_distributor_ingester_append_failures_total", Help: "Pushes to each ingester that failed (error or push timeout), whether or not the write reached its quorum."}, []string{"ingester"}),
 	}
 	if reg != nil {
-		reg.MustRegister(d.receivedSpans, d.receivedBytes, d.discardedSpans, d.pushDuration)
+		reg.MustRegister(d.receivedSpans, d.receivedBytes, d.discardedSpans, d.pushDuration, d.appends, d.appendFailures)
 	}
 	d.Service = services.NewIdleService(nil, nil)
 	return d, nil
@@ -270,6 +279,8 @@ func (d *Distributor) push(ctx context.Context, tenantID string, split *otlpwire
 	err := ring.DoBatchWithOptions(ctx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idx []int) error {
 		c, err := d.pool.Get(inst.Addr)
 		if err != nil {
+			d.appends.WithLabelValues(inst.Addr).Inc()
+			d.appendFailures.WithLabelValues(inst.Addr).Inc()
 			return err
 		}
 		req := &rubatopb.PushBytesRequest{
@@ -280,8 +291,10 @@ func (d *Distributor) push(ctx context.Context, tenantID string, split *otlpwire
 			req.Traces[j] = frags[i].Bytes
 			req.Spans[j] = frags[i].Spans
 		}
+		d.appends.WithLabelValues(inst.Addr).Inc()
 		resp, err := c.PushBytes(pushCtx, req)
 		if err != nil {
+			d.appendFailures.WithLabelValues(inst.Addr).Inc()
 			return fmt.Errorf("ingester %s: %w", inst.Addr, err)
 		}
 		if len(resp.ErrorsByTrace) == len(idx) {

@@ -10,6 +10,10 @@
 //   - Pushes to ingesters run on a context detached from the client's and
 //     bounded by the push timeout (ingester_client.remote_timeout), so a
 //     replica slower than the quorum still receives the write.
+//   - Every push to an ingester is counted, by its ring address, in
+//     rubato_distributor_ingester_appends_total and, when it fails (error
+//     or push timeout), in rubato_distributor_ingester_append_failures_total,
+//     also when the other replicas made the quorum.
 //   - No span is dropped silently: every refused span is reported to the
 //     client (an error, or an OTLP partial success with the count and the
 //     reason) and counted exactly once in rubato_discarded_spans_total.

@@ -49,7 +49,11 @@
 //     it refers to against truncation, and reads without any lock held, so
 //     pushes never wait for a search. A trace with parts both in the WAL and
 //     in a complete block is evaluated per part and merged by pkg/search
-//     (spans deduplicated by ID), as Tempo does.
+//     (spans deduplicated by ID), as Tempo does. The WAL parts of one
+//     trace are joined with each span once (readParts; a write the
+//     distributor retried after a failed quorum appends the same spans
+//     again), so searches count each span once and the blocks cut from
+//     the WAL hold it once (TestRetriedPushCountedOnce).
 //   - A search reads and evaluates only the WAL-held traces that may match:
 //     each WAL part has a search summary (searchsummary.go: time bounds,
 //     duration range, status and kind masks, a bloom filter of attribute

@@ -22,6 +22,7 @@ import (
 	"github.com/rubatodb/rubato/ingester/client"
 	"github.com/rubatodb/rubato/pkg/backend"
 	"github.com/rubatodb/rubato/pkg/block"
+	"github.com/rubatodb/rubato/pkg/model/combine"
 	"github.com/rubatodb/rubato/pkg/overrides"
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 	"github.com/rubatodb/rubato/pkg/tenant"
@@ -267,7 +268,10 @@ func (ing *Ingester) instanceList() []*instance {
 	return out
 }
 
-// readParts reads trace fragments from the WAL and decodes them as one trace.
+// readParts reads trace fragments from the WAL and decodes them as one
+// trace, each span once: parts may repeat spans (a write retried after its
+// first attempt reached this ingester but not a quorum), and what reads
+// them (search, the cut to a block) must count each span once.
 func (ing *Ingester) readParts(parts []part, buf *[]byte) (*tracev1.TracesData, error) {
 	total := 0
 	for _, p := range parts {
@@ -285,7 +289,36 @@ func (ing *Ingester) readParts(parts []part, buf *[]byte) (*tracev1.TracesData, 
 		}
 	}
 	*buf = b
-	return decodeInto(b)
+	td, err := decodeInto(b)
+	if err != nil || len(parts) < 2 {
+		return td, err
+	}
+	return dropDuplicateSpans(td), nil
+}
+
+// spanSets holds the sets dropDuplicateSpans checks a trace's spans with.
+var spanSets = sync.Pool{New: func() any { return new(combine.SpanSet) }}
+
+// dropDuplicateSpans returns td, or when it holds a span more than once
+// (identity: pkg/model/combine's SpanSet), td combined with each span once.
+func dropDuplicateSpans(td *tracev1.TracesData) *tracev1.TracesData {
+	seen := spanSets.Get().(*combine.SpanSet)
+	defer func() {
+		if seen.Len() <= 1<<12 { // a huge trace's set is not kept
+			seen.Reset()
+			spanSets.Put(seen)
+		}
+	}()
+	for _, rs := range td.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			for _, sp := range ss.Spans {
+				if !seen.Add(sp.SpanId, int32(sp.Kind)) {
+					return combine.Traces(td)
+				}
+			}
+		}
+	}
+	return td
 }
 
 func (ing *Ingester) checkReady() error {

@@ -8,9 +8,12 @@ import (
 
 	"github.com/grafana/dskit/services"
 	"github.com/stretchr/testify/require"
+	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcev1 "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/rubatodb/rubato/pkg/backend/inmem"
 	"github.com/rubatodb/rubato/pkg/overrides"
@@ -134,4 +137,47 @@ func TestSearchSnapshotPinsWAL(t *testing.T) {
 	release()
 	ing.tick(context.Background(), false)
 	require.Equal(t, 1, segments(t, dir), "released: truncated")
+}
+
+// TestRetriedPushCountedOnce: a write the distributor retried (its first
+// attempt reached this ingester but not a quorum) appends the same spans
+// twice. Search counts and lists each span once, live and after the cut
+// to a complete block, as trace-by-ID does.
+func TestRetriedPushCountedOnce(t *testing.T) {
+	ing := newTestIngester(t, t.TempDir(), inmem.New(), overrides.Limits{})
+	tid := make([]byte, 16)
+	tid[0] = 7
+	ss := &tracev1.ScopeSpans{}
+	for i := range 4 {
+		ss.Spans = append(ss.Spans, &tracev1.Span{TraceId: tid, SpanId: []byte{7, 0, 0, 0, 0, 0, 0, byte(i + 1)}, Name: "op",
+			StartTimeUnixNano: 1e18, EndTimeUnixNano: 1e18 + 1,
+			Attributes: []*commonv1.KeyValue{{Key: "k", Value: &commonv1.AnyValue{Value: &commonv1.AnyValue_StringValue{StringValue: "v"}}}}})
+	}
+	res := &resourcev1.Resource{Attributes: []*commonv1.KeyValue{{Key: "service.name", Value: &commonv1.AnyValue{Value: &commonv1.AnyValue_StringValue{StringValue: "svc"}}}}}
+	raw, err := proto.Marshal(&tracev1.TracesData{ResourceSpans: []*tracev1.ResourceSpans{{Resource: res, ScopeSpans: []*tracev1.ScopeSpans{ss}}}})
+	require.NoError(t, err)
+	for range 2 {
+		_, err := ing.PushBytes(tenantCtx(), &rubatopb.PushBytesRequest{Ids: [][]byte{tid}, Traces: [][]byte{raw}, Spans: []uint32{4}})
+		require.NoError(t, err)
+	}
+	check := func(stage string) {
+		t.Helper()
+		resp, err := ing.SearchRecent(tenantCtx(), &rubatopb.SearchRequest{Query: `{ span.k = "v" }`})
+		require.NoError(t, err)
+		require.Len(t, resp.Traces, 1, stage)
+		tr := resp.Traces[0]
+		require.Equal(t, uint32(4), tr.SpanSets[0].Matched, stage)
+		require.Len(t, tr.SpanSets[0].Spans, 4, stage)
+		seen := map[string]bool{}
+		for _, sp := range tr.SpanSets[0].Spans {
+			require.False(t, seen[sp.SpanID], "%s: span %s listed twice", stage, sp.SpanID)
+			seen[sp.SpanID] = true
+		}
+		require.Equal(t, uint32(4), tr.ServiceStats["svc"].GetSpanCount(), stage)
+		require.Equal(t, 4, find(t, ing, 7), stage)
+	}
+	check("live")
+	ing.tick(context.Background(), true) // cut and flush
+	ing.flushWG.Wait()
+	check("complete block")
 }

@@ -42,6 +42,12 @@ type clusterOptions struct {
 	Join func(port int) string
 	// NoCompactor leaves the compactors out.
 	NoCompactor bool
+	// IngesterPorts, when set, gives ingester i's gRPC listen port and the
+	// port it advertises in the ring (a fault proxy's, forwarding to it).
+	IngesterPorts func(i int) (listen, advertise int)
+	// RemoteTimeout, when set, is ingester_client.remote_timeout (the
+	// distributor's push timeout) of every process.
+	RemoteTimeout time.Duration
 }
 
 // startCluster starts three ingesters, then the distributor, querier and
@@ -69,6 +75,9 @@ ingester_client:
   pool_config:
     checkinterval: 1s
 `, target, port, strings.Join(join, ", "))
+		if o.RemoteTimeout > 0 {
+			extra += fmt.Sprintf("  remote_timeout: %s\n", o.RemoteTimeout)
+		}
 		ing := fmt.Sprintf(`  lifecycler:
     id: %s
     heartbeat_period: 500ms
@@ -81,7 +90,13 @@ ingester_client:
 	}
 	c := &cluster{}
 	for i := range gossip {
-		c.ingesters = append(c.ingesters, startServer(t, proc("ingester", gossip[i], fmt.Sprintf("ingester-%d", i))))
+		opts := proc("ingester", gossip[i], fmt.Sprintf("ingester-%d", i))
+		if o.IngesterPorts != nil {
+			listen, advertise := o.IngesterPorts(i)
+			opts.GRPCPort = listen
+			opts.Ingester += fmt.Sprintf("\n    port: %d", advertise)
+		}
+		c.ingesters = append(c.ingesters, startServer(t, opts))
 	}
 	c.distributor = startServer(t, proc("distributor", freePort(t), "unused"))
 	c.querier = startServer(t, proc("querier", freePort(t), "unused"))

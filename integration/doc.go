@@ -5,6 +5,14 @@
 // TestImageWithMinIO builds the container image (scripts/rubato-image.sh)
 // and runs it next to the MinIO container, both on the host network.
 //
+// netfault_test.go puts a Toxiproxy proxy (github.com/Shopify/toxiproxy/v2,
+// run in process on 127.0.0.1) in front of each ingester of a cluster, so
+// that the distributor's pushes and the querier's reads cross it, and
+// injects latency, connection resets and partitions of one and of two
+// ingesters under a retrying client: every write is acknowledged or
+// refused retryably, none is acknowledged without a quorum, and every
+// acknowledged trace is found exactly afterwards.
+//
 // Invariants of the harness: every listener is bound to 127.0.0.1 on a free
 // port; each instance gets its own data directory; processes are stopped
 // (or killed) by t.Cleanup, never left behind.

@@ -73,6 +73,9 @@ type options struct {
 	// is itself a template over the instance's ports ({{.JaegerGRPC}}…),
 	// indented by four spaces.
 	Receivers string
+	// GRPCPort, when set, is the gRPC port instead of a free one (a fault
+	// proxy in front of it was started first).
+	GRPCPort int
 }
 
 // server is one running rubato process.
@@ -156,6 +159,9 @@ func startServer(t testing.TB, opts options) *server {
 		HTTP: freePort(t), GRPC: freePort(t), OTLPGRPC: freePort(t), OTLPHTTP: freePort(t), Zipkin: freePort(t),
 		JaegerGRPC: freePort(t), JaegerThriftHTTP: freePort(t), JaegerCompact: freeUDPPort(t), JaegerBinary: freeUDPPort(t),
 	}}
+	if opts.GRPCPort != 0 {
+		s.ports.GRPC = opts.GRPCPort
+	}
 	var receivers bytes.Buffer
 	if opts.Receivers != "" {
 		require.NoError(t, template.Must(template.New("receivers").Parse(opts.Receivers)).Execute(&receivers, s.ports))

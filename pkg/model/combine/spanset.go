@@ -60,6 +60,12 @@ func (s *SpanSet) Add(id []byte, kind int32) bool {
 	return true
 }
 
+// Reset empties the set, keeping its memory for reuse.
+func (s *SpanSet) Reset() {
+	clear(s.short)
+	clear(s.long)
+}
+
 // Len returns how many distinct identities were added (spans with empty or
 // all-zero IDs are not counted: they have none).
 func (s *SpanSet) Len() int { return len(s.short) + len(s.long) }
