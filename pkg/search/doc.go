@@ -17,7 +17,9 @@
 //   - Results are merged by trace ID; a span appears at most once per
 //     spanset, spansets are identified by their by() attributes, and at most
 //     limit traces and spss spans per spanset are returned (0 = unbounded).
-//   - Run never has more than its concurrency of jobs (goroutines) alive,
+//   - Run never has more than its concurrency of jobs (goroutines) alive;
+//     a limited search starts with its ingester jobs and one block job and
+//     doubles that width after each job that leaves the limit unmet. It
 //     stops scheduling and cancels running jobs once limit traces are found,
 //     and reports completedJobs/totalJobs in every progress message and the
 //     final response. Jobs are plain values, so a query-frontend can ship

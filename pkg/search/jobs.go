@@ -106,7 +106,8 @@ func Plan(tenant string, req *rubatopb.SearchRequest, ingesters []string, metas 
 // job's limit) with metrics.
 type Executor func(ctx context.Context, j Job) (*rubatopb.SearchResponse, error)
 
-// Run executes jobs with at most concurrency at once, merges their results
+// Run executes jobs with at most concurrency at once (a limited search
+// starts narrower and widens, see startWidth), merges their results
 // and returns when every job is done or, as soon as limit traces are found,
 // cancelling the jobs still running. progress, if non-nil, is called (from
 // one goroutine at a time) after each finished job with a cumulative partial
@@ -135,7 +136,7 @@ func Run(ctx context.Context, jobs []Job, exec Executor, concurrency int, limit,
 		err  error
 	}
 	results := make(chan result, len(jobs))
-	sem := make(chan struct{}, concurrency)
+	width := startWidth(jobs, concurrency, limit)
 	started, done := 0, 0
 	var firstErr error
 	handle := func(r result) {
@@ -161,33 +162,26 @@ func Run(ctx context.Context, jobs []Job, exec Executor, concurrency int, limit,
 		}
 		if comb.Full() {
 			cancel()
+			return
 		}
+		width = min(concurrency, 2*width) // too little so far: widen
 	}
-	// acquire takes a slot before a goroutine starts, so at most
-	// concurrency goroutines (and their memory) exist per query; it handles
-	// finished jobs while it waits.
-	acquire := func() bool {
-		for {
-			if ctx.Err() != nil {
-				return false
-			}
+	// A goroutine starts only below the current width, so at most
+	// concurrency goroutines (and their memory) exist per query; finished
+	// jobs are handled while it waits.
+	for _, j := range jobs {
+		for ctx.Err() == nil && started-done >= width {
 			select {
-			case sem <- struct{}{}:
-				return true
 			case r := <-results:
 				handle(r)
 			case <-ctx.Done():
-				return false
 			}
 		}
-	}
-	for _, j := range jobs {
-		if !acquire() {
+		if ctx.Err() != nil {
 			break
 		}
 		started++
 		go func(j Job) {
-			defer func() { <-sem }()
 			resp, err := exec(ctx, j)
 			if err != nil {
 				err = fmt.Errorf("search job %s: %w", j.describe(), err)
@@ -205,6 +199,26 @@ func Run(ctx context.Context, jobs []Job, exec Executor, concurrency int, limit,
 		return nil, err
 	}
 	return snapshot(comb, metrics), nil
+}
+
+// startWidth is how many jobs a search starts with. An unlimited search
+// starts concurrency jobs at once. A limited one starts with its ingester
+// jobs (they lead the plan and hold the newest traces) and one block job,
+// and doubles the width after each job that leaves the limit unmet: a
+// selective query usually fills its limit from the first blocks, so the
+// jobs behind them would only decode candidates that are thrown away.
+func startWidth(jobs []Job, concurrency int, limit uint32) int {
+	if limit == 0 {
+		return concurrency
+	}
+	n := 1
+	for _, j := range jobs {
+		if j.Ingester == "" {
+			break
+		}
+		n++
+	}
+	return min(concurrency, n)
 }
 
 func snapshot(c *Combiner, m *rubatopb.SearchMetrics) *rubatopb.SearchResponse {
