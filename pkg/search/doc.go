@@ -18,8 +18,9 @@
 //     spanset, spansets are identified by their by() attributes, and at most
 //     limit traces and spss spans per spanset are returned (0 = unbounded).
 //   - Run never has more than its concurrency of jobs (goroutines) alive;
-//     a limited search starts with its ingester jobs and one block job and
-//     doubles that width after each job that leaves the limit unmet. It
+//     a limited search runs one block job at first and doubles that after
+//     each block job that leaves the limit unmet (ingester jobs are not
+//     held back). It
 //     stops scheduling and cancels running jobs once limit traces are found,
 //     and reports completedJobs/totalJobs in every progress message and the
 //     final response. Jobs are plain values, so a query-frontend can ship

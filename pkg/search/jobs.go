@@ -107,7 +107,7 @@ func Plan(tenant string, req *rubatopb.SearchRequest, ingesters []string, metas 
 type Executor func(ctx context.Context, j Job) (*rubatopb.SearchResponse, error)
 
 // Run executes jobs with at most concurrency at once (a limited search
-// starts narrower and widens, see startWidth), merges their results
+// starts with one block job and widens, see blockWidth), merges their results
 // and returns when every job is done or, as soon as limit traces are found,
 // cancelling the jobs still running. progress, if non-nil, is called (from
 // one goroutine at a time) after each finished job with a cumulative partial
@@ -132,15 +132,28 @@ func Run(ctx context.Context, jobs []Job, exec Executor, concurrency int, limit,
 	comb := NewCombiner(int(limit), int(spss))
 
 	type result struct {
-		resp *rubatopb.SearchResponse
-		err  error
+		resp     *rubatopb.SearchResponse
+		err      error
+		ingester bool
 	}
 	results := make(chan result, len(jobs))
-	width := startWidth(jobs, concurrency, limit)
-	started, done := 0, 0
+	// blockWidth bounds the block jobs in flight: all of concurrency for
+	// an unlimited search; for a limited one it starts at one and doubles
+	// after each block job that leaves the limit unmet, because a selective
+	// query usually fills its limit from the first (newest) blocks and the
+	// jobs behind them would decode candidates only to throw them away.
+	// Ingester jobs lead the plan and are not held back.
+	blockWidth := concurrency
+	if limit > 0 {
+		blockWidth = 1
+	}
+	started, done, blocks := 0, 0, 0
 	var firstErr error
 	handle := func(r result) {
 		done++
+		if !r.ingester {
+			blocks--
+		}
 		if r.err != nil {
 			if firstErr == nil && ctx.Err() == nil {
 				firstErr = r.err
@@ -164,13 +177,15 @@ func Run(ctx context.Context, jobs []Job, exec Executor, concurrency int, limit,
 			cancel()
 			return
 		}
-		width = min(concurrency, 2*width) // too little so far: widen
+		if !r.ingester {
+			blockWidth = min(concurrency, 2*blockWidth) // too little so far: widen
+		}
 	}
-	// A goroutine starts only below the current width, so at most
-	// concurrency goroutines (and their memory) exist per query; finished
-	// jobs are handled while it waits.
+	// A goroutine starts only below concurrency (and a block job only
+	// below blockWidth), so at most concurrency goroutines (and their
+	// memory) exist per query; finished jobs are handled while it waits.
 	for _, j := range jobs {
-		for ctx.Err() == nil && started-done >= width {
+		for ctx.Err() == nil && (started-done >= concurrency || j.Ingester == "" && blocks >= blockWidth) {
 			select {
 			case r := <-results:
 				handle(r)
@@ -181,12 +196,15 @@ func Run(ctx context.Context, jobs []Job, exec Executor, concurrency int, limit,
 			break
 		}
 		started++
+		if j.Ingester == "" {
+			blocks++
+		}
 		go func(j Job) {
 			resp, err := exec(ctx, j)
 			if err != nil {
 				err = fmt.Errorf("search job %s: %w", j.describe(), err)
 			}
-			results <- result{resp, err}
+			results <- result{resp, err, j.Ingester != ""}
 		}(j)
 	}
 	for done < started {
@@ -199,26 +217,6 @@ func Run(ctx context.Context, jobs []Job, exec Executor, concurrency int, limit,
 		return nil, err
 	}
 	return snapshot(comb, metrics), nil
-}
-
-// startWidth is how many jobs a search starts with. An unlimited search
-// starts concurrency jobs at once. A limited one starts with its ingester
-// jobs (they lead the plan and hold the newest traces) and one block job,
-// and doubles the width after each job that leaves the limit unmet: a
-// selective query usually fills its limit from the first blocks, so the
-// jobs behind them would only decode candidates that are thrown away.
-func startWidth(jobs []Job, concurrency int, limit uint32) int {
-	if limit == 0 {
-		return concurrency
-	}
-	n := 1
-	for _, j := range jobs {
-		if j.Ingester == "" {
-			break
-		}
-		n++
-	}
-	return min(concurrency, n)
 }
 
 func snapshot(c *Combiner, m *rubatopb.SearchMetrics) *rubatopb.SearchResponse {

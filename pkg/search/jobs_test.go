@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -244,29 +243,36 @@ func TestRunSharedBudget(t *testing.T) {
 	require.LessOrEqual(t, produced.Load(), int32(10+4), "at most one extra trace per concurrent job")
 }
 
-// TestRunLimitedSearchWidens: a limited search starts with its ingester
-// jobs and one block job, and doubles the width only while the limit is
-// unmet; an unlimited one starts at full concurrency.
+// TestRunLimitedSearchWidens: a limited search runs its ingester jobs and
+// one block job, and doubles the block jobs in flight only after a block
+// job leaves the limit unmet; an unlimited one starts at full concurrency.
 func TestRunLimitedSearchWidens(t *testing.T) {
 	jobs := []Job{{Ingester: "a"}, {Ingester: "b"}}
-	for i := range 12 {
+	for i := range 30 {
 		jobs = append(jobs, Job{Blocks: []uuid.UUID{uuid.New()}, Query: fmt.Sprint(i)})
 	}
-	run := func(limit uint32, found func(j Job) int) (peaks []int32, started int32) {
-		var inFlight atomic.Int32
+	// run returns the most jobs in flight, the jobs started, and the block
+	// jobs started before the first block job ended.
+	run := func(limit uint32, found func(j Job) int) (peak, started, beforeFirst int32) {
+		var inFlight, blocksStarted atomic.Int32
 		var mu sync.Mutex
 		exec := func(ctx context.Context, j Job) (*rubatopb.SearchResponse, error) {
 			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
 			mu.Lock()
-			peaks = append(peaks, n)
+			peak = max(peak, n)
 			started++
 			mu.Unlock()
-			defer inFlight.Add(-1)
-			if j.Ingester != "" && limit > 0 && found(jobs[2]) > 0 {
-				<-ctx.Done() // slow ingesters: only the limit ends them
-				return nil, ctx.Err()
+			if j.Ingester != "" {
+				return &rubatopb.SearchResponse{}, nil // fast and empty
 			}
-			time.Sleep(2 * time.Millisecond)
+			blocksStarted.Add(1)
+			time.Sleep(5 * time.Millisecond)
+			mu.Lock()
+			if beforeFirst == 0 {
+				beforeFirst = blocksStarted.Load()
+			}
+			mu.Unlock()
 			var out []*rubatopb.TraceSearchMetadata
 			for i := range found(j) {
 				out = append(out, md(fmt.Sprintf("%s%s-%d", j.Ingester, j.Query, i), 1, "s"))
@@ -275,25 +281,26 @@ func TestRunLimitedSearchWidens(t *testing.T) {
 		}
 		_, err := Run(context.Background(), jobs, exec, 8, limit, 0, nil)
 		require.NoError(t, err)
-		return peaks, started
+		return peak, started, beforeFirst
 	}
 	// The first block job fills the limit: nothing behind it starts.
-	peaks, started := run(5, func(j Job) int {
+	_, started, _ := run(5, func(j Job) int {
 		if j.Query == "0" {
 			return 5
 		}
 		return 0
 	})
 	require.Equal(t, int32(3), started, "2 ingester jobs and 1 block job")
-	require.LessOrEqual(t, slices.Max(peaks), int32(3))
 
-	// Nothing matches: the width grows to the full concurrency and every
-	// job runs.
-	peaks, started = run(5, func(Job) int { return 0 })
+	// Nothing matches: one block job at first, then wider up to the
+	// concurrency, and every job runs.
+	peak, started, beforeFirst := run(5, func(Job) int { return 0 })
 	require.Equal(t, int32(len(jobs)), started)
-	require.Equal(t, int32(8), slices.Max(peaks), "widened to the concurrency")
+	require.Equal(t, int32(1), beforeFirst)
+	require.Equal(t, int32(8), peak, "widened to the concurrency")
 
-	// Unlimited: full concurrency from the start.
-	peaks, _ = run(0, func(Job) int { return 0 })
-	require.Equal(t, int32(8), slices.Max(peaks[:8]))
+	// Unlimited: block jobs start together.
+	peak, _, beforeFirst = run(0, func(Job) int { return 0 })
+	require.Greater(t, beforeFirst, int32(1))
+	require.Equal(t, int32(8), peak)
 }
