@@ -161,9 +161,10 @@ func (g *gate) enter(ctx context.Context, limit int, refused func(reason string)
 	}, nil
 }
 
-// admission decides which spans of a lookup's parts go into the answer
-// (see above). Safe for concurrent use by the lookup's reads.
-type admission struct {
+// Admission decides which spans of a lookup's parts go into the answer
+// (see above). Safe for concurrent use by the lookup's reads. A
+// query-frontend admits its jobs' answers through one too.
+type Admission struct {
 	max int // 0: no limit
 
 	mu   sync.Mutex
@@ -172,11 +173,17 @@ type admission struct {
 	full bool
 }
 
-// admit removes from td, which the caller hands over, the spans already
+// NewAdmission admits spans up to max bytes of protobuf (0: no limit).
+func NewAdmission(max int) *Admission { return &Admission{max: max} }
+
+// Max is the limit the answer is cut at (0: none).
+func (a *Admission) Max() int { return a.max }
+
+// Admit removes from td, which the caller hands over, the spans already
 // admitted and, once the limit is reached, every span that does not fit;
 // groups left without spans are removed too. It reports whether the
 // lookup may go on reading (false once the answer is full).
-func (a *admission) admit(td *tracev1.TracesData) bool {
+func (a *Admission) Admit(td *tracev1.TracesData) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if td == nil {
@@ -243,8 +250,8 @@ func (a *admission) admit(td *tracev1.TracesData) bool {
 	return !a.full
 }
 
-// isFull reports whether the answer is full: nothing more is admitted.
-func (a *admission) isFull() bool {
+// Full reports whether the answer is full: nothing more is admitted.
+func (a *Admission) Full() bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.full

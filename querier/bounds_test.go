@@ -447,9 +447,9 @@ func BenchmarkAdmit(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				td := bigTrace(boundsTraceID, 0, 1000, 200)
-				a := &admission{max: limit}
+				a := NewAdmission(limit)
 				b.StartTimer()
-				a.admit(td)
+				a.Admit(td)
 			}
 		})
 	}

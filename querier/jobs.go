@@ -3,16 +3,12 @@ package querier
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sync"
+	"math"
 
-	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/rubatodb/rubato/pkg/backend"
 	"github.com/rubatodb/rubato/pkg/block"
-	"github.com/rubatodb/rubato/pkg/model/combine"
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 	"github.com/rubatodb/rubato/pkg/search"
 )
@@ -107,84 +103,47 @@ func (q *Querier) traceByIDJob(ctx context.Context, tenantID string, j *rubatopb
 	}
 	var id [16]byte
 	copy(id[:], j.GetTraceId())
-	var (
-		td      *tracev1.TracesData
-		partial error
-	)
-	if j.GetIngesters() {
-		if q.ring != nil {
-			td, partial = q.fromIngesters(ctx, tenantID, id)
-		}
-	} else {
+	src := sources{tenant: tenantID, ingesters: j.GetIngesters() && q.ring != nil}
+	if !j.GetIngesters() {
 		metas, err := ParseBlockRefs(tenantID, j.GetBlocks())
 		if err != nil {
 			return nil, err
 		}
-		td, partial = q.FindTraceInBlocks(ctx, id, metas)
+		for _, m := range metas {
+			if blockMayHold(m, id[:]) {
+				src.blocks = append(src.blocks, m)
+			}
+		}
 	}
+	// Bounded as the querier's own lookups (bounds.go): the tenant's
+	// max_bytes_per_trace, the process's concurrency and byte budget. The
+	// bytes are held until the result is handed to the worker.
+	maxBytes := 0
+	if q.limits != nil {
+		maxBytes = q.limits.For(tenantID).MaxBytesPerTrace
+	}
+	limit := q.gate.answerLimit(maxBytes)
+	release, err := q.gate.enter(ctx, limit, func(reason string) { q.refusedLookups.WithLabelValues(reason).Inc() })
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	td, err := q.lookup(ctx, id, src, NewAdmission(limit))
 	res := &rubatopb.TraceByIDResult{}
 	if td != nil && len(td.ResourceSpans) > 0 {
 		res.Trace = &rubatopb.Trace{ResourceSpans: td.ResourceSpans}
 	}
-	if partial != nil {
-		q.partialLookups.Inc()
-		res.Partial = partial.Error()
+	var perr *PartialError
+	switch {
+	case errors.As(err, &perr):
+		res.TruncatedAt = int32(min(perr.MaxBytes, math.MaxInt32))
+		if perr.Sources != nil {
+			res.Partial = perr.Sources.Error()
+		}
+	case err != nil:
+		res.Partial = err.Error()
 	}
 	return res, nil
-}
-
-// FindTraceInBlocks looks id up in the given blocks, at most
-// concurrent_block_reads at once, and combines the parts. A block that is
-// gone (compacted or deleted since it was listed) is skipped; a block that
-// cannot be read makes the partial error.
-func (q *Querier) FindTraceInBlocks(ctx context.Context, id [16]byte, metas []*block.Meta) (*tracev1.TracesData, error) {
-	var (
-		mu    sync.Mutex
-		c     combine.Combiner
-		errs  []error
-		wg    sync.WaitGroup
-		found bool
-	)
-	sem := make(chan struct{}, q.cfg.ConcurrentBlockReads)
-	for _, m := range metas {
-		if !blockMayHold(m, id[:]) {
-			continue
-		}
-		wg.Add(1)
-		go func(m *block.Meta) {
-			defer wg.Done()
-			select {
-			case sem <- struct{}{}:
-			case <-ctx.Done():
-				mu.Lock()
-				errs = append(errs, fmt.Errorf("block %s: %w", m.BlockID, ctx.Err()))
-				mu.Unlock()
-				return
-			}
-			defer func() { <-sem }()
-			td, err := block.Open(q.store, m, q.cache).FindTraceByID(ctx, id[:])
-			if errors.Is(err, backend.ErrNotFound) {
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, fmt.Errorf("block %s: %w", m.BlockID, err))
-				return
-			}
-			if td != nil {
-				found = true
-				c.Add(td)
-			}
-		}(m)
-	}
-	wg.Wait()
-	if !found {
-		return nil, errors.Join(errs...)
-	}
-	td := c.Result()
-	combine.FillRequired(td)
-	return td, errors.Join(errs...)
 }
 
 func (q *Querier) searchJob(ctx context.Context, tenantID string, j *rubatopb.SearchJob) (*rubatopb.SearchResponse, error) {

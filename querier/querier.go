@@ -181,13 +181,33 @@ func (q *Querier) findTrace(ctx context.Context, tenantID string, id [16]byte, t
 	if err != nil {
 		return nil, func() {}, err
 	}
-	td, err = q.lookup(ctx, tenantID, id, tr, &admission{max: limit})
+	var metas []*block.Meta
+	for _, m := range q.poller.Metas(tenantID) {
+		switch {
+		case !blockMayHold(m, id[:]):
+			q.blocksSkipped.WithLabelValues("id_range").Inc()
+		case !tr.overlaps(m):
+			q.blocksSkipped.WithLabelValues("time_range").Inc()
+		default:
+			metas = append(metas, m)
+		}
+	}
+	td, err = q.lookup(ctx, id, sources{tenant: tenantID, ingesters: q.ring != nil, blocks: metas}, NewAdmission(limit))
 	return td, release, err
 }
 
-// lookup reads every source that may hold the trace, admitting what they
+// sources are where one lookup reads: the ingesters (all that own the
+// trace) and backend blocks.
+type sources struct {
+	tenant    string
+	ingesters bool
+	blocks    []*block.Meta
+}
+
+// lookup reads the sources that may hold the trace, admitting what they
 // give through adm (bounds.go).
-func (q *Querier) lookup(ctx context.Context, tenantID string, id [16]byte, tr TimeRange, adm *admission) (*tracev1.TracesData, error) {
+func (q *Querier) lookup(ctx context.Context, id [16]byte, src sources, adm *Admission) (*tracev1.TracesData, error) {
+	tenantID := src.tenant
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -207,13 +227,13 @@ func (q *Querier) lookup(ctx context.Context, tenantID string, id [16]byte, tr T
 			parts = append(parts, td)
 		}
 	}
-	if q.ring != nil {
+	if src.ingesters {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			td, err := q.fromIngesters(ctx, tenantID, id)
 			if err == nil {
-				adm.admit(td)
+				adm.Admit(td)
 			}
 			add(td, err)
 		}()
@@ -224,22 +244,14 @@ func (q *Querier) lookup(ctx context.Context, tenantID string, id [16]byte, tr T
 	// full.
 	sem := make(chan struct{}, q.cfg.ConcurrentBlockReads)
 blocks:
-	for _, m := range q.poller.Metas(tenantID) {
-		if !blockMayHold(m, id[:]) {
-			q.blocksSkipped.WithLabelValues("id_range").Inc()
-			continue
-		}
-		if !tr.overlaps(m) {
-			q.blocksSkipped.WithLabelValues("time_range").Inc()
-			continue
-		}
+	for _, m := range src.blocks {
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 			add(nil, fmt.Errorf("block %s not read: %w", m.BlockID, ctx.Err()))
 			break blocks
 		}
-		if adm.isFull() {
+		if adm.Full() {
 			<-sem
 			break
 		}
@@ -247,7 +259,7 @@ blocks:
 		go func(m *block.Meta) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			td, err := block.Open(q.store, m, q.cache).FindTraceByIDFunc(ctx, id[:], adm.admit)
+			td, err := block.Open(q.store, m, q.cache).FindTraceByIDFunc(ctx, id[:], adm.Admit)
 			if errors.Is(err, backend.ErrNotFound) {
 				// Compacted away or deleted by retention since the last
 				// poll; its data lives in the block that replaced it.
@@ -270,7 +282,7 @@ blocks:
 		q.partialLookups.Inc()
 		perr = &PartialError{Sources: errors.Join(errs...)}
 	}
-	if adm.isFull() {
+	if adm.Full() {
 		q.truncatedTraces.Inc()
 		if perr == nil {
 			perr = &PartialError{}

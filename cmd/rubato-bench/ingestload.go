@@ -34,6 +34,12 @@ func ingestUnderSearch(ctx context.Context, cfg config, s *server, tp *template)
 			wg.Add(1)
 			go func() { defer wg.Done(); searchLoad(lctx, s, cfg.searchLoadQPS, &n, &fails) }()
 		}
+		prof := make(chan error, 1)
+		prof <- nil
+		if withLoad && r == 3 && cfg.searchLoadProfile != "" {
+			<-prof
+			go func() { prof <- profile(s, cfg.searchLoadProfile, 3) }()
+		}
 		cpu0, _ := s.cpuSeconds()
 		t0 := time.Now()
 		_, err := push(ctx, cfg, s, tp, requests)
@@ -43,6 +49,9 @@ func ingestUnderSearch(ctx context.Context, cfg config, s *server, tp *template)
 		wg.Wait()
 		if err != nil {
 			return err
+		}
+		if err := <-prof; err != nil {
+			return fmt.Errorf("profile: %w", err)
 		}
 		rate := float64(requests*tp.spans) / d.Seconds()
 		label := "no search"

@@ -57,11 +57,34 @@ const (
 	projEvents
 )
 
-// projection returns which groups of projGroups the search leaves out.
-func (sc *scan) projection() (omit [4]bool) {
+// dedShapes are the shapes of the dedicated columns a projection leaves
+// out (group len(projGroups)+dedResource or +dedSpan): one zero value per
+// resource or span, as a dedicated attribute that is absent is stored.
+var dedShapes = []struct{ shape, def int }{
+	{colResource, lvlRS},
+	{colSpan, lvlSpan},
+}
+
+const (
+	dedResource = iota
+	dedSpan
+)
+
+// dropCol is a dedicated column left out: its shape (dedShapes) and the
+// zero value it is read as.
+type dropCol struct {
+	shape int
+	zero  parquet.Value
+}
+
+// projection returns which groups of projGroups the search leaves out, and
+// the dedicated columns (value and position) it leaves out with them: in a
+// scope whose generic attributes are left out, every key read is a
+// dedicated one, so the other dedicated keys are not read either.
+func (sc *scan) projection() (omit [4]bool, dropped map[int]dropCol) {
 	f := sc.s.req.Fields
 	if f == nil {
-		return omit
+		return omit, nil
 	}
 	res, span := slices.Clone(f.ResourceKeys), slices.Clone(f.SpanKeys)
 	res = append(res, "service.name")
@@ -100,13 +123,34 @@ func (sc *scan) projection() (omit [4]bool) {
 	}
 	omit[projResource] = onlyDedicated(TagResource, res, cols.resDed)
 	omit[projSpan] = onlyDedicated(TagSpan, span, cols.spanDed)
-	return omit
+	dropped = map[int]dropCol{}
+	drop := func(keys []string, ded []dedCol, shape int) {
+		for _, d := range ded {
+			if slices.Contains(keys, d.key) {
+				continue
+			}
+			val := parquet.ByteArrayValue(nil)
+			if d.isInt {
+				val = parquet.Int64Value(0)
+			}
+			dropped[d.val] = dropCol{shape, val}
+			dropped[d.pos] = dropCol{shape, parquet.Int32Value(0)} // position 0: absent
+		}
+	}
+	if omit[projResource] {
+		drop(res, cols.resDed, dedResource)
+	}
+	if omit[projSpan] {
+		drop(span, cols.spanDed, dedSpan)
+	}
+	return omit, dropped
 }
 
 // projected appends the values of row's column c when its group is left
-// out: one null per entry of the shape column, at the group's parent
-// level (an empty list, as the writer stores one).
-func projected(out parquet.Row, shape pq.Cell, c int, def byte) parquet.Row {
+// out: one zero per entry of the shape column, at the group's parent
+// level (for a list, a null there is an empty list, as the writer stores
+// one), and a null below it.
+func projected(out parquet.Row, shape pq.Cell, c int, def byte, zero parquet.Value) parquet.Row {
 	ls, le := shape.Page.Levels(shape.Row)
 	for i := ls; i < le; i++ {
 		var r byte
@@ -117,7 +161,11 @@ func projected(out parquet.Row, shape pq.Cell, c int, def byte) parquet.Row {
 		if shape.Page.Def() != nil {
 			d = shape.Page.Def()[i]
 		}
-		out = append(out, parquet.Value{}.Level(int(r), int(min(d, def)), c))
+		if d >= def {
+			out = append(out, zero.Level(int(r), int(def), c))
+			continue
+		}
+		out = append(out, parquet.Value{}.Level(int(r), int(d), c))
 	}
 	return out
 }

@@ -148,6 +148,7 @@ type scan struct {
 	// group: each column's group, -1 for none.
 	omit  [4]bool
 	group []int8
+	zero  []parquet.Value // the value a left-out dedicated column is read as
 
 	// visit, if set, is given every row instead (tag scans).
 	visit *cellVisitor
@@ -236,10 +237,18 @@ func (sc *scan) plan() {
 	sc.cols = make([]pq.ColReader, numColumns)
 	sc.decRG = -1
 	sc.v = sc.visitor()
-	sc.omit = sc.projection()
+	var dropped map[int]dropCol
+	sc.omit, dropped = sc.projection()
 	sc.group = make([]int8, numColumns)
 	for c := range sc.group {
 		sc.group[c] = -1
+		if d, ok := dropped[c]; ok {
+			sc.group[c] = int8(len(projGroups) + d.shape)
+			if sc.zero == nil {
+				sc.zero = make([]parquet.Value, numColumns)
+			}
+			sc.zero[c] = d.zero
+		}
 	}
 	for g, pg := range projGroups {
 		if sc.omit[g] {
@@ -557,13 +566,19 @@ func (sc *scan) decode(ctx context.Context, ref rowRef) (*tracev1.TracesData, in
 }
 
 // projectedRow is Row.flat of the decoder's cells with the groups left
-// out as empty lists.
+// out as empty lists and the dedicated columns left out as absent.
 func (sc *scan) projectedRow() parquet.Row {
 	var out parquet.Row
 	for c, x := range sc.decCells {
-		if g := sc.group[c]; g >= 0 {
+		g := int(sc.group[c])
+		switch {
+		case g >= len(projGroups):
+			d := dedShapes[g-len(projGroups)]
+			out = projected(out, sc.decCells[d.shape], c, byte(d.def), sc.zero[c])
+			continue
+		case g >= 0:
 			pg := projGroups[g]
-			out = projected(out, sc.decCells[pg.shape], c, pg.def)
+			out = projected(out, sc.decCells[pg.shape], c, pg.def, parquet.Value{})
 			continue
 		}
 		out = x.AppendValues(out, c)

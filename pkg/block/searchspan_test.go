@@ -2,6 +2,8 @@ package block
 
 import (
 	"bytes"
+	"context"
+	"slices"
 	"testing"
 
 	"github.com/google/uuid"
@@ -9,6 +11,7 @@ import (
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcev1 "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestSearchSameSpan compares SameSpan searches (every predicate on one
@@ -165,6 +168,17 @@ func TestSearchFieldsKeepWhatIsRead(t *testing.T) {
 					for _, key := range append(f.ResourceKeys, "service.name") {
 						require.Equal(t, first(ws.rs.GetResource().GetAttributes(), key), first(gs.rs.GetResource().GetAttributes(), key), "%s: resource %s", variant, key)
 					}
+					// What is left out is absent, never read wrong: every
+					// attribute decoded is one of the original's.
+					has := func(kvs []*commonv1.KeyValue, kv *commonv1.KeyValue) bool {
+						return slices.ContainsFunc(kvs, func(o *commonv1.KeyValue) bool { return proto.Equal(o, kv) })
+					}
+					for _, kv := range gs.sp.Attributes {
+						require.True(t, has(ws.sp.Attributes, kv), "%s: span attribute %v", variant, kv)
+					}
+					for _, kv := range gs.rs.GetResource().GetAttributes() {
+						require.True(t, has(ws.rs.GetResource().GetAttributes(), kv), "%s: resource attribute %v", variant, kv)
+					}
 				}
 			}
 		}
@@ -187,4 +201,66 @@ func flatSpans(td *tracev1.TracesData) []flatSpan {
 		}
 	}
 	return out
+}
+
+// TestSearchProjectionLeavesOutUnreadDedicated: on a block whose dedicated
+// keys are only ever stored in their columns (realistic traffic), a search
+// that reads service.name and http.method leaves the other dedicated
+// columns out: their attributes are absent from the candidates, never read
+// wrong, and the keys read are exact.
+func TestSearchProjectionLeavesOutUnreadDedicated(t *testing.T) {
+	be := testBackends(t)["inmem"]
+	cfg := searchTestConfig(t)
+	rng := seededRand(t, 21)
+	ids := genTraceIDs(rng, 200)
+	ctx := context.Background()
+	w, err := NewWriter(ctx, be, cfg, testTenant, uuid.New(), 0, len(ids), t.TempDir())
+	require.NoError(t, err)
+	want := map[[16]byte]*tracev1.TracesData{}
+	for _, id := range ids {
+		td := genTrafficTrace(rng, id, 1e18)
+		want[[16]byte(id)] = td
+		require.NoError(t, w.Add(id, td))
+	}
+	meta, err := w.Close(ctx)
+	require.NoError(t, err)
+	r := Open(be, meta, NewCache(64<<20))
+	f := &SearchFields{ResourceKeys: []string{"service.name"}, SpanKeys: []string{"http.method"}}
+	got, _ := searchIDs(t, r, SearchRequest{Fields: f})
+	require.Len(t, got, len(ids))
+	first := func(kvs []*commonv1.KeyValue, k string) *commonv1.AnyValue {
+		for _, kv := range kvs {
+			if kv.Key == k {
+				return kv.Value
+			}
+		}
+		return nil
+	}
+	var leftOut, kept int
+	for id, td := range got {
+		w, g := flatSpans(want[id]), flatSpans(td)
+		require.Len(t, g, len(w))
+		for k := range g {
+			ws, gs := w[k], g[k]
+			require.True(t, proto.Equal(first(ws.sp.Attributes, "http.method"), first(gs.sp.Attributes, "http.method")))
+			require.True(t, proto.Equal(first(ws.rs.Resource.Attributes, "service.name"), first(gs.rs.Resource.Attributes, "service.name")))
+			for _, kv := range gs.sp.Attributes {
+				require.True(t, proto.Equal(first(ws.sp.Attributes, kv.Key), kv.Value), "span attribute %v", kv)
+			}
+			for _, kv := range gs.rs.Resource.Attributes {
+				require.True(t, proto.Equal(first(ws.rs.Resource.Attributes, kv.Key), kv.Value), "resource attribute %v", kv)
+			}
+			if first(ws.sp.Attributes, "http.method") != nil {
+				kept++
+			}
+			if first(ws.sp.Attributes, "http.url") != nil || first(ws.sp.Attributes, "http.status_code") != nil {
+				require.Nil(t, first(gs.sp.Attributes, "http.url"))
+				require.Nil(t, first(gs.sp.Attributes, "http.status_code"))
+				leftOut++
+			}
+			require.Nil(t, first(gs.rs.Resource.Attributes, "k8s.pod.name"))
+		}
+	}
+	require.Positive(t, kept, "the traffic has http.method")
+	require.Positive(t, leftOut, "the traffic has unread dedicated span attributes")
 }

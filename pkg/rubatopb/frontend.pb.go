@@ -522,11 +522,13 @@ func (*WorkerMessage_Tags) isWorkerMessage_Result() {}
 func (*WorkerMessage_TagValues) isWorkerMessage_Result() {}
 
 // TraceByIDResult is what the job found (trace absent: nothing); partial
-// names the sources that could not be read.
+// names the sources that could not be read; truncated_at, when positive,
+// is the max_bytes_per_trace the querier cut the trace at.
 type TraceByIDResult struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Trace         *Trace                 `protobuf:"bytes,1,opt,name=trace,proto3" json:"trace,omitempty"`
 	Partial       string                 `protobuf:"bytes,2,opt,name=partial,proto3" json:"partial,omitempty"`
+	TruncatedAt   int32                  `protobuf:"varint,3,opt,name=truncated_at,json=truncatedAt,proto3" json:"truncated_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -575,6 +577,13 @@ func (x *TraceByIDResult) GetPartial() string {
 	return ""
 }
 
+func (x *TraceByIDResult) GetTruncatedAt() int32 {
+	if x != nil {
+		return x.TruncatedAt
+	}
+	return 0
+}
+
 var File_frontend_proto protoreflect.FileDescriptor
 
 const file_frontend_proto_rawDesc = "" +
@@ -612,10 +621,11 @@ const file_frontend_proto_rawDesc = "" +
 	"\x04tags\x18\x06 \x01(\v2\x1d.tempopb.SearchTagsV2ResponseH\x00R\x04tags\x12C\n" +
 	"\n" +
 	"tag_values\x18\a \x01(\v2\".tempopb.SearchTagValuesV2ResponseH\x00R\ttagValuesB\b\n" +
-	"\x06result\"Q\n" +
+	"\x06result\"t\n" +
 	"\x0fTraceByIDResult\x12$\n" +
 	"\x05trace\x18\x01 \x01(\v2\x0e.tempopb.TraceR\x05trace\x12\x18\n" +
-	"\apartial\x18\x02 \x01(\tR\apartial2M\n" +
+	"\apartial\x18\x02 \x01(\tR\apartial\x12!\n" +
+	"\ftruncated_at\x18\x03 \x01(\x05R\vtruncatedAt2M\n" +
 	"\bFrontend\x12A\n" +
 	"\aProcess\x12\x17.rubatopb.WorkerMessage\x1a\x19.rubatopb.FrontendMessage(\x010\x01B)Z'github.com/rubatodb/rubato/pkg/rubatopbb\x06proto3"
 

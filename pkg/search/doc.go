@@ -17,7 +17,10 @@
 //   - Results are merged by trace ID; a span appears at most once per
 //     spanset, spansets are identified by their by() attributes, and at most
 //     limit traces and spss spans per spanset are returned (0 = unbounded).
-//   - Run never has more than its concurrency of jobs (goroutines) alive,
+//   - Run never has more than its concurrency of jobs (goroutines) alive;
+//     a limited search runs one block job at first and doubles that after
+//     each block job that leaves the limit unmet (ingester jobs are not
+//     held back). It
 //     stops scheduling and cancels running jobs once limit traces are found,
 //     and reports completedJobs/totalJobs in every progress message and the
 //     final response. Jobs are plain values, so a query-frontend can ship

@@ -106,7 +106,8 @@ func Plan(tenant string, req *rubatopb.SearchRequest, ingesters []string, metas 
 // job's limit) with metrics.
 type Executor func(ctx context.Context, j Job) (*rubatopb.SearchResponse, error)
 
-// Run executes jobs with at most concurrency at once, merges their results
+// Run executes jobs with at most concurrency at once (a limited search
+// starts with one block job and widens, see blockWidth), merges their results
 // and returns when every job is done or, as soon as limit traces are found,
 // cancelling the jobs still running. progress, if non-nil, is called (from
 // one goroutine at a time) after each finished job with a cumulative partial
@@ -131,15 +132,28 @@ func Run(ctx context.Context, jobs []Job, exec Executor, concurrency int, limit,
 	comb := NewCombiner(int(limit), int(spss))
 
 	type result struct {
-		resp *rubatopb.SearchResponse
-		err  error
+		resp     *rubatopb.SearchResponse
+		err      error
+		ingester bool
 	}
 	results := make(chan result, len(jobs))
-	sem := make(chan struct{}, concurrency)
-	started, done := 0, 0
+	// blockWidth bounds the block jobs in flight: all of concurrency for
+	// an unlimited search; for a limited one it starts at one and doubles
+	// after each block job that leaves the limit unmet, because a selective
+	// query usually fills its limit from the first (newest) blocks and the
+	// jobs behind them would decode candidates only to throw them away.
+	// Ingester jobs lead the plan and are not held back.
+	blockWidth := concurrency
+	if limit > 0 {
+		blockWidth = 1
+	}
+	started, done, blocks := 0, 0, 0
 	var firstErr error
 	handle := func(r result) {
 		done++
+		if !r.ingester {
+			blocks--
+		}
 		if r.err != nil {
 			if firstErr == nil && ctx.Err() == nil {
 				firstErr = r.err
@@ -161,38 +175,36 @@ func Run(ctx context.Context, jobs []Job, exec Executor, concurrency int, limit,
 		}
 		if comb.Full() {
 			cancel()
+			return
+		}
+		if !r.ingester {
+			blockWidth = min(concurrency, 2*blockWidth) // too little so far: widen
 		}
 	}
-	// acquire takes a slot before a goroutine starts, so at most
-	// concurrency goroutines (and their memory) exist per query; it handles
-	// finished jobs while it waits.
-	acquire := func() bool {
-		for {
-			if ctx.Err() != nil {
-				return false
-			}
+	// A goroutine starts only below concurrency (and a block job only
+	// below blockWidth), so at most concurrency goroutines (and their
+	// memory) exist per query; finished jobs are handled while it waits.
+	for _, j := range jobs {
+		for ctx.Err() == nil && (started-done >= concurrency || j.Ingester == "" && blocks >= blockWidth) {
 			select {
-			case sem <- struct{}{}:
-				return true
 			case r := <-results:
 				handle(r)
 			case <-ctx.Done():
-				return false
 			}
 		}
-	}
-	for _, j := range jobs {
-		if !acquire() {
+		if ctx.Err() != nil {
 			break
 		}
 		started++
+		if j.Ingester == "" {
+			blocks++
+		}
 		go func(j Job) {
-			defer func() { <-sem }()
 			resp, err := exec(ctx, j)
 			if err != nil {
 				err = fmt.Errorf("search job %s: %w", j.describe(), err)
 			}
-			results <- result{resp, err}
+			results <- result{resp, err, j.Ingester != ""}
 		}(j)
 	}
 	for done < started {

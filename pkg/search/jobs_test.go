@@ -242,3 +242,65 @@ func TestRunSharedBudget(t *testing.T) {
 	require.Len(t, resp.Traces, 10)
 	require.LessOrEqual(t, produced.Load(), int32(10+4), "at most one extra trace per concurrent job")
 }
+
+// TestRunLimitedSearchWidens: a limited search runs its ingester jobs and
+// one block job, and doubles the block jobs in flight only after a block
+// job leaves the limit unmet; an unlimited one starts at full concurrency.
+func TestRunLimitedSearchWidens(t *testing.T) {
+	jobs := []Job{{Ingester: "a"}, {Ingester: "b"}}
+	for i := range 30 {
+		jobs = append(jobs, Job{Blocks: []uuid.UUID{uuid.New()}, Query: fmt.Sprint(i)})
+	}
+	// run returns the most jobs in flight, the jobs started, and the block
+	// jobs started before the first block job ended.
+	run := func(limit uint32, found func(j Job) int) (peak, started, beforeFirst int32) {
+		var inFlight, blocksStarted atomic.Int32
+		var mu sync.Mutex
+		exec := func(ctx context.Context, j Job) (*rubatopb.SearchResponse, error) {
+			n := inFlight.Add(1)
+			defer inFlight.Add(-1)
+			mu.Lock()
+			peak = max(peak, n)
+			started++
+			mu.Unlock()
+			if j.Ingester != "" {
+				return &rubatopb.SearchResponse{}, nil // fast and empty
+			}
+			blocksStarted.Add(1)
+			time.Sleep(5 * time.Millisecond)
+			mu.Lock()
+			if beforeFirst == 0 {
+				beforeFirst = blocksStarted.Load()
+			}
+			mu.Unlock()
+			var out []*rubatopb.TraceSearchMetadata
+			for i := range found(j) {
+				out = append(out, md(fmt.Sprintf("%s%s-%d", j.Ingester, j.Query, i), 1, "s"))
+			}
+			return &rubatopb.SearchResponse{Traces: out}, nil
+		}
+		_, err := Run(context.Background(), jobs, exec, 8, limit, 0, nil)
+		require.NoError(t, err)
+		return peak, started, beforeFirst
+	}
+	// The first block job fills the limit: nothing behind it starts.
+	_, started, _ := run(5, func(j Job) int {
+		if j.Query == "0" {
+			return 5
+		}
+		return 0
+	})
+	require.Equal(t, int32(3), started, "2 ingester jobs and 1 block job")
+
+	// Nothing matches: one block job at first, then wider up to the
+	// concurrency, and every job runs.
+	peak, started, beforeFirst := run(5, func(Job) int { return 0 })
+	require.Equal(t, int32(len(jobs)), started)
+	require.Equal(t, int32(1), beforeFirst)
+	require.Equal(t, int32(8), peak, "widened to the concurrency")
+
+	// Unlimited: block jobs start together.
+	peak, _, beforeFirst = run(0, func(Job) int { return 0 })
+	require.Greater(t, beforeFirst, int32(1))
+	require.Equal(t, int32(8), peak)
+}

@@ -12,12 +12,16 @@
 // Splitting:
 //   - Trace by ID: one job for the ingesters, plus the backend blocks whose
 //     trace-ID and time ranges admit the ID, split into at most
-//     query_frontend.trace_by_id.query_shards jobs. All run at once.
+//     query_frontend.trace_by_id.query_shards jobs. All run at once. Each
+//     job is bounded on its querier as the querier's own lookups are, and
+//     the frontend admits the jobs' spans into one answer cut at the
+//     tenant's max_bytes_per_trace (querier.Admission), cancelling the
+//     jobs still running once it is full.
 //   - Search: pkg/search's Plan (one job for the ingesters, then batches of
 //     blocks of about query_frontend.search.target_bytes_per_job, most recent
 //     first, each job's time range narrowed to its blocks') and Run (at most
-//     query_frontend.search.concurrent_jobs at once, merged, stopped at
-//     limit).
+//     query_frontend.search.concurrent_jobs at once, a limited search
+//     starting with one block job and widening, merged, stopped at limit).
 //   - Tag names and values: one job each (the querier fans out itself,
 //     over its own blocklist poll: these are not sharded yet).
 //   - Jobs name their blocks by meta.json, read from the frontend's own

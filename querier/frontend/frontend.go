@@ -33,6 +33,7 @@ type Frontend struct {
 	pollEvery time.Duration
 	poller    *blocklist.Poller
 	queue     *Queue
+	limits    querier.Limits // nil: no tenant has max_bytes_per_trace
 	logger    log.Logger
 	nextID    atomic.Uint64
 
@@ -47,8 +48,9 @@ var (
 	_ querier.TraceFinder = (*Frontend)(nil)
 )
 
-// New builds a frontend reading the blocklist of store every pollEvery.
-func New(cfg querier.FrontendConfig, store backend.Backend, pollEvery time.Duration, logger log.Logger, reg prometheus.Registerer) (*Frontend, error) {
+// New builds a frontend reading the blocklist of store every pollEvery;
+// limits (may be nil) give each tenant's max_bytes_per_trace.
+func New(cfg querier.FrontendConfig, store backend.Backend, pollEvery time.Duration, limits querier.Limits, logger log.Logger, reg prometheus.Registerer) (*Frontend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -56,6 +58,7 @@ func New(cfg querier.FrontendConfig, store backend.Backend, pollEvery time.Durat
 		cfg: cfg, pollEvery: pollEvery,
 		poller: blocklist.New(blocklist.Config{Component: "query-frontend"}, store, logger, reg),
 		queue:  NewQueue(cfg.MaxOutstandingPerTenant, reg),
+		limits: limits,
 		logger: log.With(logger, "component", "query-frontend"),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rubato_query_frontend_retries_total", Help: "Jobs given to another querier after the one running them went away."}),

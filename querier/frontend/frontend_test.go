@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -27,10 +28,12 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/rubatodb/rubato/pkg/backend"
 	"github.com/rubatodb/rubato/pkg/backend/inmem"
 	"github.com/rubatodb/rubato/pkg/block"
+	"github.com/rubatodb/rubato/pkg/overrides"
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 	"github.com/rubatodb/rubato/pkg/tenant"
 	"github.com/rubatodb/rubato/querier"
@@ -194,7 +197,13 @@ type cluster struct {
 	addr     string // HTTP + gRPC (Frontend, StreamingQuerier)
 	bTraces  map[string]bool
 	queriers int
+	limits   querier.Limits
 }
+
+// fixedLimits gives every tenant the same limits.
+type fixedLimits overrides.Limits
+
+func (l *fixedLimits) For(string) *overrides.Limits { return (*overrides.Limits)(l) }
 
 func frontendConfig() querier.FrontendConfig {
 	var c querier.FrontendConfig
@@ -212,9 +221,15 @@ func startService(t *testing.T, s services.Service) {
 // gRPC on one 127.0.0.1 port as the binary does.
 func startFrontend(t *testing.T, cfg querier.FrontendConfig, blocks, tracesPer int) *cluster {
 	t.Helper()
-	c := &cluster{store: inmem.New(), reg: prometheus.NewRegistry()}
+	return startFrontendLimits(t, cfg, blocks, tracesPer, nil)
+}
+
+// startFrontendLimits is startFrontend with the tenants' limits.
+func startFrontendLimits(t *testing.T, cfg querier.FrontendConfig, blocks, tracesPer int, limits querier.Limits) *cluster {
+	t.Helper()
+	c := &cluster{store: inmem.New(), reg: prometheus.NewRegistry(), limits: limits}
 	c.bTraces = writeBlocks(t, c.store, blocks, tracesPer)
-	fe, err := frontend.New(cfg, c.store, time.Hour, log.NewNopLogger(), c.reg)
+	fe, err := frontend.New(cfg, c.store, time.Hour, c.limits, log.NewNopLogger(), c.reg)
 	require.NoError(t, err)
 	c.fe = fe
 	g := grpc.NewServer()
@@ -244,9 +259,15 @@ func startFrontend(t *testing.T, cfg querier.FrontendConfig, blocks, tracesPer i
 // from addr.
 func startWorker(t *testing.T, store backend.Backend, addr string, parallelism int) *worker.Worker {
 	t.Helper()
+	return startWorkerLimits(t, store, addr, parallelism, nil)
+}
+
+// startWorkerLimits is startWorker with the querier's tenant limits.
+func startWorkerLimits(t *testing.T, store backend.Backend, addr string, parallelism int, limits querier.Limits) *worker.Worker {
+	t.Helper()
 	var qcfg querier.Config
 	qcfg.RegisterFlagsAndApplyDefaults("", flag.NewFlagSet("", flag.PanicOnError))
-	q := querier.New(qcfg, querier.StoreConfig{BlocklistPoll: time.Hour, BlockCacheBytes: 1 << 20}, nil, nil, store, nil, log.NewNopLogger(), prometheus.NewRegistry())
+	q := querier.New(qcfg, querier.StoreConfig{BlocklistPoll: time.Hour, BlockCacheBytes: 1 << 20}, nil, nil, store, limits, log.NewNopLogger(), prometheus.NewRegistry())
 	startService(t, q) // polls the blocklist, for tag jobs
 	w, err := worker.New(worker.Config{FrontendAddress: addr, Parallelism: parallelism}, q.RunJob, log.NewNopLogger(), prometheus.NewRegistry())
 	require.NoError(t, err)
@@ -535,9 +556,13 @@ func TestFrontendCancelsJobsOnceLimitIsMet(t *testing.T) {
 	startWorker(t, c.store, c.addr, 1)
 	c.waitWorkers(t, 1)
 
-	code, body := c.get(t, `/api/search?q=%7B%7D&limit=3`)
+	// Each block holds 11 traces (10 own, one shared): the first block job
+	// leaves limit 25 unmet, so the search widens to two block jobs, then
+	// to four; the third block job fills the limit while the later ones
+	// wait in the queue.
+	code, body := c.get(t, `/api/search?q=%7B%7D&limit=25`)
 	require.Equal(t, http.StatusOK, code, string(body))
-	require.Len(t, searchIDs(t, body), 3)
+	require.Len(t, searchIDs(t, body), 25)
 	var resp rubatopb.SearchResponse
 	require.NoError(t, protojson.Unmarshal(body, &resp))
 	require.Equal(t, uint32(13), resp.Metrics.TotalJobs)
@@ -547,20 +572,18 @@ func TestFrontendCancelsJobsOnceLimitIsMet(t *testing.T) {
 		metric(t, c.reg, "rubato_query_frontend_jobs_total", "kind", "search_ingesters", "outcome", "ok")
 	cancelled := metric(t, c.reg, "rubato_query_frontend_jobs_total", "kind", "search_blocks", "outcome", "cancelled") +
 		metric(t, c.reg, "rubato_query_frontend_jobs_total", "kind", "search_ingesters", "outcome", "cancelled")
-	// One querier, one job at a time: the ingester job (no traces) and a
-	// block job (11 traces) are enough. The worker may take a few more
-	// before the frontend has combined the answer (how many depends on
-	// scheduling: up to 5 were seen on a loaded machine), but the rest
-	// never run.
+	// One querier, one job at a time. The worker may take a job more
+	// before the frontend has combined the answer, but the queued ones
+	// are cancelled, and the jobs behind the widening window never start.
 	require.Less(t, ran, 13.0)
 	require.Positive(t, cancelled, "jobs left once limit traces were found")
-	require.Equal(t, 13.0, ran+cancelled, "every job is either run or cancelled")
+	require.Less(t, ran+cancelled, 13.0, "a limited search starts only the block jobs it may need")
 }
 
 // A tenant with max_outstanding_per_tenant jobs queued is refused 429.
 func TestFrontendRefusesBeyondMaxOutstanding(t *testing.T) {
 	cfg := frontendConfig()
-	cfg.MaxOutstandingPerTenant = 2
+	cfg.MaxOutstandingPerTenant = 1 // the ingester job and one block job are two
 	cfg.Search.TargetBytesPerJob = 1
 	c := startFrontend(t, cfg, 4, 2)
 	// No querier: jobs stay queued.
@@ -571,4 +594,65 @@ func TestFrontendRefusesBeyondMaxOutstanding(t *testing.T) {
 		return metric(t, c.reg, "rubato_query_frontend_queue_length", "tenant", tenantID) == 0
 	}, 5*time.Second, 5*time.Millisecond, "the refused search's queued jobs leave the queue")
 	require.GreaterOrEqual(t, metric(t, c.reg, "rubato_query_frontend_discarded_requests_total", "tenant", tenantID), 1.0)
+}
+
+// TestFrontendCutsTraceAtMaxBytes: the frontend's answer is cut at the
+// tenant's max_bytes_per_trace, whether the queriers cut their jobs'
+// answers (and say so) or not (the frontend admits the jobs' spans through
+// the same bound), and the cut is reported with Tempo's message.
+func TestFrontendCutsTraceAtMaxBytes(t *testing.T) {
+	one := proto.Size(span(splitTrace, 0, "split", 0))
+	for _, tc := range []struct {
+		name                string
+		frontend, querierAt int
+		wantMax             int
+	}{
+		{"frontend cuts", 3 * one, 0, 3 * one},
+		{"queriers cut", 0, 2 * one, 2 * one},
+		{"no limit", 0, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := frontendConfig()
+			cfg.TraceByID.QueryShards = 2 // three blocks, three spans, per job
+			var fl, ql querier.Limits
+			if tc.frontend > 0 {
+				fl = &fixedLimits{MaxBytesPerTrace: tc.frontend}
+			}
+			if tc.querierAt > 0 {
+				ql = &fixedLimits{MaxBytesPerTrace: tc.querierAt}
+			}
+			c := startFrontendLimits(t, cfg, 6, 4, fl)
+			startWorkerLimits(t, c.store, c.addr, 4, ql)
+			c.waitWorkers(t, 4)
+			req, err := http.NewRequest(http.MethodGet, "http://"+c.addr+"/api/v2/traces/"+hex.EncodeToString(splitTrace[:]), nil)
+			require.NoError(t, err)
+			req.Header.Set("Accept", "application/protobuf")
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			require.Equal(t, http.StatusOK, resp.StatusCode, string(body))
+			var got rubatopb.TraceByIDResponse
+			require.NoError(t, proto.Unmarshal(body, &got))
+			n := 0
+			for _, rs := range got.Trace.GetResourceSpans() {
+				for _, ss := range rs.ScopeSpans {
+					n += len(ss.Spans)
+				}
+			}
+			if tc.wantMax == 0 {
+				require.Equal(t, rubatopb.PartialStatus_COMPLETE, got.Status, got.Message)
+				require.Equal(t, 6, n)
+				return
+			}
+			require.Equal(t, rubatopb.PartialStatus_PARTIAL, got.Status)
+			require.Equal(t, fmt.Sprintf("Trace exceeds maximum size of %d bytes, a partial trace is returned", tc.wantMax), got.Message)
+			require.Less(t, n, 6)
+			require.Positive(t, n)
+			if tc.frontend > 0 {
+				require.LessOrEqual(t, proto.Size(got.Trace), tc.frontend, "the answer fits the limit")
+			}
+		})
+	}
 }

@@ -20,6 +20,12 @@ import (
 // and combines the parts. A job that fails (after its retries) makes the
 // answer partial, as a failed source does in the querier: the handler then
 // reports PARTIAL, or 503 when nothing was found.
+//
+// The answer is bounded as a querier's is (querier.Admission): each job's
+// answer is cut at the tenant's max_bytes_per_trace by its querier, and
+// the frontend admits the jobs' spans, copies once, into one answer cut at
+// the same limit; once it is full, the jobs still running are cancelled.
+// A cut answer is reported with Tempo's too-large message.
 func (f *Frontend) FindTraceByID(ctx context.Context, tenant string, id [16]byte, tr querier.TimeRange) (*tracev1.TracesData, error) {
 	var metas []*block.Meta
 	for _, m := range f.poller.Metas(tenant) {
@@ -35,12 +41,20 @@ func (f *Frontend) FindTraceByID(ctx context.Context, tenant string, id [16]byte
 		}
 		jobs = append(jobs, &rubatopb.TraceByIDJob{TraceId: id[:], Blocks: refs})
 	}
+	maxBytes := 0
+	if f.limits != nil {
+		maxBytes = f.limits.For(tenant).MaxBytesPerTrace
+	}
+	adm := querier.NewAdmission(maxBytes)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var (
-		mu    sync.Mutex
-		c     combine.Combiner
-		found bool
-		errs  []error
-		wg    sync.WaitGroup
+		mu        sync.Mutex
+		c         combine.Combiner
+		found     bool
+		errs      []error
+		wg        sync.WaitGroup
+		truncated int
 	)
 	for i, j := range jobs {
 		wg.Add(1)
@@ -54,32 +68,50 @@ func (f *Frontend) FindTraceByID(ctx context.Context, tenant string, id [16]byte
 				name = "ingesters"
 			}
 			if err != nil {
-				errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				if !adm.Full() {
+					errs = append(errs, fmt.Errorf("%s: %w", name, err))
+				}
 				return
 			}
 			res := m.GetTrace()
 			if p := res.GetPartial(); p != "" {
 				errs = append(errs, fmt.Errorf("%s: %s", name, p))
 			}
+			if t := res.GetTruncatedAt(); t > 0 {
+				truncated = max(truncated, int(t))
+			}
 			if t := res.GetTrace(); t != nil && len(t.ResourceSpans) > 0 {
 				found = true
-				c.Add(&tracev1.TracesData{ResourceSpans: t.ResourceSpans})
+				td := &tracev1.TracesData{ResourceSpans: t.ResourceSpans}
+				if !adm.Admit(td) {
+					cancel() // full: the jobs still running cannot add to it
+				}
+				c.Add(td)
 			}
 		}()
 	}
 	wg.Wait()
+	if adm.Full() {
+		truncated = adm.Max()
+	}
 	if !found {
-		return nil, partial(errs)
+		return nil, partial(errs, 0)
 	}
 	td := c.Result()
+	if td == nil {
+		td = &tracev1.TracesData{} // found, but not one span fits
+	}
 	combine.FillRequired(td)
-	return td, partial(errs)
+	return td, partial(errs, truncated)
 }
 
 // partial is the lookup's error, as querier.TraceFinder defines it: nil,
 // ErrTooManyRequests when every failed job was refused by the queue, or a
-// *querier.PartialError.
-func partial(errs []error) error {
+// *querier.PartialError (truncated: the limit the answer was cut at).
+func partial(errs []error, truncated int) error {
+	if truncated > 0 {
+		return &querier.PartialError{Sources: errors.Join(errs...), MaxBytes: truncated}
+	}
 	if len(errs) == 0 {
 		return nil
 	}

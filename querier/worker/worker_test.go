@@ -30,7 +30,7 @@ func startFrontend(t *testing.T) (*frontend.Frontend, string) {
 	t.Helper()
 	var cfg querier.FrontendConfig
 	cfg.RegisterFlagsAndApplyDefaults("", flag.NewFlagSet("", flag.PanicOnError))
-	fe, err := frontend.New(cfg, inmem.New(), time.Hour, log.NewNopLogger(), prometheus.NewRegistry())
+	fe, err := frontend.New(cfg, inmem.New(), time.Hour, nil, log.NewNopLogger(), prometheus.NewRegistry())
 	require.NoError(t, err)
 	g := grpc.NewServer()
 	fe.Register(g)

@@ -159,7 +159,7 @@ func (a *App) Run(ctx context.Context) error {
 		modCompactor:    {modStore, modOverrides, modMemberlistKV},
 		TargetAll:       {modIngester, modDistributor, modQuerier, modCompactor},
 	}
-	deps[modQueryFrontend] = []string{modStore}
+	deps[modQueryFrontend] = []string{modStore, modOverrides}
 	for m, d := range deps {
 		if err := mm.AddDependency(m, d...); err != nil {
 			return err

@@ -28,7 +28,7 @@ func (a *App) initQueryFrontend() (services.Service, error) {
 	if a.querier != nil {
 		return nil, errors.New("target query-frontend cannot run in the same process as a querier (both serve the query API); run them as separate processes")
 	}
-	fe, err := frontend.New(a.cfg.QueryFrontend, a.store, a.cfg.Storage.Trace.BlocklistPoll, a.logger, a.reg)
+	fe, err := frontend.New(a.cfg.QueryFrontend, a.store, a.cfg.Storage.Trace.BlocklistPoll, a.overrides, a.logger, a.reg)
 	if err != nil {
 		return nil, err
 	}
