@@ -320,6 +320,26 @@ func TestConfigVerifyCatchesBadValues(t *testing.T) {
 	}
 }
 
+// TestStructuredConfigSetsFalseAndZero: structuredConfig replaces what the
+// chart rendered even with false, 0 or "" (mergeOverwrite over the parsed
+// config's interface values), and merges maps key by key.
+func TestStructuredConfigSetsFalseAndZero(t *testing.T) {
+	objs := render(t, `minio: {enabled: true}
+rubato:
+  structuredConfig:
+    storage: {trace: {s3: {insecure: false, region: ""}}}
+    ingester: {trace_idle_period: 0s}
+`)
+	cm := objs["ConfigMap/rel-rubato"].obj.(*corev1.ConfigMap)
+	var cfg map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(cm.Data["rubato.yaml"]), &cfg))
+	require.Equal(t, false, dig(cfg, "storage", "trace", "s3", "insecure"))
+	require.Equal(t, "", dig(cfg, "storage", "trace", "s3", "region"))
+	require.Equal(t, true, dig(cfg, "storage", "trace", "s3", "forcepathstyle"), "the rest of the map is kept")
+	require.Equal(t, "0s", dig(cfg, "ingester", "trace_idle_period"))
+	require.NotNil(t, dig(cfg, "storage", "trace", "wal", "path"))
+}
+
 // TestBadModeValuesRefused: values the chart cannot honour fail to render
 // with a message naming the value, rather than rendering something else.
 func TestBadModeValuesRefused(t *testing.T) {
