@@ -504,7 +504,7 @@ func Main(args []string) int {
 		level.Error(logger).Log("msg", "init", "err", err)
 		return 1
 	}
-	ctx, stop := signalContext()
+	ctx, stop := signalContext(logger)
 	defer stop()
 	if err := app.Run(ctx); err != nil {
 		level.Error(logger).Log("msg", "rubato stopped with error", "err", err)

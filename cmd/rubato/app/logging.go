@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"sync"
 	"syscall"
 
 	"github.com/go-kit/log"
@@ -32,8 +33,38 @@ func newLogger(cfg ServerConfig) log.Logger {
 	return log.With(level.NewFilter(l, opt), "ts", log.DefaultTimestampUTC, "caller", log.DefaultCaller)
 }
 
-func signalContext() (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+// signalContext is cancelled by the first SIGINT or SIGTERM, which starts
+// a graceful stop. A second one exits at once with status 1, as a kill
+// would: nothing acknowledged is lost (it is in the WAL, replayed at the
+// next start), and an operator can cut a stop that waits on slow clients.
+func signalContext(logger log.Logger) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-ch:
+			level.Info(logger).Log("msg", "stopping gracefully; send the signal again to exit at once", "signal", s)
+			cancel()
+		case <-done:
+			return
+		}
+		select {
+		case s := <-ch:
+			level.Warn(logger).Log("msg", "second signal: exiting at once; the WAL is replayed at the next start", "signal", s)
+			os.Exit(1)
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(ch)
+			close(done)
+			cancel()
+		})
+	}
 }
 
 var secretLine = regexp.MustCompile(`(?m)^(\s*(?:secret_key|session_token|access_key|password)\s*:\s*).+$`)
