@@ -29,6 +29,9 @@ server:
   http_listen_port: %d
   grpc_listen_address: 127.0.0.1
   grpc_listen_port: %d
+  # /flush answers when the block is written: a phase of a million spans
+  # on a loaded machine takes longer than the default 30 s.
+  http_server_write_timeout: 0s
 distributor:
   receivers:
     otlp:
