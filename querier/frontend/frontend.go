@@ -196,10 +196,16 @@ func (f *Frontend) Process(stream grpc.BidiStreamingServer[rubatopb.WorkerMessag
 			return err
 		}
 		if err := f.await(stream, t, id, answers, broken); err != nil {
+			if errors.Is(err, errWorkerClosed) {
+				return nil
+			}
 			return err
 		}
 	}
 }
+
+// errWorkerClosed ends a stream whose worker closed its side (io.EOF).
+var errWorkerClosed = errors.New("worker closed its side of the stream")
 
 // await waits for the worker's answer to job id of t. When t's query ends
 // first, it tells the worker to cancel and still waits for the answer, so
@@ -234,7 +240,7 @@ func (f *Frontend) await(stream grpc.BidiStreamingServer[rubatopb.WorkerMessage,
 				// The worker closed its side, which it does only with no
 				// job in flight: it never ran t, and cannot answer it.
 				f.requeue(t, false)
-				return nil
+				return errWorkerClosed
 			}
 			f.requeue(t, true)
 			level.Warn(f.logger).Log("msg", "querier went away during a job", "tenant", t.tenant, "retries", t.retries, "err", err)
