@@ -38,7 +38,9 @@ func newZone() *zone {
 	return &zone{srv: map[string][]*net.SRV{}, a: map[string][]net.IPAddr{}}
 }
 
-func notFound(name string) error { return &net.DNSError{Err: "no such host", Name: name, IsNotFound: true} }
+func notFound(name string) error {
+	return &net.DNSError{Err: "no such host", Name: name, IsNotFound: true}
+}
 
 func (z *zone) LookupIPAddr(_ context.Context, host string) ([]net.IPAddr, error) {
 	z.mu.Lock()
