@@ -107,6 +107,8 @@ type Worker struct {
 	resolver dns.Resolver
 	run      RunFunc
 	logger   log.Logger
+	// resolvedNone: the last lookup found no frontend (warned once).
+	resolvedNone bool
 
 	jobs       *prometheus.CounterVec
 	frontends  prometheus.Gauge
@@ -196,9 +198,10 @@ func (w *Worker) update(ctx context.Context, active map[string]*frontend, wg *sy
 		}
 		return
 	}
-	if len(addrs) == 0 {
-		level.Warn(w.logger).Log("msg", "the query-frontend address resolves to nothing")
+	if len(addrs) == 0 && !w.resolvedNone {
+		level.Warn(w.logger).Log("msg", "the query-frontend address resolves to nothing; no frontend gets this querier's jobs until it does")
 	}
+	w.resolvedNone = len(addrs) == 0
 	for addr, f := range active {
 		if !slices.Contains(addrs, addr) {
 			level.Info(f.logger).Log("msg", "query-frontend no longer resolved; draining its streams")
