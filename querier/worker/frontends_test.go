@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"strconv"
 	"sync"
@@ -301,4 +302,64 @@ func TestWorkerResolvesHostNames(t *testing.T) {
 		require.GreaterOrEqual(t, value(t, wreg, "rubato_querier_worker_frontends"), 1.0)
 		answers(t, fe, "t1")
 	})
+}
+
+// blackHole accepts TCP connections and never answers, as an address whose
+// pod is gone can behave; it counts the connections still open.
+type blackHole struct {
+	lis      net.Listener
+	open     atomic.Int32
+	accepted atomic.Int32
+	wg       sync.WaitGroup
+}
+
+func startBlackHole(t *testing.T) *blackHole {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	b := &blackHole{lis: lis}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for {
+			c, err := lis.Accept()
+			if err != nil {
+				return
+			}
+			b.open.Add(1)
+			b.accepted.Add(1)
+			b.wg.Add(1)
+			go func() {
+				defer b.wg.Done()
+				_, _ = io.Copy(io.Discard, c) // until the worker closes it
+				c.Close()
+				b.open.Add(-1)
+			}()
+		}
+	}()
+	t.Cleanup(func() { lis.Close(); b.wg.Wait() })
+	return b
+}
+
+// A frontend whose streams never open (its address accepts TCP and says
+// nothing) is given up as soon as it leaves the name: its connection
+// closes at once, not after gRPC's connect timeout.
+func TestWorkerGivesUpUnreachableFrontend(t *testing.T) {
+	fe, addr, reg := startFrontendReg(t)
+	hole := startBlackHole(t)
+	z := newZone()
+	z.publish(t, addr, hole.lis.Addr().String())
+	wreg := startWorker(t, worker.Config{
+		FrontendAddress: "dnssrv+" + srvName, Parallelism: 2, DNSLookupPeriod: 20 * time.Millisecond,
+		Resolver: dns.NewResolver(z, log.NewNopLogger()),
+	}, echo)
+	waitValue(t, reg, workers, 2)
+	require.Eventually(t, func() bool { return hole.open.Load() > 0 }, 10*time.Second, 5*time.Millisecond)
+	require.Equal(t, 2.0, value(t, wreg, "rubato_querier_worker_frontends"))
+
+	z.publish(t, addr)
+	waitValue(t, wreg, "rubato_querier_worker_frontends", 1)
+	require.Eventually(t, func() bool { return hole.open.Load() == 0 }, 5*time.Second, 5*time.Millisecond,
+		"the unreachable frontend's connection is still open")
+	answers(t, fe, "t1")
 }

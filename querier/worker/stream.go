@@ -25,8 +25,11 @@ const drainGrace = 5 * time.Second
 func (w *Worker) process(ctx context.Context, f *frontend) (served bool, err error) {
 	ctx, cancelStream := context.WithCancel(ctx)
 	defer cancelStream()
+	// A frontend drained while its stream is being opened (its address
+	// gone, perhaps unreachable) is given up at once.
+	giveUp := context.AfterFunc(f.drainCtx, cancelStream)
 	stream, err := rubatopb.NewFrontendClient(f.conn).Process(ctx)
-	if err != nil {
+	if !giveUp() || err != nil {
 		return false, err
 	}
 	var (
