@@ -25,7 +25,8 @@
 //     job is answered (the frontend ends the stream at that io.EOF and gives
 //     a job it sent meanwhile to another worker, not counted as a retry), and
 //     its connection closes after its last stream. A frontend that does not
-//     end a closed stream within 5 s is cut off.
+//     end a closed stream within 5 s is cut off, and a stream still opening
+//     (an unreachable address) is given up at once.
 //   - A failed lookup keeps the frontends resolved before
 //     (rubato_querier_worker_dns_failures_total); a lookup that succeeds with
 //     no address drains them all.
