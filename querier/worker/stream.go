@@ -102,9 +102,11 @@ func (w *Worker) process(ctx context.Context, f *frontend) (served bool, err err
 			continue
 		}
 		runMu.Lock()
-		if closed {
-			// Sent as this side closed: the frontend gives it to
-			// another worker when it reads the io.EOF.
+		if closed || f.draining() {
+			// Sent as this side closes: not run. The frontend gives it
+			// to another worker when it reads the io.EOF, which the
+			// drain sends once the job before it is answered.
+			closed = true
 			runMu.Unlock()
 			continue
 		}
