@@ -46,14 +46,17 @@ query_frontend:
   trace_by_id:
     query_shards: 2
 `})
-	worker := fmt.Sprintf(`target: querier
+	worker := func(host string) string {
+		return fmt.Sprintf(`target: querier
 querier:
   frontend_worker:
-    frontend_address: 127.0.0.1:%d
+    frontend_address: %s:%d
     parallelism: 2
-`, fe.ports.GRPC)
-	q1 := startServer(t, options{Storage: storage, Extra: worker})
-	startServer(t, options{Storage: storage, Extra: worker})
+`, host, fe.ports.GRPC)
+	}
+	q1 := startServer(t, options{Storage: storage, Extra: worker("127.0.0.1")})
+	// The other finds the frontend by name (DNS, /etc/hosts).
+	startServer(t, options{Storage: storage, Extra: worker("localhost")})
 	require.Eventually(t, func() bool { return fe.metric(t, "rubato_query_frontend_connected_workers") == 4 },
 		20*time.Second, 50*time.Millisecond, fe.logs.String())
 

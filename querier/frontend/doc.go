@@ -39,6 +39,10 @@
 //     to another worker, at most max_retries times, after which it fails
 //     (Unavailable; a trace lookup reports that job's blocks as unread,
 //     i.e. PARTIAL or 503, never a false not-found).
+//   - A worker that closes its side of a stream (io.EOF: it drains this
+//     frontend, having left the querier's DNS answer) has no job in flight;
+//     the stream ends at once, and a job sent to it meanwhile goes back to
+//     the front of the queue without counting as a retry.
 //   - When a query ends (search limit met, client gone) its queued jobs
 //     leave the queue at once, and a worker running one is sent a cancel.
 //   - Errors the querier classes as the request's (InvalidArgument) come

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync/atomic"
 	"time"
 
@@ -151,7 +152,11 @@ func (f *Frontend) do(ctx context.Context, tenant, kind string, job *rubatopb.Qu
 func (f *Frontend) Process(stream grpc.BidiStreamingServer[rubatopb.WorkerMessage, rubatopb.FrontendMessage]) error {
 	f.workers.Inc()
 	defer f.workers.Dec()
-	ctx := stream.Context()
+	// ctx also ends when the worker's side does: a worker draining this
+	// frontend closes its side (io.EOF) with no job in flight, and must
+	// not wait for the next job to learn that the stream is over.
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
 	answers := make(chan *rubatopb.WorkerMessage)
 	broken := make(chan error, 1)
 	go func() {
@@ -159,6 +164,7 @@ func (f *Frontend) Process(stream grpc.BidiStreamingServer[rubatopb.WorkerMessag
 			m, err := stream.Recv()
 			if err != nil {
 				broken <- err
+				cancel()
 				return
 			}
 			select {
@@ -174,6 +180,13 @@ func (f *Frontend) Process(stream grpc.BidiStreamingServer[rubatopb.WorkerMessag
 			return status.Error(codes.Unavailable, "query-frontend stopping")
 		}
 		if err != nil {
+			select {
+			case berr := <-broken:
+				if errors.Is(berr, io.EOF) {
+					return nil // the worker drained this stream
+				}
+			default:
+			}
 			return err // the worker went away while idle
 		}
 		f.queueTime.Observe(time.Since(t.queued).Seconds())
@@ -183,10 +196,16 @@ func (f *Frontend) Process(stream grpc.BidiStreamingServer[rubatopb.WorkerMessag
 			return err
 		}
 		if err := f.await(stream, t, id, answers, broken); err != nil {
+			if errors.Is(err, errWorkerClosed) {
+				return nil
+			}
 			return err
 		}
 	}
 }
+
+// errWorkerClosed ends a stream whose worker closed its side (io.EOF).
+var errWorkerClosed = errors.New("worker closed its side of the stream")
 
 // await waits for the worker's answer to job id of t. When t's query ends
 // first, it tells the worker to cancel and still waits for the answer, so
@@ -217,6 +236,12 @@ func (f *Frontend) await(stream grpc.BidiStreamingServer[rubatopb.WorkerMessage,
 				return err
 			}
 		case err := <-broken:
+			if errors.Is(err, io.EOF) {
+				// The worker closed its side, which it does only with no
+				// job in flight: it never ran t, and cannot answer it.
+				f.requeue(t, false)
+				return errWorkerClosed
+			}
 			f.requeue(t, true)
 			level.Warn(f.logger).Log("msg", "querier went away during a job", "tenant", t.tenant, "retries", t.retries, "err", err)
 			return err

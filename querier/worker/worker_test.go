@@ -28,9 +28,17 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // startFrontend serves a real frontend's Frontend service on 127.0.0.1.
 func startFrontend(t *testing.T) (*frontend.Frontend, string) {
 	t.Helper()
+	fe, addr, _ := startFrontendReg(t)
+	return fe, addr
+}
+
+// startFrontendReg is startFrontend, also returning the frontend's metrics.
+func startFrontendReg(t *testing.T) (*frontend.Frontend, string, *prometheus.Registry) {
+	t.Helper()
 	var cfg querier.FrontendConfig
 	cfg.RegisterFlagsAndApplyDefaults("", flag.NewFlagSet("", flag.PanicOnError))
-	fe, err := frontend.New(cfg, inmem.New(), time.Hour, nil, log.NewNopLogger(), prometheus.NewRegistry())
+	reg := prometheus.NewRegistry()
+	fe, err := frontend.New(cfg, inmem.New(), time.Hour, nil, log.NewNopLogger(), reg)
 	require.NoError(t, err)
 	g := grpc.NewServer()
 	fe.Register(g)
@@ -41,7 +49,7 @@ func startFrontend(t *testing.T) (*frontend.Frontend, string) {
 	t.Cleanup(func() { g.Stop(); <-done })
 	require.NoError(t, services.StartAndAwaitRunning(context.Background(), fe))
 	t.Cleanup(func() { _ = services.StopAndAwaitTerminated(context.Background(), fe) })
-	return fe, lis.Addr().String()
+	return fe, lis.Addr().String(), reg
 }
 
 // The worker runs what the frontend sends, cancels a job when the
@@ -95,6 +103,23 @@ func TestWorkerConfig(t *testing.T) {
 	require.ErrorContains(t, err, "frontend_address is empty")
 	_, err = worker.New(worker.Config{FrontendAddress: "x:1"}, nil, log.NewNopLogger(), nil)
 	require.ErrorContains(t, err, "parallelism must be at least 1")
+	for addr, msg := range map[string]string{
+		"query-frontend":             "want host:port",
+		"query-frontend:":            "want host:port",
+		"dns+query-frontend":         "want host:port",
+		"dns:///query-frontend:9095": "not a URL",
+		"dnsfoo+query-frontend:9095": `unknown lookup "dnsfoo"`,
+		"dnssrv+":                    "no name",
+	} {
+		_, err = worker.New(worker.Config{FrontendAddress: addr, Parallelism: 1}, nil, log.NewNopLogger(), nil)
+		require.ErrorContains(t, err, msg, addr)
+	}
+	_, err = worker.New(worker.Config{FrontendAddress: "x:1", Parallelism: 1, DNSLookupPeriod: -time.Second}, nil, log.NewNopLogger(), nil)
+	require.ErrorContains(t, err, "dns_lookup_duration must be positive")
+	for _, addr := range []string{"query-frontend:9095", "dns+query-frontend:9095", "dnssrv+_grpc._tcp.query-frontend", "dnssrvnoa+_grpc._tcp.query-frontend", "10.0.0.1:9095", "[::1]:9095"} {
+		_, err = worker.New(worker.Config{FrontendAddress: addr, Parallelism: 1}, nil, log.NewNopLogger(), nil)
+		require.NoError(t, err, addr)
+	}
 }
 
 // A querier stopping in the middle of a job hands it back: the frontend

@@ -44,7 +44,6 @@ var ignoredTempoKeys = []string{
 	"distributor.log_discarded_spans",
 	"querier.frontend_worker.grpc_client_config",
 	"querier.frontend_worker.match_max_concurrent",
-	"querier.frontend_worker.dns_lookup_duration",
 	"storage.trace.pool",
 	"storage.trace.wal.v2_encoding",
 	"storage.trace.wal.search_encoding",

@@ -33,7 +33,7 @@ var components = []component{
 	{"distributor", "Deployment", true, true},
 	{"ingester", "StatefulSet", true, false},
 	{"querier", "Deployment", true, true},
-	{"query-frontend", "Deployment", false, false},
+	{"query-frontend", "Deployment", false, true},
 	{"compactor", "Deployment", true, true},
 }
 
@@ -50,6 +50,7 @@ type distCase struct {
 	monitor      bool
 	noWALVolume  bool
 	rf           int // replication factor; default 3
+	frontends    int // query-frontend replicas without an HPA; default 1
 	domain       string
 	// ingesterAffinity: the anti-affinity expected when the values do not
 	// set ingester.affinity: topology key to "required" or "preferred".
@@ -92,11 +93,13 @@ rubato:
 `},
 		{name: "every receiver on", secret: "s3-keys", receivers: portNames(), values: s3Values + tracesValues(portNames()...)},
 		{name: "every receiver off", secret: "s3-keys", receivers: []string{}, values: s3Values + tracesValues()},
-		{name: "autoscaling on", secret: "s3-keys", hpa: []string{"distributor", "querier", "compactor"}, values: s3Values + `
+		{name: "autoscaling on", secret: "s3-keys", hpa: []string{"distributor", "querier", "query-frontend", "compactor"}, values: s3Values + `
 distributor: {autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 10, targetMemoryUtilizationPercentage: 80}}
 querier: {autoscaling: {enabled: true, maxReplicas: 5}}
+queryFrontend: {autoscaling: {enabled: true, minReplicas: 2, maxReplicas: 4}}
 compactor: {autoscaling: {enabled: true}}
 `},
+		{name: "two query-frontends", secret: "s3-keys", frontends: 2, values: s3Values + "queryFrontend: {replicas: 2}\n"},
 		{name: "everything optional", full: "tracing", secret: "tracing-minio", minio: true, monitor: true, noWALVolume: true, rf: 5, domain: "k8s.example",
 			ingesterAffinity: map[string]string{"topology.kubernetes.io/zone": "required"}, values: `
 fullnameOverride: tracing
@@ -373,9 +376,18 @@ func checkDistributed(t *testing.T, tc distCase, objs map[string]object) {
 	}
 	require.Equal(t, members, r.selects(gossip.Spec.Selector), "gossip ring members")
 
-	// The queriers' frontend address is the query-frontend's gRPC port.
+	// The queriers' frontend address is the query-frontend's gRPC port,
+	// through a headless Service: its DNS name resolves to every frontend
+	// pod, and each querier's worker takes jobs from all of them, so any
+	// number of frontends (or an HPA) is served.
 	fe, port := r.resolve(t, dig(cfg, "querier", "frontend_worker", "frontend_address").(string))
 	require.Equal(t, []string{"query-frontend"}, r.selects(fe.Spec.Selector), "frontend_address %s", fe.Name)
+	require.Equal(t, corev1.ClusterIPNone, fe.Spec.ClusterIP, "frontend_address %s must name every frontend pod (headless)", fe.Name)
+	if !slices.Contains(tc.hpa, "query-frontend") {
+		want := int32(max(tc.frontends, 1))
+		d := objs["Deployment/"+name("query-frontend")].obj.(*appsv1.Deployment)
+		require.Equal(t, want, *d.Spec.Replicas, "query-frontend replicas")
+	}
 	require.Equal(t, grpcPort, containerPorts(r.pods["query-frontend"].Spec.Containers[0])[port.TargetPort.String()].ContainerPort, "frontend_address must reach the frontend's gRPC port")
 
 	// Ingesters: a StatefulSet with a governing headless Service, the WAL

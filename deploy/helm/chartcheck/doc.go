@@ -4,7 +4,8 @@
 // For every case of a matrix of values, in both deployment modes
 // (storage: local — single binary only —, S3 with a Secret, S3 with an
 // IAM role, an external MinIO, minio.enabled; multitenancy on and off;
-// each receiver on and off; autoscaling on; every optional part on) it
+// each receiver on and off; autoscaling on; two query-frontends; every
+// optional part on) it
 // runs `helm lint --strict` and `helm template` with Helm built from Go
 // modules (scripts/helm.sh), and then:
 //
@@ -23,7 +24,8 @@
 //     cluster DNS names the config holds to rendered Services: each
 //     Service reaches pods with its target ports, the gossip Service is
 //     headless and selects exactly the components running a ring, the
-//     queriers' frontend address reaches the query-frontend's gRPC port,
+//     queriers' frontend address reaches the query-frontend's gRPC port
+//     through a headless Service (its name resolves to every frontend pod),
 //     the WAL is on the ingesters' volumeClaimTemplate, the PDB, the
 //     anti-affinity, the HPAs and the ServiceMonitor select what they
 //     should.

@@ -348,7 +348,6 @@ func TestBadModeValuesRefused(t *testing.T) {
 		"deploymentMode=microservices":             `deploymentMode "microservices": want single-binary or distributed`,
 		"deploymentMode=distributed":               "deploymentMode distributed needs an object store",
 		dist + ",ingester.replicas=2":              "ingester.replicas (2) is below ingester.replicationFactor (3)",
-		dist + ",queryFrontend.replicas=2":         "queryFrontend.replicas 2: keep 1",
 		dist + ",ingester.antiAffinity.zone=maybe": `ingester.antiAffinity.zone "maybe": want soft, hard or none`,
 		dist + ",distributor.autoscaling.enabled=true," + "distributor.autoscaling.targetCPUUtilizationPercentage=0": "distributor.autoscaling: set targetCPUUtilizationPercentage or targetMemoryUtilizationPercentage",
 	} {

@@ -18,7 +18,7 @@ the query-frontend runs none), hpa (whether it may autoscale). */}}
 - {name: distributor, key: distributor, kind: Deployment, memberlist: true, hpa: true}
 - {name: ingester, key: ingester, kind: StatefulSet, memberlist: true, hpa: false}
 - {name: querier, key: querier, kind: Deployment, memberlist: true, hpa: true}
-- {name: query-frontend, key: queryFrontend, kind: Deployment, memberlist: false, hpa: false}
+- {name: query-frontend, key: queryFrontend, kind: Deployment, memberlist: false, hpa: true}
 - {name: compactor, key: compactor, kind: Deployment, memberlist: true, hpa: true}
 {{- end }}
 

@@ -257,9 +257,6 @@ configmap.yaml, which every rendering has. */}}
 {{- if lt (int .Values.ingester.replicas) $rf }}
 {{- fail (printf "ingester.replicas (%d) is below ingester.replicationFactor (%d): each trace is written to %d ingesters; run at least as many" (int .Values.ingester.replicas) $rf $rf) }}
 {{- end }}
-{{- if ne (int .Values.queryFrontend.replicas) 1 }}
-{{- fail (printf "queryFrontend.replicas %d: keep 1. A querier's worker connects to one query-frontend address, so a second frontend would get no workers and its queries would wait until they time out" (int .Values.queryFrontend.replicas)) }}
-{{- end }}
 {{- end }}
 {{- end }}
 
