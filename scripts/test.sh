@@ -13,6 +13,7 @@ bash scripts/docker-up.sh
 bash scripts/minio-image.sh >/dev/null
 bash scripts/otelcol.sh >/dev/null
 bash scripts/helm.sh >/dev/null
+bash scripts/kube.sh >/dev/null
 
 echo "== go vet"
 go vet ./...
@@ -24,6 +25,8 @@ go test -count=1 -timeout 30m -v ./... >"$log" 2>&1
 status=$?
 # The Helm chart's checks: a module of their own (k8s.io/* stays out of go.mod).
 (cd deploy/helm/chartcheck && go vet ./... && go test -count=1 -timeout 20m -v ./...) >>"$log" 2>&1 || status=$?
+# helm install/upgrade on kube-apiserver and etcd (scripts/kube.sh): its own module too.
+(cd deploy/helm/kubetest && go vet ./... && go test -count=1 -timeout 20m -v ./...) >>"$log" 2>&1 || status=$?
 set -e
 grep -E '^(ok|FAIL|\?) ' "$log" || true
 passed=$(grep -cE '^\s*--- PASS' "$log" || true)
