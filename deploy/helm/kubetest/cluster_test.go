@@ -194,7 +194,7 @@ func startCluster(t *testing.T, apiserverBin, etcdBin string) *cluster {
 		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
 		DNSNames:              []string{"localhost"},
 	}
-	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &servingKey.PublicKey, &servingKey.PrivateKey)
+	certDER, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &servingKey.PublicKey, servingKey)
 	require.NoError(t, err)
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: certDER})
 	servingKeyPEM := pemKey(t, servingKey)
