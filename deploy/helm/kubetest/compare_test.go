@@ -1,9 +1,11 @@
 package kubetest
 
 import (
+	"bufio"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
 
@@ -19,15 +22,19 @@ import (
 func splitDocs(t *testing.T, stream string) []*unstructured.Unstructured {
 	t.Helper()
 	var out []*unstructured.Unstructured
-	for _, doc := range strings.Split("\n"+stream, "\n---") {
-		var m map[string]any
-		require.NoError(t, yaml.Unmarshal([]byte(doc), &m), "document:\n%s", doc)
-		if len(m) == 0 {
-			continue
+	r := utilyaml.NewYAMLReader(bufio.NewReader(strings.NewReader(stream)))
+	for {
+		doc, err := r.Read()
+		if err == io.EOF {
+			return out
 		}
-		out = append(out, &unstructured.Unstructured{Object: m})
+		require.NoError(t, err)
+		var m map[string]any
+		require.NoError(t, yaml.Unmarshal(doc, &m), "document:\n%s", doc)
+		if len(m) > 0 {
+			out = append(out, &unstructured.Unstructured{Object: m})
+		}
 	}
-	return out
 }
 
 // stringDataToData moves a rendered Secret's stringData into data, as the
@@ -105,7 +112,7 @@ func subset(want, got any, path string) string {
 		if sameQuantity(want, got) {
 			return ""
 		}
-		return fmt.Sprintf("%s: want %v, got %v", path, want, got)
+		return fmt.Sprintf("%s: want %#v, got %#v", path, want, got)
 	}
 }
 

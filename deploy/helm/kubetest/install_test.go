@@ -175,7 +175,10 @@ func TestHelmInstallUpgrade(t *testing.T) {
 		t.Run(vc.name, func(t *testing.T) {
 			ns := fmt.Sprintf("kubetest-%d", i)
 			const rel = "rel"
-			dir := t.TempDir()
+			// Not t.TempDir(): its name has the subtest's commas, and helm
+			// splits -f at commas.
+			dir := filepath.Join(h.home, ns)
+			require.NoError(t, os.Mkdir(dir, 0o700))
 			values := filepath.Join(dir, "values.yaml")
 			upgrade := filepath.Join(dir, "upgrade.yaml")
 			require.NoError(t, os.WriteFile(values, []byte(vc.values), 0o600))
