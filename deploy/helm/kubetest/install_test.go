@@ -21,7 +21,14 @@ import (
 	"k8s.io/client-go/restmapper"
 )
 
-var chartDir = filepath.Join("..", "rubato")
+// chartDir is the chart under test; $KUBETEST_CHART points elsewhere
+// (e.g. another branch's checkout of the chart).
+var chartDir = func() string {
+	if d := os.Getenv("KUBETEST_CHART"); d != "" {
+		return d
+	}
+	return filepath.Join("..", "rubato")
+}()
 
 // valueCase is one row of the install/upgrade table: the values a release
 // is installed with, what must exist first, and the values of the upgrade.
