@@ -117,6 +117,44 @@ storage: {trace: {s3: {bucket: traces-2}}}
 				require.True(t, found, "no ConfigMap holds the new bucket")
 			},
 		},
+		{
+			name: "distributed, external MinIO",
+			values: `
+deploymentMode: distributed
+storage:
+  trace:
+    backend: s3
+    s3: {bucket: traces, endpoint: "minio.storage.svc:9000", insecure: true, forcePathStyle: true, existingSecret: minio-keys, accessKeyIdKey: user, secretAccessKeyKey: password}
+`,
+			secrets: map[string]map[string]string{"minio-keys": {"user": "rubato", "password": "rubato-secret"}},
+			// upgradeValues per component, two queriers, and the
+			// distributor's HorizontalPodAutoscaler added.
+			upgrade: `
+rubato: {logLevel: debug}
+traces: {otlp: {grpc: {enabled: false}}}
+distributor: {resources: {requests: {cpu: 100m}}, autoscaling: {enabled: true}}
+ingester: {resources: {requests: {cpu: 100m}}}
+querier: {replicas: 2, resources: {requests: {cpu: 100m}}}
+queryFrontend: {resources: {requests: {cpu: 100m}}}
+compactor: {resources: {requests: {cpu: 100m}}}
+`,
+			checkUpgrade: func(t *testing.T, before, after map[objKey]*unstructured.Unstructured) {
+				usualUpgrade(t, before, after)
+				var hpas int
+				for k, o := range after {
+					switch {
+					case k.kind == "HorizontalPodAutoscaler":
+						_, existed := before[k]
+						require.False(t, existed, "%s before the upgrade", k)
+						hpas++
+					case k.kind == "Deployment" && strings.HasSuffix(k.name, "-querier"):
+						n, _, _ := unstructured.NestedInt64(o.Object, "spec", "replicas")
+						require.EqualValues(t, 2, n, "replicas of %s", k)
+					}
+				}
+				require.Equal(t, 1, hpas, "HorizontalPodAutoscalers after the upgrade")
+			},
+		},
 	}
 }
 
