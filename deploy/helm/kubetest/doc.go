@@ -12,7 +12,8 @@
 // authorization, the default admission plugins), waits for /readyz, writes
 // a kubeconfig, and then, for each row of a table of values (single-binary
 // with an external MinIO, with minio.enabled, with S3 and an existing
-// Secret), with the helm binary of scripts/helm.sh:
+// Secret; distributed with an external MinIO), with the helm binary of
+// scripts/helm.sh:
 //
 //   - `helm install`s the chart into a namespace of its own;
 //   - checks the release: `helm get manifest` names the same objects as
@@ -43,7 +44,7 @@
 // Cost: scripts/kube.sh cold (fresh GOCACHE, modules downloaded) took
 // 17m40s wall, 17.5 CPU-minutes, on this 2-core machine shared with other
 // work (and 28m12s under heavier load); cached, it returns at once. The
-// test itself runs in about 25 s (kube-apiserver ready in ~4 s, ~4-13 s
+// test itself runs in about 35 s (kube-apiserver ready in ~4 s, 4-13 s
 // per row); compiling this module cold (client-go) for go vet and go test
 // took 7m52s wall, 7.5 CPU-minutes.
 //
