@@ -2,9 +2,13 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,6 +52,10 @@ type clusterOptions struct {
 	// RemoteTimeout, when set, is ingester_client.remote_timeout (the
 	// distributor's push timeout) of every process.
 	RemoteTimeout time.Duration
+	// KVStore, when set, replaces "store: memberlist" as the body of the
+	// ingester and compactor rings' kvstore blocks (one line per key, no
+	// indentation).
+	KVStore string
 }
 
 // startCluster starts three ingesters, then the distributor, querier and
@@ -57,6 +65,12 @@ func startCluster(t *testing.T, o clusterOptions) *cluster {
 	t.Helper()
 	if o.Join == nil {
 		o.Join = func(p int) string { return fmt.Sprintf("127.0.0.1:%d", p) }
+	}
+	if o.KVStore == "" {
+		o.KVStore = "store: memberlist"
+	}
+	kv := func(indent string) string {
+		return indent + strings.ReplaceAll(strings.TrimSpace(o.KVStore), "\n", "\n"+indent)
 	}
 	gossip := []int{freePort(t), freePort(t), freePort(t)}
 	var join []string
@@ -85,7 +99,7 @@ ingester_client:
       heartbeat_timeout: 1m
       replication_factor: 3
       kvstore:
-        store: memberlist`, id)
+%s`, id, kv("        "))
 		return options{IdlePeriod: "1s", Extra: extra, Ingester: ing, Storage: o.Storage}
 	}
 	c := &cluster{}
@@ -111,8 +125,8 @@ ingester_client:
     instance_addr: 127.0.0.1
     heartbeat_period: 500ms
     kvstore:
-      store: memberlist
-`, i)
+%s
+`, i, kv("      "))
 			c.compactors = append(c.compactors, startServer(t, opts))
 		}
 		for _, s := range c.compactors {
@@ -386,6 +400,70 @@ func TestClusterRollingRestart(t *testing.T) {
 	}
 	ids := l.stop(t)
 	c.requireAllExact(t, ids, "after a rolling restart")
+}
+
+// TestClusterRingOverEtcd: the ingester and compactor rings kept in etcd
+// (kvstore store: etcd, dskit's client) instead of gossip, against the
+// etcd that scripts/kube.sh builds: the rings form and carry writes and
+// reads.
+func TestClusterRingOverEtcd(t *testing.T) {
+	etcd := etcdBinary(t)
+	dir := t.TempDir()
+	client, peer := freePort(t), freePort(t)
+	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", client)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peer)
+	cmd := exec.Command(etcd, "--name=rubato", "--data-dir="+filepath.Join(dir, "etcd"),
+		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=rubato="+peerURL, "--log-level=warn")
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	require.Eventually(t, func() bool {
+		resp, err := http.Get(etcdURL + "/health")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, time.Minute, 100*time.Millisecond, "etcd not healthy:\n%s", logs)
+
+	c := startCluster(t, clusterOptions{KVStore: fmt.Sprintf("store: etcd\netcd:\n  endpoints: [127.0.0.1:%d]", client)})
+	// The rings are keys in etcd (every key, through etcd's v3 JSON
+	// gateway): the ingesters' and the compactors'.
+	resp, err := http.Post(etcdURL+"/v3/kv/range", "application/json", strings.NewReader(`{"key":"AA==","range_end":"AA==","keys_only":true}`))
+	require.NoError(t, err)
+	var kvs struct {
+		Count string `json:"count"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&kvs))
+	resp.Body.Close()
+	n, err := strconv.Atoi(kvs.Count)
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, n, 2, "ring keys in etcd")
+	l := startLoad(t, c.distributor, 2)
+	waitAcked(t, l, 50)
+	c.requireAllExact(t, l.stop(t), "ring in etcd")
+}
+
+// etcdBinary is the etcd scripts/kube.sh builds ($RUBATO_ETCD to use
+// another): missing, the test skips, or fails under CI=true.
+func etcdBinary(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("RUBATO_ETCD")
+	if bin == "" {
+		home, _ := os.UserHomeDir()
+		bin = filepath.Join(home, ".cache", "rubato", "kube-v1.36.3", "etcd")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		msg := fmt.Sprintf("etcd not found at %s: run scripts/kube.sh (or set RUBATO_ETCD)", bin)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	return bin
 }
 
 // TestClusterGossipDNS: the processes join the gossip cluster through

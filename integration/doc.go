@@ -5,6 +5,11 @@
 // TestImageWithMinIO builds the container image (scripts/rubato-image.sh)
 // and runs it next to the MinIO container, both on the host network.
 //
+// cluster_test.go runs a cluster of processes of the one binary (three
+// ingesters at replication factor 3, distributor, querier, compactors),
+// its rings over memberlist gossip, or over the etcd scripts/kube.sh builds
+// (TestClusterRingOverEtcd; missing, it skips, or fails under CI=true).
+//
 // netfault_test.go puts a Toxiproxy proxy (github.com/Shopify/toxiproxy/v2,
 // run in process on 127.0.0.1) in front of each ingester of a cluster, so
 // that the distributor's pushes and the querier's reads cross it, and
