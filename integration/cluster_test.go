@@ -453,8 +453,12 @@ func etcdBinary(t *testing.T) string {
 	t.Helper()
 	bin := os.Getenv("RUBATO_ETCD")
 	if bin == "" {
-		home, _ := os.UserHomeDir()
-		bin = filepath.Join(home, ".cache", "rubato", "kube-v1.36.3", "etcd")
+		cache := os.Getenv("RUBATO_CACHE") // as scripts/kube.sh
+		if cache == "" {
+			home, _ := os.UserHomeDir()
+			cache = filepath.Join(home, ".cache", "rubato")
+		}
+		bin = filepath.Join(cache, "kube-v1.36.3", "etcd") // kube.sh's KUBE_VERSION
 	}
 	if _, err := os.Stat(bin); err != nil {
 		msg := fmt.Sprintf("etcd not found at %s: run scripts/kube.sh (or set RUBATO_ETCD)", bin)
