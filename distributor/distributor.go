@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -270,7 +269,7 @@ func (d *Distributor) push(ctx context.Context, tenantID string, split *otlpwire
 	frags := split.Fragments
 	keys := make([]uint32, len(frags))
 	for i := range frags {
-		keys[i] = TokenFor(tenantID, frags[i].ID[:])
+		keys[i] = client.TokenFor(tenantID, frags[i].ID[:])
 	}
 	reasons := make([]rubatopb.PushErrorReason, len(frags))
 	var mu sync.Mutex
@@ -324,13 +323,4 @@ func (d *Distributor) push(ctx context.Context, tenantID string, split *otlpwire
 	out := append([]rubatopb.PushErrorReason(nil), reasons...)
 	mu.Unlock()
 	return out, nil
-}
-
-// TokenFor hashes a trace onto the ring: FNV-1a over tenant and trace ID,
-// as Tempo does, so a trace's spans always meet in the same ingesters.
-func TokenFor(tenantID string, id []byte) uint32 {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(tenantID))
-	_, _ = h.Write(id)
-	return h.Sum32()
 }

@@ -28,8 +28,7 @@ import (
 	"time"
 
 	"github.com/grafana/dskit/ring"
-
-	"github.com/rubatodb/rubato/distributor"
+	"github.com/rubatodb/rubato/ingester/client"
 )
 
 type config struct {
@@ -140,7 +139,7 @@ func traceKeys(n, tenants int, seed uint64) []uint32 {
 				id[i+j] = byte(v >> (8 * j))
 			}
 		}
-		keys[k] = distributor.TokenFor(names[k%tenants], id[:])
+		keys[k] = client.TokenFor(names[k%tenants], id[:])
 	}
 	return keys
 }
@@ -156,7 +155,7 @@ func jobKeys(tenants, windows int) []uint32 {
 		tenant := fmt.Sprintf("tenant-%d", t)
 		for w := range windows {
 			start := end.Add(-time.Duration(w+1) * time.Hour).Unix()
-			keys = append(keys, distributor.TokenFor(tenant, []byte(strconv.FormatInt(start, 10))))
+			keys = append(keys, client.TokenFor(tenant, []byte(strconv.FormatInt(start, 10))))
 		}
 	}
 	return keys

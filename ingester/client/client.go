@@ -16,6 +16,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	"github.com/go-kit/log"
@@ -142,4 +143,13 @@ func (c *conn) Close() error { return c.cc.Close() }
 // WithTenant returns ctx with the tenant set in the outgoing metadata.
 func WithTenant(ctx context.Context, tenantID string) context.Context {
 	return metadata.AppendToOutgoingContext(ctx, "x-scope-orgid", tenantID)
+}
+
+// TokenFor hashes a trace onto the ring: FNV-1a over tenant and trace ID,
+// as Tempo does, so a trace's spans always meet in the same ingesters.
+func TokenFor(tenantID string, id []byte) uint32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(tenantID))
+	_, _ = h.Write(id)
+	return h.Sum32()
 }

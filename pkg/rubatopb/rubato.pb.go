@@ -84,7 +84,14 @@ type PushBytesRequest struct {
 	Ids    [][]byte               `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
 	Traces [][]byte               `protobuf:"bytes,2,rep,name=traces,proto3" json:"traces,omitempty"`
 	// spans[i] is the number of spans in traces[i], for limits and metrics.
-	Spans         []uint32 `protobuf:"varint,3,rep,packed,name=spans,proto3" json:"spans,omitempty"`
+	Spans []uint32 `protobuf:"varint,3,rep,packed,name=spans,proto3" json:"spans,omitempty"`
+	// pushID names this push, the same on every replica it is sent to (0: an
+	// unreplicated push, never held).
+	PushID uint64 `protobuf:"varint,4,opt,name=pushID,proto3" json:"pushID,omitempty"`
+	// hold[i] set: the replica keeps traces[i] in its WAL for durability but
+	// does not build it into a block; another replica does, and releases it
+	// (ReleaseHeld) once that block is in the backend. Empty: hold nothing.
+	Hold          []bool `protobuf:"varint,5,rep,packed,name=hold,proto3" json:"hold,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -140,6 +147,118 @@ func (x *PushBytesRequest) GetSpans() []uint32 {
 	return nil
 }
 
+func (x *PushBytesRequest) GetPushID() uint64 {
+	if x != nil {
+		return x.PushID
+	}
+	return 0
+}
+
+func (x *PushBytesRequest) GetHold() []bool {
+	if x != nil {
+		return x.Hold
+	}
+	return nil
+}
+
+// HeldFragments names fragments as (ids[i], pushIDs[i]) pairs.
+type HeldFragments struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ids           [][]byte               `protobuf:"bytes,1,rep,name=ids,proto3" json:"ids,omitempty"`
+	PushIDs       []uint64               `protobuf:"varint,2,rep,packed,name=pushIDs,proto3" json:"pushIDs,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeldFragments) Reset() {
+	*x = HeldFragments{}
+	mi := &file_rubato_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeldFragments) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeldFragments) ProtoMessage() {}
+
+func (x *HeldFragments) ProtoReflect() protoreflect.Message {
+	mi := &file_rubato_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeldFragments.ProtoReflect.Descriptor instead.
+func (*HeldFragments) Descriptor() ([]byte, []int) {
+	return file_rubato_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *HeldFragments) GetIds() [][]byte {
+	if x != nil {
+		return x.Ids
+	}
+	return nil
+}
+
+func (x *HeldFragments) GetPushIDs() []uint64 {
+	if x != nil {
+		return x.PushIDs
+	}
+	return nil
+}
+
+type HeldResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// matched counts the pairs the replica held.
+	Matched       uint32 `protobuf:"varint,1,opt,name=matched,proto3" json:"matched,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HeldResponse) Reset() {
+	*x = HeldResponse{}
+	mi := &file_rubato_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HeldResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HeldResponse) ProtoMessage() {}
+
+func (x *HeldResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_rubato_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HeldResponse.ProtoReflect.Descriptor instead.
+func (*HeldResponse) Descriptor() ([]byte, []int) {
+	return file_rubato_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *HeldResponse) GetMatched() uint32 {
+	if x != nil {
+		return x.Matched
+	}
+	return 0
+}
+
 type PushResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// errorsByTrace is empty when every trace was accepted; otherwise it has
@@ -151,7 +270,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_rubato_proto_msgTypes[1]
+	mi := &file_rubato_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -163,7 +282,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rubato_proto_msgTypes[1]
+	mi := &file_rubato_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -176,7 +295,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_rubato_proto_rawDescGZIP(), []int{1}
+	return file_rubato_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PushResponse) GetErrorsByTrace() []PushErrorReason {
@@ -195,7 +314,7 @@ type FindTraceByIDRequest struct {
 
 func (x *FindTraceByIDRequest) Reset() {
 	*x = FindTraceByIDRequest{}
-	mi := &file_rubato_proto_msgTypes[2]
+	mi := &file_rubato_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -207,7 +326,7 @@ func (x *FindTraceByIDRequest) String() string {
 func (*FindTraceByIDRequest) ProtoMessage() {}
 
 func (x *FindTraceByIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rubato_proto_msgTypes[2]
+	mi := &file_rubato_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -220,7 +339,7 @@ func (x *FindTraceByIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindTraceByIDRequest.ProtoReflect.Descriptor instead.
 func (*FindTraceByIDRequest) Descriptor() ([]byte, []int) {
-	return file_rubato_proto_rawDescGZIP(), []int{2}
+	return file_rubato_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *FindTraceByIDRequest) GetTraceID() []byte {
@@ -239,7 +358,7 @@ type FindTraceByIDResponse struct {
 
 func (x *FindTraceByIDResponse) Reset() {
 	*x = FindTraceByIDResponse{}
-	mi := &file_rubato_proto_msgTypes[3]
+	mi := &file_rubato_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -251,7 +370,7 @@ func (x *FindTraceByIDResponse) String() string {
 func (*FindTraceByIDResponse) ProtoMessage() {}
 
 func (x *FindTraceByIDResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rubato_proto_msgTypes[3]
+	mi := &file_rubato_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -264,7 +383,7 @@ func (x *FindTraceByIDResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindTraceByIDResponse.ProtoReflect.Descriptor instead.
 func (*FindTraceByIDResponse) Descriptor() ([]byte, []int) {
-	return file_rubato_proto_rawDescGZIP(), []int{3}
+	return file_rubato_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *FindTraceByIDResponse) GetTrace() *Trace {
@@ -278,11 +397,18 @@ var File_rubato_proto protoreflect.FileDescriptor
 
 const file_rubato_proto_rawDesc = "" +
 	"\n" +
-	"\frubato.proto\x12\brubatopb\x1a\vtempo.proto\"R\n" +
+	"\frubato.proto\x12\brubatopb\x1a\vtempo.proto\"~\n" +
 	"\x10PushBytesRequest\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\fR\x03ids\x12\x16\n" +
 	"\x06traces\x18\x02 \x03(\fR\x06traces\x12\x14\n" +
-	"\x05spans\x18\x03 \x03(\rR\x05spans\"O\n" +
+	"\x05spans\x18\x03 \x03(\rR\x05spans\x12\x16\n" +
+	"\x06pushID\x18\x04 \x01(\x04R\x06pushID\x12\x12\n" +
+	"\x04hold\x18\x05 \x03(\bR\x04hold\";\n" +
+	"\rHeldFragments\x12\x10\n" +
+	"\x03ids\x18\x01 \x03(\fR\x03ids\x12\x18\n" +
+	"\apushIDs\x18\x02 \x03(\x04R\apushIDs\"(\n" +
+	"\fHeldResponse\x12\x18\n" +
+	"\amatched\x18\x01 \x01(\rR\amatched\"O\n" +
 	"\fPushResponse\x12?\n" +
 	"\rerrorsByTrace\x18\x01 \x03(\x0e2\x19.rubatopb.PushErrorReasonR\rerrorsByTrace\"0\n" +
 	"\x14FindTraceByIDRequest\x12\x18\n" +
@@ -293,14 +419,16 @@ const file_rubato_proto_rawDesc = "" +
 	"\bNO_ERROR\x10\x00\x12\x13\n" +
 	"\x0fMAX_LIVE_TRACES\x10\x01\x12\x13\n" +
 	"\x0fTRACE_TOO_LARGE\x10\x02\x12\x11\n" +
-	"\rUNKNOWN_ERROR\x10\x032\xff\x02\n" +
+	"\rUNKNOWN_ERROR\x10\x032\xff\x03\n" +
 	"\bIngester\x12?\n" +
 	"\tPushBytes\x12\x1a.rubatopb.PushBytesRequest\x1a\x16.rubatopb.PushResponse\x12P\n" +
 	"\rFindTraceByID\x12\x1e.rubatopb.FindTraceByIDRequest\x1a\x1f.rubatopb.FindTraceByIDResponse\x12?\n" +
 	"\fSearchRecent\x12\x16.tempopb.SearchRequest\x1a\x17.tempopb.SearchResponse\x12G\n" +
 	"\n" +
 	"SearchTags\x12\x1a.tempopb.SearchTagsRequest\x1a\x1d.tempopb.SearchTagsV2Response\x12V\n" +
-	"\x0fSearchTagValues\x12\x1f.tempopb.SearchTagValuesRequest\x1a\".tempopb.SearchTagValuesV2ResponseB)Z'github.com/rubatodb/rubato/pkg/rubatopbb\x06proto3"
+	"\x0fSearchTagValues\x12\x1f.tempopb.SearchTagValuesRequest\x1a\".tempopb.SearchTagValuesV2Response\x12>\n" +
+	"\vReleaseHeld\x12\x17.rubatopb.HeldFragments\x1a\x16.rubatopb.HeldResponse\x12>\n" +
+	"\vPromoteHeld\x12\x17.rubatopb.HeldFragments\x1a\x16.rubatopb.HeldResponseB)Z'github.com/rubatodb/rubato/pkg/rubatopbb\x06proto3"
 
 var (
 	file_rubato_proto_rawDescOnce sync.Once
@@ -315,36 +443,42 @@ func file_rubato_proto_rawDescGZIP() []byte {
 }
 
 var file_rubato_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_rubato_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_rubato_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_rubato_proto_goTypes = []any{
 	(PushErrorReason)(0),              // 0: rubatopb.PushErrorReason
 	(*PushBytesRequest)(nil),          // 1: rubatopb.PushBytesRequest
-	(*PushResponse)(nil),              // 2: rubatopb.PushResponse
-	(*FindTraceByIDRequest)(nil),      // 3: rubatopb.FindTraceByIDRequest
-	(*FindTraceByIDResponse)(nil),     // 4: rubatopb.FindTraceByIDResponse
-	(*Trace)(nil),                     // 5: tempopb.Trace
-	(*SearchRequest)(nil),             // 6: tempopb.SearchRequest
-	(*SearchTagsRequest)(nil),         // 7: tempopb.SearchTagsRequest
-	(*SearchTagValuesRequest)(nil),    // 8: tempopb.SearchTagValuesRequest
-	(*SearchResponse)(nil),            // 9: tempopb.SearchResponse
-	(*SearchTagsV2Response)(nil),      // 10: tempopb.SearchTagsV2Response
-	(*SearchTagValuesV2Response)(nil), // 11: tempopb.SearchTagValuesV2Response
+	(*HeldFragments)(nil),             // 2: rubatopb.HeldFragments
+	(*HeldResponse)(nil),              // 3: rubatopb.HeldResponse
+	(*PushResponse)(nil),              // 4: rubatopb.PushResponse
+	(*FindTraceByIDRequest)(nil),      // 5: rubatopb.FindTraceByIDRequest
+	(*FindTraceByIDResponse)(nil),     // 6: rubatopb.FindTraceByIDResponse
+	(*Trace)(nil),                     // 7: tempopb.Trace
+	(*SearchRequest)(nil),             // 8: tempopb.SearchRequest
+	(*SearchTagsRequest)(nil),         // 9: tempopb.SearchTagsRequest
+	(*SearchTagValuesRequest)(nil),    // 10: tempopb.SearchTagValuesRequest
+	(*SearchResponse)(nil),            // 11: tempopb.SearchResponse
+	(*SearchTagsV2Response)(nil),      // 12: tempopb.SearchTagsV2Response
+	(*SearchTagValuesV2Response)(nil), // 13: tempopb.SearchTagValuesV2Response
 }
 var file_rubato_proto_depIdxs = []int32{
 	0,  // 0: rubatopb.PushResponse.errorsByTrace:type_name -> rubatopb.PushErrorReason
-	5,  // 1: rubatopb.FindTraceByIDResponse.trace:type_name -> tempopb.Trace
+	7,  // 1: rubatopb.FindTraceByIDResponse.trace:type_name -> tempopb.Trace
 	1,  // 2: rubatopb.Ingester.PushBytes:input_type -> rubatopb.PushBytesRequest
-	3,  // 3: rubatopb.Ingester.FindTraceByID:input_type -> rubatopb.FindTraceByIDRequest
-	6,  // 4: rubatopb.Ingester.SearchRecent:input_type -> tempopb.SearchRequest
-	7,  // 5: rubatopb.Ingester.SearchTags:input_type -> tempopb.SearchTagsRequest
-	8,  // 6: rubatopb.Ingester.SearchTagValues:input_type -> tempopb.SearchTagValuesRequest
-	2,  // 7: rubatopb.Ingester.PushBytes:output_type -> rubatopb.PushResponse
-	4,  // 8: rubatopb.Ingester.FindTraceByID:output_type -> rubatopb.FindTraceByIDResponse
-	9,  // 9: rubatopb.Ingester.SearchRecent:output_type -> tempopb.SearchResponse
-	10, // 10: rubatopb.Ingester.SearchTags:output_type -> tempopb.SearchTagsV2Response
-	11, // 11: rubatopb.Ingester.SearchTagValues:output_type -> tempopb.SearchTagValuesV2Response
-	7,  // [7:12] is the sub-list for method output_type
-	2,  // [2:7] is the sub-list for method input_type
+	5,  // 3: rubatopb.Ingester.FindTraceByID:input_type -> rubatopb.FindTraceByIDRequest
+	8,  // 4: rubatopb.Ingester.SearchRecent:input_type -> tempopb.SearchRequest
+	9,  // 5: rubatopb.Ingester.SearchTags:input_type -> tempopb.SearchTagsRequest
+	10, // 6: rubatopb.Ingester.SearchTagValues:input_type -> tempopb.SearchTagValuesRequest
+	2,  // 7: rubatopb.Ingester.ReleaseHeld:input_type -> rubatopb.HeldFragments
+	2,  // 8: rubatopb.Ingester.PromoteHeld:input_type -> rubatopb.HeldFragments
+	4,  // 9: rubatopb.Ingester.PushBytes:output_type -> rubatopb.PushResponse
+	6,  // 10: rubatopb.Ingester.FindTraceByID:output_type -> rubatopb.FindTraceByIDResponse
+	11, // 11: rubatopb.Ingester.SearchRecent:output_type -> tempopb.SearchResponse
+	12, // 12: rubatopb.Ingester.SearchTags:output_type -> tempopb.SearchTagsV2Response
+	13, // 13: rubatopb.Ingester.SearchTagValues:output_type -> tempopb.SearchTagValuesV2Response
+	3,  // 14: rubatopb.Ingester.ReleaseHeld:output_type -> rubatopb.HeldResponse
+	3,  // 15: rubatopb.Ingester.PromoteHeld:output_type -> rubatopb.HeldResponse
+	9,  // [9:16] is the sub-list for method output_type
+	2,  // [2:9] is the sub-list for method input_type
 	2,  // [2:2] is the sub-list for extension type_name
 	2,  // [2:2] is the sub-list for extension extendee
 	0,  // [0:2] is the sub-list for field type_name
@@ -362,7 +496,7 @@ func file_rubato_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rubato_proto_rawDesc), len(file_rubato_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

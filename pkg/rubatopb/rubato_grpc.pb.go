@@ -26,6 +26,8 @@ const (
 	Ingester_SearchRecent_FullMethodName    = "/rubatopb.Ingester/SearchRecent"
 	Ingester_SearchTags_FullMethodName      = "/rubatopb.Ingester/SearchTags"
 	Ingester_SearchTagValues_FullMethodName = "/rubatopb.Ingester/SearchTagValues"
+	Ingester_ReleaseHeld_FullMethodName     = "/rubatopb.Ingester/ReleaseHeld"
+	Ingester_PromoteHeld_FullMethodName     = "/rubatopb.Ingester/PromoteHeld"
 )
 
 // IngesterClient is the client API for Ingester service.
@@ -55,6 +57,15 @@ type IngesterClient interface {
 	// "resource.x", "span.x", ".x", or an intrinsic) in traces matching query
 	// (TraceQL; "" or "{}" = every trace).
 	SearchTagValues(ctx context.Context, in *SearchTagValuesRequest, opts ...grpc.CallOption) (*SearchTagValuesV2Response, error)
+	// ReleaseHeld tells a replica that held fragments (a trace's spans from
+	// one push, pushed with hold set) are in a block in the backend, written
+	// by the replica that built them: the replica forgets them, and its WAL
+	// may drop them. Pairs it does not hold are ignored.
+	ReleaseHeld(ctx context.Context, in *HeldFragments, opts ...grpc.CallOption) (*HeldResponse, error)
+	// PromoteHeld makes a replica build held fragments into its blocks, as
+	// if they had been pushed without hold: the distributor asks it when the
+	// replica chosen to build them failed the push.
+	PromoteHeld(ctx context.Context, in *HeldFragments, opts ...grpc.CallOption) (*HeldResponse, error)
 }
 
 type ingesterClient struct {
@@ -115,6 +126,26 @@ func (c *ingesterClient) SearchTagValues(ctx context.Context, in *SearchTagValue
 	return out, nil
 }
 
+func (c *ingesterClient) ReleaseHeld(ctx context.Context, in *HeldFragments, opts ...grpc.CallOption) (*HeldResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HeldResponse)
+	err := c.cc.Invoke(ctx, Ingester_ReleaseHeld_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *ingesterClient) PromoteHeld(ctx context.Context, in *HeldFragments, opts ...grpc.CallOption) (*HeldResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(HeldResponse)
+	err := c.cc.Invoke(ctx, Ingester_PromoteHeld_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // IngesterServer is the server API for Ingester service.
 // All implementations must embed UnimplementedIngesterServer
 // for forward compatibility.
@@ -142,6 +173,15 @@ type IngesterServer interface {
 	// "resource.x", "span.x", ".x", or an intrinsic) in traces matching query
 	// (TraceQL; "" or "{}" = every trace).
 	SearchTagValues(context.Context, *SearchTagValuesRequest) (*SearchTagValuesV2Response, error)
+	// ReleaseHeld tells a replica that held fragments (a trace's spans from
+	// one push, pushed with hold set) are in a block in the backend, written
+	// by the replica that built them: the replica forgets them, and its WAL
+	// may drop them. Pairs it does not hold are ignored.
+	ReleaseHeld(context.Context, *HeldFragments) (*HeldResponse, error)
+	// PromoteHeld makes a replica build held fragments into its blocks, as
+	// if they had been pushed without hold: the distributor asks it when the
+	// replica chosen to build them failed the push.
+	PromoteHeld(context.Context, *HeldFragments) (*HeldResponse, error)
 	mustEmbedUnimplementedIngesterServer()
 }
 
@@ -166,6 +206,12 @@ func (UnimplementedIngesterServer) SearchTags(context.Context, *SearchTagsReques
 }
 func (UnimplementedIngesterServer) SearchTagValues(context.Context, *SearchTagValuesRequest) (*SearchTagValuesV2Response, error) {
 	return nil, status.Error(codes.Unimplemented, "method SearchTagValues not implemented")
+}
+func (UnimplementedIngesterServer) ReleaseHeld(context.Context, *HeldFragments) (*HeldResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseHeld not implemented")
+}
+func (UnimplementedIngesterServer) PromoteHeld(context.Context, *HeldFragments) (*HeldResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PromoteHeld not implemented")
 }
 func (UnimplementedIngesterServer) mustEmbedUnimplementedIngesterServer() {}
 func (UnimplementedIngesterServer) testEmbeddedByValue()                  {}
@@ -278,6 +324,42 @@ func _Ingester_SearchTagValues_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Ingester_ReleaseHeld_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HeldFragments)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).ReleaseHeld(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_ReleaseHeld_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).ReleaseHeld(ctx, req.(*HeldFragments))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Ingester_PromoteHeld_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(HeldFragments)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(IngesterServer).PromoteHeld(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Ingester_PromoteHeld_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(IngesterServer).PromoteHeld(ctx, req.(*HeldFragments))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Ingester_ServiceDesc is the grpc.ServiceDesc for Ingester service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -304,6 +386,14 @@ var Ingester_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SearchTagValues",
 			Handler:    _Ingester_SearchTagValues_Handler,
+		},
+		{
+			MethodName: "ReleaseHeld",
+			Handler:    _Ingester_ReleaseHeld_Handler,
+		},
+		{
+			MethodName: "PromoteHeld",
+			Handler:    _Ingester_PromoteHeld_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
