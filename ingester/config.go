@@ -48,6 +48,10 @@ type Config struct {
 	// SearchSummaryBytes bounds, per tenant, the cache of search summaries
 	// of WAL-held traces (searchsummary.go).
 	SearchSummaryBytes int `yaml:"search_summary_bytes"`
+	// HoldTimeout is how long a held fragment (held.go) waits for its
+	// builder's release before this replica builds it itself; 0 means
+	// 2 × max_block_duration + flush_op_timeout.
+	HoldTimeout time.Duration `yaml:"hold_timeout"`
 }
 
 // RegisterFlagsAndApplyDefaults registers flags and sets defaults.
@@ -72,6 +76,7 @@ func (c *Config) RegisterFlagsAndApplyDefaults(prefix string, f *flag.FlagSet) {
 	f.Int64Var(&c.MaxInflightPushBytes, prefix+"ingester.max-inflight-push-bytes", 0, "Trace bytes of pushes appended at once; more are refused with RESOURCE_EXHAUSTED (0: no bound).")
 	f.Int64Var(&c.BlockCacheBytes, prefix+"ingester.block-cache-bytes", 64<<20, "Size of the cache of bloom shards and Parquet footers of local blocks.")
 	f.IntVar(&c.MaxConcurrentSearches, prefix+"ingester.max-concurrent-searches", 2, "Searches and tag calls run at once; 4× as many more wait, beyond that they are refused with RESOURCE_EXHAUSTED.")
+	f.DurationVar(&c.HoldTimeout, prefix+"ingester.hold-timeout", 0, "How long a replica keeps a fragment another replica builds before building it itself, if not told that its block is in the backend (0: 2 × max_block_duration + flush_op_timeout).")
 	f.IntVar(&c.SearchSummaryBytes, prefix+"ingester.search-summary-bytes", 64<<20, "Per tenant, memory of the cached search summaries of traces still in the WAL.")
 }
 
@@ -98,6 +103,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConcurrentSearches < 1 {
 		errs = append(errs, fmt.Errorf("ingester: max_concurrent_searches %d < 1", c.MaxConcurrentSearches))
+	}
+	if c.HoldTimeout < 0 {
+		errs = append(errs, errors.New("ingester: hold_timeout must not be negative"))
 	}
 	if c.CompleteBlockTimeout < 0 {
 		errs = append(errs, errors.New("ingester: complete_block_timeout must not be negative"))

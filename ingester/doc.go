@@ -75,6 +75,17 @@
 //     truncated. Without that proof (no mark, meta.json missing, backend
 //     unreachable) the fragments are replayed and the block is uploaded
 //     again, which queries and compaction deduplicate by span ID.
+//   - With replication, each trace is built by one replica (the distributor
+//     picks it); the others hold its fragments (held.go): in the WAL and
+//     answering lookups and searches, but in no block. A held fragment goes
+//     only when its builder, having flushed the block holding it, releases
+//     it (ReleaseHeld, sent by the builder: releaseOnReplicas), or it is
+//     promoted and built here: on the distributor's request (the builder
+//     failed the push) or after hold_timeout without a release. Releases
+//     and promotions are WAL records, replayed like pushes. So the spans of
+//     an acknowledged push are on a quorum of WALs until a block holding
+//     them is in the backend, and the replicas spend their CPU on blocks
+//     once, not replication_factor times.
 //   - Ring lifecycle (lifecycle.go, dskit's Lifecycler): the ingester joins
 //     the ring only after its WAL is replayed, heartbeats while it runs, and
 //     on a clean stop refuses pushes, goes LEAVING, uploads everything it

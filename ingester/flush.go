@@ -67,9 +67,9 @@ func (ing *Ingester) flushBlock(ctx context.Context, inst *instance, cb *complet
 	err := ing.uploadAttempt(opCtx, cb.meta, attempt)
 	cancel()
 	inst.mu.Lock()
-	defer inst.mu.Unlock()
 	cb.flushing = false
 	if err != nil {
+		defer inst.mu.Unlock()
 		cb.attempts++
 		backoff := min(time.Duration(1<<min(cb.attempts, 20))*time.Second/2, ing.cfg.FlushRetryMaxBackoff)
 		cb.nextTry = ing.now().Add(backoff)
@@ -79,10 +79,16 @@ func (ing *Ingester) flushBlock(ctx context.Context, inst *instance, cb *complet
 		return
 	}
 	cb.flushedAt = ing.now()
+	released := cb.released
+	cb.released = nil
+	inst.mu.Unlock()
 	ing.lastFlushErr.Store(nil)
 	ing.metrics.blocksFlushed.Inc()
 	ing.metrics.flushDuration.Observe(time.Since(start).Seconds())
 	level.Info(ing.logger).Log("msg", "block flushed", "tenant", inst.tenant, "block", cb.meta.BlockID, "duration", time.Since(start))
+	// The block is in the backend: the replicas holding its replicated
+	// fragments may forget them (held.go).
+	ing.releaseOnReplicas(ctx, inst.tenant, released)
 }
 
 // retryNamespace derives the backend block IDs of upload retries.

@@ -396,7 +396,7 @@ func (s flushedParts) filter(pos walPos, frags []fragment) []fragment {
 		return frags
 	}
 	return slices.DeleteFunc(frags, func(f fragment) bool {
-		p := part{seg: pos.seg, off: pos.off + int64(f.off), n: uint32(f.n)}
+		p := pos.part(f)
 		i, found := slices.BinarySearchFunc(s, p, cmpPart)
 		return found && s[i].n == p.n
 	})

@@ -45,6 +45,7 @@ type Ingester struct {
 	now       func() time.Time
 
 	lifecycler *ring.Lifecycler
+	replicas   Replicas // the other replicas, with replication (replicas.go)
 	wal        walLog
 	local      backend.Backend // complete blocks before and shortly after flush
 	marks      *flushMarks     // which WAL fragments each cut block holds (flushmark.go)
@@ -142,7 +143,7 @@ func (ing *Ingester) replay() error {
 	now := ing.now().UnixNano()
 	flushed := ing.marks.load(context.Background(), ing.store, ing.cfg.FlushOpTimeout)
 	err := ing.wal.replay(func(pos walPos, rec []byte) error {
-		tn, fr, err := parseRecord(rec, frags[:0])
+		pr, err := parseRecord(rec, frags[:0])
 		if err != nil {
 			// The record's checksum matched, so this is a bug or a record
 			// from a newer version: skip it loudly rather than refuse to start.
@@ -150,11 +151,25 @@ func (ing *Ingester) replay() error {
 			level.Warn(ing.logger).Log("msg", "skipping unreadable wal record", "segment", pos.seg, "offset", pos.off, "err", err)
 			return nil
 		}
+		inst := ing.getOrCreateInstance(pr.tenant)
+		switch pr.kind {
+		case recordRelease:
+			inst.mu.Lock()
+			inst.releaseHeldLocked(pr.keys)
+			inst.mu.Unlock()
+			return nil
+		case recordPromote:
+			inst.mu.Lock()
+			inst.promoteHeldLocked(pr.keys, now)
+			inst.mu.Unlock()
+			return nil
+		}
+		fr := pr.frags
 		frags = fr
 		if fr = flushed.filter(pos, fr); len(fr) == 0 {
 			return nil // every fragment is in a block already in the backend
 		}
-		ing.getOrCreateInstance(tn).addFragments(pos, fr, now)
+		inst.addFragments(pos, fr, now)
 		records++
 		for _, f := range fr {
 			spans += int(f.spans)
@@ -194,6 +209,7 @@ func (ing *Ingester) running(ctx context.Context) error {
 // tick sweeps idle traces, cuts and flushes blocks, and truncates the WAL.
 // With immediate, every live trace is cut into a block now.
 func (ing *Ingester) tick(ctx context.Context, immediate bool) {
+	ing.promoteExpiredHeld()
 	cut := false
 	for _, inst := range ing.instanceList() {
 		if err := inst.retryCutting(ctx); err != nil {
@@ -347,6 +363,9 @@ func (ing *Ingester) PushBytes(ctx context.Context, req *rubatopb.PushBytesReque
 	if len(req.Traces) != n || len(req.Spans) != n {
 		return nil, status.Errorf(codes.InvalidArgument, "push: %d ids, %d traces, %d span counts", n, len(req.Traces), len(req.Spans))
 	}
+	if len(req.Hold) != 0 && (len(req.Hold) != n || req.PushID == 0) {
+		return nil, status.Errorf(codes.InvalidArgument, "push: %d hold flags for %d traces, pushID %d", len(req.Hold), n, req.PushID)
+	}
 	for _, id := range req.Ids {
 		if len(id) != 16 {
 			return nil, status.Errorf(codes.InvalidArgument, "push: trace id of %d bytes, want 16", len(id))
@@ -368,14 +387,15 @@ func (ing *Ingester) PushBytes(ctx context.Context, req *rubatopb.PushBytesReque
 	// Admission and append are atomic per tenant: reserve takes what the
 	// accepted traces use under the instance lock; the append runs outside
 	// it (group commit) and commit or release settles the reservation.
-	res := inst.reserve(req.Ids, req.Traces, reasons, ing.now().UnixNano())
+	res := inst.reserve(req.Ids, req.Traces, req.Hold, reasons, ing.now().UnixNano())
 	accepted := res.accepted
 	if len(accepted) > 0 {
 		size := 32 + len(tenantID)
 		for _, k := range accepted {
 			size += 30 + len(req.Traces[k])
 		}
-		rec, frags := appendRecord(make([]byte, 0, size), tenantID, req.Ids, req.Traces, req.Spans, accepted)
+		pr := pushRecord{tenant: tenantID, push: req.PushID, hold: req.Hold}
+		rec, frags := appendRecord(make([]byte, 0, size), pr, req.Ids, req.Traces, req.Spans, accepted)
 		pos, err := ing.wal.append(rec)
 		if err != nil {
 			inst.release(res)

@@ -38,6 +38,16 @@ type liveTrace struct {
 	// inflight counts fragments reserved by pushes whose WAL append has not
 	// finished (limits.go); only live traces have any.
 	inflight int
+	// pushes are the pushIDs of its replicated fragments (held.go): what
+	// the other replicas are told to release once its block is flushed.
+	pushes []uint64
+}
+
+// addPush records pushID p (0: unreplicated, not recorded).
+func (t *liveTrace) addPush(p uint64) {
+	if p != 0 && !slices.Contains(t.pushes, p) {
+		t.pushes = append(t.pushes, p)
+	}
 }
 
 // minSeg is the lowest WAL segment holding a part of the trace (none: the
@@ -84,6 +94,7 @@ type completeBlock struct {
 	meta      *block.Meta
 	reader    *block.Reader
 	minSeg    uint64    // WAL segments holding its data must stay until flushed
+	released  []heldKey // replicated fragments it holds: released on other replicas once flushed
 	flushedAt time.Time // zero until in the backend
 	flushing  bool
 	attempts  int
@@ -125,6 +136,12 @@ type instance struct {
 
 	// summaries caches search summaries of WAL parts (searchsummary.go).
 	summaries *summaryCache
+
+	// held indexes held fragments by trace (held.go); heldSegs counts
+	// them per WAL segment, heldCount in all. Guarded by mu.
+	held      map[[16]byte][]heldFrag
+	heldSegs  map[uint64]*heldSeg
+	heldCount int
 }
 
 func newInstance(tenantID string, ing *Ingester) *instance {
@@ -138,6 +155,9 @@ func newInstance(tenantID string, ing *Ingester) *instance {
 		recent: map[[16]byte]recentSize{},
 		pins:   map[uint64]int{},
 
+		held:     map[[16]byte][]heldFrag{},
+		heldSegs: map[uint64]*heldSeg{},
+
 		summaries: newSummaryCache(ing.cfg.SearchSummaryBytes),
 	}
 }
@@ -146,31 +166,43 @@ func (i *instance) limits() *overrides.Limits { return i.ing.overrides.For(i.ten
 
 // addFragments indexes fragments appended at recPos with no reservation:
 // WAL replay, which admits everything the WAL holds.
+// Held fragments (f.hold) are indexed as held (held.go).
 func (i *instance) addFragments(recPos walPos, frags []fragment, now int64) {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	for _, f := range frags {
-		t := i.live[f.id]
-		if t == nil {
-			t = &liveTrace{firstPush: now}
-			i.live[f.id] = t
+		if f.hold {
+			i.addHeldLocked(recPos, f, now)
+			continue
 		}
-		i.liveMem += liveCost(len(t.parts)+t.inflight+1) - liveCost(len(t.parts)+t.inflight)
-		i.appendPartLocked(t, recPos, f, now)
-		i.sizes[f.id] = i.traceSizeLocked(f.id) + f.n
-		delete(i.recent, f.id)
+		i.addPartLocked(f.id, recPos.part(f), f.push, f.spans, now)
 	}
 }
 
-// appendPartLocked adds fragment f, appended at recPos, to live trace t. The
-// caller has accounted for it in liveMem and sizes.
-func (i *instance) appendPartLocked(t *liveTrace, recPos walPos, f fragment, now int64) {
+// addPartLocked adds a WAL part to trace id's live trace, creating it, and
+// accounts for it in liveMem and sizes.
+func (i *instance) addPartLocked(id [16]byte, p part, push uint64, spans uint32, now int64) {
+	t := i.live[id]
+	if t == nil {
+		t = &liveTrace{firstPush: now}
+		i.live[id] = t
+	}
+	i.liveMem += liveCost(len(t.parts)+t.inflight+1) - liveCost(len(t.parts)+t.inflight)
+	i.appendPartLocked(t, p, push, spans, now)
+	i.sizes[id] = i.traceSizeLocked(id) + int(p.n)
+	delete(i.recent, id)
+}
+
+// appendPartLocked adds WAL part p of push to live trace t. The caller has
+// accounted for it in liveMem and sizes.
+func (i *instance) appendPartLocked(t *liveTrace, p part, push uint64, spans uint32, now int64) {
 	if len(t.parts) == 0 {
 		i.ing.metrics.tracesCreated.WithLabelValues(i.tenant).Inc()
 	}
-	t.parts = append(t.parts, part{seg: recPos.seg, off: recPos.off + int64(f.off), n: uint32(f.n)})
-	t.bytes += f.n
-	t.spans += int(f.spans)
+	t.parts = append(t.parts, p)
+	t.addPush(push)
+	t.bytes += int(p.n)
+	t.spans += int(spans)
 	t.lastAppend = now
 }
 
@@ -195,6 +227,9 @@ func (i *instance) sweep(now time.Time, immediate bool) bool {
 		i.liveMem -= liveCost(len(t.parts))
 		if h := i.head.traces[id]; h != nil {
 			h.parts = append(h.parts, t.parts...)
+			for _, p := range t.pushes {
+				h.addPush(p)
+			}
 			h.bytes += t.bytes
 			h.spans += t.spans
 		} else {
@@ -278,9 +313,13 @@ func (i *instance) settleCutLocked(h *headBlock) {
 func (i *instance) writeBlock(ctx context.Context, h *headBlock) (*completeBlock, error) {
 	ids := make([][16]byte, 0, len(h.traces))
 	minSeg := ^uint64(0)
+	var released []heldKey
 	for id, t := range h.traces {
 		ids = append(ids, id)
 		minSeg = min(minSeg, t.minSeg())
+		for _, p := range t.pushes {
+			released = append(released, heldKey{id: id, push: p})
+		}
 	}
 	slices.SortFunc(ids, func(a, b [16]byte) int { return compareIDs(a[:], b[:]) })
 
@@ -310,7 +349,7 @@ func (i *instance) writeBlock(ctx context.Context, h *headBlock) (*completeBlock
 		// crash that follows its upload: a duplicate, never a loss.
 		level.Warn(i.logger).Log("msg", "writing flush mark failed", "block", meta.BlockID, "err", err)
 	}
-	return &completeBlock{meta: meta, reader: block.Open(ing.local, meta, ing.cache), minSeg: minSeg}, nil
+	return &completeBlock{meta: meta, reader: block.Open(ing.local, meta, ing.cache), minSeg: minSeg, released: released}, nil
 }
 
 // findTraceByID collects every part of the trace this instance holds. What
@@ -331,6 +370,7 @@ func (i *instance) findTraceByID(ctx context.Context, id [16]byte) (*tracev1.Tra
 				parts = append(parts, t.parts...)
 			}
 		}
+		parts = i.heldPartsLocked(id, parts)
 		for _, cb := range i.complete {
 			if blockMayHold(cb.meta, id[:]) {
 				readers = append(readers, cb.reader)
@@ -385,6 +425,7 @@ func (i *instance) minSeg() uint64 {
 			m = min(m, cb.minSeg)
 		}
 	}
+	m = min(m, i.minHeldSegLocked())
 	i.pinMu.Lock()
 	for seg := range i.pins {
 		m = min(m, seg)

@@ -72,13 +72,19 @@ type recentEntry struct {
 // past max_traces_per_user or max_live_traces_bytes; fragments of traces
 // already live (or reserved by a push in flight) are not. A fragment that
 // would take its trace past max_bytes_per_trace is refused
-// (TRACE_TOO_LARGE). The caller must commit or release the reservation.
-func (i *instance) reserve(ids, traces [][]byte, reasons []rubatopb.PushErrorReason, now int64) *reservation {
+// (TRACE_TOO_LARGE). Held fragments (hold[k], held.go) are accepted with
+// nothing reserved: their builder applies the limits, and the distributor
+// reports its refusals. The caller must commit or release the reservation.
+func (i *instance) reserve(ids, traces [][]byte, hold []bool, reasons []rubatopb.PushErrorReason, now int64) *reservation {
 	lim := i.limits()
 	r := &reservation{accepted: make([]int, 0, len(ids)), items: make([]reserved, 0, len(ids))}
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	for k := range ids {
+		if k < len(hold) && hold[k] {
+			r.accepted = append(r.accepted, k)
+			continue
+		}
 		var id [16]byte
 		copy(id[:], ids[k])
 		t := i.live[id]
@@ -131,11 +137,15 @@ func (i *instance) commit(r *reservation, recPos walPos, frags []fragment, now i
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	for _, f := range frags {
+		if f.hold {
+			i.addHeldLocked(recPos, f, now) // reserve took nothing for it
+			continue
+		}
 		t := i.live[f.id] // reserve made it, and sweep keeps it while inflight > 0
 		// One fragment goes from in flight to indexed: parts+inflight, and
 		// so liveMem, stay as reserved.
 		t.inflight--
-		i.appendPartLocked(t, recPos, f, now)
+		i.appendPartLocked(t, recPos.part(f), f.push, f.spans, now)
 	}
 	i.unpinReservation(r)
 }

@@ -23,6 +23,11 @@ type metrics struct {
 	pendingFlushes  prometheus.Gauge
 	replayedRecs    prometheus.Counter
 	badRecords      prometheus.Counter
+	// Held fragments (held.go).
+	heldFragments *prometheus.GaugeVec
+	heldReleased  prometheus.Counter
+	heldPromoted  *prometheus.CounterVec
+	releases      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -61,11 +66,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "rubato_ingester_searches_refused_total", Help: "Searches and tag calls refused with RESOURCE_EXHAUSTED: max_concurrent_searches running and the queue full."}),
 		badRecords: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rubato_ingester_wal_bad_records_total", Help: "WAL records with valid checksums but unreadable framing, skipped at replay."}),
+		heldFragments: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "rubato_ingester_held_fragments", Help: "Fragments held for durability while another replica builds them, per tenant."}, []string{"tenant"}),
+		heldReleased: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rubato_ingester_held_released_total", Help: "Held fragments released: their builder's block is in the backend."}),
+		heldPromoted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rubato_ingester_held_promoted_total", Help: "Held fragments built here: asked by the distributor (the builder failed the push) or past hold_timeout."}, []string{"reason"}),
+		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rubato_ingester_replica_releases_total", Help: "Fragments of flushed blocks this ingester told another replica to release, by result."}, []string{"result"}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.pushedTraces, m.pushedBytes, m.rejectedTraces, m.tracesCreated, m.liveTraces, m.liveTracesBytes,
 			m.blocksCut, m.failedCuts, m.cutDuration, m.blocksFlushed, m.failedFlushes, m.flushDuration,
-			m.pendingFlushes, m.replayedRecs, m.badRecords, m.searchDuration, m.searchesRefused)
+			m.pendingFlushes, m.replayedRecs, m.badRecords, m.searchDuration, m.searchesRefused,
+			m.heldFragments, m.heldReleased, m.heldPromoted, m.releases)
 	}
 	return m
 }

@@ -20,8 +20,8 @@ import (
 )
 
 // Search over an ingester reads a snapshot taken under the instance lock:
-// the WAL positions of every live, head and cutting trace (parts of one ID
-// joined), and the readers of the complete blocks. Stage moves happen under
+// the WAL positions of every live, head, cutting and held trace (parts of
+// one ID joined), and the readers of the complete blocks. Stage moves happen under
 // the same lock, so the snapshot sees every acknowledged span at least once.
 // The snapshot pins the WAL segments it refers to (instance.pinRead, as a
 // lookup does) so truncation cannot delete them while the search reads,
@@ -54,29 +54,38 @@ func (i *instance) snapshot() (snap searchSnapshot, release func()) {
 		idx := make(map[[16]byte]int, n)
 		snap.traces = make([]walTrace, 0, n)
 		minSeg := ^uint64(0)
-		add := func(id [16]byte, t *liveTrace) {
-			if len(t.parts) == 0 {
-				return
-			}
+		add := func(id [16]byte, p part) {
 			k, ok := idx[id]
 			if !ok {
 				k = len(snap.traces)
 				idx[id] = k
 				snap.traces = append(snap.traces, walTrace{id: id})
 			}
-			snap.traces[k].parts = append(snap.traces[k].parts, t.parts...)
-			snap.bytes += uint64(t.bytes)
-			minSeg = min(minSeg, minPartSeg(t.parts))
+			snap.traces[k].parts = append(snap.traces[k].parts, p)
+			snap.bytes += uint64(p.n)
+			minSeg = min(minSeg, p.seg)
+		}
+		addTrace := func(id [16]byte, t *liveTrace) {
+			for _, p := range t.parts {
+				add(id, p)
+			}
 		}
 		for id, t := range i.live {
-			add(id, t)
+			addTrace(id, t)
 		}
 		for id, t := range i.head.traces {
-			add(id, t)
+			addTrace(id, t)
 		}
 		for _, h := range i.cutting {
 			for id, t := range h.traces {
-				add(id, t)
+				addTrace(id, t)
+			}
+		}
+		// Held fragments too: when their builder is down, the querier
+		// counts on the replicas to answer for it (held.go).
+		for id, hs := range i.held {
+			for _, h := range hs {
+				add(id, h.part)
 			}
 		}
 		snap.blocks = append(snap.blocks, i.complete...)

@@ -412,11 +412,14 @@ func (c *summaryCache) summarizePush(now time.Time, recPos walPos, frags []fragm
 	b := builders.Get().(*summaryBuilder)
 	defer builders.Put(b)
 	for k, f := range frags {
+		if f.hold {
+			continue // not searched unless asked (held.go)
+		}
 		s, err := b.scan(traces[accepted[k]])
 		if err != nil {
 			continue
 		}
-		c.store(part{seg: recPos.seg, off: recPos.off + int64(f.off), n: uint32(f.n)}, s)
+		c.store(recPos.part(f), s)
 	}
 }
 

@@ -24,6 +24,11 @@ type walPos struct {
 	off int64
 }
 
+// part is where fragment f of the record at pos sits.
+func (pos walPos) part(f fragment) part {
+	return part{seg: pos.seg, off: pos.off + int64(f.off), n: uint32(f.n)}
+}
+
 // walLog is what the ingester needs of the WAL.
 type walLog interface {
 	append(rec []byte) (walPos, error)

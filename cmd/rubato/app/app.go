@@ -153,7 +153,7 @@ func (a *App) Run(ctx context.Context) error {
 		modOverrides:    {modServer},
 		modMemberlistKV: {modServer},
 		modIngesterRing: {modMemberlistKV},
-		modIngester:     {modStore, modOverrides, modMemberlistKV},
+		modIngester:     {modStore, modOverrides, modMemberlistKV, modIngesterRing},
 		modDistributor:  {modOverrides, modIngesterRing},
 		modQuerier:      {modStore, modOverrides, modIngesterRing},
 		modCompactor:    {modStore, modOverrides, modMemberlistKV},
@@ -270,6 +270,11 @@ func (a *App) initIngester() (services.Service, error) {
 		return nil, err
 	}
 	a.ingester = ing
+	if cfg.LifecyclerConfig.RingConfig.ReplicationFactor > 1 {
+		// One replica of each trace builds it; the others hold it and are
+		// told when its block is flushed (ingester/held.go).
+		ing.UseReplicas(ingester.Replicas{Ring: a.ingesterRing, Pool: a.pool})
+	}
 	rubatopb.RegisterIngesterServer(a.grpcServer, ing)
 	return ing, nil
 }
