@@ -158,6 +158,7 @@ func (i *instance) changeHeld(keys []heldKey, kind byte) (int, error) {
 	now := i.ing.now().UnixNano()
 	i.mu.Lock()
 	defer i.mu.Unlock()
+	defer func() { i.ing.metrics.heldFragments.WithLabelValues(i.tenant).Set(float64(i.heldCount)) }()
 	if kind == recordRelease {
 		return i.releaseHeldLocked(held), nil
 	}

@@ -56,6 +56,8 @@ type clusterOptions struct {
 	// ingester and compactor rings' kvstore blocks (one line per key, no
 	// indentation).
 	KVStore string
+	// HoldTimeout, when set, is the ingesters' hold_timeout.
+	HoldTimeout time.Duration
 }
 
 // startCluster starts three ingesters, then the distributor, querier and
@@ -100,6 +102,9 @@ ingester_client:
       replication_factor: 3
       kvstore:
 %s`, id, kv("        "))
+		if o.HoldTimeout > 0 {
+			ing += fmt.Sprintf("\n  hold_timeout: %s", o.HoldTimeout)
+		}
 		return options{IdlePeriod: "1s", Extra: extra, Ingester: ing, Storage: o.Storage}
 	}
 	c := &cluster{}
@@ -371,7 +376,7 @@ func TestClusterIngesterKilled(t *testing.T) {
 	c.requireAllExact(t, ids, "after the restart")
 
 	for _, ing := range c.ingesters {
-		ing.flush(t) // three copies of every trace in the bucket
+		ing.flush(t) // each trace's builder flushes it (a promoted replica too)
 	}
 	time.Sleep(time.Second) // the querier's blocklist poll (500ms)
 	c.requireAllExact(t, ids, "after every ingester flushed")
@@ -382,6 +387,47 @@ func TestClusterIngesterKilled(t *testing.T) {
 	time.Sleep(time.Second)
 	c.requireAllExact(t, ids, "after compaction by two compactors")
 	c.requireSearchExact(t, ids, "after compaction by two compactors")
+}
+
+// TestClusterBuilderLosesWAL: an ingester dies with its disk (kill -9, its
+// WAL deleted, started afresh). The traces it was building are held by
+// the two other replicas, which answer for them at once and, when
+// hold_timeout passes with no release from the builder, build them
+// themselves: after every ingester has flushed, no fragment is held
+// anywhere and every acknowledged trace is found exactly.
+func TestClusterBuilderLosesWAL(t *testing.T) {
+	srv := minio.Start(t)
+	const hold = 4 * time.Second
+	c := startCluster(t, clusterOptions{Storage: s3Storage(srv, srv.NewBucket(t, "lostwal")), NoCompactor: true, HoldTimeout: hold})
+	l := startLoad(t, c.distributor, 4)
+	waitAcked(t, l, 200)
+	ids := l.stop(t)
+	lost := time.Now()
+	victim := c.ingesters[0]
+	victim.kill()
+	require.NoError(t, os.RemoveAll(filepath.Join(victim.dir, "wal")))
+	victim.start()
+	c.waitActive(t, 3)
+	c.requireAllExact(t, ids, "builder's WAL lost, within hold_timeout")
+	c.requireSearchExact(t, ids, "builder's WAL lost, within hold_timeout")
+
+	time.Sleep(time.Until(lost.Add(hold + time.Second)))
+	for _, ing := range c.ingesters {
+		ing.flush(t)
+	}
+	for _, ing := range c.ingesters {
+		require.Eventually(t, func() bool { return ing.metric(t, "rubato_ingester_held_fragments") == 0 }, 10*time.Second, 100*time.Millisecond,
+			"%s still holds fragments", ing.url(""))
+		require.Zero(t, ing.metric(t, "rubato_ingester_blocks_pending_flush"), "%s", ing.url(""))
+	}
+	var promoted float64
+	for _, ing := range c.ingesters[1:] {
+		promoted += ing.metric(t, "rubato_ingester_held_promoted_total", `reason="timeout"`)
+	}
+	require.Positive(t, promoted, "the survivors built what the lost builder held")
+	time.Sleep(time.Second) // the querier's blocklist poll
+	c.requireAllExact(t, ids, "after the survivors built and flushed the lost builder's traces")
+	c.requireSearchExact(t, ids, "after the survivors built and flushed the lost builder's traces")
 }
 
 // TestClusterRollingRestart restarts the three ingesters one after the
