@@ -168,3 +168,28 @@ func TestHoldRequiresPushID(t *testing.T) {
 	_, err = ing.PromoteHeld(tenantCtx(), &rubatopb.HeldFragments{Ids: [][]byte{{1}}, PushIDs: []uint64{1}})
 	require.Equal(t, codes.InvalidArgument, status.Code(err))
 }
+
+// TestPromotedOlderPartKeepsItsSegment: a promoted held part may be older
+// than the live parts of its trace; the block cut from them keeps every
+// segment it was read from until its upload, across a crash.
+func TestPromotedOlderPartKeepsItsSegment(t *testing.T) {
+	dir := t.TempDir()
+	store := &flakyBackend{Backend: inmem.New()}
+	store.down.Store(true)
+	ing := newTestIngester(t, dir, store, overrides.Limits{})
+	pushReplicated(t, ing, testPush, []byte{9}, []bool{true}, 2)
+	require.NoError(t, ing.wal.rotate())
+	pushReplicated(t, ing, testPush+1, []byte{9}, []bool{false}, 3)
+	_, err := ing.PromoteHeld(tenantCtx(), heldReq(testPush, 9))
+	require.NoError(t, err)
+	require.NoError(t, ing.wal.rotate())
+	flushAll(t, ing) // cut; the upload fails; truncation runs
+	require.Equal(t, 5, find(t, ing, 9))
+
+	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), ing))
+	ing = newTestIngester(t, dir, store, overrides.Limits{})
+	require.Equal(t, 5, find(t, ing, 9), "after a crash before the upload")
+	store.down.Store(false)
+	flushAll(t, ing)
+	require.Equal(t, 5, spansInBackend(t, store, 9))
+}

@@ -52,12 +52,9 @@ func (t *liveTrace) addPush(p uint64) {
 
 // minSeg is the lowest WAL segment holding a part of the trace (none: the
 // highest segment number; a reserved trace's segment is pinned instead).
-func (t *liveTrace) minSeg() uint64 {
-	if len(t.parts) == 0 {
-		return ^uint64(0)
-	}
-	return t.parts[0].seg
-}
+// Parts are not in segment order: a promoted held part (held.go) may be
+// older than the parts before it.
+func (t *liveTrace) minSeg() uint64 { return minPartSeg(t.parts) }
 
 // Estimated memory of the live-trace index, for max_live_traces_bytes: a
 // live trace costs liveTraceBytes (its map entries in live and sizes, the
@@ -137,6 +134,10 @@ type instance struct {
 	// summaries caches search summaries of WAL parts (searchsummary.go).
 	summaries *summaryCache
 
+	// segParts counts, per WAL segment, the parts of live, head and
+	// cutting traces in it, so minSeg need not walk every trace.
+	segParts map[uint64]int
+
 	// held indexes held fragments by trace (held.go); heldSegs counts
 	// them per WAL segment, heldCount in all. Guarded by mu.
 	held      map[[16]byte][]heldFrag
@@ -155,6 +156,7 @@ func newInstance(tenantID string, ing *Ingester) *instance {
 		recent: map[[16]byte]recentSize{},
 		pins:   map[uint64]int{},
 
+		segParts: map[uint64]int{},
 		held:     map[[16]byte][]heldFrag{},
 		heldSegs: map[uint64]*heldSeg{},
 
@@ -200,6 +202,7 @@ func (i *instance) appendPartLocked(t *liveTrace, p part, push uint64, spans uin
 		i.ing.metrics.tracesCreated.WithLabelValues(i.tenant).Inc()
 	}
 	t.parts = append(t.parts, p)
+	i.segParts[p.seg]++
 	t.addPush(push)
 	t.bytes += int(p.n)
 	t.spans += int(spans)
@@ -303,10 +306,17 @@ func (i *instance) retryCutting(ctx context.Context) error {
 // settleCutLocked moves the byte counts of h's traces, now in a complete
 // block, to recent unless another part of them is still live, in the head
 // or being cut.
+// Its parts stop counting in segParts: the complete block's minSeg keeps
+// their segments until it is flushed.
 func (i *instance) settleCutLocked(h *headBlock) {
 	now := i.ing.now().UnixNano()
-	for id := range h.traces {
+	for id, t := range h.traces {
 		i.settleSizeLocked(id, now)
+		for _, p := range t.parts {
+			if i.segParts[p.seg]--; i.segParts[p.seg] <= 0 {
+				delete(i.segParts, p.seg)
+			}
+		}
 	}
 }
 
@@ -409,16 +419,8 @@ func (i *instance) minSeg() uint64 {
 	m := ^uint64(0)
 	i.mu.RLock()
 	defer i.mu.RUnlock()
-	for _, t := range i.live {
-		m = min(m, t.minSeg())
-	}
-	for _, t := range i.head.traces {
-		m = min(m, t.minSeg())
-	}
-	for _, h := range i.cutting {
-		for _, t := range h.traces {
-			m = min(m, t.minSeg())
-		}
+	for seg := range i.segParts {
+		m = min(m, seg)
 	}
 	for _, cb := range i.complete {
 		if cb.flushedAt.IsZero() {
