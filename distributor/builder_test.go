@@ -148,6 +148,19 @@ func (c *testCluster) push(t *testing.T, n int) error {
 	return err
 }
 
+// waitAnswered waits until the ingesters have answered n pushes in all:
+// replicas slower than the quorum receive the write after Push returns.
+func (c *testCluster) waitAnswered(t *testing.T, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		got := 0
+		for _, f := range c.ings {
+			got += int(f.answered.Load())
+		}
+		return got == n
+	}, 5*time.Second, 5*time.Millisecond)
+}
+
 // replicas returns, for trace id, the addresses of its replication set in
 // the order ring.Get returns them (the builder first).
 func (c *testCluster) replicas(t *testing.T, id []byte) []string {
@@ -216,6 +229,7 @@ func TestBuilderIsFirstReplica(t *testing.T) {
 	c := newTestCluster(t, 3, 3, builderConfig(), nil)
 	const traces = 60
 	require.NoError(t, c.push(t, traces))
+	c.waitAnswered(t, 3)
 
 	all := c.copies(t)
 	require.Len(t, all, traces)
@@ -253,6 +267,7 @@ func TestBuilderIsFirstReplica(t *testing.T) {
 		f.mu.Unlock()
 	}
 	require.NoError(t, c.push(t, 1))
+	c.waitAnswered(t, 6)
 	empty := 0
 	for _, f := range c.ings {
 		pushes, _ := f.recorded()
@@ -352,9 +367,18 @@ func TestSlowBuilderAwaited(t *testing.T) {
 			f.pushDelay = 300 * time.Millisecond
 		}
 	})
-	require.NoError(t, c.push(t, 60))
+	const traces = 60
+	require.NoError(t, c.push(t, traces))
 	require.EqualValues(t, 1, c.ings[0].answered.Load(), "Push returned before the slow builder answered")
 	require.Empty(t, c.promoted())
+	c.waitAnswered(t, 3)
+	builds := 0
+	for id := range c.copies(t) {
+		if c.replicas(t, []byte(id))[0] == c.ings[0].addr {
+			builds++
+		}
+	}
+	require.NotZero(t, builds, "the slow replica builds some traces")
 }
 
 // TestNoHold: at replication factor 1, and with build_on_one_replica off
@@ -373,6 +397,7 @@ func TestNoHold(t *testing.T) {
 			c := newTestCluster(t, tc.n, tc.rf, tc.cfg, nil)
 			const traces = 20
 			require.NoError(t, c.push(t, traces))
+			c.waitAnswered(t, tc.n)
 			all := c.copies(t)
 			require.Len(t, all, traces)
 			for id, copies := range all {
