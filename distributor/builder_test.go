@@ -22,6 +22,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rubatodb/rubato/ingester/client"
+	"github.com/rubatodb/rubato/pkg/model/otlpwire"
 	"github.com/rubatodb/rubato/pkg/overrides"
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 	"github.com/rubatodb/rubato/pkg/tenant"
@@ -423,4 +424,87 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	var m dto.Metric
 	require.NoError(t, c.Write(&m))
 	return m.GetCounter().GetValue()
+}
+
+// TestPromoteSkipsFailedReplicas: promotion goes, for each fragment, to the
+// first replica after its builder whose push succeeded, never to one whose
+// push failed or has not answered. With ring.WriteNoExtend at replication
+// factor 3 the quorum already implies that both holders succeeded when the
+// builder failed, so the replication sets are written by hand here, as a
+// larger set (an instance joining or leaving) can make them.
+func TestPromoteSkipsFailedReplicas(t *testing.T) {
+	c := newTestCluster(t, 3, 3, builderConfig(), nil)
+	a, b, cc := c.ings[0].addr, c.ings[1].addr, c.ings[2].addr
+	rec := &replicaRecorder{calls: map[string]*replicaCall{}}
+	for _, addr := range []string{a, b, cc} {
+		rec.calls[addr] = &replicaCall{done: make(chan struct{})}
+	}
+	// fragment 0: builder a, then b (failed), then c; fragment 1: builder
+	// a, then c, then b; fragment 2: builder b (failed), then a (no answer
+	// yet), then c.
+	sets := [][]string{{a, b, cc}, {a, cc, b}, {b, a, cc}}
+	rec.start = []int32{0}
+	for _, s := range sets {
+		rec.addrs = append(rec.addrs, s...)
+		rec.start = append(rec.start, int32(len(rec.addrs)))
+	}
+	rec.finished(b, status.Error(codes.Unavailable, "down"))
+	rec.finished(cc, nil)
+	frags := make([]otlpwire.Fragment, len(sets))
+	for i := range frags {
+		frags[i].ID[0], frags[i].ID[15] = 9, byte(i)
+	}
+	const pushID = 42
+	// a has not answered: ensureBuilt waits for it until pushCtx ends.
+	pushCtx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	err := c.d.ensureBuilt(pushCtx, builderTenant, rec, frags, pushID, func(int) bool { return false })
+	require.NoError(t, err)
+	require.Equal(t, map[string][]string{
+		cc: {fmt.Sprintf("%x/42", frags[0].ID[:]), fmt.Sprintf("%x/42", frags[1].ID[:]), fmt.Sprintf("%x/42", frags[2].ID[:])},
+	}, c.promoted())
+
+	// A refused fragment is not acknowledged, so not promoted.
+	c.ings[2].mu.Lock()
+	c.ings[2].promotes = nil
+	c.ings[2].mu.Unlock()
+	err = c.d.ensureBuilt(pushCtx, builderTenant, rec, frags, pushID, func(i int) bool { return i != 1 })
+	require.NoError(t, err)
+	require.Equal(t, map[string][]string{cc: {fmt.Sprintf("%x/42", frags[1].ID[:])}}, c.promoted())
+}
+
+// TestPromoteFallsBackToNextReplica: the builder fails its push and one
+// holder fails PromoteHeld; the traces it was asked for are promoted on
+// the remaining holder, and the request succeeds.
+func TestPromoteFallsBackToNextReplica(t *testing.T) {
+	c := newTestCluster(t, 3, 3, builderConfig(), func(i int, f *fakeIngester) {
+		f.pushFail = i == 0
+		f.promoteFail = i == 1
+	})
+	require.NoError(t, c.push(t, 60))
+	got := c.promoted()
+	var viaFailed, direct int
+	for id, copies := range c.copies(t) {
+		reps := c.replicas(t, []byte(id))
+		if reps[0] != c.ings[0].addr {
+			continue
+		}
+		pair := fmt.Sprintf("%x/%d", id, copies[0].pushID)
+		require.Contains(t, got[c.ings[2].addr], pair, "promoted on the replica that can")
+		if reps[1] == c.ings[1].addr {
+			require.Contains(t, got[c.ings[1].addr], pair, "tried first on the next replica")
+			viaFailed++
+		} else {
+			require.NotContains(t, got[c.ings[1].addr], pair)
+			direct++
+		}
+	}
+	require.NotZero(t, viaFailed)
+	require.Equal(t, 1.0, counterValue(t, c.d.promotions.WithLabelValues("failed")))
+	wantOK := 1.0 // the second round, to the last replica
+	if direct > 0 {
+		wantOK++ // the first round's call to it
+	}
+	require.Equal(t, wantOK, counterValue(t, c.d.promotions.WithLabelValues("ok")))
+	t.Logf("%d traces promoted after a failed promotion, %d directly", viaFailed, direct)
 }
