@@ -39,6 +39,7 @@ type fakeIngester struct {
 	pushFail    bool          // PushBytes answers Unavailable
 	pushDelay   time.Duration // PushBytes sleeps first (or until its deadline)
 	promoteFail bool          // PromoteHeld answers Unavailable
+	forget      bool          // record nothing (benchmarks)
 
 	mu       sync.Mutex
 	pushes   []*rubatopb.PushBytesRequest
@@ -48,9 +49,11 @@ type fakeIngester struct {
 
 func (f *fakeIngester) PushBytes(ctx context.Context, req *rubatopb.PushBytesRequest) (*rubatopb.PushResponse, error) {
 	defer f.answered.Add(1)
-	f.mu.Lock()
-	f.pushes = append(f.pushes, req)
-	f.mu.Unlock()
+	if !f.forget {
+		f.mu.Lock()
+		f.pushes = append(f.pushes, req)
+		f.mu.Unlock()
+	}
 	if f.pushDelay > 0 {
 		select {
 		case <-time.After(f.pushDelay):
@@ -90,7 +93,7 @@ type testCluster struct {
 	reg    *prometheus.Registry
 }
 
-func newTestCluster(t *testing.T, n, rf int, cfg Config, tune func(i int, f *fakeIngester)) *testCluster {
+func newTestCluster(t testing.TB, n, rf int, cfg Config, tune func(i int, f *fakeIngester)) *testCluster {
 	t.Helper()
 	c := &testCluster{byAddr: map[string]*fakeIngester{}, reg: prometheus.NewRegistry()}
 	desc := ring.NewDesc()
@@ -141,7 +144,7 @@ func newTestCluster(t *testing.T, n, rf int, cfg Config, tune func(i int, f *fak
 }
 
 // push sends n one-span traces through ConsumeRaw and returns its error.
-func (c *testCluster) push(t *testing.T, n int) error {
+func (c *testCluster) push(t testing.TB, n int) error {
 	t.Helper()
 	body, err := proto.Marshal(exportRequest(n, 0))
 	require.NoError(t, err)
@@ -507,4 +510,30 @@ func TestPromoteFallsBackToNextReplica(t *testing.T) {
 	}
 	require.Equal(t, wantOK, counterValue(t, c.d.promotions.WithLabelValues("ok")))
 	t.Logf("%d traces promoted after a failed promotion, %d directly", viaFailed, direct)
+}
+
+// BenchmarkPushRF3 pushes requests of 100 one-span traces through
+// ConsumeRaw to three gRPC ingesters on 127.0.0.1 at replication factor 3,
+// with one builder per trace and with every replica building: the cost of
+// the distributor's side of build_on_one_replica (push IDs, hold, waiting
+// for the builders).
+func BenchmarkPushRF3(b *testing.B) {
+	for _, on := range []bool{false, true} {
+		b.Run(fmt.Sprintf("build_on_one_replica=%v", on), func(b *testing.B) {
+			cfg := builderConfig()
+			cfg.BuildOnOneReplica = on
+			c := newTestCluster(b, 3, 3, cfg, func(_ int, f *fakeIngester) { f.forget = true })
+			body, err := proto.Marshal(exportRequest(100, 50))
+			require.NoError(b, err)
+			ctx := tenant.WithTenant(context.Background(), builderTenant)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			b.ResetTimer()
+			for range b.N {
+				if _, _, _, err := c.d.ConsumeRaw(ctx, body); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
