@@ -102,7 +102,7 @@ func New(cfg Config, r ring.ReadRing, ov *overrides.Overrides, pool *client.Pool
 		discardedSpans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rubato_discarded_spans_total", Help: "Spans refused, each counted once, by tenant and reason; the client was told."}, []string{"tenant", "reason"}),
 		pushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "rubato_distributor_push_duration_seconds", Help: "Time to push a request to a quorum of its ingesters.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8)}),
+			Name: "rubato_distributor_push_duration_seconds", Help: "Time to push a request to a quorum of its ingesters (with build_on_one_replica, also to each trace's builder, or to a replica promoted in its place).", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8)}),
 		appends: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rubato_distributor_ingester_appends_total", Help: "Pushes to each ingester, by its ring address."}, []string{"ingester"}),
 		appendFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
