@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/rubatodb/rubato/ingester/client"
 	"github.com/rubatodb/rubato/pkg/model/otlpwire"
 	"github.com/rubatodb/rubato/pkg/rubatopb"
 )
@@ -159,12 +158,12 @@ func (d *Distributor) ensureBuilt(pushCtx context.Context, tenantID string, rec 
 // (PromoteHeld), one call per replica for all the fragments it is asked
 // for; a fragment whose replica failed the call moves on to the next.
 //
-// The calls run on their own context, detached and bounded by the push
-// timeout: pushCtx has ended by now if the builder timed out.
+// The calls run on their own context, detached from pushCtx (which has
+// ended by now if the builder timed out) and bounded by the push timeout;
+// it keeps pushCtx's values, the tenant's metadata among them.
 func (d *Distributor) promote(pushCtx context.Context, tenantID string, rec *replicaRecorder, frags []otlpwire.Fragment, pushID uint64, failed []int) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(pushCtx), d.cfg.PushTimeout)
 	defer cancel()
-	ctx = client.WithTenant(ctx, tenantID)
 	next := make(map[int]int, len(failed)) // fragment -> position in its replicas to try next
 	for _, i := range failed {
 		next[i] = 1

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -44,6 +45,7 @@ type fakeIngester struct {
 	mu       sync.Mutex
 	pushes   []*rubatopb.PushBytesRequest
 	promotes []*rubatopb.HeldFragments
+	tenants  [][]string   // x-scope-orgid of each PromoteHeld
 	answered atomic.Int32 // PushBytes calls that have returned
 }
 
@@ -67,9 +69,11 @@ func (f *fakeIngester) PushBytes(ctx context.Context, req *rubatopb.PushBytesReq
 	return &rubatopb.PushResponse{}, nil
 }
 
-func (f *fakeIngester) PromoteHeld(_ context.Context, req *rubatopb.HeldFragments) (*rubatopb.HeldResponse, error) {
+func (f *fakeIngester) PromoteHeld(ctx context.Context, req *rubatopb.HeldFragments) (*rubatopb.HeldResponse, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
 	f.mu.Lock()
 	f.promotes = append(f.promotes, req)
+	f.tenants = append(f.tenants, md.Get("x-scope-orgid"))
 	f.mu.Unlock()
 	if f.promoteFail {
 		return nil, status.Error(codes.Unavailable, "fake ingester: promote refused")
@@ -328,6 +332,13 @@ func TestBuilderFailsPromoted(t *testing.T) {
 			}
 			require.Equal(t, float64(len(want)), counterValue(t, c.d.promotions.WithLabelValues("ok")), "one PromoteHeld per replica")
 			require.Zero(t, counterValue(t, c.d.promotions.WithLabelValues("failed")))
+			for _, f := range c.ings {
+				f.mu.Lock()
+				for _, ten := range f.tenants {
+					require.Equal(t, []string{builderTenant}, ten, "PromoteHeld carries the tenant once")
+				}
+				f.mu.Unlock()
+			}
 		})
 	}
 }
@@ -459,7 +470,7 @@ func TestPromoteSkipsFailedReplicas(t *testing.T) {
 	}
 	const pushID = 42
 	// a has not answered: ensureBuilt waits for it until pushCtx ends.
-	pushCtx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	pushCtx, cancel := context.WithTimeout(client.WithTenant(context.Background(), builderTenant), 100*time.Millisecond)
 	defer cancel()
 	err := c.d.ensureBuilt(pushCtx, builderTenant, rec, frags, pushID, func(int) bool { return false })
 	require.NoError(t, err)
