@@ -2,6 +2,7 @@ package distributor
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -547,4 +549,17 @@ func BenchmarkPushRF3(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestBuildOnOneReplicaConfig: on by default (its flag), off by its YAML
+// key or its flag.
+func TestBuildOnOneReplicaConfig(t *testing.T) {
+	var cfg Config
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	cfg.RegisterFlagsAndApplyDefaults("distributor.", fs)
+	require.True(t, cfg.BuildOnOneReplica)
+	require.NoError(t, yaml.Unmarshal([]byte("build_on_one_replica: false\n"), &cfg))
+	require.False(t, cfg.BuildOnOneReplica)
+	require.NoError(t, fs.Parse([]string{"-distributor.build-on-one-replica=true"}))
+	require.True(t, cfg.BuildOnOneReplica)
 }
