@@ -70,6 +70,10 @@ type Distributor struct {
 	// tempo_distributor_ingester_append{s,_failures}_total do.
 	appends        *prometheus.CounterVec
 	appendFailures *prometheus.CounterVec
+	// heldFragments counts fragments sent with hold set, one per replica
+	// holding it; promotions counts PromoteHeld calls, by result.
+	heldFragments prometheus.Counter
+	promotions    *prometheus.CounterVec
 }
 
 var (
@@ -98,14 +102,18 @@ func New(cfg Config, r ring.ReadRing, ov *overrides.Overrides, pool *client.Pool
 		discardedSpans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rubato_discarded_spans_total", Help: "Spans refused, each counted once, by tenant and reason; the client was told."}, []string{"tenant", "reason"}),
 		pushDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "rubato_distributor_push_duration_seconds", Help: "Time to push a request to a quorum of its ingesters.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8)}),
+			Name: "rubato_distributor_push_duration_seconds", Help: "Time to push a request to a quorum of its ingesters (with build_on_one_replica, also to each trace's builder, or to a replica promoted in its place).", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 8)}),
 		appends: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rubato_distributor_ingester_appends_total", Help: "Pushes to each ingester, by its ring address."}, []string{"ingester"}),
 		appendFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rubato_distributor_ingester_append_failures_total", Help: "Pushes to each ingester that failed (error or push timeout), whether or not the write reached its quorum."}, []string{"ingester"}),
+		heldFragments: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rubato_distributor_held_fragments_total", Help: "Fragments (one trace's spans of one request) sent to a replica with hold set: kept in its WAL, built by another replica (build_on_one_replica)."}),
+		promotions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rubato_distributor_promotions_total", Help: "PromoteHeld calls, by result (ok, failed): sent when the replica building a fragment failed its push, to make a replica holding it build it."}, []string{"result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(d.receivedSpans, d.receivedBytes, d.discardedSpans, d.pushDuration, d.appends, d.appendFailures)
+		reg.MustRegister(d.receivedSpans, d.receivedBytes, d.discardedSpans, d.pushDuration, d.appends, d.appendFailures, d.heldFragments, d.promotions)
 	}
 	d.Service = services.NewIdleService(nil, nil)
 	return d, nil
@@ -259,6 +267,12 @@ func reasonText(reason string, lim *overrides.Limits) string {
 // is in the WAL of a quorum of them, with per-fragment reasons (a fragment
 // is reported refused if a replica that answered by then refused it).
 //
+// With build_on_one_replica and a replication factor above 1, each
+// fragment goes to its builder (the first replica ring.Get returns) to be
+// built, and to the other replicas held, all under one random push ID;
+// push then also waits for the builders and, where one failed, promotes
+// the fragment on a replica that holds it (ensureBuilt).
+//
 // The pushes run on a context detached from the client's, bounded by
 // PushTimeout: a replica slower than the quorum still receives the write
 // after the client has its answer, so a trace normally lands on all its
@@ -275,7 +289,20 @@ func (d *Distributor) push(ctx context.Context, tenantID string, split *otlpwire
 	var mu sync.Mutex
 	pushCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d.cfg.PushTimeout)
 	pushCtx = client.WithTenant(pushCtx, tenantID)
-	err := ring.DoBatchWithOptions(ctx, ring.WriteNoExtend, d.ring, keys, func(inst ring.InstanceDesc, idx []int) error {
+	var (
+		batchRing ring.DoBatchRing = d.ring
+		rec       *replicaRecorder // nil: every replica builds
+		pushID    uint64
+	)
+	if d.cfg.BuildOnOneReplica && d.ring.ReplicationFactor() > 1 {
+		rec = newReplicaRecorder(d.ring, len(keys))
+		batchRing = rec
+		pushID = newPushID()
+	}
+	err := ring.DoBatchWithOptions(ctx, ring.WriteNoExtend, batchRing, keys, func(inst ring.InstanceDesc, idx []int) (err error) {
+		if rec != nil {
+			defer func() { rec.finished(inst.Addr, err) }()
+		}
 		c, err := d.pool.Get(inst.Addr)
 		if err != nil {
 			d.appends.WithLabelValues(inst.Addr).Inc()
@@ -284,11 +311,23 @@ func (d *Distributor) push(ctx context.Context, tenantID string, split *otlpwire
 		}
 		req := &rubatopb.PushBytesRequest{
 			Ids: make([][]byte, len(idx)), Traces: make([][]byte, len(idx)), Spans: make([]uint32, len(idx)),
+			PushID: pushID,
 		}
+		held := 0
 		for j, i := range idx {
 			req.Ids[j] = frags[i].ID[:]
 			req.Traces[j] = frags[i].Bytes
 			req.Spans[j] = frags[i].Spans
+			if rec != nil && inst.Addr != rec.builder(i) {
+				if req.Hold == nil {
+					req.Hold = make([]bool, len(idx))
+				}
+				req.Hold[j] = true
+				held++
+			}
+		}
+		if held > 0 {
+			d.heldFragments.Add(float64(held))
 		}
 		d.appends.WithLabelValues(inst.Addr).Inc()
 		resp, err := c.PushBytes(pushCtx, req)
@@ -316,6 +355,16 @@ func (d *Distributor) push(ctx context.Context, tenantID string, split *otlpwire
 			return nil, status.Errorf(codes.Unavailable, "no quorum of ingesters available: %v", err)
 		}
 		return nil, status.Errorf(codes.Unavailable, "push to ingesters (no quorum): %v", err)
+	}
+	if rec != nil {
+		refused := func(i int) bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return reasons[i] != rubatopb.PushErrorReason_NO_ERROR
+		}
+		if err := d.ensureBuilt(pushCtx, tenantID, rec, frags, pushID, refused); err != nil {
+			return nil, err
+		}
 	}
 	// Replicas slower than the quorum may still be answering: read the
 	// reasons under the lock, as they write them.

@@ -7,6 +7,24 @@
 //     in the WAL of a quorum of its replicas (ring.DoBatch with
 //     ring.WriteNoExtend: 2 of 3 with replication factor 3). Without a
 //     quorum it fails with Unavailable (HTTP 503), which clients retry.
+//   - One builder per trace (build_on_one_replica, the default, with a
+//     replication factor above 1): of each fragment's replication set, the
+//     first instance ring.Get returns builds it into blocks and the others
+//     only hold it in their WAL (PushBytesRequest.hold) until the builder's
+//     block is in the backend, so the cluster builds each span once rather
+//     than once per replica (block building is most of an ingester's CPU).
+//     Every replica of one push gets the same random nonzero pushID; with the
+//     trace ID it names the fragment in ReleaseHeld and PromoteHeld. Off, or
+//     at replication factor 1, no pushID and no hold: every replica builds.
+//   - With one builder, success also requires every accepted fragment to be
+//     in the WAL of a replica that builds it: after the quorum, push waits
+//     (up to the push timeout) for each builder's push; for each fragment
+//     whose builder failed or timed out it asks a replica that succeeded the
+//     push, in replication-set order, to build it (PromoteHeld, one call per
+//     replica, then the next replica if that fails), before answering. If
+//     none can, the request fails with Unavailable, as without a quorum.
+//     Otherwise an acknowledged trace could exist only as held copies that
+//     nobody builds.
 //   - Pushes to ingesters run on a context detached from the client's and
 //     bounded by the push timeout (ingester_client.remote_timeout), so a
 //     replica slower than the quorum still receives the write.
