@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"time"
 
 	"github.com/go-kit/log/level"
 	"github.com/grafana/dskit/ring"
@@ -117,14 +118,28 @@ func (r *replicaRecorder) succeeded(addr string) bool {
 	}
 }
 
-// ensureBuilt runs after DoBatch reached its quorum. It waits, until
-// pushCtx ends, for the pushes to the builders of frags, then promotes the
-// accepted fragments whose builder failed (or had not answered) on a
-// replica that holds them. refused(i) reports fragments a replica refused:
-// they are not acknowledged, so not promoted. It returns Unavailable if a
-// fragment could not be promoted anywhere.
-func (d *Distributor) ensureBuilt(pushCtx context.Context, tenantID string, rec *replicaRecorder, frags []otlpwire.Fragment, pushID uint64, refused func(int) bool) error {
+// minBuilderWait is the least ensureBuilt waits for a builder after the
+// quorum; it waits twice as long as the quorum took if that is longer.
+// A builder slower than that (a partitioned or stalled ingester the ring
+// still counts healthy) costs a write this much latency, not the whole
+// push timeout: its fragments are promoted on a holder, and if the builder
+// answers after all, the trace is built twice, which queries and
+// compaction deduplicate.
+const minBuilderWait = 100 * time.Millisecond
+
+// ensureBuilt runs after DoBatch reached its quorum, which took quorum. It
+// waits for the pushes to the builders of frags, until pushCtx ends or for
+// at most max(2 × quorum, minBuilderWait), then promotes the accepted
+// fragments whose builder failed (or had not answered) on a replica that
+// holds them. refused(i) reports fragments a replica refused: they are not
+// acknowledged, so not promoted, and the replicas holding them are told to
+// forget them. It returns Unavailable if a fragment could not be promoted
+// anywhere.
+func (d *Distributor) ensureBuilt(pushCtx context.Context, tenantID string, rec *replicaRecorder, frags []otlpwire.Fragment, pushID uint64, refused func(int) bool, quorum time.Duration) error {
+	deadline := time.NewTimer(max(2*quorum, minBuilderWait))
+	defer deadline.Stop()
 	waited := make(map[string]bool, len(rec.calls))
+wait:
 	for i := range frags {
 		b := rec.builder(i)
 		if waited[b] {
@@ -135,9 +150,13 @@ func (d *Distributor) ensureBuilt(pushCtx context.Context, tenantID string, rec 
 			select {
 			case <-c.done:
 			case <-pushCtx.Done():
+				break wait
+			case <-deadline.C:
+				break wait
 			}
 		}
 	}
+	d.releaseRefused(pushCtx, tenantID, rec, frags, pushID, refused)
 	// pushCtx also ends when every push has returned (DoBatch's cleanup
 	// cancels it after the last callback), so succeeded, which checks done
 	// again, tells a finished push from a timed-out one.
@@ -212,6 +231,50 @@ func (d *Distributor) promote(pushCtx context.Context, tenantID string, rec *rep
 		pending = retries
 	}
 	return nil
+}
+
+// releaseRefused tells the replicas holding fragments their builder
+// refused (a limit) to forget them, so that no hold timeout builds what the
+// client was told is refused. Best effort, in the background: a replica
+// not told builds the fragment after its hold_timeout.
+func (d *Distributor) releaseRefused(pushCtx context.Context, tenantID string, rec *replicaRecorder, frags []otlpwire.Fragment, pushID uint64, refused func(int) bool) {
+	groups := map[string]*rubatopb.HeldFragments{}
+	for i := range frags {
+		if !refused(i) || !rec.succeeded(rec.builder(i)) {
+			continue
+		}
+		for _, addr := range rec.replicas(i)[1:] {
+			g := groups[addr]
+			if g == nil {
+				g = &rubatopb.HeldFragments{}
+				groups[addr] = g
+			}
+			g.Ids = append(g.Ids, frags[i].ID[:])
+			g.PushIDs = append(g.PushIDs, pushID)
+		}
+	}
+	if len(groups) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(pushCtx), d.cfg.PushTimeout)
+	var wg sync.WaitGroup
+	for addr, req := range groups {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := d.pool.Get(addr)
+			if err == nil {
+				_, err = c.ReleaseHeld(ctx, req)
+			}
+			if err != nil {
+				level.Warn(d.logger).Log("msg", "release refused fragments on a replica holding them; it builds them after hold_timeout", "tenant", tenantID, "ingester", addr, "err", err)
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		cancel()
+	}()
 }
 
 // promoteOn sends one PromoteHeld for the fragments idx to addr.

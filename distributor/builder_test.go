@@ -16,6 +16,7 @@ import (
 	"github.com/grafana/dskit/services"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc"
@@ -42,11 +43,13 @@ type fakeIngester struct {
 	pushFail    bool          // PushBytes answers Unavailable
 	pushDelay   time.Duration // PushBytes sleeps first (or until its deadline)
 	promoteFail bool          // PromoteHeld answers Unavailable
+	refuseBuilt bool          // PushBytes refuses (TRACE_TOO_LARGE) every fragment it is to build
 	forget      bool          // record nothing (benchmarks)
 
 	mu       sync.Mutex
 	pushes   []*rubatopb.PushBytesRequest
 	promotes []*rubatopb.HeldFragments
+	releases []*rubatopb.HeldFragments
 	tenants  [][]string   // x-scope-orgid of each PromoteHeld
 	answered atomic.Int32 // PushBytes calls that have returned
 }
@@ -68,7 +71,23 @@ func (f *fakeIngester) PushBytes(ctx context.Context, req *rubatopb.PushBytesReq
 	if f.pushFail {
 		return nil, status.Error(codes.Unavailable, "fake ingester: push refused")
 	}
+	if f.refuseBuilt {
+		reasons := make([]rubatopb.PushErrorReason, len(req.Ids))
+		for j := range reasons {
+			if len(req.Hold) == 0 || !req.Hold[j] {
+				reasons[j] = rubatopb.PushErrorReason_TRACE_TOO_LARGE
+			}
+		}
+		return &rubatopb.PushResponse{ErrorsByTrace: reasons}, nil
+	}
 	return &rubatopb.PushResponse{}, nil
+}
+
+func (f *fakeIngester) ReleaseHeld(_ context.Context, req *rubatopb.HeldFragments) (*rubatopb.HeldResponse, error) {
+	f.mu.Lock()
+	f.releases = append(f.releases, req)
+	f.mu.Unlock()
+	return &rubatopb.HeldResponse{Matched: uint32(len(req.Ids))}, nil
 }
 
 func (f *fakeIngester) PromoteHeld(ctx context.Context, req *rubatopb.HeldFragments) (*rubatopb.HeldResponse, error) {
@@ -381,7 +400,7 @@ func TestBuilderAndPromotionsFail(t *testing.T) {
 func TestSlowBuilderAwaited(t *testing.T) {
 	c := newTestCluster(t, 3, 3, builderConfig(), func(i int, f *fakeIngester) {
 		if i == 0 {
-			f.pushDelay = 300 * time.Millisecond
+			f.pushDelay = minBuilderWait / 2
 		}
 	})
 	const traces = 60
@@ -474,7 +493,7 @@ func TestPromoteSkipsFailedReplicas(t *testing.T) {
 	// a has not answered: ensureBuilt waits for it until pushCtx ends.
 	pushCtx, cancel := context.WithTimeout(client.WithTenant(context.Background(), builderTenant), 100*time.Millisecond)
 	defer cancel()
-	err := c.d.ensureBuilt(pushCtx, builderTenant, rec, frags, pushID, func(int) bool { return false })
+	err := c.d.ensureBuilt(pushCtx, builderTenant, rec, frags, pushID, func(int) bool { return false }, time.Second)
 	require.NoError(t, err)
 	require.Equal(t, map[string][]string{
 		cc: {fmt.Sprintf("%x/42", frags[0].ID[:]), fmt.Sprintf("%x/42", frags[1].ID[:]), fmt.Sprintf("%x/42", frags[2].ID[:])},
@@ -484,7 +503,7 @@ func TestPromoteSkipsFailedReplicas(t *testing.T) {
 	c.ings[2].mu.Lock()
 	c.ings[2].promotes = nil
 	c.ings[2].mu.Unlock()
-	err = c.d.ensureBuilt(pushCtx, builderTenant, rec, frags, pushID, func(i int) bool { return i != 1 })
+	err = c.d.ensureBuilt(pushCtx, builderTenant, rec, frags, pushID, func(i int) bool { return i != 1 }, time.Second)
 	require.NoError(t, err)
 	require.Equal(t, map[string][]string{cc: {fmt.Sprintf("%x/42", frags[1].ID[:])}}, c.promoted())
 }
@@ -562,4 +581,64 @@ func TestBuildOnOneReplicaConfig(t *testing.T) {
 	require.False(t, cfg.BuildOnOneReplica)
 	require.NoError(t, fs.Parse([]string{"-distributor.build-on-one-replica=true"}))
 	require.True(t, cfg.BuildOnOneReplica)
+}
+
+// TestBuilderSlowerThanWaitPromoted: a builder that answers long after the
+// quorum (a stalled ingester the ring still counts healthy) costs the
+// write minBuilderWait, not the push timeout: Push returns before it
+// answers, with its fragments promoted on a holder.
+func TestBuilderSlowerThanWaitPromoted(t *testing.T) {
+	c := newTestCluster(t, 3, 3, builderConfig(), func(i int, f *fakeIngester) {
+		if i == 0 {
+			f.pushDelay = 20 * minBuilderWait
+		}
+	})
+	start := time.Now()
+	require.NoError(t, c.push(t, 60))
+	require.Less(t, time.Since(start), 20*minBuilderWait, "Push waited for the stalled builder")
+	require.Zero(t, c.ings[0].answered.Load())
+	require.NotEmpty(t, c.promoted(), "its fragments are built elsewhere")
+	require.NotContains(t, c.promoted(), c.ings[0].addr)
+}
+
+// TestRefusedFragmentsReleased: fragments their builder refused (a limit)
+// are reported refused and released on the replicas holding them, so no
+// hold timeout stores what the client was told is refused.
+func TestRefusedFragmentsReleased(t *testing.T) {
+	c := newTestCluster(t, 3, 3, builderConfig(), func(i int, f *fakeIngester) {
+		if i == 0 {
+			f.refuseBuilt = true
+		}
+	})
+	require.NoError(t, c.push(t, 60))
+	c.waitAnswered(t, 3)
+	want := map[string][]string{}
+	for id, copies := range c.copies(t) {
+		reps := c.replicas(t, []byte(id))
+		if reps[0] != c.ings[0].addr {
+			continue
+		}
+		for _, h := range reps[1:] {
+			want[h] = append(want[h], fmt.Sprintf("%x/%d", id, copies[0].pushID))
+		}
+	}
+	require.NotEmpty(t, want)
+	require.Empty(t, c.promoted(), "refused fragments are not promoted")
+	require.Eventually(t, func() bool {
+		for addr, pairs := range want {
+			f := c.byAddr[addr]
+			f.mu.Lock()
+			var got []string
+			for _, r := range f.releases {
+				for j, id := range r.Ids {
+					got = append(got, fmt.Sprintf("%x/%d", id, r.PushIDs[j]))
+				}
+			}
+			f.mu.Unlock()
+			if !assert.ElementsMatch(new(testing.T), pairs, got) {
+				return false
+			}
+		}
+		return true
+	}, 5*time.Second, 10*time.Millisecond, "the holders of the refused fragments are told to release them")
 }

@@ -362,7 +362,7 @@ func (d *Distributor) push(ctx context.Context, tenantID string, split *otlpwire
 			defer mu.Unlock()
 			return reasons[i] != rubatopb.PushErrorReason_NO_ERROR
 		}
-		if err := d.ensureBuilt(pushCtx, tenantID, rec, frags, pushID, refused); err != nil {
+		if err := d.ensureBuilt(pushCtx, tenantID, rec, frags, pushID, refused, time.Since(start)); err != nil {
 			return nil, err
 		}
 	}

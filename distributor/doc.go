@@ -18,13 +18,19 @@
 //     at replication factor 1, no pushID and no hold: every replica builds.
 //   - With one builder, success also requires every accepted fragment to be
 //     in the WAL of a replica that builds it: after the quorum, push waits
-//     (up to the push timeout) for each builder's push; for each fragment
-//     whose builder failed or timed out it asks a replica that succeeded the
-//     push, in replication-set order, to build it (PromoteHeld, one call per
-//     replica, then the next replica if that fails), before answering. If
-//     none can, the request fails with Unavailable, as without a quorum.
-//     Otherwise an acknowledged trace could exist only as held copies that
-//     nobody builds.
+//     for each builder's push, at most max(2 × the quorum's time,
+//     minBuilderWait) and never past the push timeout; for each fragment
+//     whose builder failed or has not answered it asks a replica that
+//     succeeded the push, in replication-set order, to build it
+//     (PromoteHeld, one call per replica, then the next replica if that
+//     fails), before answering. If none can, the request fails with
+//     Unavailable, as without a quorum. Otherwise an acknowledged trace
+//     could exist only as held copies that nobody builds. A builder that
+//     answers after its fragments were promoted builds them too: a
+//     duplicate, which queries and compaction remove, never a loss.
+//   - Fragments the builder refused (a limit) are reported refused, never
+//     promoted, and released on the replicas holding them (best effort;
+//     one not told builds them after its hold_timeout).
 //   - Pushes to ingesters run on a context detached from the client's and
 //     bounded by the push timeout (ingester_client.remote_timeout), so a
 //     replica slower than the quorum still receives the write.
