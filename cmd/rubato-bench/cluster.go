@@ -71,6 +71,9 @@ type setupResult struct {
 	idle   float64   // CPU-s per second of every process, idle before the push
 	byProc []float64 // CPU-s per process, same order as names
 	names  []string
+	// Held fragments (one replica builds each trace): copies sent held,
+	// still held after the flush, promoted, and PromoteHeld calls.
+	held, stillHeld, promoted, promotions float64
 }
 
 func (r setupResult) usPerSpan() float64 { return r.cpu / float64(r.spans) * 1e6 }
@@ -130,6 +133,10 @@ func printSetup(r setupResult) {
 	}
 	fmt.Printf("%-14s %.2f CPU-µs/span (%.2f CPU-s for %d spans; push %s, %.0f spans/s); CPU-s by process: %s; idle before: %.3f CPU-s/s\n",
 		r.name+":", r.usPerSpan(), r.cpu, r.spans, r.push.Round(time.Millisecond), float64(r.spans)/r.push.Seconds(), strings.Join(parts, ", "), r.idle)
+	if r.held > 0 {
+		fmt.Printf("%-14s %.0f trace fragments sent held (built by another replica); after the flush %.0f still held, %.0f promoted (%.0f PromoteHeld calls)\n",
+			"", r.held, r.stillHeld, r.promoted, r.promotions)
+	}
 }
 
 // storageBlock is the storage.trace body for blocks under dir (local) or
@@ -305,6 +312,28 @@ func measure(ctx context.Context, cfg config, name string, entry *server, procs 
 		}
 		r.byProc = append(r.byProc, c-cpu0[i])
 		r.cpu += c - cpu0[i]
+	}
+	if len(procs) > 1 {
+		// After the flushes the builders release what the others held:
+		// give the last releases a moment to land, then read the counts.
+		time.Sleep(time.Second)
+		for _, m := range []struct {
+			v    *float64
+			name string
+		}{
+			{&r.held, "rubato_distributor_held_fragments_total"},
+			{&r.promotions, "rubato_distributor_promotions_total"},
+			{&r.stillHeld, "rubato_ingester_held_fragments"},
+			{&r.promoted, "rubato_ingester_held_promoted_total"},
+		} {
+			for _, s := range procs {
+				v, err := s.metric(m.name)
+				if err != nil {
+					return setupResult{}, err
+				}
+				*m.v += v
+			}
+		}
 	}
 	return r, nil
 }
