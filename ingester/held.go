@@ -13,8 +13,10 @@ import (
 // block-building CPU on it. It stays until one of:
 //
 //   - release: the builder's block holding it is in the backend
-//     (ReleaseHeld, sent by the builder after its upload). The WAL may then
-//     drop it.
+//     (ReleaseHeld, sent by the builder after its upload). It still answers
+//     reads for complete_block_timeout, as the builder's local copy of the
+//     block does (a querier may not list the block before its next
+//     blocklist poll), and then the WAL may drop it.
 //   - promote: the distributor asks (PromoteHeld; the builder failed the
 //     push), or the fragment has been held for hold_timeout (the builder
 //     never confirmed: it lost its disk, or its confirmation was lost). It
@@ -27,119 +29,157 @@ import (
 // and searches when asked (searchHeld: the querier could not reach every
 // ingester) or when an ingester of the ring is unhealthy.
 
-// heldFrag is one held fragment's place in the WAL.
+// heldFrag is one held fragment's place in the WAL. A released one stays
+// (answering reads only) until its segment is truncated.
 type heldFrag struct {
 	part
-	push  uint64
-	spans uint32
+	push     uint64
+	spans    uint32
+	released bool
 }
 
-// heldSeg counts the held fragments in one WAL segment and when the
-// oldest of them arrived (unix nanos), for hold_timeout.
+// heldSeg is what one WAL segment holds of held fragments: keys of every
+// fragment held in it (to forget them when it is truncated), n of them not
+// yet released, since when (unix nanos, the oldest arrival, for
+// hold_timeout), and until when released ones must stay readable.
 type heldSeg struct {
-	n     int
-	since int64
+	keys      []heldKey
+	n         int
+	since     int64
+	keepUntil int64
 }
 
 // addHeldLocked indexes held fragment f appended at recPos.
 func (i *instance) addHeldLocked(recPos walPos, f fragment, now int64) {
-	p := part{seg: recPos.seg, off: recPos.off + int64(f.off), n: uint32(f.n)}
+	p := recPos.part(f)
 	i.held[f.id] = append(i.held[f.id], heldFrag{part: p, push: f.push, spans: f.spans})
 	s := i.heldSegs[p.seg]
 	if s == nil {
 		s = &heldSeg{since: now}
 		i.heldSegs[p.seg] = s
 	}
+	s.keys = append(s.keys, heldKey{id: f.id, push: f.push})
 	s.n++
 	i.heldCount++
 }
 
-// takeHeldLocked removes the held fragments named by keys and returns them
-// with their trace IDs (matched), in keys' order.
-func (i *instance) takeHeldLocked(keys []heldKey, fn func(id [16]byte, h heldFrag)) (matched int) {
+// eachHeldLocked calls fn for every fragment named by keys that is held and
+// not released.
+func (i *instance) eachHeldLocked(keys []heldKey, fn func(id [16]byte, h *heldFrag)) (matched int) {
 	for _, k := range keys {
 		hs := i.held[k.id]
-		for j := 0; j < len(hs); j++ {
-			if hs[j].push != k.push {
-				continue
+		for j := range hs {
+			if hs[j].push == k.push && !hs[j].released {
+				matched++
+				fn(k.id, &hs[j])
 			}
-			h := hs[j]
-			hs = slices.Delete(hs, j, j+1)
-			j--
-			i.dropHeldSegLocked(h.seg)
-			matched++
-			if fn != nil {
-				fn(k.id, h)
-			}
-		}
-		if len(hs) == 0 {
-			delete(i.held, k.id)
-		} else {
-			i.held[k.id] = hs
 		}
 	}
 	return matched
 }
 
-func (i *instance) dropHeldSegLocked(seg uint64) {
+// unholdLocked counts h, about to be released or promoted, out of its
+// segment's and the instance's held fragments.
+func (i *instance) unholdLocked(h *heldFrag) {
 	i.heldCount--
-	if s := i.heldSegs[seg]; s != nil {
-		if s.n--; s.n <= 0 {
-			delete(i.heldSegs, seg)
-		}
+	if s := i.heldSegs[h.seg]; s != nil {
+		s.n--
 	}
 }
 
-// releaseHeldLocked forgets the held fragments named by keys.
-func (i *instance) releaseHeldLocked(keys []heldKey) int {
-	return i.takeHeldLocked(keys, nil)
+// releaseHeldLocked marks the held fragments named by keys released: their
+// builder's block is in the backend. They keep answering reads, and their
+// WAL segment stays, for keep (complete_block_timeout, which outlasts a
+// querier's blocklist poll): until then a querier may not list that block,
+// and a lookup that hears from a quorum of replicas must still find the
+// spans on one of them.
+func (i *instance) releaseHeldLocked(keys []heldKey, now int64, keep time.Duration) int {
+	return i.eachHeldLocked(keys, func(_ [16]byte, h *heldFrag) {
+		i.unholdLocked(h)
+		h.released = true
+		if s := i.heldSegs[h.seg]; s != nil {
+			s.keepUntil = max(s.keepUntil, now+int64(keep))
+		}
+	})
 }
 
 // promoteHeldLocked moves the held fragments named by keys into the live
 // traces, as a replay adds fragments: no limit refuses them (they are
 // acknowledged already).
 func (i *instance) promoteHeldLocked(keys []heldKey, now int64) int {
-	return i.takeHeldLocked(keys, func(id [16]byte, h heldFrag) {
+	var promoted []heldKey
+	n := i.eachHeldLocked(keys, func(id [16]byte, h *heldFrag) {
+		i.unholdLocked(h)
 		i.addPartLocked(id, h.part, h.push, h.spans, now)
+		promoted = append(promoted, heldKey{id: id, push: h.push})
 	})
+	for _, k := range promoted {
+		i.held[k.id] = slices.DeleteFunc(i.held[k.id], func(h heldFrag) bool { return h.push == k.push && !h.released })
+		if len(i.held[k.id]) == 0 {
+			delete(i.held, k.id)
+		}
+	}
+	return n
 }
 
-// expiredHeld returns the keys of held fragments in WAL segments whose
-// oldest held fragment arrived before cutoff (unix nanos): those whose
-// builder has not released them within hold_timeout.
+// expiredHeld returns the keys of held fragments, not released, in WAL
+// segments whose oldest held fragment arrived before cutoff (unix nanos):
+// those whose builder has not released them within hold_timeout.
 func (i *instance) expiredHeld(cutoff int64) []heldKey {
 	i.mu.RLock()
 	defer i.mu.RUnlock()
-	var segs []uint64
-	for seg, s := range i.heldSegs {
-		if s.since < cutoff {
-			segs = append(segs, seg)
-		}
-	}
-	if len(segs) == 0 {
-		return nil
-	}
 	var keys []heldKey
-	for id, hs := range i.held {
-		for _, h := range hs {
-			if slices.Contains(segs, h.seg) {
-				keys = append(keys, heldKey{id: id, push: h.push})
+	for seg, s := range i.heldSegs {
+		if s.n == 0 || s.since >= cutoff {
+			continue
+		}
+		for _, k := range s.keys {
+			for _, h := range i.held[k.id] {
+				if h.seg == seg && h.push == k.push && !h.released {
+					keys = append(keys, k)
+					break
+				}
 			}
 		}
 	}
 	return keys
 }
 
-// minHeldSegLocked is the lowest WAL segment holding a held fragment.
-func (i *instance) minHeldSegLocked() uint64 {
+// minHeldSegLocked is the lowest WAL segment holding a held fragment, or a
+// released one still to be kept at now.
+func (i *instance) minHeldSegLocked(now int64) uint64 {
 	m := ^uint64(0)
-	for seg := range i.heldSegs {
-		m = min(m, seg)
+	for seg, s := range i.heldSegs {
+		if s.n > 0 || s.keepUntil > now {
+			m = min(m, seg)
+		}
 	}
 	return m
 }
 
-// heldParts appends the WAL parts of id's held fragments to parts.
+// dropHeldBelow forgets the held fragments (released ones; minSeg kept the
+// others) of WAL segments below low, which truncation has deleted.
+func (i *instance) dropHeldBelow(low uint64) {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	for seg, s := range i.heldSegs {
+		if seg >= low {
+			continue
+		}
+		for _, k := range s.keys {
+			hs := slices.DeleteFunc(i.held[k.id], func(h heldFrag) bool { return h.seg == seg })
+			if len(hs) == 0 {
+				delete(i.held, k.id)
+			} else {
+				i.held[k.id] = hs
+			}
+		}
+		delete(i.heldSegs, seg)
+	}
+}
+
+// heldPartsLocked appends the WAL parts of id's held fragments, released
+// ones included, to parts.
 func (i *instance) heldPartsLocked(id [16]byte, parts []part) []part {
 	for _, h := range i.held[id] {
 		parts = append(parts, h.part)

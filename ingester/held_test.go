@@ -55,12 +55,16 @@ func flushAll(t *testing.T, ing *Ingester) {
 
 // TestHeldFragmentsKeptNotBuilt: a held fragment is found by ID and by
 // search, is never built into a block, and keeps its WAL segment until it
-// is released; a release of another push of the same trace, or of a pair
-// the ingester does not hold, changes nothing.
+// is released and then for complete_block_timeout, answering reads (a
+// querier may not list the builder's block yet); a release of another push
+// of the same trace, or of a pair the ingester does not hold, changes
+// nothing.
 func TestHeldFragmentsKeptNotBuilt(t *testing.T) {
 	dir := t.TempDir()
 	store := inmem.New()
 	ing := newTestIngester(t, dir, store, overrides.Limits{})
+	now := time.Now()
+	ing.now = func() time.Time { return now }
 	pushReplicated(t, ing, testPush, []byte{1, 2}, []bool{false, true}, 3)
 	require.Equal(t, 3, find(t, ing, 1))
 	require.Equal(t, 3, find(t, ing, 2), "a held fragment answers lookups")
@@ -83,9 +87,19 @@ func TestHeldFragmentsKeptNotBuilt(t *testing.T) {
 	r, err = ing.ReleaseHeld(tenantCtx(), heldReq(testPush, 2))
 	require.NoError(t, err)
 	require.EqualValues(t, 1, r.Matched)
-	require.Zero(t, find(t, ing, 2), "released")
+	r, err = ing.PromoteHeld(tenantCtx(), heldReq(testPush, 2))
+	require.NoError(t, err)
+	require.Zero(t, r.Matched, "a released fragment is never promoted")
 	flushAll(t, ing)
+	require.Equal(t, 3, find(t, ing, 2), "released, still readable")
+	require.GreaterOrEqual(t, segments(t, dir), 2)
+
+	now = now.Add(ing.cfg.CompleteBlockTimeout + time.Second)
+	flushAll(t, ing)
+	require.Zero(t, find(t, ing, 2), "complete_block_timeout after its release")
 	require.Equal(t, 1, segments(t, dir), "the WAL drops it")
+	require.Empty(t, ing.instances["t1"].held)
+	require.Empty(t, ing.instances["t1"].heldSegs)
 	require.Zero(t, spansInBackend(t, store, 2))
 }
 
@@ -103,9 +117,13 @@ func TestHeldStateSurvivesRestart(t *testing.T) {
 
 	require.NoError(t, services.StopAndAwaitTerminated(context.Background(), ing))
 	ing = newTestIngester(t, dir, store, overrides.Limits{})
-	require.Zero(t, find(t, ing, 1), "released before the restart")
+	require.Equal(t, 2, find(t, ing, 1), "released before the restart: readable for complete_block_timeout")
 	require.Equal(t, 2, find(t, ing, 2))
 	require.Equal(t, 2, find(t, ing, 3), "still held")
+	inst := ing.instances["t1"]
+	inst.mu.RLock()
+	require.Equal(t, 1, inst.heldCount, "only trace 3 is held")
+	inst.mu.RUnlock()
 	flushAll(t, ing)
 	require.Zero(t, spansInBackend(t, store, 1))
 	require.Equal(t, 2, spansInBackend(t, store, 2), "promoted before the restart: built")

@@ -155,7 +155,7 @@ func (ing *Ingester) replay() error {
 		switch pr.kind {
 		case recordRelease:
 			inst.mu.Lock()
-			inst.releaseHeldLocked(pr.keys)
+			inst.releaseHeldLocked(pr.keys, now, ing.cfg.CompleteBlockTimeout)
 			inst.mu.Unlock()
 			return nil
 		case recordPromote:
@@ -242,6 +242,9 @@ func (ing *Ingester) truncateWAL() {
 	if err := ing.wal.truncate(low); err != nil {
 		level.Error(ing.logger).Log("msg", "truncate wal", "err", err)
 		return
+	}
+	for _, inst := range ing.instanceList() {
+		inst.dropHeldBelow(low)
 	}
 	ing.marks.prune(low)
 }

@@ -138,8 +138,9 @@ type instance struct {
 	// cutting traces in it, so minSeg need not walk every trace.
 	segParts map[uint64]int
 
-	// held indexes held fragments by trace (held.go); heldSegs counts
-	// them per WAL segment, heldCount in all. Guarded by mu.
+	// held indexes held fragments by trace (held.go), released ones
+	// still readable included; heldSegs has them per WAL segment;
+	// heldCount counts those not released. Guarded by mu.
 	held      map[[16]byte][]heldFrag
 	heldSegs  map[uint64]*heldSeg
 	heldCount int
@@ -427,7 +428,7 @@ func (i *instance) minSeg() uint64 {
 			m = min(m, cb.minSeg)
 		}
 	}
-	m = min(m, i.minHeldSegLocked())
+	m = min(m, i.minHeldSegLocked(i.ing.now().UnixNano()))
 	i.pinMu.Lock()
 	for seg := range i.pins {
 		m = min(m, seg)

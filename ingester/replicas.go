@@ -142,7 +142,7 @@ func (i *instance) changeHeld(keys []heldKey, kind byte) (int, error) {
 	held := keys[:0:0]
 	for _, k := range keys {
 		for _, h := range i.held[k.id] {
-			if h.push == k.push {
+			if h.push == k.push && !h.released {
 				held = append(held, k)
 				break
 			}
@@ -160,7 +160,7 @@ func (i *instance) changeHeld(keys []heldKey, kind byte) (int, error) {
 	defer i.mu.Unlock()
 	defer func() { i.ing.metrics.heldFragments.WithLabelValues(i.tenant).Set(float64(i.heldCount)) }()
 	if kind == recordRelease {
-		return i.releaseHeldLocked(held), nil
+		return i.releaseHeldLocked(held, now, i.ing.cfg.CompleteBlockTimeout), nil
 	}
 	return i.promoteHeldLocked(held, now), nil
 }
