@@ -8,7 +8,9 @@
 // cluster_test.go runs a cluster of processes of the one binary (three
 // ingesters at replication factor 3, distributor, querier, compactors),
 // its rings over memberlist gossip, or over the etcd scripts/kube.sh builds
-// (TestClusterRingOverEtcd; missing, it skips, or fails under CI=true).
+// (TestClusterRingOverEtcd), or over a `consul agent -dev` scripts/consul.sh
+// builds (consul_test.go, TestClusterRingOverConsul); either binary missing,
+// its test skips, or fails under CI=true.
 //
 // netfault_test.go puts a Toxiproxy proxy (github.com/Shopify/toxiproxy/v2,
 // run in process on 127.0.0.1) in front of each ingester of a cluster, so

@@ -14,6 +14,7 @@ bash scripts/minio-image.sh >/dev/null
 bash scripts/otelcol.sh >/dev/null
 bash scripts/helm.sh >/dev/null
 bash scripts/kube.sh >/dev/null
+bash scripts/consul.sh >/dev/null
 
 echo "== go vet"
 go vet ./...
