@@ -21,7 +21,8 @@ import (
 // of every ingester, and divided by the spans pushed.
 
 // clusterTmpl is one cluster process's config: target, HTTP, gRPC and
-// gossip ports, the join list, the receivers block (distributor only), the
+// gossip ports, the join list, build_on_one_replica, the receivers block
+// (distributor only), the
 // ingester's ID, max_block_bytes, storage, WAL path and sync policy.
 const clusterTmpl = `target: %s
 server:
@@ -35,6 +36,7 @@ memberlist:
   join_members: [%s]
   left_ingesters_timeout: 30s
 distributor:
+  build_on_one_replica: %t
   receivers:
 %s
 ingester:
@@ -220,7 +222,7 @@ func measureCluster(ctx context.Context, cfg config, dir string, tp *template, r
 			receivers = fmt.Sprintf("    otlp:\n      protocols:\n        grpc:\n          endpoint: 127.0.0.1:%d\n          max_recv_msg_size_mib: 16", otlpPort)
 		}
 		// Every process's blocks go to one place, as to one bucket.
-		doc := fmt.Appendf(nil, clusterTmpl, p.target, p.http, p.grpc, p.gossip, strings.Join(join, ", "), receivers, p.id,
+		doc := fmt.Appendf(nil, clusterTmpl, p.target, p.http, p.grpc, p.gossip, strings.Join(join, ", "), !cfg.clusterAllBuild, receivers, p.id,
 			maxBlock, storageBlock(cfg, dir), pdir, cfg.syncPolicy)
 		s := &server{binary: cfg.binary, dir: pdir, httpPort: p.http, cfgPath: filepath.Join(pdir, "rubato.yaml")}
 		if p.target == "distributor" {

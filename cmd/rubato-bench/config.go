@@ -38,8 +38,9 @@ type config struct {
 	searchProfile     string
 
 	// -cluster: CPU per span of an RF3 cluster against the single binary.
-	cluster       bool
-	clusterRounds int
+	cluster         bool
+	clusterRounds   int
+	clusterAllBuild bool
 
 	bigTraceMB       int
 	bigTraceRequests int
@@ -74,6 +75,7 @@ func (c *config) registerFlags(f *flag.FlagSet) {
 	f.IntVar(&c.bigTraceRequests, "bigtrace.requests", 10, "concurrent requests of the big trace")
 	f.Int64Var(&c.bigTraceRSSCap, "bigtrace.rss-cap", 8<<30, "kill the server if its RSS passes this many bytes (reported)")
 	f.BoolVar(&c.cluster, "cluster", false, "instead of the ingest benchmark: push -spans to the single binary, then to an RF3 cluster (1 distributor + 3 ingesters over memberlist), and compare their CPU per span (cluster.go)")
+	f.BoolVar(&c.clusterAllBuild, "cluster.all-build", false, "with -cluster: every replica builds every trace into blocks (distributor.build_on_one_replica: false), as in Tempo")
 	f.IntVar(&c.clusterRounds, "cluster.rounds", 1, "with -cluster: measure both setups this many times, alternating")
 	f.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the server during the push phase to this file")
 }
