@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"math"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,6 +108,7 @@ func numBits(f float64) uint64 {
 type summaryBuilder struct {
 	items []uint64
 	vals  []wireVal // scratch of scanKeyValue
+	seen  []uint64  // scratch of dedupe: an open-addressing set
 }
 
 func (b *summaryBuilder) attrs(sc traceql.Scope, kvs []*commonv1.KeyValue) {
@@ -193,13 +193,51 @@ func (s *partSummary) addSpanTimes(start, end uint64) {
 
 // finish builds the bloom filter of the items collected.
 func (b *summaryBuilder) finish(s *partSummary) {
-	slices.Sort(b.items)
-	b.items = slices.Compact(b.items)
+	b.dedupe()
 	bits := min(max(64, len(b.items)*summaryBitsPerItem), maxSummaryBits)
 	s.bloom = make([]uint64, (bits+63)/64)
 	for _, h := range b.items {
 		s.set(h)
 	}
+}
+
+// dedupe removes repeated items, in linear time: a part repeats most keys
+// once per span, and sorting them to compact cost more than the scan.
+// The bloom is sized by what is left; the order of items does not matter.
+func (b *summaryBuilder) dedupe() {
+	size := 16
+	for size < 2*len(b.items) {
+		size <<= 1
+	}
+	if cap(b.seen) < size {
+		b.seen = make([]uint64, size)
+	} else {
+		b.seen = b.seen[:size]
+		clear(b.seen)
+	}
+	mask := uint64(size - 1)
+	out := b.items[:0]
+	zero := false // 0 marks an empty slot, so item 0 is tracked apart
+	for _, h := range b.items {
+		if h == 0 {
+			if !zero {
+				zero = true
+				out = append(out, h)
+			}
+			continue
+		}
+		for i := h & mask; ; i = (i + 1) & mask {
+			if b.seen[i] == h {
+				break
+			}
+			if b.seen[i] == 0 {
+				b.seen[i] = h
+				out = append(out, h)
+				break
+			}
+		}
+	}
+	b.items = out
 }
 
 func (s *partSummary) probes(h uint64, fn func(bit uint64) bool) bool {
