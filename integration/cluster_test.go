@@ -494,20 +494,27 @@ func TestClusterRingOverEtcd(t *testing.T) {
 }
 
 // etcdBinary is the etcd scripts/kube.sh builds ($RUBATO_ETCD to use
-// another): missing, the test skips, or fails under CI=true.
+// another).
 func etcdBinary(t *testing.T) string {
+	return cachedTool(t, "RUBATO_ETCD", "kube-v1.36.3/etcd", "scripts/kube.sh") // kube.sh's KUBE_VERSION
+}
+
+// cachedTool is a test tool a script builds into $RUBATO_CACHE (default
+// ~/.cache/rubato) at rel, or the path in env. Missing, the test skips, or
+// fails under CI=true, where the scripts have run.
+func cachedTool(t *testing.T, env, rel, script string) string {
 	t.Helper()
-	bin := os.Getenv("RUBATO_ETCD")
+	bin := os.Getenv(env)
 	if bin == "" {
-		cache := os.Getenv("RUBATO_CACHE") // as scripts/kube.sh
+		cache := os.Getenv("RUBATO_CACHE")
 		if cache == "" {
 			home, _ := os.UserHomeDir()
 			cache = filepath.Join(home, ".cache", "rubato")
 		}
-		bin = filepath.Join(cache, "kube-v1.36.3", "etcd") // kube.sh's KUBE_VERSION
+		bin = filepath.Join(cache, rel)
 	}
 	if _, err := os.Stat(bin); err != nil {
-		msg := fmt.Sprintf("etcd not found at %s: run scripts/kube.sh (or set RUBATO_ETCD)", bin)
+		msg := fmt.Sprintf("%s not found at %s: run %s (or set %s)", filepath.Base(rel), bin, script, env)
 		if os.Getenv("CI") == "true" {
 			t.Fatal(msg)
 		}

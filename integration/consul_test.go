@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
@@ -121,25 +120,7 @@ func freeTCPUDPPort(t *testing.T) int {
 }
 
 // consulBinary is the consul scripts/consul.sh builds ($RUBATO_CONSUL to
-// use another): missing, the test skips, or fails under CI=true, as
-// etcdBinary does.
+// use another).
 func consulBinary(t *testing.T) string {
-	t.Helper()
-	bin := os.Getenv("RUBATO_CONSUL")
-	if bin == "" {
-		cache := os.Getenv("RUBATO_CACHE") // as scripts/consul.sh
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache", "rubato")
-		}
-		bin = filepath.Join(cache, "consul-"+consulVersion, "consul")
-	}
-	if _, err := os.Stat(bin); err != nil {
-		msg := fmt.Sprintf("consul not found at %s: run scripts/consul.sh (or set RUBATO_CONSUL)", bin)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return bin
+	return cachedTool(t, "RUBATO_CONSUL", "consul-"+consulVersion+"/consul", "scripts/consul.sh")
 }
