@@ -109,7 +109,7 @@ func BenchmarkSearchLive(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if cold {
-					inst.summaries = newSummaryCache(ing.cfg.SearchSummaryBytes)
+					inst.summaries = newSummaryCache(ing.cfg.SearchSummaryBytes, ing.metrics)
 				}
 				if _, err := ing.searchSnapshotData(context.Background(), inst, req, search.NewCombiner(limit, 3)); err != nil {
 					b.Fatal(err)

@@ -161,7 +161,7 @@ func newInstance(tenantID string, ing *Ingester) *instance {
 		held:     map[[16]byte][]heldFrag{},
 		heldSegs: map[uint64]*heldSeg{},
 
-		summaries: newSummaryCache(ing.cfg.SearchSummaryBytes),
+		summaries: newSummaryCache(ing.cfg.SearchSummaryBytes, ing.metrics),
 	}
 }
 

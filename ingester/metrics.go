@@ -28,6 +28,10 @@ type metrics struct {
 	heldReleased  prometheus.Counter
 	heldPromoted  *prometheus.CounterVec
 	releases      *prometheus.CounterVec
+	// Search summaries of WAL parts (searchsummary.go).
+	summaryBytes       prometheus.Gauge
+	summariesBuilt     *prometheus.CounterVec
+	summariesNotCached prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -72,6 +76,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "rubato_ingester_held_released_total", Help: "Held fragments released: their builder's block is in the backend."}),
 		heldPromoted: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rubato_ingester_held_promoted_total", Help: "Held fragments built here: asked by the distributor (the builder failed the push) or past hold_timeout."}, []string{"reason"}),
+		summaryBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "rubato_ingester_search_summary_bytes", Help: "Memory of the cached search summaries of WAL parts, all tenants (bounded per tenant by search_summary_bytes)."}),
+		summariesBuilt: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rubato_ingester_search_summaries_built_total", Help: "Search summaries of WAL parts built, by the push appending the part or by a search not finding it cached."}, []string{"by"}),
+		summariesNotCached: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "rubato_ingester_search_summaries_not_cached_total", Help: "Search summaries built but not cached: the tenant's search_summary_bytes is full."}),
 		releases: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "rubato_ingester_replica_releases_total", Help: "Fragments of flushed blocks this ingester told another replica to release, by result."}, []string{"result"}),
 	}
@@ -79,7 +89,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		reg.MustRegister(m.pushedTraces, m.pushedBytes, m.rejectedTraces, m.tracesCreated, m.liveTraces, m.liveTracesBytes,
 			m.blocksCut, m.failedCuts, m.cutDuration, m.blocksFlushed, m.failedFlushes, m.flushDuration,
 			m.pendingFlushes, m.replayedRecs, m.badRecords, m.searchDuration, m.searchesRefused,
-			m.heldFragments, m.heldReleased, m.heldPromoted, m.releases)
+			m.heldFragments, m.heldReleased, m.heldPromoted, m.releases,
+			m.summaryBytes, m.summariesBuilt, m.summariesNotCached)
 	}
 	return m
 }

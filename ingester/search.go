@@ -309,6 +309,7 @@ func (ing *Ingester) summaries(inst *instance, parts []part, sums []*partSummary
 			return sums, fmt.Errorf("read wal segment %d at %d: %w", p.seg, p.off, err)
 		}
 		st.InspectedBytes += uint64(len(raw))
+		ing.metrics.summariesBuilt.WithLabelValues("search").Inc()
 		s, err := b.scan(raw)
 		if err != nil {
 			// Not readable without decoding: summarise it decoded (or

@@ -427,6 +427,7 @@ type summaryCache struct {
 	segs     map[uint64]map[int64]*partSummary
 	bytes    int
 	maxBytes int
+	metrics  *metrics
 	// lastSearch is when a search last used the cache (Unix nanos): while
 	// searches are recent, pushes summarise their parts as they append
 	// them (summarizePush), so a search finds them ready.
@@ -457,12 +458,13 @@ func (c *summaryCache) summarizePush(now time.Time, recPos walPos, frags []fragm
 		if err != nil {
 			continue
 		}
+		c.metrics.summariesBuilt.WithLabelValues("push").Inc()
 		c.store(recPos.part(f), s)
 	}
 }
 
-func newSummaryCache(maxBytes int) *summaryCache {
-	return &summaryCache{segs: map[uint64]map[int64]*partSummary{}, maxBytes: maxBytes}
+func newSummaryCache(maxBytes int, m *metrics) *summaryCache {
+	return &summaryCache{segs: map[uint64]map[int64]*partSummary{}, maxBytes: maxBytes, metrics: m}
 }
 
 // lookup fills sums[i] for every part already summarised; missing ones
@@ -479,6 +481,7 @@ func (c *summaryCache) store(p part, s *partSummary) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.bytes+s.summaryBytes() > c.maxBytes {
+		c.metrics.summariesNotCached.Inc()
 		return
 	}
 	m := c.segs[p.seg]
@@ -491,6 +494,7 @@ func (c *summaryCache) store(p part, s *partSummary) {
 	}
 	m[p.off] = s
 	c.bytes += s.summaryBytes()
+	c.metrics.summaryBytes.Add(float64(s.summaryBytes()))
 }
 
 // prune drops the summaries of segments below minSeg: no live, head or
@@ -504,6 +508,7 @@ func (c *summaryCache) prune(minSeg uint64) {
 		}
 		for _, s := range m {
 			c.bytes -= s.summaryBytes()
+			c.metrics.summaryBytes.Sub(float64(s.summaryBytes()))
 		}
 		delete(c.segs, seg)
 	}

@@ -67,6 +67,17 @@ func ingestUnderSearch(ctx context.Context, cfg config, s *server, tp *template)
 		}
 		fmt.Printf("ingest+search: round %d, %-12s %8.0f spans/s acknowledged (%d spans in %s), server CPU %.2f s\n",
 			r/2+1, label+":", rate, requests*tp.spans, d.Round(time.Millisecond), cpu1-cpu0)
+		var sm [4]float64
+		for k, m := range []struct{ name, filter string }{
+			{"rubato_ingester_search_summaries_built_total", `by="push"`},
+			{"rubato_ingester_search_summaries_built_total", `by="search"`},
+			{"rubato_ingester_search_summaries_not_cached_total", ""},
+			{"rubato_ingester_search_summary_bytes", ""},
+		} {
+			sm[k], _ = s.metric(m.name, m.filter)
+		}
+		fmt.Printf("ingest+search:   search summaries so far: %.0f built by pushes, %.0f by searches, %.0f not cached; cache %.1f MB\n",
+			sm[0], sm[1], sm[2], sm[3]/1e6)
 	}
 	ratios := make([]float64, rounds)
 	for i := range ratios {
