@@ -43,12 +43,13 @@ func (ing *Ingester) releaseOnReplicas(ctx context.Context, tenantID string, key
 	reqs := map[string]*rubatopb.HeldFragments{}
 	var bufDescs [ring.GetBufferSize]ring.InstanceDesc
 	var bufHosts, bufZones [ring.GetBufferSize]string
+	var ringErrs int
+	var ringErr error
 	for _, k := range keys {
 		rs, err := ing.replicas.Ring.Get(client.TokenFor(tenantID, k.id[:]), releaseOp, bufDescs[:0], bufHosts[:0], bufZones[:0])
 		if err != nil {
-			ing.metrics.releases.WithLabelValues("failed").Add(float64(len(keys)))
-			level.Warn(ing.logger).Log("msg", "release held fragments: ring", "err", err)
-			return
+			ringErrs, ringErr = ringErrs+1, err
+			continue
 		}
 		for _, inst := range rs.Instances {
 			if inst.Addr == self {
@@ -63,17 +64,30 @@ func (ing *Ingester) releaseOnReplicas(ctx context.Context, tenantID string, key
 			r.PushIDs = append(r.PushIDs, k.push)
 		}
 	}
+	if ringErrs > 0 {
+		ing.metrics.releases.WithLabelValues("failed").Add(float64(ringErrs))
+		level.Warn(ing.logger).Log("msg", "release held fragments: no replica set; they are built after hold_timeout", "fragments", ringErrs, "err", ringErr)
+	}
 	ctx = client.WithTenant(ctx, tenantID)
 	for addr, req := range reqs {
-		err := ing.releaseOn(ctx, addr, req)
-		result := "ok"
-		if err != nil {
-			result = "failed"
-			level.Warn(ing.logger).Log("msg", "release held fragments on a replica; it will build them after hold_timeout", "replica", addr, "fragments", len(req.Ids), "err", err)
+		// In batches, so a big block's release stays far below the
+		// message size limit.
+		for lo := 0; lo < len(req.Ids); lo += releaseBatch {
+			hi := min(lo+releaseBatch, len(req.Ids))
+			err := ing.releaseOn(ctx, addr, &rubatopb.HeldFragments{Ids: req.Ids[lo:hi], PushIDs: req.PushIDs[lo:hi]})
+			result := "ok"
+			if err != nil {
+				result = "failed"
+				level.Warn(ing.logger).Log("msg", "release held fragments on a replica; it will build them after hold_timeout", "replica", addr, "fragments", hi-lo, "err", err)
+			}
+			ing.metrics.releases.WithLabelValues(result).Add(float64(hi - lo))
 		}
-		ing.metrics.releases.WithLabelValues(result).Add(float64(len(req.Ids)))
 	}
 }
+
+// releaseBatch bounds the fragments of one ReleaseHeld call (about 30
+// bytes each).
+const releaseBatch = 50_000
 
 func (ing *Ingester) releaseOn(ctx context.Context, addr string, req *rubatopb.HeldFragments) error {
 	c, err := ing.replicas.Pool.Get(addr)

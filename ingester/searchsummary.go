@@ -442,10 +442,11 @@ var builders = sync.Pool{New: func() any { return &summaryBuilder{} }}
 
 // summarizePush stores the summaries of the parts a push just appended
 // (frags of the record at recPos, holding traces[accepted[k]]), if a
-// search ran in the last pushSummaryWindow. The bytes are the push's, so
-// nothing is read; a part that does not scan is left to the search.
+// search ran in the last pushSummaryWindow and the cache has room. The
+// bytes are the push's, so nothing is read; a part that does not scan is
+// left to the search.
 func (c *summaryCache) summarizePush(now time.Time, recPos walPos, frags []fragment, traces [][]byte, accepted []int) {
-	if now.UnixNano()-c.lastSearch.Load() > int64(pushSummaryWindow) {
+	if now.UnixNano()-c.lastSearch.Load() > int64(pushSummaryWindow) || c.full() {
 		return
 	}
 	b := builders.Get().(*summaryBuilder)
@@ -461,6 +462,14 @@ func (c *summaryCache) summarizePush(now time.Time, recPos walPos, frags []fragm
 		c.metrics.summariesBuilt.WithLabelValues("push").Inc()
 		c.store(recPos.part(f), s)
 	}
+}
+
+// full reports whether the cache has reached maxBytes: a summary built
+// now would not be kept, so a push does not build one.
+func (c *summaryCache) full() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes >= c.maxBytes
 }
 
 func newSummaryCache(maxBytes int, m *metrics) *summaryCache {
