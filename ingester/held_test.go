@@ -133,7 +133,8 @@ func TestHeldStateSurvivesRestart(t *testing.T) {
 // TestPromotedFragmentIsBuilt: PromoteHeld makes the replica build the
 // fragment, and the block it flushes lists the push for release.
 func TestPromotedFragmentIsBuilt(t *testing.T) {
-	store := inmem.New()
+	store := &flakyBackend{Backend: inmem.New()}
+	store.down.Store(true) // the block stays unflushed, its release list kept
 	ing := newTestIngester(t, t.TempDir(), store, overrides.Limits{})
 	pushReplicated(t, ing, testPush, []byte{7}, []bool{true}, 4)
 	r, err := ing.PromoteHeld(tenantCtx(), heldReq(testPush, 7))
@@ -150,7 +151,12 @@ func TestPromotedFragmentIsBuilt(t *testing.T) {
 	require.Equal(t, []heldKey{{id: [16]byte{7}, push: testPush}}, inst.complete[0].released)
 	inst.mu.RUnlock()
 	ing.flushWG.Wait()
+	store.down.Store(false)
+	flushOnce(t, ing, false)
 	require.Equal(t, 4, spansInBackend(t, store, 7))
+	inst.mu.RLock()
+	require.Nil(t, inst.complete[0].released, "released once flushed")
+	inst.mu.RUnlock()
 }
 
 // TestHoldTimeoutBuildsUnreleased: a fragment no builder released within

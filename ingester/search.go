@@ -394,8 +394,11 @@ func (ing *Ingester) searchSnapshotData(ctx context.Context, inst *instance, req
 // eachTrace calls fn for every trace the ingester holds for inst that
 // overlaps [start, end]: WAL-held traces then complete blocks.
 // If raw is not nil, it is given the bytes of each WAL part of those
-// traces instead, undecoded.
-func (ing *Ingester) eachTrace(ctx context.Context, inst *instance, start, end uint32, fn func(td *tracev1.TracesData) error, raw func(b []byte) error) error {
+// traces instead, undecoded; if blockFn is not nil, it is given each
+// complete block overlapping [start, end] instead of its traces.
+func (ing *Ingester) eachTrace(ctx context.Context, inst *instance, start, end uint32, fn func(td *tracev1.TracesData) error, raw func(b []byte) error,
+	blockFn func(ctx context.Context, r *block.Reader) error,
+) error {
 	snap, release := inst.snapshot()
 	defer release()
 	var st search.Stats
@@ -419,18 +422,11 @@ func (ing *Ingester) eachTrace(ctx context.Context, inst *instance, start, end u
 		if !blockInRange(cb.meta, start, end) {
 			continue
 		}
-		_, err := search.Candidates(ctx, cb.reader, search.Request{Start: start, End: end}, func(_ []byte, td *tracev1.TracesData) bool {
-			if start != 0 || end != 0 {
-				s, e := search.TraceBounds(td)
-				if !search.InRange(s, e, start, end) {
-					return true
-				}
-			}
-			fnErr = fn(td)
-			return fnErr == nil
-		})
-		if err == nil {
-			err = fnErr
+		var err error
+		if blockFn != nil {
+			err = blockFn(ctx, cb.reader)
+		} else {
+			err = search.EachTrace(ctx, cb.reader, nil, start, end, fn)
 		}
 		if errors.Is(err, backend.ErrNotFound) {
 			continue
@@ -469,7 +465,12 @@ func (ing *Ingester) SearchTags(ctx context.Context, req *rubatopb.SearchTagsReq
 		}
 		defer done()
 		start := time.Now()
-		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return names.AddTrace(q, td) }, nil)
+		var blockFn func(context.Context, *block.Reader) error
+		if q == nil || q.IsMatchAll() {
+			// A block's names come from its tag index, none decoded.
+			blockFn = func(ctx context.Context, r *block.Reader) error { return search.BlockTagNames(ctx, r, names) }
+		}
+		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return names.AddTrace(q, td) }, nil, blockFn)
 		ing.metrics.searchDuration.WithLabelValues("tags").Observe(time.Since(start).Seconds())
 		if err != nil {
 			return nil, grpcErr("search tags", err)
@@ -506,11 +507,16 @@ func (ing *Ingester) SearchTagValues(ctx context.Context, req *rubatopb.SearchTa
 		defer done()
 		start := time.Now()
 		var raw func(b []byte) error
+		var blockFn func(context.Context, *block.Reader) error
 		if q.IsMatchAll() && (tag.Scope == search.ScopeResource || tag.Scope == search.ScopeSpan) {
 			// Read only the tag's values from the WAL bytes.
 			raw = func(b []byte) error { _, err := tagValuesWire(tag, b, vals); return err }
 		}
-		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return vals.AddTrace(tag, q, td) }, raw)
+		if q.IsMatchAll() {
+			// A block's values come from its tag index, none decoded.
+			blockFn = func(ctx context.Context, r *block.Reader) error { return search.BlockTagValues(ctx, r, tag, vals) }
+		}
+		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return vals.AddTrace(tag, q, td) }, raw, blockFn)
 		ing.metrics.searchDuration.WithLabelValues("tag_values").Observe(time.Since(start).Seconds())
 		if err != nil {
 			return nil, grpcErr("search tag values", err)

@@ -181,3 +181,38 @@ func TestRetriedPushCountedOnce(t *testing.T) {
 	ing.flushWG.Wait()
 	check("complete block")
 }
+
+// TestTagCallsReadBlockTagIndex: tag names and values of traces cut into a
+// local complete block come from the block's tag index, and are the same
+// as those of the traces still in the WAL.
+func TestTagCallsReadBlockTagIndex(t *testing.T) {
+	ing := newTestIngester(t, t.TempDir(), inmem.New(), overrides.Limits{})
+	pushTrace(t, ing, 1, 2) // span attribute k = "v"
+	ask := func() (values []string, names []string) {
+		v, err := ing.SearchTagValues(tenantCtx(), &rubatopb.SearchTagValuesRequest{TagName: "span.k"})
+		require.NoError(t, err)
+		for _, tv := range v.TagValues {
+			values = append(values, tv.Type+"="+tv.Value)
+		}
+		n, err := ing.SearchTags(tenantCtx(), &rubatopb.SearchTagsRequest{Scope: "span"})
+		require.NoError(t, err)
+		for _, sc := range n.Scopes {
+			names = append(names, sc.Tags...)
+		}
+		return values, names
+	}
+	walValues, walNames := ask()
+	require.Equal(t, []string{"string=v"}, walValues)
+	require.Contains(t, walNames, "k")
+
+	ing.tick(context.Background(), true) // into a local complete block
+	ing.flushWG.Wait()
+	inst := ing.instances["t1"]
+	inst.mu.RLock()
+	require.Empty(t, inst.live)
+	require.Len(t, inst.complete, 1)
+	inst.mu.RUnlock()
+	blockValues, blockNames := ask()
+	require.Equal(t, walValues, blockValues)
+	require.Equal(t, walNames, blockNames)
+}

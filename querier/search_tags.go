@@ -64,7 +64,7 @@ func (q *Querier) SearchTagsV2(ctx context.Context, tenantID string, req *rubato
 				return nil
 			}
 			local := search.NewTagNames(int(req.MaxTagsPerScope), q.search.cfg.MaxTagBytes)
-			if err := eachCandidate(ctx, r, pq, req.Start, req.End, func(td *tracev1.TracesData) error { return local.AddTrace(pq, td) }); err != nil {
+			if err := search.EachTrace(ctx, r, pq, req.Start, req.End, func(td *tracev1.TracesData) error { return local.AddTrace(pq, td) }); err != nil {
 				return err
 			}
 			mu.Lock()
@@ -113,7 +113,7 @@ func (q *Querier) SearchTagValuesV2(ctx context.Context, tenantID string, req *r
 					return err
 				}
 				local.Merge(got)
-			} else if err := eachCandidate(ctx, r, pq, req.Start, req.End, func(td *tracev1.TracesData) error { return local.AddTrace(tag, pq, td) }); err != nil {
+			} else if err := search.EachTrace(ctx, r, pq, req.Start, req.End, func(td *tracev1.TracesData) error { return local.AddTrace(tag, pq, td) }); err != nil {
 				return err
 			}
 			mu.Lock()
@@ -208,26 +208,6 @@ func (q *Querier) tagSources(ctx context.Context, tenantID string, start, end ui
 	return m, err
 }
 
-// eachCandidate calls fn for the block's traces that may match pq and
-// overlap [start, end].
-func eachCandidate(ctx context.Context, r *block.Reader, pq *traceql.Query, start, end uint32, fn func(*tracev1.TracesData) error) error {
-	var fnErr error
-	_, err := search.Candidates(ctx, r, search.Request{Query: pq, Start: start, End: end}, func(_ []byte, td *tracev1.TracesData) bool {
-		if start != 0 || end != 0 {
-			s, e := search.TraceBounds(td)
-			if !search.InRange(s, e, start, end) {
-				return true
-			}
-		}
-		fnErr = fn(td)
-		return fnErr == nil
-	})
-	if err == nil {
-		err = fnErr
-	}
-	return err
-}
-
 // blockTagNames returns every tag name of a block, cached.
 func (q *Querier) blockTagNames(ctx context.Context, r *block.Reader) (*rubatopb.SearchTagsV2Response, error) {
 	key := tagKey{block: r.Meta().BlockID}
@@ -235,11 +215,7 @@ func (q *Querier) blockTagNames(ctx context.Context, r *block.Reader) (*rubatopb
 		return v.(*rubatopb.SearchTagsV2Response), nil
 	}
 	names := search.NewTagNames(0, q.search.cfg.MaxTagBytes)
-	err := r.TagNames(ctx, func(sc block.TagScope, name string) {
-		if s, ok := tagScopeNames[sc]; ok {
-			names.Add(s, name)
-		}
-	})
+	err := search.BlockTagNames(ctx, r, names)
 	if err != nil {
 		return nil, err
 	}
@@ -255,29 +231,7 @@ func (q *Querier) blockTagValues(ctx context.Context, r *block.Reader, tag searc
 		return v.(*rubatopb.SearchTagValuesV2Response), nil
 	}
 	vals := search.NewTagValues(0, q.search.cfg.MaxTagBytes)
-	var scopes []block.TagScope
-	switch tag.Scope {
-	case "":
-		scopes = []block.TagScope{block.TagSpan, block.TagResource}
-	case search.ScopeIntrinsic:
-		// Intrinsics have no tag index: scan the block.
-	default:
-		for sc, name := range tagScopeNames {
-			if name == tag.Scope {
-				scopes = append(scopes, sc)
-			}
-		}
-	}
-	var err error
-	if tag.Scope == search.ScopeIntrinsic {
-		err = eachCandidate(ctx, r, nil, 0, 0, func(td *tracev1.TracesData) error { return vals.AddTrace(tag, nil, td) })
-	}
-	for _, sc := range scopes {
-		if err != nil {
-			break
-		}
-		err = r.TagValues(ctx, sc, tag.Name, func(v block.TagValue) bool { return vals.Add(v.Type, v.Value) })
-	}
+	err := search.BlockTagValues(ctx, r, tag, vals)
 	if err != nil {
 		return nil, err
 	}
@@ -286,11 +240,6 @@ func (q *Querier) blockTagValues(ctx context.Context, r *block.Reader, tag searc
 		q.search.tags.put(key, resp)
 	}
 	return resp, nil
-}
-
-var tagScopeNames = map[block.TagScope]string{
-	block.TagResource: search.ScopeResource, block.TagSpan: search.ScopeSpan, block.TagEvent: search.ScopeEvent,
-	block.TagLink: search.ScopeLink, block.TagInstrumentation: search.ScopeInstrumentation,
 }
 
 type tagKey struct {
