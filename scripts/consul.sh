@@ -25,24 +25,13 @@ set -euo pipefail
 CONSUL_VERSION=v1.16.2
 # Keep in sync with integration/consul_test.go (consulVersion).
 
-log() { echo "consul: $*" >&2; }
-
-cache=${RUBATO_CACHE:-${HOME:-/root}/.cache/rubato}
+NAME=consul
+. "$(dirname "$0")/lib.sh"
 dir="$cache/consul-$CONSUL_VERSION"
 bin="$dir/consul"
 mkdir -p "$dir"
 
-# has_version reports whether binary $1 was built from the pinned module.
-has_version() {
-	go version -m "$1" 2>/dev/null | awk -v v="$CONSUL_VERSION" \
-		'($1 == "dep" || $1 == "mod") && $2 == "github.com/hashicorp/consul" && $3 == v { found = 1 } END { exit !found }'
-}
-
-if [ -x "$bin" ] && has_version "$bin"; then
-	log "$bin already built"
-	echo "$bin"
-	exit 0
-fi
+exit_if_built "$bin" github.com/hashicorp/consul "$CONSUL_VERSION"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -87,7 +76,7 @@ fi
 (cd "$work" && go build -trimpath -ldflags='-s -w' -o "$work/consul" github.com/hashicorp/consul)
 mv "$work/consul" "$bin.tmp"
 mv "$bin.tmp" "$bin"
-if ! has_version "$bin"; then
+if ! built_from "$bin" github.com/hashicorp/consul "$CONSUL_VERSION"; then
 	log "built binary does not carry github.com/hashicorp/consul $CONSUL_VERSION"
 	exit 1
 fi

@@ -16,23 +16,12 @@ set -euo pipefail
 HELM_VERSION=v3.22.0
 # Keep in sync with deploy/helm/chartcheck (helmVersion).
 
-log() { echo "helm: $*" >&2; }
-
-cache=${RUBATO_CACHE:-${HOME:-/root}/.cache/rubato}
+NAME=helm
+. "$(dirname "$0")/lib.sh"
 bin="$cache/helm-$HELM_VERSION"
 mkdir -p "$cache"
 
-# has_version reports whether binary $1 was built from the pinned module.
-has_version() {
-	go version -m "$1" 2>/dev/null | awk -v v="$HELM_VERSION" \
-		'$1 == "mod" && $2 == "helm.sh/helm/v3" && $3 == v { found = 1 } END { exit !found }'
-}
-
-if [ -x "$bin" ] && has_version "$bin"; then
-	log "$bin already built"
-	echo "$bin"
-	exit 0
-fi
+exit_if_built "$bin" helm.sh/helm/v3 "$HELM_VERSION"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

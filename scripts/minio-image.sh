@@ -19,7 +19,8 @@ MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
 # Keep in sync with integration/minio.DefaultImage.
 IMAGE=rubato-test/minio:20260212201848-7aac2a2c5b7c
 
-log() { echo "minio-image: $*" >&2; }
+NAME=minio-image
+. "$(dirname "$0")/lib.sh"
 
 if docker image inspect "$IMAGE" >/dev/null 2>&1; then
 	log "image $IMAGE already present"
@@ -27,19 +28,12 @@ if docker image inspect "$IMAGE" >/dev/null 2>&1; then
 	exit 0
 fi
 
-cache=${RUBATO_CACHE:-${HOME:-/root}/.cache/rubato}
 bin="$cache/minio-$MINIO_VERSION"
 mkdir -p "$cache"
 
-# has_version reports whether the Go binary $1 was built from the pinned module version.
-has_version() {
-	go version -m "$1" 2>/dev/null | awk -v m="$MINIO_MODULE" -v v="$MINIO_VERSION" \
-		'$1 == "mod" && $2 == m && $3 == v { found = 1 } END { exit !found }'
-}
-
-if [ ! -x "$bin" ] || ! has_version "$bin"; then
+if ! built_from "$bin" "$MINIO_MODULE" "$MINIO_VERSION"; then
 	prebuilt=/tmp/setup/bin/minio
-	if [ -x "$prebuilt" ] && has_version "$prebuilt"; then
+	if built_from "$prebuilt" "$MINIO_MODULE" "$MINIO_VERSION"; then
 		log "using prebuilt $prebuilt"
 		cp "$prebuilt" "$bin.tmp"
 	else

@@ -14,25 +14,13 @@ set -euo pipefail
 
 OTELCOL_VERSION=v0.165.0
 # Keep in sync with integration/collector_test.go (otelcolVersion).
-NAME=otelcol-rubato
-
-log() { echo "otelcol: $*" >&2; }
-
-cache=${RUBATO_CACHE:-${HOME:-/root}/.cache/rubato}
+NAME=otelcol-rubato # the Collector's dist name, and the log's prefix
+. "$(dirname "$0")/lib.sh"
 bin="$cache/$NAME-$OTELCOL_VERSION"
 mkdir -p "$cache"
 
-# has_version reports whether binary $1 holds the pinned otlp receiver.
-has_version() {
-	go version -m "$1" 2>/dev/null | awk -v v="$OTELCOL_VERSION" \
-		'$1 == "dep" && $2 == "go.opentelemetry.io/collector/receiver/otlpreceiver" && $3 == v { found = 1 } END { exit !found }'
-}
-
-if [ -x "$bin" ] && has_version "$bin"; then
-	log "$bin already built"
-	echo "$bin"
-	exit 0
-fi
+# The binary is built right when it holds the pinned otlp receiver.
+exit_if_built "$bin" go.opentelemetry.io/collector/receiver/otlpreceiver "$OTELCOL_VERSION"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
