@@ -109,6 +109,8 @@ type summaryBuilder struct {
 	items []uint64
 	vals  []wireVal // scratch of scanKeyValue
 	seen  []uint64  // scratch of dedupe: an open-addressing set
+	// resources caches the items of resources scanned (resourceAttrs).
+	resources map[uint64]*cachedResource
 }
 
 func (b *summaryBuilder) attrs(sc traceql.Scope, kvs []*commonv1.KeyValue) {

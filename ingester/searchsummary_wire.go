@@ -1,8 +1,11 @@
 package ingester
 
 import (
+	"bytes"
 	"errors"
+	"hash/maphash"
 	"math"
+	"slices"
 
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -88,7 +91,7 @@ func (b *summaryBuilder) scanResourceSpans(s *partSummary, data []byte) error {
 		}
 		switch num {
 		case 1: // resource
-			if err := b.scanAttrsOf(traceql.ScopeResource, val, 1); err != nil {
+			if err := b.resourceAttrs(val); err != nil {
 				return err
 			}
 		case 2: // scope_spans
@@ -97,6 +100,36 @@ func (b *summaryBuilder) scanResourceSpans(s *partSummary, data []byte) error {
 			}
 		}
 	}
+	return nil
+}
+
+// maxCachedResources bounds a builder's cache of resources' items.
+const maxCachedResources = 4096
+
+// cachedResource is the items of one encoded Resource.
+type cachedResource struct {
+	raw   []byte
+	items []uint64
+}
+
+// resourceAttrs adds the items of an encoded Resource's attributes. A
+// service's pods send the same resource bytes with every part, so the
+// builder remembers the items of the resources it has scanned, keyed by
+// their bytes (compared whole: a summary must never lose an item).
+func (b *summaryBuilder) resourceAttrs(raw []byte) error {
+	h := maphash.Bytes(summarySeed, raw)
+	if r := b.resources[h]; r != nil && bytes.Equal(r.raw, raw) {
+		b.items = append(b.items, r.items...)
+		return nil
+	}
+	n := len(b.items)
+	if err := b.scanAttrsOf(traceql.ScopeResource, raw, 1); err != nil {
+		return err
+	}
+	if b.resources == nil || len(b.resources) >= maxCachedResources {
+		b.resources = make(map[uint64]*cachedResource, 64)
+	}
+	b.resources[h] = &cachedResource{raw: bytes.Clone(raw), items: slices.Clone(b.items[n:])}
 	return nil
 }
 
