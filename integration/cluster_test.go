@@ -318,7 +318,8 @@ func (c *cluster) requireAllExact(t *testing.T, ids []string, stage string) {
 
 // requireSearchExact searches the querier for every trace of the load:
 // each acknowledged trace is listed once with all its spans, none twice,
-// though three replicas (and later three flushed copies) answer for it.
+// though three replicas (the builder and two holding it, and later the
+// backend and the replicas still answering) answer for it.
 // Traces of writes that failed retryably may be listed too.
 func (c *cluster) requireSearchExact(t *testing.T, ids []string, stage string) {
 	t.Helper()
