@@ -38,6 +38,10 @@ type heldFrag struct {
 	released bool
 }
 
+// names reports whether h is the fragment k names, still held (not
+// released).
+func (h heldFrag) names(k heldKey) bool { return h.push == k.push && !h.released }
+
 // heldSeg is what one WAL segment holds of held fragments: keys of every
 // fragment held in it (to forget them when it is truncated), n of them not
 // yet released, since when (unix nanos, the oldest arrival, for
@@ -69,7 +73,7 @@ func (i *instance) eachHeldLocked(keys []heldKey, fn func(id [16]byte, h *heldFr
 	for _, k := range keys {
 		hs := i.held[k.id]
 		for j := range hs {
-			if hs[j].push == k.push && !hs[j].released {
+			if hs[j].names(k) {
 				matched++
 				fn(k.id, &hs[j])
 			}
@@ -114,7 +118,7 @@ func (i *instance) promoteHeldLocked(keys []heldKey, now int64) int {
 		promoted = append(promoted, heldKey{id: id, push: h.push})
 	})
 	for _, k := range promoted {
-		i.held[k.id] = slices.DeleteFunc(i.held[k.id], func(h heldFrag) bool { return h.push == k.push && !h.released })
+		i.held[k.id] = slices.DeleteFunc(i.held[k.id], func(h heldFrag) bool { return h.names(k) })
 		if len(i.held[k.id]) == 0 {
 			delete(i.held, k.id)
 		}
@@ -135,7 +139,7 @@ func (i *instance) expiredHeld(cutoff int64) []heldKey {
 		}
 		for _, k := range s.keys {
 			for _, h := range i.held[k.id] {
-				if h.seg == seg && h.push == k.push && !h.released {
+				if h.seg == seg && h.names(k) {
 					keys = append(keys, k)
 					break
 				}

@@ -156,7 +156,7 @@ func (i *instance) changeHeld(keys []heldKey, kind byte) (int, error) {
 	held := keys[:0:0]
 	for _, k := range keys {
 		for _, h := range i.held[k.id] {
-			if h.push == k.push && !h.released {
+			if h.names(k) {
 				held = append(held, k)
 				break
 			}
