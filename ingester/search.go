@@ -47,7 +47,7 @@ type searchSnapshot struct {
 func (i *instance) snapshot() (snap searchSnapshot, release func()) {
 	snap.inst = i
 	release = i.pinRead(func() uint64 {
-		n := len(i.live) + len(i.head.traces)
+		n := len(i.live) + len(i.head.traces) + len(i.held)
 		for _, h := range i.cutting {
 			n += len(h.traces)
 		}
