@@ -1,6 +1,8 @@
 package block
 
 import (
+	"bytes"
+
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -20,6 +22,8 @@ import (
 // ScopeSpans (both headers equal: merged), or between two ResourceSpans or
 // ScopeSpans whose headers differ (not merged). It never cuts between two
 // neighbours with equal headers, which the rule would wrongly merge.
+// Fields OTLP does not know are kept: a header's belong to the header, the
+// TracesData's own go with the first part.
 
 // splitTrace returns td cut into parts of about limit spans (the last one
 // may be smaller; a part grows past limit only where no cut is allowed).
@@ -31,21 +35,24 @@ func splitTrace(td *tracev1.TracesData, limit int) []*tracev1.TracesData {
 	}
 	var (
 		parts []*tracev1.TracesData
-		cur   = &tracev1.TracesData{}
-		n     int                    // spans in cur
-		lastR *tracev1.ResourceSpans // original message cur's last RS comes from
-		lastS *tracev1.ScopeSpans    // original message cur's last SS comes from
-		outR  *tracev1.ResourceSpans // cur's last RS
-		outS  *tracev1.ScopeSpans    // cur's last SS
+		cur   = &tracev1.TracesData{} // the first part keeps td's unknown fields
+		n     int                     // spans in cur
+		lastR *tracev1.ResourceSpans  // original message cur's last RS comes from
+		lastS *tracev1.ScopeSpans     // original message cur's last SS comes from
+		outR  *tracev1.ResourceSpans  // cur's last RS
+		outS  *tracev1.ScopeSpans     // cur's last SS
 	)
+	copyUnknown(cur, td)
 	// openRS / openSS append a copy of the header of rs / ss to cur.
 	openRS := func(rs *tracev1.ResourceSpans) {
 		outR = &tracev1.ResourceSpans{Resource: rs.Resource, SchemaUrl: rs.SchemaUrl}
+		copyUnknown(outR, rs)
 		cur.ResourceSpans = append(cur.ResourceSpans, outR)
 		lastR, lastS, outS = rs, nil, nil
 	}
 	openSS := func(ss *tracev1.ScopeSpans) {
 		outS = &tracev1.ScopeSpans{Scope: ss.Scope, SchemaUrl: ss.SchemaUrl}
+		copyUnknown(outS, ss)
 		outR.ScopeSpans = append(outR.ScopeSpans, outS)
 		lastS = ss
 	}
@@ -104,12 +111,28 @@ func joinPart(td, part *tracev1.TracesData) {
 	td.ResourceSpans = append(td.ResourceSpans, rss...)
 }
 
+// A header is everything of a ResourceSpans or ScopeSpans but its
+// children: the resource or scope, the schema URL and the fields this
+// version of OTLP does not know (kept as received, so part of the header).
+
 func rsHeaderEqual(a, b *tracev1.ResourceSpans) bool {
-	return a != nil && b != nil && a.GetSchemaUrl() == b.GetSchemaUrl() && proto.Equal(a.GetResource(), b.GetResource())
+	return a != nil && b != nil && a.GetSchemaUrl() == b.GetSchemaUrl() && proto.Equal(a.GetResource(), b.GetResource()) &&
+		unknownEqual(a, b)
 }
 
 func ssHeaderEqual(a, b *tracev1.ScopeSpans) bool {
-	return a != nil && b != nil && a.GetSchemaUrl() == b.GetSchemaUrl() && proto.Equal(a.GetScope(), b.GetScope())
+	return a != nil && b != nil && a.GetSchemaUrl() == b.GetSchemaUrl() && proto.Equal(a.GetScope(), b.GetScope()) &&
+		unknownEqual(a, b)
+}
+
+func unknownEqual(a, b proto.Message) bool {
+	return bytes.Equal(a.ProtoReflect().GetUnknown(), b.ProtoReflect().GetUnknown())
+}
+
+func copyUnknown(dst, src proto.Message) {
+	if u := src.ProtoReflect().GetUnknown(); len(u) > 0 {
+		dst.ProtoReflect().SetUnknown(u)
+	}
 }
 
 func countTraceSpans(td *tracev1.TracesData) int {
