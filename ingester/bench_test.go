@@ -102,7 +102,7 @@ func BenchmarkSearchLive(b *testing.B) {
 		req := search.Request{Query: q}
 		run := func(b *testing.B, cold bool) {
 			if !cold { // warm the cache (b.Loop times from its first call)
-				if _, err := ing.searchSnapshotData(context.Background(), inst, req, search.NewCombiner(limit, 3)); err != nil {
+				if _, err := ing.searchSnapshotData(context.Background(), inst, req, nil, search.NewCombiner(limit, 3)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -111,7 +111,7 @@ func BenchmarkSearchLive(b *testing.B) {
 				if cold {
 					inst.summaries = newSummaryCache(ing.cfg.SearchSummaryBytes, ing.metrics)
 				}
-				if _, err := ing.searchSnapshotData(context.Background(), inst, req, search.NewCombiner(limit, 3)); err != nil {
+				if _, err := ing.searchSnapshotData(context.Background(), inst, req, nil, search.NewCombiner(limit, 3)); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -68,7 +68,7 @@ func TestHeldFragmentsKeptNotBuilt(t *testing.T) {
 	pushReplicated(t, ing, testPush, []byte{1, 2}, []bool{false, true}, 3)
 	require.Equal(t, 3, find(t, ing, 1))
 	require.Equal(t, 3, find(t, ing, 2), "a held fragment answers lookups")
-	resp, err := ing.SearchRecent(tenantCtx(), &rubatopb.SearchRequest{Query: "{}", Limit: 10})
+	resp, err := ing.SearchRecent(tenantCtx(), &rubatopb.IngesterSearchRequest{Request: &rubatopb.SearchRequest{Query: "{}", Limit: 10}})
 	require.NoError(t, err)
 	require.Len(t, resp.Traces, 2, "and searches")
 

@@ -11,6 +11,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/google/uuid"
+
 	"github.com/rubatodb/rubato/pkg/backend"
 	"github.com/rubatodb/rubato/pkg/block"
 	"github.com/rubatodb/rubato/pkg/rubatopb"
@@ -327,11 +329,20 @@ func (ing *Ingester) summaries(inst *instance, parts []part, sums []*partSummary
 }
 
 // SearchRecent runs a TraceQL search over everything this ingester holds
-// for the tenant.
-func (ing *Ingester) SearchRecent(ctx context.Context, req *rubatopb.SearchRequest) (*rubatopb.SearchResponse, error) {
+// for the tenant, but the local copies of the blocks in r.SkipBlocks (the
+// caller searches those in the backend).
+func (ing *Ingester) SearchRecent(ctx context.Context, r *rubatopb.IngesterSearchRequest) (*rubatopb.SearchResponse, error) {
 	tenantID, err := tenant.Resolver{MultitenancyEnabled: true}.FromGRPC(ctx)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	req := r.GetRequest()
+	if req == nil {
+		return nil, status.Error(codes.InvalidArgument, "search without a request")
+	}
+	skip, err := skipSet(r.GetSkipBlocks())
+	if err != nil {
+		return nil, err
 	}
 	q, err := search.ParseQuery(req.Query)
 	if err != nil {
@@ -352,7 +363,7 @@ func (ing *Ingester) SearchRecent(ctx context.Context, req *rubatopb.SearchReque
 	defer done()
 	start := time.Now()
 	comb := search.NewCombiner(int(req.Limit), int(req.SpansPerSpanSet))
-	st, err := ing.searchSnapshotData(ctx, inst, search.Request{Query: q, Start: req.Start, End: req.End, SpansPerSpanSet: int(req.SpansPerSpanSet)}, comb)
+	st, err := ing.searchSnapshotData(ctx, inst, search.Request{Query: q, Start: req.Start, End: req.End, SpansPerSpanSet: int(req.SpansPerSpanSet)}, skip, comb)
 	ing.metrics.searchDuration.WithLabelValues("search").Observe(time.Since(start).Seconds())
 	if err != nil {
 		return nil, grpcErr("search", err)
@@ -362,7 +373,23 @@ func (ing *Ingester) SearchRecent(ctx context.Context, req *rubatopb.SearchReque
 	return resp, nil
 }
 
-func (ing *Ingester) searchSnapshotData(ctx context.Context, inst *instance, req search.Request, comb *search.Combiner) (search.Stats, error) {
+// skipSet decodes IngesterSearchRequest.skipBlocks.
+func skipSet(ids [][]byte) (map[uuid.UUID]bool, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	list, err := search.ParseBlockIDs(ids)
+	if err != nil {
+		return nil, grpcErr("search", err)
+	}
+	skip := make(map[uuid.UUID]bool, len(list))
+	for _, id := range list {
+		skip[id] = true
+	}
+	return skip, nil
+}
+
+func (ing *Ingester) searchSnapshotData(ctx context.Context, inst *instance, req search.Request, skip map[uuid.UUID]bool, comb *search.Combiner) (search.Stats, error) {
 	snap, release := inst.snapshot()
 	defer release()
 	var st search.Stats
@@ -372,6 +399,10 @@ func (ing *Ingester) searchSnapshotData(ctx context.Context, inst *instance, req
 	for _, cb := range snap.blocks {
 		if !blockInRange(cb.meta, req.Start, req.End) {
 			continue
+		}
+		if skip[cb.meta.BlockID] {
+			ing.metrics.searchBlocksSkipped.Inc()
+			continue // searched in the backend by the caller
 		}
 		bst, err := search.SearchBlock(ctx, cb.reader, req, func(md *rubatopb.TraceSearchMetadata) bool {
 			comb.Add(md)

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/google/uuid"
 	"github.com/grafana/dskit/services"
 	"github.com/stretchr/testify/require"
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
@@ -23,7 +24,7 @@ import (
 
 func searchIDs(t *testing.T, ing *Ingester, q string) map[string]uint32 {
 	t.Helper()
-	resp, err := ing.SearchRecent(tenantCtx(), &rubatopb.SearchRequest{Query: q})
+	resp, err := ing.SearchRecent(tenantCtx(), &rubatopb.IngesterSearchRequest{Request: &rubatopb.SearchRequest{Query: q}})
 	require.NoError(t, err)
 	out := map[string]uint32{}
 	for _, tr := range resp.Traces {
@@ -106,13 +107,13 @@ func TestSearchNoBlindWindow(t *testing.T) {
 func TestSearchBadRequests(t *testing.T) {
 	ing := newTestIngester(t, t.TempDir(), inmem.New(), overrides.Limits{})
 	pushTrace(t, ing, 1, 1)
-	_, err := ing.SearchRecent(tenantCtx(), &rubatopb.SearchRequest{Query: `{ span.k = `})
+	_, err := ing.SearchRecent(tenantCtx(), &rubatopb.IngesterSearchRequest{Request: &rubatopb.SearchRequest{Query: `{ span.k = `}})
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 	_, err = ing.SearchTagValues(tenantCtx(), &rubatopb.SearchTagValuesRequest{TagName: "span:nope"})
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 	_, err = ing.SearchTags(tenantCtx(), &rubatopb.SearchTagsRequest{Scope: "bogus"})
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
-	_, err = ing.SearchRecent(context.Background(), &rubatopb.SearchRequest{})
+	_, err = ing.SearchRecent(context.Background(), &rubatopb.IngesterSearchRequest{Request: &rubatopb.SearchRequest{}})
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "no tenant: %v", err)
 }
 
@@ -162,7 +163,7 @@ func TestRetriedPushCountedOnce(t *testing.T) {
 	}
 	check := func(stage string) {
 		t.Helper()
-		resp, err := ing.SearchRecent(tenantCtx(), &rubatopb.SearchRequest{Query: `{ span.k = "v" }`})
+		resp, err := ing.SearchRecent(tenantCtx(), &rubatopb.IngesterSearchRequest{Request: &rubatopb.SearchRequest{Query: `{ span.k = "v" }`}})
 		require.NoError(t, err)
 		require.Len(t, resp.Traces, 1, stage)
 		tr := resp.Traces[0]
@@ -215,4 +216,42 @@ func TestTagCallsReadBlockTagIndex(t *testing.T) {
 	blockValues, blockNames := ask()
 	require.Equal(t, walValues, blockValues)
 	require.Equal(t, walNames, blockNames)
+}
+
+// TestSearchSkipsBlocksSearchedInBackend: a local complete block whose ID
+// the caller lists in skipBlocks is left out (the querier reads it in the
+// backend), the others and the WAL are still searched, and a malformed ID
+// is InvalidArgument.
+func TestSearchSkipsBlocksSearchedInBackend(t *testing.T) {
+	ing := newTestIngester(t, t.TempDir(), inmem.New(), overrides.Limits{})
+	pushTrace(t, ing, 1, 2)
+	ing.tick(context.Background(), true) // into a local complete block, flushed
+	ing.flushWG.Wait()
+	pushTrace(t, ing, 2, 2) // live
+	inst := ing.instances["t1"]
+	inst.mu.RLock()
+	require.Len(t, inst.complete, 1)
+	blockID := inst.complete[0].meta.BlockID
+	inst.mu.RUnlock()
+
+	search := func(skip ...[]byte) []string {
+		resp, err := ing.SearchRecent(tenantCtx(), &rubatopb.IngesterSearchRequest{
+			Request: &rubatopb.SearchRequest{Query: `{ span.k = "v" }`}, SkipBlocks: skip})
+		require.NoError(t, err)
+		var ids []string
+		for _, tr := range resp.Traces {
+			ids = append(ids, tr.TraceID)
+		}
+		return ids
+	}
+	require.ElementsMatch(t, []string{"1000000000000000000000000000000", "2000000000000000000000000000000"}, search())
+	other := uuid.New()
+	require.ElementsMatch(t, []string{"1000000000000000000000000000000", "2000000000000000000000000000000"}, search(other[:]))
+	require.Equal(t, []string{"2000000000000000000000000000000"}, search(blockID[:]))
+
+	_, err := ing.SearchRecent(tenantCtx(), &rubatopb.IngesterSearchRequest{
+		Request: &rubatopb.SearchRequest{Query: `{}`}, SkipBlocks: [][]byte{{1, 2}}})
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+	_, err = ing.SearchRecent(tenantCtx(), &rubatopb.IngesterSearchRequest{})
+	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 }

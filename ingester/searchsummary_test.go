@@ -174,7 +174,7 @@ func TestSearchRecentMatchesBruteForce(t *testing.T) {
 		}
 		checked++
 		for pass := range 2 { // summaries built, then cached
-			resp, err := ing.SearchRecent(tenantCtx(), &rubatopb.SearchRequest{Query: qs})
+			resp, err := ing.SearchRecent(tenantCtx(), &rubatopb.IngesterSearchRequest{Request: &rubatopb.SearchRequest{Query: qs}})
 			require.NoError(t, err)
 			got := map[string]uint64{}
 			for _, tr := range resp.Traces {
@@ -183,7 +183,7 @@ func TestSearchRecentMatchesBruteForce(t *testing.T) {
 			require.Equal(t, want, got, "query %s, pass %d", qs, pass)
 		}
 		if len(want) > 3 {
-			resp, err := ing.SearchRecent(tenantCtx(), &rubatopb.SearchRequest{Query: qs, Limit: 3})
+			resp, err := ing.SearchRecent(tenantCtx(), &rubatopb.IngesterSearchRequest{Request: &rubatopb.SearchRequest{Query: qs, Limit: 3}})
 			require.NoError(t, err)
 			require.Len(t, resp.Traces, 3)
 			var newer int
@@ -220,7 +220,7 @@ func TestSearchConcurrencyBound(t *testing.T) {
 		}()
 	}
 	require.Eventually(t, func() bool { return ing.searchAdmitted.Load() == 5 }, 5e9, 1e6)
-	_, err = ing.SearchRecent(tenantCtx(), &rubatopb.SearchRequest{Query: `{}`})
+	_, err = ing.SearchRecent(tenantCtx(), &rubatopb.IngesterSearchRequest{Request: &rubatopb.SearchRequest{Query: `{}`}})
 	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
 	_, err = ing.SearchTagValues(tenantCtx(), &rubatopb.SearchTagValuesRequest{TagName: "span.k"})
 	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)

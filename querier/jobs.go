@@ -157,6 +157,11 @@ func (q *Querier) searchJob(ctx context.Context, tenantID string, j *rubatopb.Se
 	base := search.Job{Tenant: tenantID, Query: req.Query, Limit: req.Limit, SpansPerSpanSet: req.SpansPerSpanSet, Start: req.Start, End: req.End}
 	if j.GetIngesters() {
 		// Every ingester of this querier's ring, as one job of the frontend.
+		skip, err := search.ParseBlockIDs(j.GetSkipBlocks())
+		if err != nil {
+			return nil, invalid(err)
+		}
+		base.SkipBlocks = skip
 		set, err := q.ingesterSet()
 		if err != nil {
 			return nil, err

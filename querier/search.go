@@ -137,9 +137,9 @@ func (q *Querier) searchIngester(ctx context.Context, j search.Job) (*rubatopb.S
 	}
 	ctx, cancel := context.WithTimeout(client.WithTenant(ctx, j.Tenant), q.cfg.QueryIngestersTimeout)
 	defer cancel()
-	return c.SearchRecent(ctx, &rubatopb.SearchRequest{
+	return c.SearchRecent(ctx, &rubatopb.IngesterSearchRequest{Request: &rubatopb.SearchRequest{
 		Query: j.Query, Limit: j.Limit, SpansPerSpanSet: j.SpansPerSpanSet, Start: j.Start, End: j.End,
-	})
+	}, SkipBlocks: search.BlockIDBytes(j.SkipBlocks)})
 }
 
 // ingesterSet is the ingesters a search or tag call asks: every ingester of

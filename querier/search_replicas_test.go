@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-kit/log"
+	"github.com/google/uuid"
 	"github.com/grafana/dskit/ring"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
@@ -27,9 +28,14 @@ import (
 type replicaIngester struct {
 	rubatopb.UnimplementedIngesterServer
 	traces []string
+	// searched, if set, is given every search request.
+	searched chan<- *rubatopb.IngesterSearchRequest
 }
 
-func (r *replicaIngester) SearchRecent(_ context.Context, req *rubatopb.SearchRequest) (*rubatopb.SearchResponse, error) {
+func (r *replicaIngester) SearchRecent(_ context.Context, req *rubatopb.IngesterSearchRequest) (*rubatopb.SearchResponse, error) {
+	if r.searched != nil {
+		r.searched <- req
+	}
 	resp := &rubatopb.SearchResponse{Metrics: &rubatopb.SearchMetrics{InspectedTraces: uint32(len(r.traces))}}
 	for _, id := range r.traces {
 		resp.Traces = append(resp.Traces, &rubatopb.TraceSearchMetadata{TraceID: id, RootServiceName: "svc-" + id,
@@ -70,13 +76,23 @@ func (r *staticRing) GetReplicationSetForOperation(ring.Operation) (ring.Replica
 // those listed in down (their address then refuses connections).
 func replicaCluster(t *testing.T, down ...int) *Querier {
 	t.Helper()
-	held := [][]string{{"t1", "t2"}, {"t2", "t3"}, {"t1", "t3"}}
+	var ings []*replicaIngester
+	for _, traces := range [][]string{{"t1", "t2"}, {"t2", "t3"}, {"t1", "t3"}} {
+		ings = append(ings, &replicaIngester{traces: traces})
+	}
+	return replicaQuerier(t, ings, down...)
+}
+
+// replicaQuerier serves ings on 127.0.0.1 (those listed in down stopped)
+// and returns a querier whose ring holds them, MaxErrors 1.
+func replicaQuerier(t *testing.T, ings []*replicaIngester, down ...int) *Querier {
+	t.Helper()
 	var insts []ring.InstanceDesc
-	for i, traces := range held {
+	for i, ing := range ings {
 		lis, err := net.Listen("tcp", "127.0.0.1:0")
 		require.NoError(t, err)
 		srv := grpc.NewServer()
-		rubatopb.RegisterIngesterServer(srv, &replicaIngester{traces: traces})
+		rubatopb.RegisterIngesterServer(srv, ing)
 		go func() { _ = srv.Serve(lis) }()
 		t.Cleanup(srv.Stop)
 		if contains(down, i) {
@@ -162,4 +178,21 @@ func TestSearchToleratesReplicaFailures(t *testing.T) {
 	rec = httptest.NewRecorder()
 	(&SearchAPI{}).fail(rec, status.Error(codes.Unavailable, "from the frontend"))
 	require.Equal(t, http.StatusServiceUnavailable, rec.Code, "a job's Unavailable is a 503 at the frontend")
+}
+
+// TestSearchJobPassesSkipBlocks: the frontend's ingesters job hands its
+// skip list to every ingester asked, and a malformed ID in it is the
+// request's fault.
+func TestSearchJobPassesSkipBlocks(t *testing.T) {
+	searched := make(chan *rubatopb.IngesterSearchRequest, 1)
+	q := replicaQuerier(t, []*replicaIngester{{traces: []string{"t1"}, searched: searched}})
+	id := uuid.New()
+	_, err := q.searchJob(context.Background(), "t", &rubatopb.SearchJob{Ingesters: true,
+		Request: &rubatopb.SearchRequest{Query: "{}", Limit: 20}, SkipBlocks: [][]byte{id[:]}})
+	require.NoError(t, err)
+	require.Equal(t, [][]byte{id[:]}, (<-searched).SkipBlocks)
+
+	_, err = q.searchJob(context.Background(), "t", &rubatopb.SearchJob{Ingesters: true,
+		Request: &rubatopb.SearchRequest{Query: "{}"}, SkipBlocks: [][]byte{{1, 2, 3}}})
+	require.ErrorIs(t, err, ErrInvalidQuery)
 }

@@ -322,10 +322,13 @@ func (x *TraceByIDJob) GetBlocks() []*BlockRef {
 // SearchRequest) over the querier's ingesters (ingesters) or over the given
 // backend blocks.
 type SearchJob struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Request       *SearchRequest         `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
-	Ingesters     bool                   `protobuf:"varint,2,opt,name=ingesters,proto3" json:"ingesters,omitempty"`
-	Blocks        []*BlockRef            `protobuf:"bytes,3,rep,name=blocks,proto3" json:"blocks,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Request   *SearchRequest         `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	Ingesters bool                   `protobuf:"varint,2,opt,name=ingesters,proto3" json:"ingesters,omitempty"`
+	Blocks    []*BlockRef            `protobuf:"bytes,3,rep,name=blocks,proto3" json:"blocks,omitempty"`
+	// skipBlocks (with ingesters): the IDs of the blocks other jobs of the
+	// search read in the backend (IngesterSearchRequest.skipBlocks).
+	SkipBlocks    [][]byte `protobuf:"bytes,4,rep,name=skipBlocks,proto3" json:"skipBlocks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -377,6 +380,13 @@ func (x *SearchJob) GetIngesters() bool {
 func (x *SearchJob) GetBlocks() []*BlockRef {
 	if x != nil {
 		return x.Blocks
+	}
+	return nil
+}
+
+func (x *SearchJob) GetSkipBlocks() [][]byte {
+	if x != nil {
+		return x.SkipBlocks
 	}
 	return nil
 }
@@ -606,11 +616,14 @@ const file_frontend_proto_rawDesc = "" +
 	"\fTraceByIDJob\x12\x19\n" +
 	"\btrace_id\x18\x01 \x01(\fR\atraceId\x12\x1c\n" +
 	"\tingesters\x18\x02 \x01(\bR\tingesters\x12*\n" +
-	"\x06blocks\x18\x03 \x03(\v2\x12.rubatopb.BlockRefR\x06blocks\"\x87\x01\n" +
+	"\x06blocks\x18\x03 \x03(\v2\x12.rubatopb.BlockRefR\x06blocks\"\xa7\x01\n" +
 	"\tSearchJob\x120\n" +
 	"\arequest\x18\x01 \x01(\v2\x16.tempopb.SearchRequestR\arequest\x12\x1c\n" +
 	"\tingesters\x18\x02 \x01(\bR\tingesters\x12*\n" +
-	"\x06blocks\x18\x03 \x03(\v2\x12.rubatopb.BlockRefR\x06blocks\"\xc5\x02\n" +
+	"\x06blocks\x18\x03 \x03(\v2\x12.rubatopb.BlockRefR\x06blocks\x12\x1e\n" +
+	"\n" +
+	"skipBlocks\x18\x04 \x03(\fR\n" +
+	"skipBlocks\"\xc5\x02\n" +
 	"\rWorkerMessage\x12\x15\n" +
 	"\x06job_id\x18\x01 \x01(\x04R\x05jobId\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12\x1d\n" +

@@ -75,6 +75,62 @@ func (PushErrorReason) EnumDescriptor() ([]byte, []int) {
 	return file_rubato_proto_rawDescGZIP(), []int{0}
 }
 
+// IngesterSearchRequest is a search of what one ingester holds.
+type IngesterSearchRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Request *SearchRequest         `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	// skipBlocks are the IDs (16 bytes each) of blocks the caller searches
+	// in the backend itself: the ingester leaves its local copies of them
+	// out, so that a block it flushed is not searched twice.
+	SkipBlocks    [][]byte `protobuf:"bytes,2,rep,name=skipBlocks,proto3" json:"skipBlocks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngesterSearchRequest) Reset() {
+	*x = IngesterSearchRequest{}
+	mi := &file_rubato_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngesterSearchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngesterSearchRequest) ProtoMessage() {}
+
+func (x *IngesterSearchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_rubato_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngesterSearchRequest.ProtoReflect.Descriptor instead.
+func (*IngesterSearchRequest) Descriptor() ([]byte, []int) {
+	return file_rubato_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *IngesterSearchRequest) GetRequest() *SearchRequest {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *IngesterSearchRequest) GetSkipBlocks() [][]byte {
+	if x != nil {
+		return x.SkipBlocks
+	}
+	return nil
+}
+
 // PushBytesRequest carries whole-trace fragments: traces[i] is an encoded
 // opentelemetry.proto.trace.v1.TracesData holding only spans of ids[i]
 // (16 bytes). The distributor encodes each fragment once; the ingester writes
@@ -98,7 +154,7 @@ type PushBytesRequest struct {
 
 func (x *PushBytesRequest) Reset() {
 	*x = PushBytesRequest{}
-	mi := &file_rubato_proto_msgTypes[0]
+	mi := &file_rubato_proto_msgTypes[1]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -110,7 +166,7 @@ func (x *PushBytesRequest) String() string {
 func (*PushBytesRequest) ProtoMessage() {}
 
 func (x *PushBytesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rubato_proto_msgTypes[0]
+	mi := &file_rubato_proto_msgTypes[1]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -123,7 +179,7 @@ func (x *PushBytesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushBytesRequest.ProtoReflect.Descriptor instead.
 func (*PushBytesRequest) Descriptor() ([]byte, []int) {
-	return file_rubato_proto_rawDescGZIP(), []int{0}
+	return file_rubato_proto_rawDescGZIP(), []int{1}
 }
 
 func (x *PushBytesRequest) GetIds() [][]byte {
@@ -172,7 +228,7 @@ type HeldFragments struct {
 
 func (x *HeldFragments) Reset() {
 	*x = HeldFragments{}
-	mi := &file_rubato_proto_msgTypes[1]
+	mi := &file_rubato_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -184,7 +240,7 @@ func (x *HeldFragments) String() string {
 func (*HeldFragments) ProtoMessage() {}
 
 func (x *HeldFragments) ProtoReflect() protoreflect.Message {
-	mi := &file_rubato_proto_msgTypes[1]
+	mi := &file_rubato_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -197,7 +253,7 @@ func (x *HeldFragments) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeldFragments.ProtoReflect.Descriptor instead.
 func (*HeldFragments) Descriptor() ([]byte, []int) {
-	return file_rubato_proto_rawDescGZIP(), []int{1}
+	return file_rubato_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *HeldFragments) GetIds() [][]byte {
@@ -224,7 +280,7 @@ type HeldResponse struct {
 
 func (x *HeldResponse) Reset() {
 	*x = HeldResponse{}
-	mi := &file_rubato_proto_msgTypes[2]
+	mi := &file_rubato_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -236,7 +292,7 @@ func (x *HeldResponse) String() string {
 func (*HeldResponse) ProtoMessage() {}
 
 func (x *HeldResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rubato_proto_msgTypes[2]
+	mi := &file_rubato_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -249,7 +305,7 @@ func (x *HeldResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HeldResponse.ProtoReflect.Descriptor instead.
 func (*HeldResponse) Descriptor() ([]byte, []int) {
-	return file_rubato_proto_rawDescGZIP(), []int{2}
+	return file_rubato_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *HeldResponse) GetMatched() uint32 {
@@ -270,7 +326,7 @@ type PushResponse struct {
 
 func (x *PushResponse) Reset() {
 	*x = PushResponse{}
-	mi := &file_rubato_proto_msgTypes[3]
+	mi := &file_rubato_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -282,7 +338,7 @@ func (x *PushResponse) String() string {
 func (*PushResponse) ProtoMessage() {}
 
 func (x *PushResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rubato_proto_msgTypes[3]
+	mi := &file_rubato_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -295,7 +351,7 @@ func (x *PushResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PushResponse.ProtoReflect.Descriptor instead.
 func (*PushResponse) Descriptor() ([]byte, []int) {
-	return file_rubato_proto_rawDescGZIP(), []int{3}
+	return file_rubato_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PushResponse) GetErrorsByTrace() []PushErrorReason {
@@ -314,7 +370,7 @@ type FindTraceByIDRequest struct {
 
 func (x *FindTraceByIDRequest) Reset() {
 	*x = FindTraceByIDRequest{}
-	mi := &file_rubato_proto_msgTypes[4]
+	mi := &file_rubato_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -326,7 +382,7 @@ func (x *FindTraceByIDRequest) String() string {
 func (*FindTraceByIDRequest) ProtoMessage() {}
 
 func (x *FindTraceByIDRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_rubato_proto_msgTypes[4]
+	mi := &file_rubato_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -339,7 +395,7 @@ func (x *FindTraceByIDRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindTraceByIDRequest.ProtoReflect.Descriptor instead.
 func (*FindTraceByIDRequest) Descriptor() ([]byte, []int) {
-	return file_rubato_proto_rawDescGZIP(), []int{4}
+	return file_rubato_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *FindTraceByIDRequest) GetTraceID() []byte {
@@ -358,7 +414,7 @@ type FindTraceByIDResponse struct {
 
 func (x *FindTraceByIDResponse) Reset() {
 	*x = FindTraceByIDResponse{}
-	mi := &file_rubato_proto_msgTypes[5]
+	mi := &file_rubato_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -370,7 +426,7 @@ func (x *FindTraceByIDResponse) String() string {
 func (*FindTraceByIDResponse) ProtoMessage() {}
 
 func (x *FindTraceByIDResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_rubato_proto_msgTypes[5]
+	mi := &file_rubato_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -383,7 +439,7 @@ func (x *FindTraceByIDResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FindTraceByIDResponse.ProtoReflect.Descriptor instead.
 func (*FindTraceByIDResponse) Descriptor() ([]byte, []int) {
-	return file_rubato_proto_rawDescGZIP(), []int{5}
+	return file_rubato_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *FindTraceByIDResponse) GetTrace() *Trace {
@@ -397,7 +453,12 @@ var File_rubato_proto protoreflect.FileDescriptor
 
 const file_rubato_proto_rawDesc = "" +
 	"\n" +
-	"\frubato.proto\x12\brubatopb\x1a\vtempo.proto\"~\n" +
+	"\frubato.proto\x12\brubatopb\x1a\vtempo.proto\"i\n" +
+	"\x15IngesterSearchRequest\x120\n" +
+	"\arequest\x18\x01 \x01(\v2\x16.tempopb.SearchRequestR\arequest\x12\x1e\n" +
+	"\n" +
+	"skipBlocks\x18\x02 \x03(\fR\n" +
+	"skipBlocks\"~\n" +
 	"\x10PushBytesRequest\x12\x10\n" +
 	"\x03ids\x18\x01 \x03(\fR\x03ids\x12\x16\n" +
 	"\x06traces\x18\x02 \x03(\fR\x06traces\x12\x14\n" +
@@ -419,11 +480,11 @@ const file_rubato_proto_rawDesc = "" +
 	"\bNO_ERROR\x10\x00\x12\x13\n" +
 	"\x0fMAX_LIVE_TRACES\x10\x01\x12\x13\n" +
 	"\x0fTRACE_TOO_LARGE\x10\x02\x12\x11\n" +
-	"\rUNKNOWN_ERROR\x10\x032\xff\x03\n" +
+	"\rUNKNOWN_ERROR\x10\x032\x88\x04\n" +
 	"\bIngester\x12?\n" +
 	"\tPushBytes\x12\x1a.rubatopb.PushBytesRequest\x1a\x16.rubatopb.PushResponse\x12P\n" +
-	"\rFindTraceByID\x12\x1e.rubatopb.FindTraceByIDRequest\x1a\x1f.rubatopb.FindTraceByIDResponse\x12?\n" +
-	"\fSearchRecent\x12\x16.tempopb.SearchRequest\x1a\x17.tempopb.SearchResponse\x12G\n" +
+	"\rFindTraceByID\x12\x1e.rubatopb.FindTraceByIDRequest\x1a\x1f.rubatopb.FindTraceByIDResponse\x12H\n" +
+	"\fSearchRecent\x12\x1f.rubatopb.IngesterSearchRequest\x1a\x17.tempopb.SearchResponse\x12G\n" +
 	"\n" +
 	"SearchTags\x12\x1a.tempopb.SearchTagsRequest\x1a\x1d.tempopb.SearchTagsV2Response\x12V\n" +
 	"\x0fSearchTagValues\x12\x1f.tempopb.SearchTagValuesRequest\x1a\".tempopb.SearchTagValuesV2Response\x12>\n" +
@@ -443,45 +504,47 @@ func file_rubato_proto_rawDescGZIP() []byte {
 }
 
 var file_rubato_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_rubato_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_rubato_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_rubato_proto_goTypes = []any{
 	(PushErrorReason)(0),              // 0: rubatopb.PushErrorReason
-	(*PushBytesRequest)(nil),          // 1: rubatopb.PushBytesRequest
-	(*HeldFragments)(nil),             // 2: rubatopb.HeldFragments
-	(*HeldResponse)(nil),              // 3: rubatopb.HeldResponse
-	(*PushResponse)(nil),              // 4: rubatopb.PushResponse
-	(*FindTraceByIDRequest)(nil),      // 5: rubatopb.FindTraceByIDRequest
-	(*FindTraceByIDResponse)(nil),     // 6: rubatopb.FindTraceByIDResponse
-	(*Trace)(nil),                     // 7: tempopb.Trace
+	(*IngesterSearchRequest)(nil),     // 1: rubatopb.IngesterSearchRequest
+	(*PushBytesRequest)(nil),          // 2: rubatopb.PushBytesRequest
+	(*HeldFragments)(nil),             // 3: rubatopb.HeldFragments
+	(*HeldResponse)(nil),              // 4: rubatopb.HeldResponse
+	(*PushResponse)(nil),              // 5: rubatopb.PushResponse
+	(*FindTraceByIDRequest)(nil),      // 6: rubatopb.FindTraceByIDRequest
+	(*FindTraceByIDResponse)(nil),     // 7: rubatopb.FindTraceByIDResponse
 	(*SearchRequest)(nil),             // 8: tempopb.SearchRequest
-	(*SearchTagsRequest)(nil),         // 9: tempopb.SearchTagsRequest
-	(*SearchTagValuesRequest)(nil),    // 10: tempopb.SearchTagValuesRequest
-	(*SearchResponse)(nil),            // 11: tempopb.SearchResponse
-	(*SearchTagsV2Response)(nil),      // 12: tempopb.SearchTagsV2Response
-	(*SearchTagValuesV2Response)(nil), // 13: tempopb.SearchTagValuesV2Response
+	(*Trace)(nil),                     // 9: tempopb.Trace
+	(*SearchTagsRequest)(nil),         // 10: tempopb.SearchTagsRequest
+	(*SearchTagValuesRequest)(nil),    // 11: tempopb.SearchTagValuesRequest
+	(*SearchResponse)(nil),            // 12: tempopb.SearchResponse
+	(*SearchTagsV2Response)(nil),      // 13: tempopb.SearchTagsV2Response
+	(*SearchTagValuesV2Response)(nil), // 14: tempopb.SearchTagValuesV2Response
 }
 var file_rubato_proto_depIdxs = []int32{
-	0,  // 0: rubatopb.PushResponse.errorsByTrace:type_name -> rubatopb.PushErrorReason
-	7,  // 1: rubatopb.FindTraceByIDResponse.trace:type_name -> tempopb.Trace
-	1,  // 2: rubatopb.Ingester.PushBytes:input_type -> rubatopb.PushBytesRequest
-	5,  // 3: rubatopb.Ingester.FindTraceByID:input_type -> rubatopb.FindTraceByIDRequest
-	8,  // 4: rubatopb.Ingester.SearchRecent:input_type -> tempopb.SearchRequest
-	9,  // 5: rubatopb.Ingester.SearchTags:input_type -> tempopb.SearchTagsRequest
-	10, // 6: rubatopb.Ingester.SearchTagValues:input_type -> tempopb.SearchTagValuesRequest
-	2,  // 7: rubatopb.Ingester.ReleaseHeld:input_type -> rubatopb.HeldFragments
-	2,  // 8: rubatopb.Ingester.PromoteHeld:input_type -> rubatopb.HeldFragments
-	4,  // 9: rubatopb.Ingester.PushBytes:output_type -> rubatopb.PushResponse
-	6,  // 10: rubatopb.Ingester.FindTraceByID:output_type -> rubatopb.FindTraceByIDResponse
-	11, // 11: rubatopb.Ingester.SearchRecent:output_type -> tempopb.SearchResponse
-	12, // 12: rubatopb.Ingester.SearchTags:output_type -> tempopb.SearchTagsV2Response
-	13, // 13: rubatopb.Ingester.SearchTagValues:output_type -> tempopb.SearchTagValuesV2Response
-	3,  // 14: rubatopb.Ingester.ReleaseHeld:output_type -> rubatopb.HeldResponse
-	3,  // 15: rubatopb.Ingester.PromoteHeld:output_type -> rubatopb.HeldResponse
-	9,  // [9:16] is the sub-list for method output_type
-	2,  // [2:9] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	8,  // 0: rubatopb.IngesterSearchRequest.request:type_name -> tempopb.SearchRequest
+	0,  // 1: rubatopb.PushResponse.errorsByTrace:type_name -> rubatopb.PushErrorReason
+	9,  // 2: rubatopb.FindTraceByIDResponse.trace:type_name -> tempopb.Trace
+	2,  // 3: rubatopb.Ingester.PushBytes:input_type -> rubatopb.PushBytesRequest
+	6,  // 4: rubatopb.Ingester.FindTraceByID:input_type -> rubatopb.FindTraceByIDRequest
+	1,  // 5: rubatopb.Ingester.SearchRecent:input_type -> rubatopb.IngesterSearchRequest
+	10, // 6: rubatopb.Ingester.SearchTags:input_type -> tempopb.SearchTagsRequest
+	11, // 7: rubatopb.Ingester.SearchTagValues:input_type -> tempopb.SearchTagValuesRequest
+	3,  // 8: rubatopb.Ingester.ReleaseHeld:input_type -> rubatopb.HeldFragments
+	3,  // 9: rubatopb.Ingester.PromoteHeld:input_type -> rubatopb.HeldFragments
+	5,  // 10: rubatopb.Ingester.PushBytes:output_type -> rubatopb.PushResponse
+	7,  // 11: rubatopb.Ingester.FindTraceByID:output_type -> rubatopb.FindTraceByIDResponse
+	12, // 12: rubatopb.Ingester.SearchRecent:output_type -> tempopb.SearchResponse
+	13, // 13: rubatopb.Ingester.SearchTags:output_type -> tempopb.SearchTagsV2Response
+	14, // 14: rubatopb.Ingester.SearchTagValues:output_type -> tempopb.SearchTagValuesV2Response
+	4,  // 15: rubatopb.Ingester.ReleaseHeld:output_type -> rubatopb.HeldResponse
+	4,  // 16: rubatopb.Ingester.PromoteHeld:output_type -> rubatopb.HeldResponse
+	10, // [10:17] is the sub-list for method output_type
+	3,  // [3:10] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_rubato_proto_init() }
@@ -496,7 +559,7 @@ func file_rubato_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_rubato_proto_rawDesc), len(file_rubato_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   6,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

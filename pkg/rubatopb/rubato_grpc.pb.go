@@ -48,7 +48,7 @@ type IngesterClient interface {
 	// live traces, head block, blocks being cut and local complete blocks.
 	// An acknowledged push is searchable at once. metrics carries
 	// inspectedTraces/inspectedSpans/inspectedBytes.
-	SearchRecent(ctx context.Context, in *SearchRequest, opts ...grpc.CallOption) (*SearchResponse, error)
+	SearchRecent(ctx context.Context, in *IngesterSearchRequest, opts ...grpc.CallOption) (*SearchResponse, error)
 	// SearchTags returns the attribute names the ingester holds, by scope
 	// (resource, span, event, link, instrumentation); scope "" or "all" is
 	// every scope. start/end restrict to traces overlapping them.
@@ -96,7 +96,7 @@ func (c *ingesterClient) FindTraceByID(ctx context.Context, in *FindTraceByIDReq
 	return out, nil
 }
 
-func (c *ingesterClient) SearchRecent(ctx context.Context, in *SearchRequest, opts ...grpc.CallOption) (*SearchResponse, error) {
+func (c *ingesterClient) SearchRecent(ctx context.Context, in *IngesterSearchRequest, opts ...grpc.CallOption) (*SearchResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SearchResponse)
 	err := c.cc.Invoke(ctx, Ingester_SearchRecent_FullMethodName, in, out, cOpts...)
@@ -164,7 +164,7 @@ type IngesterServer interface {
 	// live traces, head block, blocks being cut and local complete blocks.
 	// An acknowledged push is searchable at once. metrics carries
 	// inspectedTraces/inspectedSpans/inspectedBytes.
-	SearchRecent(context.Context, *SearchRequest) (*SearchResponse, error)
+	SearchRecent(context.Context, *IngesterSearchRequest) (*SearchResponse, error)
 	// SearchTags returns the attribute names the ingester holds, by scope
 	// (resource, span, event, link, instrumentation); scope "" or "all" is
 	// every scope. start/end restrict to traces overlapping them.
@@ -198,7 +198,7 @@ func (UnimplementedIngesterServer) PushBytes(context.Context, *PushBytesRequest)
 func (UnimplementedIngesterServer) FindTraceByID(context.Context, *FindTraceByIDRequest) (*FindTraceByIDResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method FindTraceByID not implemented")
 }
-func (UnimplementedIngesterServer) SearchRecent(context.Context, *SearchRequest) (*SearchResponse, error) {
+func (UnimplementedIngesterServer) SearchRecent(context.Context, *IngesterSearchRequest) (*SearchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SearchRecent not implemented")
 }
 func (UnimplementedIngesterServer) SearchTags(context.Context, *SearchTagsRequest) (*SearchTagsV2Response, error) {
@@ -271,7 +271,7 @@ func _Ingester_FindTraceByID_Handler(srv interface{}, ctx context.Context, dec f
 }
 
 func _Ingester_SearchRecent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
-	in := new(SearchRequest)
+	in := new(IngesterSearchRequest)
 	if err := dec(in); err != nil {
 		return nil, err
 	}
@@ -283,7 +283,7 @@ func _Ingester_SearchRecent_Handler(srv interface{}, ctx context.Context, dec fu
 		FullMethod: Ingester_SearchRecent_FullMethodName,
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
-		return srv.(IngesterServer).SearchRecent(ctx, req.(*SearchRequest))
+		return srv.(IngesterServer).SearchRecent(ctx, req.(*IngesterSearchRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }

@@ -28,6 +28,11 @@ type Job struct {
 	Ingester string
 	// Blocks are the backend blocks of a block job.
 	Blocks []uuid.UUID
+	// SkipBlocks (ingester jobs) are the blocks the search's block jobs
+	// read that an ingester may still hold a local copy of (compaction
+	// level 0): the ingester leaves them out rather than search them
+	// twice.
+	SkipBlocks []uuid.UUID
 	// Bytes is the total size of Blocks, for metrics.
 	Bytes uint64
 }
@@ -44,21 +49,28 @@ type ShardConfig struct {
 // Plan splits req into jobs: one per ingester, then the backend blocks that
 // overlap [req.Start, req.End], most recent first, in batches. Each block
 // job's time range is the request's narrowed to its blocks' range, so a job
-// never asks for more than its blocks can hold.
+// never asks for more than its blocks can hold. The ingester jobs skip the
+// ingester-cut blocks among them (Job.SkipBlocks): every block is searched
+// once, in the backend.
 func Plan(tenant string, req *rubatopb.SearchRequest, ingesters []string, metas []*block.Meta, cfg ShardConfig) []Job {
 	base := Job{Tenant: tenant, Query: req.Query, Limit: req.Limit, SpansPerSpanSet: req.SpansPerSpanSet, Start: req.Start, End: req.End}
 	jobs := make([]Job, 0, len(ingesters)+len(metas))
-	for _, addr := range ingesters {
-		j := base
-		j.Ingester = addr
-		jobs = append(jobs, j)
-	}
 	tr := TimeRange{Start: unixTime(req.Start), End: unixTime(req.End)}
 	var sel []*block.Meta
+	var skip []uuid.UUID
 	for _, m := range metas {
 		if tr.Overlaps(m.StartTime, m.EndTime) {
 			sel = append(sel, m)
+			if m.CompactionLevel == 0 {
+				skip = append(skip, m.BlockID)
+			}
 		}
+	}
+	for _, addr := range ingesters {
+		j := base
+		j.Ingester = addr
+		j.SkipBlocks = skip
+		jobs = append(jobs, j)
 	}
 	slices.SortFunc(sel, func(a, b *block.Meta) int {
 		if c := b.EndTime.Compare(a.EndTime); c != 0 {
@@ -299,4 +311,27 @@ func (b *budget) spent() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.seen) >= b.limit
+}
+
+// BlockIDBytes encodes block IDs for a request (16 bytes each).
+func BlockIDBytes(ids []uuid.UUID) [][]byte {
+	out := make([][]byte, len(ids))
+	for i := range ids {
+		out[i] = ids[i][:]
+	}
+	return out
+}
+
+// ParseBlockIDs decodes what BlockIDBytes encodes; anything but 16 bytes
+// is ErrInvalid.
+func ParseBlockIDs(b [][]byte) ([]uuid.UUID, error) {
+	ids := make([]uuid.UUID, len(b))
+	for i, x := range b {
+		id, err := uuid.FromBytes(x)
+		if err != nil {
+			return nil, fmt.Errorf("%w: block id: %w", ErrInvalid, err)
+		}
+		ids[i] = id
+	}
+	return ids, nil
 }

@@ -25,6 +25,7 @@ func TestPlan(t *testing.T) {
 	metas := []*block.Meta{
 		meta(100, 200, 10), meta(300, 400, 10), meta(500, 600, 10), meta(700, 800, 10), meta(900, 1000, 10),
 	}
+	metas[3].CompactionLevel = 1 // never on an ingester
 	req := &rubatopb.SearchRequest{Query: "{}", Limit: 5, Start: 350, End: 950}
 	jobs := Plan("t", req, []string{"a:1", "b:1"}, metas, ShardConfig{TargetBytesPerJob: 20})
 	require.Len(t, jobs, 4) // 2 ingesters + 4 overlapping blocks in pairs
@@ -41,6 +42,11 @@ func TestPlan(t *testing.T) {
 	require.Equal(t, uint32(350), jobs[3].Start)
 	require.Equal(t, uint32(601), jobs[3].End)
 	require.Equal(t, uint64(20), jobs[3].Bytes)
+	// The ingester jobs skip the ingester-cut blocks the block jobs read,
+	// and only those: not a compacted one, nor one out of range.
+	require.ElementsMatch(t, []uuid.UUID{metas[1].BlockID, metas[2].BlockID, metas[4].BlockID}, jobs[0].SkipBlocks)
+	require.Equal(t, jobs[0].SkipBlocks, jobs[1].SkipBlocks)
+	require.Empty(t, jobs[2].SkipBlocks)
 
 	one := Plan("t", &rubatopb.SearchRequest{}, nil, metas, ShardConfig{TargetBytesPerJob: 1000, MaxBlocksPerJob: 2})
 	require.Len(t, one, 3)

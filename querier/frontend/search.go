@@ -43,6 +43,7 @@ func (f *Frontend) Search(ctx context.Context, tenant string, req *rubatopb.Sear
 		kind := "search_blocks"
 		if j.Ingester == ingestersJob {
 			sj.Ingesters = true
+			sj.SkipBlocks = search.BlockIDBytes(j.SkipBlocks)
 			kind = "search_ingesters"
 		} else {
 			ms := make([]*block.Meta, len(j.Blocks))
