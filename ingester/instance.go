@@ -133,6 +133,7 @@ type instance struct {
 
 	// summaries caches search summaries of WAL parts (searchsummary.go).
 	summaries *summaryCache
+	tagValues *tagValueCache
 
 	// segParts counts, per WAL segment, the parts of live, head and
 	// cutting traces in it, so minSeg need not walk every trace.
@@ -162,6 +163,7 @@ func newInstance(tenantID string, ing *Ingester) *instance {
 		heldSegs: map[uint64]*heldSeg{},
 
 		summaries: newSummaryCache(ing.cfg.SearchSummaryBytes, ing.metrics),
+		tagValues: newTagValueCache(),
 	}
 }
 

@@ -20,12 +20,15 @@ type metrics struct {
 	// searchBlocksSkipped: local complete blocks a search left to the
 	// caller's backend search (IngesterSearchRequest.skipBlocks).
 	searchBlocksSkipped prometheus.Counter
-	blocksFlushed       prometheus.Counter
-	failedFlushes       prometheus.Counter
-	flushDuration       prometheus.Histogram
-	pendingFlushes      prometheus.Gauge
-	replayedRecs        prometheus.Counter
-	badRecords          prometheus.Counter
+	// tagValueParts: WAL parts read for tag values, into the tag-value
+	// cache or by one call (tagvalues.go).
+	tagValueParts  *prometheus.CounterVec
+	blocksFlushed  prometheus.Counter
+	failedFlushes  prometheus.Counter
+	flushDuration  prometheus.Histogram
+	pendingFlushes prometheus.Gauge
+	replayedRecs   prometheus.Counter
+	badRecords     prometheus.Counter
 	// Held fragments (held.go).
 	heldFragments *prometheus.GaugeVec
 	heldReleased  prometheus.Counter
@@ -73,6 +76,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "rubato_ingester_searches_refused_total", Help: "Searches and tag calls refused with RESOURCE_EXHAUSTED: max_concurrent_searches running and the queue full."}),
 		searchBlocksSkipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rubato_ingester_search_blocks_skipped_total", Help: "Local complete blocks a search left out because the querier searches them in the backend."}),
+		tagValueParts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "rubato_ingester_tag_value_parts_read_total", Help: "WAL parts read for tag values: into the per-segment tag-value cache (for=cache), or by one call that could not use it (for=call)."}, []string{"for"}),
 		badRecords: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rubato_ingester_wal_bad_records_total", Help: "WAL records with valid checksums but unreadable framing, skipped at replay."}),
 		heldFragments: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -93,7 +98,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.pushedTraces, m.pushedBytes, m.rejectedTraces, m.tracesCreated, m.liveTraces, m.liveTracesBytes,
 			m.blocksCut, m.failedCuts, m.cutDuration, m.blocksFlushed, m.failedFlushes, m.flushDuration,
-			m.pendingFlushes, m.replayedRecs, m.badRecords, m.searchDuration, m.searchesRefused, m.searchBlocksSkipped,
+			m.pendingFlushes, m.replayedRecs, m.badRecords, m.searchDuration, m.searchesRefused, m.searchBlocksSkipped, m.tagValueParts,
 			m.heldFragments, m.heldReleased, m.heldPromoted, m.releases,
 			m.summaryBytes, m.summariesBuilt, m.summariesNotCached)
 	}

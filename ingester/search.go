@@ -134,40 +134,6 @@ func (ing *Ingester) eachWALTrace(ctx context.Context, snap searchSnapshot, star
 	return nil
 }
 
-// eachWALPart calls fn with the bytes of every WAL part of the
-// snapshot's traces that overlap [start, end], as eachWALTrace.
-func (ing *Ingester) eachWALPart(ctx context.Context, snap searchSnapshot, start, end uint32, st *search.Stats, fn func(b []byte) error) error {
-	var buf []byte
-	var b summaryBuilder
-	var sums []*partSummary
-	for k, t := range snap.traces {
-		if k%64 == 0 && ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if start != 0 || end != 0 {
-			var err error
-			if sums, err = ing.summaries(snap.inst, t.parts, sums, &b, &buf, st); err != nil {
-				return err
-			}
-			if s, e := traceBounds(sums); !search.InRange(s, e, start, end) {
-				continue
-			}
-		}
-		st.InspectedTraces++
-		for _, p := range t.parts {
-			buf = slices.Grow(buf[:0], int(p.n))[:p.n]
-			if err := ing.wal.readAt(p.seg, p.off, buf); err != nil {
-				return fmt.Errorf("read wal segment %d at %d: %w", p.seg, p.off, err)
-			}
-			st.InspectedBytes += uint64(len(buf))
-			if err := fn(buf); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 func blockInRange(m *block.Meta, start, end uint32) bool {
 	tr := search.TimeRange{}
 	if start != 0 {
@@ -424,19 +390,19 @@ func (ing *Ingester) searchSnapshotData(ctx context.Context, inst *instance, req
 
 // eachTrace calls fn for every trace the ingester holds for inst that
 // overlaps [start, end]: WAL-held traces then complete blocks.
-// If raw is not nil, it is given the bytes of each WAL part of those
-// traces instead, undecoded; if blockFn is not nil, it is given each
+// If walFn is not nil, it is given the snapshot to read the WAL-held
+// traces itself instead; if blockFn is not nil, it is given each
 // complete block overlapping [start, end] instead of its traces.
-func (ing *Ingester) eachTrace(ctx context.Context, inst *instance, start, end uint32, fn func(td *tracev1.TracesData) error, raw func(b []byte) error,
-	blockFn func(ctx context.Context, r *block.Reader) error,
+func (ing *Ingester) eachTrace(ctx context.Context, inst *instance, start, end uint32, fn func(td *tracev1.TracesData) error,
+	walFn func(snap searchSnapshot, st *search.Stats) error, blockFn func(ctx context.Context, r *block.Reader) error,
 ) error {
 	snap, release := inst.snapshot()
 	defer release()
 	var st search.Stats
 	var fnErr error
 	var err error
-	if raw != nil {
-		err = ing.eachWALPart(ctx, snap, start, end, &st, raw)
+	if walFn != nil {
+		err = walFn(snap, &st)
 	} else {
 		err = ing.eachWALTrace(ctx, snap, start, end, &st, func(_ [16]byte, td *tracev1.TracesData) bool {
 			fnErr = fn(td)
@@ -537,17 +503,20 @@ func (ing *Ingester) SearchTagValues(ctx context.Context, req *rubatopb.SearchTa
 		}
 		defer done()
 		start := time.Now()
-		var raw func(b []byte) error
+		var walFn func(searchSnapshot, *search.Stats) error
 		var blockFn func(context.Context, *block.Reader) error
 		if q.IsMatchAll() && (tag.Scope == search.ScopeResource || tag.Scope == search.ScopeSpan) {
-			// Read only the tag's values from the WAL bytes.
-			raw = func(b []byte) error { _, err := tagValuesWire(tag, b, vals); return err }
+			// Only the tag's values from the WAL bytes, each part read
+			// once per tag (tagvalues.go).
+			walFn = func(snap searchSnapshot, st *search.Stats) error {
+				return ing.walTagValues(ctx, inst, snap, tag, req.Start, req.End, vals, st)
+			}
 		}
 		if q.IsMatchAll() {
 			// A block's values come from its tag index, none decoded.
 			blockFn = func(ctx context.Context, r *block.Reader) error { return search.BlockTagValues(ctx, r, tag, vals) }
 		}
-		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return vals.AddTrace(tag, q, td) }, raw, blockFn)
+		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return vals.AddTrace(tag, q, td) }, walFn, blockFn)
 		ing.metrics.searchDuration.WithLabelValues("tag_values").Observe(time.Since(start).Seconds())
 		if err != nil {
 			return nil, grpcErr("search tag values", err)

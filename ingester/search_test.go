@@ -74,7 +74,8 @@ func TestSearchEveryStage(t *testing.T) {
 
 // TestSearchNoBlindWindow: while traces move live → head → cutting →
 // complete → flushed and the WAL is truncated, every search sees every
-// trace exactly once, and never fails reading a truncated segment.
+// trace exactly once (and every tag value), and never fails reading a
+// truncated segment.
 func TestSearchNoBlindWindow(t *testing.T) {
 	ing := newTestIngester(t, t.TempDir(), inmem.New(), overrides.Limits{})
 	const n = 20
@@ -99,6 +100,10 @@ func TestSearchNoBlindWindow(t *testing.T) {
 	for range 60 {
 		got := searchIDs(t, ing, `{ span.k = "v" }`)
 		require.Len(t, got, n)
+		// Tag values too, through the tag-value cache as segments go.
+		vals, err := ing.SearchTagValues(tenantCtx(), &rubatopb.SearchTagValuesRequest{TagName: "span.k"})
+		require.NoError(t, err)
+		require.Equal(t, []*rubatopb.TagValue{{Type: "string", Value: "v"}}, vals.TagValues)
 	}
 	stop.Store(true)
 	wg.Wait()

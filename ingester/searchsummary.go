@@ -43,12 +43,23 @@ const (
 	summaryProbes      = 4
 )
 
+// bounds are a part's times as search.TraceBounds computes them over a
+// trace: the earliest non-zero span start, the latest span end or start.
+type bounds struct{ start, end uint64 }
+
+func (b *bounds) add(start, end uint64) {
+	if start != 0 && (b.start == 0 || start < b.start) {
+		b.start = start
+	}
+	b.end = max(b.end, end, start)
+}
+
 type partSummary struct {
-	start, end     uint64 // search.TraceBounds of the part
-	durMin, durMax int64  // span durations as TraceQL computes them
-	spans          bool   // the part has at least one span
-	status         uint8  // bit per status code 0–6; bit 7: other codes
-	kinds          uint8  // bit per kind 0–6; bit 7: other kinds
+	bounds               // search.TraceBounds of the part
+	durMin, durMax int64 // span durations as TraceQL computes them
+	spans          bool  // the part has at least one span
+	status         uint8 // bit per status code 0–6; bit 7: other codes
+	kinds          uint8 // bit per kind 0–6; bit 7: other kinds
 	bloom          []uint64
 }
 
@@ -179,10 +190,7 @@ func (b *summaryBuilder) summarize(td *tracev1.TracesData) *partSummary {
 // addSpanTimes accounts for a span's times: the part's bounds as
 // search.TraceBounds computes them, and its duration as traceql does.
 func (s *partSummary) addSpanTimes(start, end uint64) {
-	if start != 0 && (s.start == 0 || start < s.start) {
-		s.start = start
-	}
-	s.end = max(s.end, end, start)
+	s.bounds.add(start, end)
 	var d int64
 	if end >= start {
 		d = int64(end - start)

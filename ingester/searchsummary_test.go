@@ -261,7 +261,7 @@ func TestSummaryWireEqualsDecoded(t *testing.T) {
 
 // TestTagValuesWireEqualsDecoded: the values of a resource or span tag read
 // from a part's bytes are the ones TagValues.AddTrace finds in the decoded
-// part with a match-all query.
+// part with a match-all query, and its bounds search.TraceBounds'.
 func TestTagValuesWireEqualsDecoded(t *testing.T) {
 	r := rand.New(rand.NewSource(rand.Int63()))
 	traces := genTraces(r, 200)
@@ -275,12 +275,15 @@ func TestTagValuesWireEqualsDecoded(t *testing.T) {
 			for _, p := range tr.parts {
 				raw, err := proto.Marshal(p)
 				require.NoError(t, err)
-				ok, err := tagValuesWire(tag, raw, got)
+				var bd bounds
+				ok, err := tagValuesWire(tag, raw, got, &bd)
 				require.True(t, ok)
 				require.NoError(t, err)
 				dec, err := decodeInto(raw)
 				require.NoError(t, err)
 				require.NoError(t, want.AddTrace(tag, q, dec))
+				start, end := search.TraceBounds(dec)
+				require.Equal(t, bounds{start, end}, bd, "the part's bounds")
 			}
 		}
 		require.Equal(t, want.Response().TagValues, got.Response().TagValues, name)

@@ -319,7 +319,8 @@ func (b *summaryBuilder) scanAnyValue(data []byte) error {
 // on every span of a WAL part, as search.TagValues.AddTrace does for a
 // match-all query over the decoded part, reading the bytes directly and
 // decoding only the matching KeyValues. ok is false for any other tag.
-func tagValuesWire(tag search.Tag, data []byte, v *search.TagValues) (ok bool, err error) {
+// If bd is not nil, the part's span times are added to it.
+func tagValuesWire(tag search.Tag, data []byte, v *search.TagValues, bd *bounds) (ok bool, err error) {
 	if tag.Scope != search.ScopeResource && tag.Scope != search.ScopeSpan {
 		return false, nil
 	}
@@ -362,6 +363,13 @@ func tagValuesWire(tag search.Tag, data []byte, v *search.TagValues) (ok bool, e
 		if len(spans) == 0 {
 			continue
 		}
+		if bd != nil {
+			for _, sp := range spans {
+				if err := addSpanBounds(sp, bd); err != nil {
+					return true, err
+				}
+			}
+		}
 		if tag.Scope == search.ScopeResource {
 			for _, res := range resources {
 				found, err := firstAttr(res, 1, key, v)
@@ -381,6 +389,27 @@ func tagValuesWire(tag search.Tag, data []byte, v *search.TagValues) (ok bool, e
 		}
 	}
 	return true, nil
+}
+
+// addSpanBounds adds the times of an encoded span to bd (the last value
+// of a repeated field wins, as in decoding).
+func addSpanBounds(sp []byte, bd *bounds) error {
+	var start, end uint64
+	for len(sp) > 0 {
+		num, typ, _, v, rest, err := nextField(sp)
+		if err != nil {
+			return err
+		}
+		sp = rest
+		switch {
+		case num == 7 && typ == protowire.Fixed64Type:
+			start = v
+		case num == 8 && typ == protowire.Fixed64Type:
+			end = v
+		}
+	}
+	bd.add(start, end)
+	return nil
 }
 
 // firstAttr adds the value of the first attribute (KeyValue field

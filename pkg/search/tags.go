@@ -203,6 +203,19 @@ func NewTagValues(maxValues, maxBytes int) *TagValues {
 // Full reports whether a value was refused for lack of room.
 func (v *TagValues) Full() bool { return v.full }
 
+// Bytes is the length of the values held.
+func (v *TagValues) Bytes() int { return v.bytes }
+
+// AddAll adds every value of o; false once full.
+func (v *TagValues) AddAll(o *TagValues) bool {
+	for k := range o.set {
+		if !v.Add(k.Type, k.Value) {
+			return false
+		}
+	}
+	return true
+}
+
 // Add records a value; false once full.
 func (v *TagValues) Add(typ, val string) bool {
 	k := typedValue{Type: typ, Value: val}

@@ -1,0 +1,124 @@
+package ingester
+
+import (
+	"math/rand"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
+	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/rubatodb/rubato/pkg/backend/inmem"
+	"github.com/rubatodb/rubato/pkg/overrides"
+	"github.com/rubatodb/rubato/pkg/rubatopb"
+	"github.com/rubatodb/rubato/pkg/search"
+)
+
+func pushGenTraces(t *testing.T, ing *Ingester, traces []genTrace) {
+	t.Helper()
+	for _, tr := range traces {
+		for _, p := range tr.parts {
+			raw, err := proto.Marshal(p)
+			require.NoError(t, err)
+			_, err = ing.PushBytes(tenantCtx(), &rubatopb.PushBytesRequest{Ids: [][]byte{tr.id[:]}, Traces: [][]byte{raw},
+				Spans: []uint32{uint32(search.CountSpans(p))}})
+			require.NoError(t, err)
+		}
+	}
+}
+
+// TestWALTagValuesMatchBruteForce: tag values over WAL-held traces, with
+// and without a time range, are exactly those of the traces overlapping
+// the range (decoded, TagValues.AddTrace), whether they come from the
+// tag-value cache (first call, repeated call, after more pushes) or, for
+// a range the cached parts do not all lie in, from reading the parts; a
+// repeated call reads no part into the cache again.
+func TestWALTagValuesMatchBruteForce(t *testing.T) {
+	seed := rand.Int63()
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewSource(seed))
+	ing := newTestIngester(t, t.TempDir(), inmem.New(), overrides.Limits{})
+	traces := genTraces(r, 160)
+	matchAll, err := search.ParseQuery("{}")
+	require.NoError(t, err)
+	tags := []string{"resource.service.name", "resource.host.id", "span.http.method", "span.http.status_code", "span.db.system", "span.nope"}
+
+	check := func(held []genTrace) {
+		t.Helper()
+		lo, hi := ^uint64(0), uint64(0)
+		for _, tr := range held {
+			s, e := search.TraceBounds(tr.walTD)
+			lo, hi = min(lo, s), max(hi, e)
+		}
+		type rng struct{ start, end uint32 }
+		ranges := []rng{{0, 0}, {uint32(lo / 1e9), uint32(hi/1e9) + 1}}
+		for range 6 {
+			a := uint32(lo/1e9) + uint32(r.Int63n(int64(hi/1e9-lo/1e9)+1))
+			b := uint32(lo/1e9) + uint32(r.Int63n(int64(hi/1e9-lo/1e9)+1))
+			ranges = append(ranges, rng{min(a, b), max(a, b)}, rng{a, 0}, rng{0, b})
+		}
+		for _, name := range tags {
+			tag, err := search.ParseTag(name)
+			require.NoError(t, err)
+			for _, rg := range ranges {
+				want := search.NewTagValues(0, 0)
+				for _, tr := range held {
+					if s, e := search.TraceBounds(tr.walTD); search.InRange(s, e, rg.start, rg.end) {
+						require.NoError(t, want.AddTrace(tag, matchAll, tr.walTD))
+					}
+				}
+				got, err := ing.SearchTagValues(tenantCtx(), &rubatopb.SearchTagValuesRequest{TagName: name, Start: rg.start, End: rg.end})
+				require.NoError(t, err)
+				require.Equal(t, want.Response().TagValues, got.TagValues, "%s over [%d, %d]", name, rg.start, rg.end)
+			}
+		}
+	}
+	cached := func() float64 { return counterValue(t, ing.metrics.tagValueParts.WithLabelValues("cache")) }
+	direct := func() float64 { return counterValue(t, ing.metrics.tagValueParts.WithLabelValues("call")) }
+
+	pushGenTraces(t, ing, traces[:100])
+	check(traces[:100])
+	parts := 0
+	for _, tr := range traces[:100] {
+		parts += len(tr.parts)
+	}
+	require.Equal(t, float64(parts*len(tags)), cached(), "each part read into the cache once per tag")
+	require.Positive(t, direct(), "ranges the cached parts do not all lie in read the parts")
+
+	check(traces[:100])
+	require.Equal(t, float64(parts*len(tags)), cached(), "a repeated call reads nothing into the cache")
+
+	pushGenTraces(t, ing, traces[100:])
+	check(traces)
+	for _, tr := range traces[100:] {
+		parts += len(tr.parts)
+	}
+	require.Equal(t, float64(parts*len(tags)), cached(), "new parts read into the cache once")
+}
+
+// TestWALTagValuesOverflow: a tag with more values than a cache entry
+// keeps gives the entry up; calls then read the parts themselves and
+// still answer every value.
+func TestWALTagValuesOverflow(t *testing.T) {
+	ing := newTestIngester(t, t.TempDir(), inmem.New(), overrides.Limits{})
+	const n = 1200 // × ~500 bytes: past maxSegValueBytes
+	for i := range n {
+		id := [16]byte{byte(i >> 8), byte(i), 1}
+		val := strings.Repeat("x", 490) + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676))
+		td := &tracev1.TracesData{ResourceSpans: []*tracev1.ResourceSpans{{ScopeSpans: []*tracev1.ScopeSpans{{Spans: []*tracev1.Span{{
+			TraceId: id[:], SpanId: []byte{1, 2, 3, 4, 5, 6, 7, 8}, StartTimeUnixNano: 1e18, EndTimeUnixNano: 1e18 + 1,
+			Attributes: []*commonv1.KeyValue{{Key: "url", Value: &commonv1.AnyValue{Value: &commonv1.AnyValue_StringValue{StringValue: val}}}},
+		}}}}}}}
+		pushGenTraces(t, ing, []genTrace{{id: id, parts: []*tracev1.TracesData{td}}})
+	}
+	for range 2 {
+		got, err := ing.SearchTagValues(tenantCtx(), &rubatopb.SearchTagValuesRequest{TagName: "span.url"})
+		require.NoError(t, err)
+		require.Len(t, got.TagValues, n)
+	}
+	require.Positive(t, counterValue(t, ing.metrics.tagValueParts.WithLabelValues("call")), "entry given up, parts read by the call")
+	_, bytes := ing.instanceList()[0].tagValues.size()
+	require.Zero(t, bytes, "nothing kept of the given-up entry")
+}
