@@ -33,7 +33,7 @@ type config struct {
 	// -search-load: ingest with and without a concurrent search load.
 	searchLoadSpans int
 	searchLoadQPS   float64
-	// searchLoadProfile: a 3 s CPU profile of the second round with searches.
+	// searchLoadProfile: a 10 s CPU profile of the second round with searches.
 	searchLoadProfile string
 	searchProfile     string
 
@@ -59,7 +59,7 @@ func (c *config) registerFlags(f *flag.FlagSet) {
 	f.IntVar(&c.blocks, "blocks", 20, "aim for about this many backend blocks (max_block_bytes = data / blocks)")
 	f.IntVar(&c.searches, "searches", 0, "after the lookups, run each search case (cmd/rubato-bench/search.go) this many times")
 	f.IntVar(&c.searchLoadSpans, "search-load-spans", 0, "after the searches, push this many spans in each of 6 alternating rounds, without and with a search load, and compare ingest rates (0: skip)")
-	f.StringVar(&c.searchLoadProfile, "search-load-cpuprofile", "", "write a 3 s CPU profile of the server during the second ingest round with searches to this file")
+	f.StringVar(&c.searchLoadProfile, "search-load-cpuprofile", "", "write a 10 s CPU profile of the server during the second ingest round with searches to this file")
 	f.Float64Var(&c.searchLoadQPS, "search-load-qps", 2, "searches per second of the -search-load-spans load (one client, cases (a)-(e) in turn)")
 	f.StringVar(&c.searchProfile, "search-cpuprofile", "", "after the searches, write a 5 s CPU profile of the server running case (a) back to back to this file")
 	f.IntVar(&c.phases, "phases", 0, "push in this many phases, each ending with a synchronous /flush: exactly this many blocks")

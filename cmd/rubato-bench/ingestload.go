@@ -40,7 +40,7 @@ func ingestUnderSearch(ctx context.Context, cfg config, s *server, tp *template)
 		prof <- nil
 		if withLoad && r == 3 && cfg.searchLoadProfile != "" {
 			<-prof
-			go func() { prof <- profile(s, cfg.searchLoadProfile, 3) }()
+			go func() { prof <- profile(s, cfg.searchLoadProfile, 10) }()
 		}
 		cpu0, _ := s.cpuSeconds()
 		t0 := time.Now()
