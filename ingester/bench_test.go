@@ -3,6 +3,7 @@ package ingester
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	mrand "math/rand"
 	"strings"
 	"testing"
@@ -162,4 +163,38 @@ func BenchmarkSummaryScan(b *testing.B) {
 		i++
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)*float64(len(raws))/float64(spans), "ns/span")
+}
+
+// BenchmarkSnapshot measures taking a search snapshot of 100,000 live
+// traces of two parts each (what a search or tag call pays before reading
+// anything, with the instance lock held, so pushes wait).
+func BenchmarkSnapshot(b *testing.B) {
+	ing := newTestIngester(b, b.TempDir(), inmem.New(), overrides.Limits{})
+	const traces = 100_000
+	var ids, raws [][]byte
+	var spans []uint32
+	for i := range traces {
+		id := make([]byte, 16)
+		binary.BigEndian.PutUint64(id, uint64(i)+1)
+		td := &tracev1.TracesData{ResourceSpans: []*tracev1.ResourceSpans{{ScopeSpans: []*tracev1.ScopeSpans{{Spans: []*tracev1.Span{{
+			TraceId: id, SpanId: []byte{1, 2, 3, 4, 5, 6, 7, 8}, StartTimeUnixNano: 1e18, EndTimeUnixNano: 1e18 + 1}}}}}}}
+		raw, _ := proto.Marshal(td)
+		ids, raws, spans = append(ids, id), append(raws, raw), append(spans, 1)
+	}
+	for range 2 {
+		for k := 0; k < traces; k += 1000 {
+			if _, err := ing.PushBytes(tenantCtx(), &rubatopb.PushBytesRequest{Ids: ids[k : k+1000], Traces: raws[k : k+1000], Spans: spans[k : k+1000]}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	inst := ing.instanceList()[0]
+	b.ReportAllocs()
+	for b.Loop() {
+		snap, release := inst.snapshot()
+		if len(snap.traces) != traces {
+			b.Fatalf("%d traces in the snapshot", len(snap.traces))
+		}
+		release()
+	}
 }

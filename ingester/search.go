@@ -49,46 +49,72 @@ type searchSnapshot struct {
 func (i *instance) snapshot() (snap searchSnapshot, release func()) {
 	snap.inst = i
 	release = i.pinRead(func() uint64 {
+		// No map of the IDs seen: a trace is in one stage but for a few
+		// (a new part after its block was cut, held fragments of a trace
+		// built here), so each is joined with its parts in the later
+		// stages by lookups in their own maps, and skipped there. Its
+		// parts share one array. This runs with the lock held: pushes
+		// wait for it (BenchmarkSnapshot).
 		n := len(i.live) + len(i.head.traces) + len(i.held)
 		for _, h := range i.cutting {
 			n += len(h.traces)
 		}
-		idx := make(map[[16]byte]int, n)
 		snap.traces = make([]walTrace, 0, n)
+		all := make([]part, 0, n+n/2)
 		minSeg := ^uint64(0)
-		add := func(id [16]byte, p part) {
-			k, ok := idx[id]
-			if !ok {
-				k = len(snap.traces)
-				idx[id] = k
-				snap.traces = append(snap.traces, walTrace{id: id})
-			}
-			snap.traces[k].parts = append(snap.traces[k].parts, p)
+		add := func(p part) {
+			all = append(all, p)
 			snap.bytes += uint64(p.n)
 			minSeg = min(minSeg, p.seg)
 		}
-		addTrace := func(id [16]byte, t *liveTrace) {
-			for _, p := range t.parts {
-				add(id, p)
-			}
-		}
-		for id, t := range i.live {
-			addTrace(id, t)
-		}
-		for id, t := range i.head.traces {
-			addTrace(id, t)
-		}
+		// stage k is live (0), head (1), cutting[k-2]; held after them.
+		stages := make([]map[[16]byte]*liveTrace, 0, 2+len(i.cutting))
+		stages = append(stages, i.live, i.head.traces)
 		for _, h := range i.cutting {
-			for id, t := range h.traces {
-				addTrace(id, t)
+			stages = append(stages, h.traces)
+		}
+		seenBefore := func(id [16]byte, k int) bool {
+			for _, m := range stages[:k] {
+				if _, ok := m[id]; ok {
+					return true
+				}
+			}
+			return false
+		}
+		for k, m := range stages {
+			for id, t := range m {
+				if seenBefore(id, k) {
+					continue
+				}
+				start := len(all)
+				for _, p := range t.parts {
+					add(p)
+				}
+				for _, later := range stages[k+1:] {
+					if lt, ok := later[id]; ok {
+						for _, p := range lt.parts {
+							add(p)
+						}
+					}
+				}
+				// Held fragments too: when their builder is down, the
+				// querier counts on the replicas to answer for it
+				// (held.go).
+				for _, h := range i.held[id] {
+					add(h.part)
+				}
+				snap.traces = append(snap.traces, walTrace{id: id, parts: all[start:len(all):len(all)]})
 			}
 		}
-		// Held fragments too: when their builder is down, the querier
-		// counts on the replicas to answer for it (held.go).
 		for id, hs := range i.held {
-			for _, h := range hs {
-				add(id, h.part)
+			if seenBefore(id, len(stages)) {
+				continue
 			}
+			start := len(all)
+			for _, h := range hs {
+				add(h.part)
+			}
+			snap.traces = append(snap.traces, walTrace{id: id, parts: all[start:len(all):len(all)]})
 		}
 		snap.blocks = append(snap.blocks, i.complete...)
 		snap.minSeg = minSeg

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/grafana/dskit/services"
@@ -259,4 +260,50 @@ func TestSearchSkipsBlocksSearchedInBackend(t *testing.T) {
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
 	_, err = ing.SearchRecent(tenantCtx(), &rubatopb.IngesterSearchRequest{})
 	require.Equal(t, codes.InvalidArgument, status.Code(err), "%v", err)
+}
+
+// TestSnapshotJoinsStages: a trace with parts in several stages (live,
+// head, a block being cut, held fragments) is one trace of the snapshot
+// with all its parts; a trace only held is one too; minSeg and bytes
+// cover every part.
+func TestSnapshotJoinsStages(t *testing.T) {
+	ing := newTestIngester(t, t.TempDir(), inmem.New(), overrides.Limits{})
+	inst := ing.getOrCreateInstance("t1")
+	p := func(seg uint64, off int64) part { return part{seg: seg, off: off, n: 10} }
+	a, b, c, d := [16]byte{1}, [16]byte{2}, [16]byte{3}, [16]byte{4}
+	inst.mu.Lock()
+	inst.live[a] = &liveTrace{parts: []part{p(5, 0)}}
+	inst.head.traces[a] = &liveTrace{parts: []part{p(4, 0)}}
+	inst.head.traces[b] = &liveTrace{parts: []part{p(4, 10)}}
+	cut := newHeadBlock(time.Now())
+	cut.traces[a] = &liveTrace{parts: []part{p(3, 0)}}
+	cut.traces[b] = &liveTrace{parts: []part{p(3, 10)}}
+	cut.traces[c] = &liveTrace{parts: []part{p(3, 20)}}
+	inst.cutting = append(inst.cutting, cut)
+	inst.held[a] = []heldFrag{{part: p(2, 0)}}
+	inst.held[d] = []heldFrag{{part: p(6, 0)}, {part: p(6, 10)}}
+	inst.mu.Unlock()
+
+	snap, release := inst.snapshot()
+	release()
+	got := map[[16]byte][]part{}
+	for _, tr := range snap.traces {
+		_, dup := got[tr.id]
+		require.False(t, dup, "trace %x twice", tr.id)
+		got[tr.id] = tr.parts
+	}
+	require.ElementsMatch(t, []part{p(5, 0), p(4, 0), p(3, 0), p(2, 0)}, got[a])
+	require.ElementsMatch(t, []part{p(4, 10), p(3, 10)}, got[b])
+	require.ElementsMatch(t, []part{p(3, 20)}, got[c])
+	require.ElementsMatch(t, []part{p(6, 0), p(6, 10)}, got[d])
+	require.Len(t, got, 4)
+	require.Equal(t, uint64(2), snap.minSeg)
+	require.Equal(t, uint64(9*10), snap.bytes)
+
+	inst.mu.Lock() // none of these is in the WAL: leave no trace of them
+	delete(inst.live, a)
+	clear(inst.head.traces)
+	inst.cutting = nil
+	clear(inst.held)
+	inst.mu.Unlock()
 }
