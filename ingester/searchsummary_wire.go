@@ -6,10 +6,10 @@ import (
 	"hash/maphash"
 	"math"
 	"slices"
+	"strconv"
+	"unicode/utf8"
 
-	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/rubatodb/rubato/pkg/search"
 	"github.com/rubatodb/rubato/pkg/traceql"
@@ -412,6 +412,57 @@ func addSpanBounds(sp []byte, bd *bounds) error {
 	return nil
 }
 
+// addWireValue adds to v the value of an encoded KeyValue as
+// TagValues.AddAnyValue adds the decoded one: the value field's messages
+// merged, so the last scalar of the oneof counts (none if the last is an
+// array, a map or bytes); a string must be UTF-8, as decoding requires.
+func addWireValue(kv []byte, v *search.TagValues) error {
+	var (
+		last protowire.Number // oneof field seen last, 0: none
+		str  []byte
+		num  uint64
+	)
+	for len(kv) > 0 {
+		n, t, val, _, rest, err := nextField(kv)
+		if err != nil {
+			return err
+		}
+		kv = rest
+		if n != 2 || t != protowire.BytesType {
+			continue
+		}
+		for len(val) > 0 {
+			f, ft, fb, fv, r, err := nextField(val)
+			if err != nil {
+				return err
+			}
+			val = r
+			switch {
+			case f == 1 && ft == protowire.BytesType:
+				last, str = f, fb
+			case (f == 2 || f == 3) && ft == protowire.VarintType, f == 4 && ft == protowire.Fixed64Type:
+				last, num = f, fv
+			case f >= 5 && f <= 7 && ft == protowire.BytesType:
+				last = f
+			}
+		}
+	}
+	switch last {
+	case 1:
+		if !utf8.Valid(str) {
+			return errors.New("string value is not UTF-8")
+		}
+		v.Add("string", string(str))
+	case 2:
+		v.Add("bool", strconv.FormatBool(num != 0))
+	case 3:
+		v.Add("int", strconv.FormatInt(int64(num), 10))
+	case 4:
+		v.Add("float", strconv.FormatFloat(math.Float64frombits(num), 'g', -1, 64))
+	}
+	return nil
+}
+
 // firstAttr adds the value of the first attribute (KeyValue field
 // attrField of message data) named key, and reports whether there is one.
 func firstAttr(data []byte, attrField protowire.Number, key []byte, v *search.TagValues) (bool, error) {
@@ -438,11 +489,9 @@ func firstAttr(data []byte, attrField protowire.Number, key []byte, v *search.Ta
 		if string(k) != string(key) {
 			continue
 		}
-		var m commonv1.KeyValue
-		if err := proto.Unmarshal(val, &m); err != nil {
+		if err := addWireValue(val, v); err != nil {
 			return false, err
 		}
-		v.AddAnyValue(m.Value)
 		return true, nil
 	}
 	return false, nil
