@@ -137,7 +137,9 @@ func FuzzAddWireValue(f *testing.F) {
 		}
 		return out
 	}
-	str := func(s string) *commonv1.AnyValue { return &commonv1.AnyValue{Value: &commonv1.AnyValue_StringValue{StringValue: s}} }
+	str := func(s string) *commonv1.AnyValue {
+		return &commonv1.AnyValue{Value: &commonv1.AnyValue_StringValue{StringValue: s}}
+	}
 	f.Add(kv(str("a")))
 	f.Add(kv(str("a"), &commonv1.AnyValue{Value: &commonv1.AnyValue_IntValue{IntValue: -7}}))
 	f.Add(kv(&commonv1.AnyValue{Value: &commonv1.AnyValue_DoubleValue{DoubleValue: 1.5}}, &commonv1.AnyValue{Value: &commonv1.AnyValue_BoolValue{BoolValue: true}}))
