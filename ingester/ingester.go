@@ -292,6 +292,16 @@ func (ing *Ingester) instanceList() []*instance {
 // first attempt reached this ingester but not a quorum), and what reads
 // them (search, the cut to a block) must count each span once.
 func (ing *Ingester) readParts(parts []part, buf *[]byte) (*tracev1.TracesData, error) {
+	b, err := ing.readRaw(parts, buf)
+	if err != nil {
+		return nil, err
+	}
+	return decodeParts(b, len(parts))
+}
+
+// readRaw reads parts into *buf (grown as needed), one after the other:
+// the bytes of one TracesData holding them all.
+func (ing *Ingester) readRaw(parts []part, buf *[]byte) ([]byte, error) {
 	total := 0
 	for _, p := range parts {
 		total += int(p.n)
@@ -308,8 +318,13 @@ func (ing *Ingester) readParts(parts []part, buf *[]byte) (*tracev1.TracesData, 
 		}
 	}
 	*buf = b
+	return b, nil
+}
+
+// decodeParts decodes the bytes of n parts read together, each span once.
+func decodeParts(b []byte, n int) (*tracev1.TracesData, error) {
 	td, err := decodeInto(b)
-	if err != nil || len(parts) < 2 {
+	if err != nil || n < 2 {
 		return td, err
 	}
 	return dropDuplicateSpans(td), nil

@@ -230,7 +230,8 @@ func (ing *Ingester) searchWAL(ctx context.Context, inst *instance, snap searchS
 	}
 	var cands []cand
 	var b summaryBuilder
-	var buf []byte
+	var buf, pbuf []byte
+	proj := newPartProjector(search.BlockFields(req.Query))
 	var sums []*partSummary
 	for k, t := range snap.traces {
 		if k%64 == 0 && ctx.Err() != nil {
@@ -265,11 +266,22 @@ func (ing *Ingester) searchWAL(ctx context.Context, inst *instance, snap searchS
 			return ctx.Err()
 		}
 		t := snap.traces[c.k]
-		td, err := ing.readParts(t.parts, &buf)
+		raw, err := ing.readRaw(t.parts, &buf)
 		if err != nil {
 			return err
 		}
-		st.InspectedBytes += uint64(len(buf))
+		st.InspectedBytes += uint64(len(raw))
+		if proj != nil {
+			// Only what the query reads is decoded (searchproject.go).
+			if pbuf, err = proj.project(pbuf[:0], raw); err != nil {
+				return fmt.Errorf("trace %x: %w", t.id, err)
+			}
+			raw = pbuf
+		}
+		td, err := decodeParts(raw, len(t.parts))
+		if err != nil {
+			return err
+		}
 		st.InspectedSpans += uint64(search.CountSpans(td))
 		md, err := search.Match(req.Query, t.id[:], td, req.SpansPerSpanSet)
 		if err != nil {
