@@ -236,14 +236,24 @@ func (ing *Ingester) truncateWAL() {
 	ing.truncMu.Lock()
 	defer ing.truncMu.Unlock()
 	low := ing.wal.active()
-	for _, inst := range ing.instanceList() {
-		low = min(low, inst.minSeg())
+	insts := ing.instanceList()
+	mins := make([]uint64, len(insts))
+	for k, inst := range insts {
+		mins[k] = inst.minSeg()
+		low = min(low, mins[k])
+	}
+	// The search caches of a tenant's WAL parts go with the segments its
+	// traces no longer use, searched or not (a tenant nobody searches
+	// keeps none past its flush).
+	for k, inst := range insts {
+		inst.summaries.prune(mins[k])
+		inst.tagValues.prune(mins[k])
 	}
 	if err := ing.wal.truncate(low); err != nil {
 		level.Error(ing.logger).Log("msg", "truncate wal", "err", err)
 		return
 	}
-	for _, inst := range ing.instanceList() {
+	for _, inst := range insts {
 		inst.dropHeldBelow(low)
 	}
 	ing.marks.prune(low)

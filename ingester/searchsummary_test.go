@@ -294,8 +294,8 @@ func TestTagValuesWireEqualsDecoded(t *testing.T) {
 }
 
 // TestPushSummarisesWhileSearched: pushes summarise their parts only once
-// a search has run recently, and a search finds those summaries and
-// still answers exactly.
+// a search has run recently, a search finds those summaries and still
+// answers exactly, and the WAL's truncation drops them.
 func TestPushSummarisesWhileSearched(t *testing.T) {
 	ing := newTestIngester(t, t.TempDir(), inmem.New(), overrides.Limits{})
 	pushTrace(t, ing, 1, 2)
@@ -313,6 +313,20 @@ func TestPushSummarisesWhileSearched(t *testing.T) {
 	require.Empty(t, searchIDs(t, ing, `{ span.k = "w" }`))
 	n, _ = inst.summaries.size()
 	require.Equal(t, 3, n)
+
+	// Once the traces are flushed and the WAL truncated, their summaries
+	// (and tag values) go, with no search to prune them.
+	_, err := ing.SearchTagValues(tenantCtx(), &rubatopb.SearchTagValuesRequest{TagName: "span.k"})
+	require.NoError(t, err)
+	n, _ = inst.tagValues.size()
+	require.Positive(t, n)
+	ing.tick(context.Background(), true)
+	ing.flushWG.Wait()
+	ing.tick(context.Background(), false)
+	n, _ = inst.summaries.size()
+	require.Zero(t, n, "summaries dropped with their segments")
+	n, _ = inst.tagValues.size()
+	require.Zero(t, n, "tag values dropped with their segments")
 }
 
 // TestItemHashLongAndShort: the one-call hash of short items equals the
