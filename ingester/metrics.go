@@ -77,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		searchBlocksSkipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rubato_ingester_search_blocks_skipped_total", Help: "Local complete blocks a search left out because the querier searches them in the backend."}),
 		tagValueParts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "rubato_ingester_tag_value_parts_read_total", Help: "WAL parts read for tag values: into the per-segment tag-value cache (for=cache), or by one call that could not use it (for=call)."}, []string{"for"}),
+			Name: "rubato_ingester_tag_value_parts_read_total", Help: "WAL parts read for tag names or values: into the per-segment tag cache (for=cache), or by one call that could not use it (for=call)."}, []string{"for"}),
 		badRecords: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "rubato_ingester_wal_bad_records_total", Help: "WAL records with valid checksums but unreadable framing, skipped at replay."}),
 		heldFragments: prometheus.NewGaugeVec(prometheus.GaugeOpts{

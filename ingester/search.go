@@ -500,12 +500,20 @@ func (ing *Ingester) SearchTags(ctx context.Context, req *rubatopb.SearchTagsReq
 		}
 		defer done()
 		start := time.Now()
+		var walFn func(searchSnapshot, *search.Stats) error
 		var blockFn func(context.Context, *block.Reader) error
 		if q == nil || q.IsMatchAll() {
-			// A block's names come from its tag index, none decoded.
+			// The WAL's names from its bytes, each part read once
+			// (tagvalues.go); a block's from its tag index, none decoded.
+			walFn = func(snap searchSnapshot, st *search.Stats) error {
+				add := func(v *search.TagValues) {
+					v.Each(func(scope, name string) { names.Add(scope, name) })
+				}
+				return ing.walTagCached(ctx, inst, snap, cacheKey{names: true}, req.Start, req.End, tagNamesWire, add, st)
+			}
 			blockFn = func(ctx context.Context, r *block.Reader) error { return search.BlockTagNames(ctx, r, names) }
 		}
-		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return names.AddTrace(q, td) }, nil, blockFn)
+		err = ing.eachTrace(ctx, inst, req.Start, req.End, func(td *tracev1.TracesData) error { return names.AddTrace(q, td) }, walFn, blockFn)
 		ing.metrics.searchDuration.WithLabelValues("tags").Observe(time.Since(start).Seconds())
 		if err != nil {
 			return nil, grpcErr("search tags", err)
@@ -547,7 +555,12 @@ func (ing *Ingester) SearchTagValues(ctx context.Context, req *rubatopb.SearchTa
 			// Only the tag's values from the WAL bytes, each part read
 			// once per tag (tagvalues.go).
 			walFn = func(snap searchSnapshot, st *search.Stats) error {
-				return ing.walTagValues(ctx, inst, snap, tag, req.Start, req.End, vals, st)
+				extract := func(raw []byte, into *search.TagValues, bd *bounds) error {
+					_, err := tagValuesWire(tag, raw, into, bd)
+					return err
+				}
+				add := func(v *search.TagValues) { vals.AddAll(v) }
+				return ing.walTagCached(ctx, inst, snap, cacheKey{tag: tag}, req.Start, req.End, extract, add, st)
 			}
 		}
 		if q.IsMatchAll() {

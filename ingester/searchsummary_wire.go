@@ -391,6 +391,156 @@ func tagValuesWire(tag search.Tag, data []byte, v *search.TagValues, bd *bounds)
 	return true, nil
 }
 
+// tagNamesWire adds to v, as (type: scope, value: name), the attribute
+// names of every span of a WAL part with its resource, scope, events and
+// links, as search.TagNames.AddTrace does for a match-all query over the
+// decoded part, reading the bytes directly. Span times go to bd if not nil.
+func tagNamesWire(data []byte, v *search.TagValues, bd *bounds) error {
+	for len(data) > 0 {
+		num, typ, rs, _, rest, err := nextField(data)
+		if err != nil {
+			return err
+		}
+		data = rest
+		if num != 1 || typ != protowire.BytesType {
+			continue
+		}
+		var resources [][]byte
+		anySpan := false
+		for len(rs) > 0 {
+			n, t, val, _, r, err := nextField(rs)
+			if err != nil {
+				return err
+			}
+			rs = r
+			if t != protowire.BytesType {
+				continue
+			}
+			switch n {
+			case 1:
+				resources = append(resources, val)
+			case 2:
+				spans, err := scopeSpanNames(val, v, bd)
+				if err != nil {
+					return err
+				}
+				anySpan = anySpan || spans
+			}
+		}
+		if anySpan {
+			for _, res := range resources {
+				if err := attrNames(res, 1, search.ScopeResource, v); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// scopeSpanNames adds the names of an encoded ScopeSpans' spans (and its
+// scope's, if it has a span), reporting whether it has one.
+func scopeSpanNames(ss []byte, v *search.TagValues, bd *bounds) (bool, error) {
+	var scopes [][]byte
+	spans := false
+	for len(ss) > 0 {
+		n, t, val, _, r, err := nextField(ss)
+		if err != nil {
+			return false, err
+		}
+		ss = r
+		if t != protowire.BytesType {
+			continue
+		}
+		switch n {
+		case 1:
+			scopes = append(scopes, val)
+		case 2:
+			spans = true
+			if bd != nil {
+				if err := addSpanBounds(val, bd); err != nil {
+					return false, err
+				}
+			}
+			if err := spanNames(val, v); err != nil {
+				return false, err
+			}
+		}
+	}
+	if spans {
+		for _, sc := range scopes {
+			if err := attrNames(sc, 3, search.ScopeInstrumentation, v); err != nil {
+				return false, err
+			}
+		}
+	}
+	return spans, nil
+}
+
+func spanNames(sp []byte, v *search.TagValues) error {
+	for len(sp) > 0 {
+		n, t, val, _, r, err := nextField(sp)
+		if err != nil {
+			return err
+		}
+		sp = r
+		if t != protowire.BytesType {
+			continue
+		}
+		switch n {
+		case 9:
+			err = attrName(val, search.ScopeSpan, v)
+		case 11: // event: attributes are field 3
+			err = attrNames(val, 3, search.ScopeEvent, v)
+		case 13: // link: attributes are field 4
+			err = attrNames(val, 4, search.ScopeLink, v)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// attrNames adds the keys of the attributes (KeyValues in field
+// attrField) of an encoded message.
+func attrNames(msg []byte, attrField protowire.Number, scope string, v *search.TagValues) error {
+	for len(msg) > 0 {
+		n, t, val, _, r, err := nextField(msg)
+		if err != nil {
+			return err
+		}
+		msg = r
+		if n == attrField && t == protowire.BytesType {
+			if err := attrName(val, scope, v); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// attrName adds the key of an encoded KeyValue (its last, as decoding
+// keeps; "" if none).
+func attrName(kv []byte, scope string, v *search.TagValues) error {
+	var key []byte
+	for len(kv) > 0 {
+		n, t, val, _, r, err := nextField(kv)
+		if err != nil {
+			return err
+		}
+		kv = r
+		if n == 1 && t == protowire.BytesType {
+			key = val
+		}
+	}
+	if !utf8.Valid(key) {
+		return errors.New("attribute key is not UTF-8")
+	}
+	v.Add(scope, string(key))
+	return nil
+}
+
 // addSpanBounds adds the times of an encoded span to bd (the last value
 // of a repeated field wins, as in decoding).
 func addSpanBounds(sp []byte, bd *bounds) error {

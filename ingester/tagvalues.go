@@ -10,12 +10,13 @@ import (
 	"github.com/rubatodb/rubato/pkg/search"
 )
 
-// Tag values of WAL-held parts. Grafana's autocompletion asks the values
-// of the same few tags again and again; reading every WAL part for each
-// call made one call cost as much as the WAL holds (450 MB read and
-// scanned for a million spans). tagValueCache keeps, per tag asked and WAL
-// segment, the values found in the parts of that segment already read and
-// those parts' time bounds, so each part is read about once per tag.
+// Tag names and values of WAL-held parts. Grafana's autocompletion asks
+// the names and the values of the same few tags again and again; reading
+// (or decoding) every WAL part for each call made one call cost as much as
+// the WAL holds (450 MB read and scanned for a million spans).
+// tagValueCache keeps, per tag asked (or for the names) and WAL segment,
+// what was found in the parts of that segment already read and those
+// parts' time bounds, so each part is read about once per tag.
 //
 // Invariants:
 //   - An entry's values are exactly those of the parts in merged (a part
@@ -42,7 +43,7 @@ const (
 type tagValueCache struct {
 	mu    sync.Mutex
 	clock uint64
-	tags  map[search.Tag]*tagSegs
+	tags  map[cacheKey]*tagSegs
 	bytes int // values held over all entries
 }
 
@@ -65,11 +66,18 @@ type segValues struct {
 }
 
 func newTagValueCache() *tagValueCache {
-	return &tagValueCache{tags: map[search.Tag]*tagSegs{}}
+	return &tagValueCache{tags: map[cacheKey]*tagSegs{}}
+}
+
+// cacheKey names what an entry holds: the values of tag, or (names) every
+// attribute name, as (type: scope, value: name).
+type cacheKey struct {
+	names bool
+	tag   search.Tag
 }
 
 // entry returns tag's entry of segment seg, created if need be.
-func (c *tagValueCache) entry(tag search.Tag, seg uint64) *segValues {
+func (c *tagValueCache) entry(tag cacheKey, seg uint64) *segValues {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.clock++
@@ -92,7 +100,7 @@ func (c *tagValueCache) entry(tag search.Tag, seg uint64) *segValues {
 
 // evictLocked drops the least recently asked tag.
 func (c *tagValueCache) evictLocked() {
-	var oldest search.Tag
+	var oldest cacheKey
 	var used uint64
 	first := true
 	for t, ts := range c.tags {
@@ -142,11 +150,13 @@ func (c *tagValueCache) prune(minSeg uint64) {
 	}
 }
 
-// walTagValues adds to vals the values of tag (a resource or span
-// attribute) in the snapshot's WAL parts of traces overlapping [start,
-// end] (Unix seconds, 0 = open), through inst's tag-value cache.
-func (ing *Ingester) walTagValues(ctx context.Context, inst *instance, snap searchSnapshot, tag search.Tag, start, end uint32,
-	vals *search.TagValues, st *search.Stats,
+// walTagCached adds to the answer, through add, what extract finds in the
+// snapshot's WAL parts of traces overlapping [start, end] (Unix seconds,
+// 0 = open): from inst's cache entries under key where they serve,
+// otherwise by reading the parts. extract adds a part's values to into and
+// its span times to bd (when not nil).
+func (ing *Ingester) walTagCached(ctx context.Context, inst *instance, snap searchSnapshot, key cacheKey, start, end uint32,
+	extract func(raw []byte, into *search.TagValues, bd *bounds) error, add func(*search.TagValues), st *search.Stats,
 ) error {
 	cache := inst.tagValues
 	cache.prune(snap.minSeg)
@@ -201,12 +211,12 @@ func (ing *Ingester) walTagValues(ctx context.Context, inst *instance, snap sear
 		for i, r := range refs {
 			parts[i] = r.p
 		}
-		e := cache.entry(tag, seg)
+		e := cache.entry(key, seg)
 		e.mu.Lock()
-		ok, err := ing.fillEntry(cache, e, tag, parts, read)
+		ok, err := ing.fillEntry(cache, e, parts, read, extract)
 		usable := err == nil && ok && (!ranged || e.bd.within(start, end))
 		if usable {
-			vals.AddAll(e.vals)
+			add(e.vals)
 		}
 		e.mu.Unlock()
 		if err != nil {
@@ -215,6 +225,7 @@ func (ing *Ingester) walTagValues(ctx context.Context, inst *instance, snap sear
 		if usable {
 			continue
 		}
+		found := search.NewTagValues(0, 0)
 		for _, r := range refs {
 			in, err := inRange(r.k)
 			if err != nil {
@@ -228,10 +239,11 @@ func (ing *Ingester) walTagValues(ctx context.Context, inst *instance, snap sear
 				return err
 			}
 			ing.metrics.tagValueParts.WithLabelValues("call").Inc()
-			if _, err := tagValuesWire(tag, raw, vals, nil); err != nil {
+			if err := extract(raw, found, nil); err != nil {
 				return err
 			}
 		}
+		add(found)
 	}
 	st.InspectedTraces += uint64(len(snap.traces))
 	return nil
@@ -241,8 +253,8 @@ func (ing *Ingester) walTagValues(ctx context.Context, inst *instance, snap sear
 // parts (one segment's, sorted by offset). It reports false if e has
 // overflowed: its values are then given up, and the segment is read by
 // every call.
-func (ing *Ingester) fillEntry(cache *tagValueCache, e *segValues, tag search.Tag, parts []part,
-	read func(seg uint64, off int64, n uint32) ([]byte, error),
+func (ing *Ingester) fillEntry(cache *tagValueCache, e *segValues, parts []part,
+	read func(seg uint64, off int64, n uint32) ([]byte, error), extract func(raw []byte, into *search.TagValues, bd *bounds) error,
 ) (bool, error) {
 	if e.overflow {
 		return false, nil
@@ -255,7 +267,7 @@ func (ing *Ingester) fillEntry(cache *tagValueCache, e *segValues, tag search.Ta
 		raw, err := read(p.seg, p.off, p.n)
 		if err == nil {
 			ing.metrics.tagValueParts.WithLabelValues("cache").Inc()
-			_, err = tagValuesWire(tag, raw, e.vals, &e.bd)
+			err = extract(raw, e.vals, &e.bd)
 		}
 		if err != nil {
 			// e may hold some of the part's values: give it up.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcev1 "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
@@ -29,12 +30,12 @@ func pushGenTraces(t *testing.T, ing *Ingester, traces []genTrace) {
 	}
 }
 
-// TestWALTagValuesMatchBruteForce: tag values over WAL-held traces, with
-// and without a time range, are exactly those of the traces overlapping
-// the range (decoded, TagValues.AddTrace), whether they come from the
-// tag-value cache (first call, repeated call, after more pushes) or, for
-// a range the cached parts do not all lie in, from reading the parts; a
-// repeated call reads no part into the cache again.
+// TestWALTagValuesMatchBruteForce: tag values and names over WAL-held
+// traces, with and without a time range, are exactly those of the traces
+// overlapping the range (decoded, TagValues/TagNames.AddTrace), whether
+// they come from the tag cache (first call, repeated call, after more
+// pushes) or, for a range the cached parts do not all lie in, from
+// reading the parts; a repeated call reads no part into the cache again.
 func TestWALTagValuesMatchBruteForce(t *testing.T) {
 	seed := rand.Int63()
 	t.Logf("seed %d", seed)
@@ -45,6 +46,18 @@ func TestWALTagValuesMatchBruteForce(t *testing.T) {
 	require.NoError(t, err)
 	tags := []string{"resource.service.name", "resource.host.id", "span.http.method", "span.http.status_code", "span.db.system", "span.nope"}
 
+	checkNames := func(held []genTrace, start, end uint32) {
+		t.Helper()
+		want := search.NewTagNames(0, 0)
+		for _, tr := range held {
+			if s, e := search.TraceBounds(tr.walTD); search.InRange(s, e, start, end) {
+				require.NoError(t, want.AddTrace(matchAll, tr.walTD))
+			}
+		}
+		got, err := ing.SearchTags(tenantCtx(), &rubatopb.SearchTagsRequest{Start: start, End: end})
+		require.NoError(t, err)
+		require.Equal(t, want.Response(""), got, "names over [%d, %d]", start, end)
+	}
 	check := func(held []genTrace) {
 		t.Helper()
 		lo, hi := ^uint64(0), uint64(0)
@@ -63,6 +76,9 @@ func TestWALTagValuesMatchBruteForce(t *testing.T) {
 			tag, err := search.ParseTag(name)
 			require.NoError(t, err)
 			for _, rg := range ranges {
+				if name == tags[0] {
+					checkNames(held, rg.start, rg.end)
+				}
 				want := search.NewTagValues(0, 0)
 				for _, tr := range held {
 					if s, e := search.TraceBounds(tr.walTD); search.InRange(s, e, rg.start, rg.end) {
@@ -84,18 +100,18 @@ func TestWALTagValuesMatchBruteForce(t *testing.T) {
 	for _, tr := range traces[:100] {
 		parts += len(tr.parts)
 	}
-	require.Equal(t, float64(parts*len(tags)), cached(), "each part read into the cache once per tag")
+	require.Equal(t, float64(parts*(len(tags)+1)), cached(), "each part read into the cache once per tag and once for the names")
 	require.Positive(t, direct(), "ranges the cached parts do not all lie in read the parts")
 
 	check(traces[:100])
-	require.Equal(t, float64(parts*len(tags)), cached(), "a repeated call reads nothing into the cache")
+	require.Equal(t, float64(parts*(len(tags)+1)), cached(), "a repeated call reads nothing into the cache")
 
 	pushGenTraces(t, ing, traces[100:])
 	check(traces)
 	for _, tr := range traces[100:] {
 		parts += len(tr.parts)
 	}
-	require.Equal(t, float64(parts*len(tags)), cached(), "new parts read into the cache once")
+	require.Equal(t, float64(parts*(len(tags)+1)), cached(), "new parts read into the cache once")
 }
 
 // TestWALTagValuesOverflow: a tag with more values than a cache entry
@@ -166,4 +182,40 @@ func FuzzAddWireValue(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, want.Response().TagValues, got.Response().TagValues)
 	})
+}
+
+// TestTagNamesWireEqualsDecoded: the names read from a part's bytes are
+// the ones TagNames.AddTrace finds in the decoded part with a match-all
+// query, and its bounds search.TraceBounds'.
+func TestTagNamesWireEqualsDecoded(t *testing.T) {
+	r := rand.New(rand.NewSource(rand.Int63()))
+	kv := func(k string) []*commonv1.KeyValue {
+		return []*commonv1.KeyValue{{Key: k, Value: &commonv1.AnyValue{Value: &commonv1.AnyValue_StringValue{StringValue: "v"}}}}
+	}
+	// Names of a resource or scope without spans are not a span's: left out.
+	spanless := &tracev1.TracesData{ResourceSpans: []*tracev1.ResourceSpans{
+		{Resource: &resourcev1.Resource{Attributes: kv("r.empty")}},
+		{Resource: &resourcev1.Resource{Attributes: kv("r.emptyscope")}, ScopeSpans: []*tracev1.ScopeSpans{{Scope: &commonv1.InstrumentationScope{Attributes: kv("s.empty")}}}},
+		{Resource: &resourcev1.Resource{Attributes: kv("r.full")}, ScopeSpans: []*tracev1.ScopeSpans{
+			{Scope: &commonv1.InstrumentationScope{Attributes: kv("s.empty2")}},
+			{Scope: &commonv1.InstrumentationScope{Attributes: kv("s.full")}, Spans: []*tracev1.Span{{Name: "x", Attributes: kv("span.k")}}},
+		}},
+	}}
+	for _, tr := range append(genTraces(r, 200), genTrace{parts: []*tracev1.TracesData{spanless}}) {
+		for _, p := range tr.parts {
+			raw, err := proto.Marshal(p)
+			require.NoError(t, err)
+			got := search.NewTagValues(0, 0)
+			var bd bounds
+			require.NoError(t, tagNamesWire(raw, got, &bd))
+			names := search.NewTagNames(0, 0)
+			got.Each(func(scope, name string) { names.Add(scope, name) })
+			want := search.NewTagNames(0, 0)
+			require.NoError(t, want.AddTrace(nil, p))
+			require.Equal(t, want.Response(""), names.Response(""))
+			start, end := search.TraceBounds(p)
+			require.Equal(t, bounds{start, end}, bd)
+		}
+	}
+	require.Error(t, tagNamesWire([]byte{0x0a, 0x05, 0x01}, search.NewTagValues(0, 0), nil), "truncated")
 }

@@ -216,6 +216,13 @@ func (v *TagValues) AddAll(o *TagValues) bool {
 	return true
 }
 
+// Each calls fn with every value held, in no order.
+func (v *TagValues) Each(fn func(typ, val string)) {
+	for k := range v.set {
+		fn(k.Type, k.Value)
+	}
+}
+
 // Add records a value; false once full.
 func (v *TagValues) Add(typ, val string) bool {
 	k := typedValue{Type: typ, Value: val}
