@@ -75,15 +75,7 @@ func BenchmarkPushBytes(b *testing.B) {
 // evaluating every trace as the ingester did before summaries.
 func BenchmarkSearchLive(b *testing.B) {
 	ing := newTestIngester(b, b.TempDir(), inmem.New(), overrides.Limits{})
-	r := mrand.New(mrand.NewSource(1))
-	for _, tr := range genTraces(r, 2000) {
-		for _, p := range tr.parts {
-			raw, _ := proto.Marshal(p)
-			if _, err := ing.PushBytes(tenantCtx(), &rubatopb.PushBytesRequest{Ids: [][]byte{tr.id[:]}, Traces: [][]byte{raw}, Spans: []uint32{uint32(search.CountSpans(p))}}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	pushGenTraces(b, ing, genTraces(mrand.New(mrand.NewSource(1)), 2000))
 	inst := ing.instanceList()[0]
 	queries := map[string]string{
 		"nothing-resource": `{ resource.service.name = "no-such-service" }`,

@@ -141,15 +141,7 @@ func TestSearchRecentMatchesBruteForce(t *testing.T) {
 	r := rand.New(rand.NewSource(seed))
 	ing := newTestIngester(t, t.TempDir(), inmem.New(), overrides.Limits{})
 	traces := genTraces(r, 120)
-	for _, tr := range traces {
-		for _, p := range tr.parts {
-			raw, err := proto.Marshal(p)
-			require.NoError(t, err)
-			n := search.CountSpans(p)
-			_, err = ing.PushBytes(tenantCtx(), &rubatopb.PushBytesRequest{Ids: [][]byte{tr.id[:]}, Traces: [][]byte{raw}, Spans: []uint32{uint32(n)}})
-			require.NoError(t, err)
-		}
-	}
+	pushGenTraces(t, ing, traces)
 	checked := 0
 	for k := 0; checked < 150; k++ {
 		qs, _ := traceqltest.Query(r)

@@ -17,7 +17,7 @@ import (
 	"github.com/rubatodb/rubato/pkg/search"
 )
 
-func pushGenTraces(t *testing.T, ing *Ingester, traces []genTrace) {
+func pushGenTraces(t testing.TB, ing *Ingester, traces []genTrace) {
 	t.Helper()
 	for _, tr := range traces {
 		for _, p := range tr.parts {
