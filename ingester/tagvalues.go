@@ -30,9 +30,9 @@ import (
 //     change. Entries of segments the WAL no longer uses are dropped
 //     (prune), as summaries are.
 //   - Memory is bounded: at most maxCachedTags tags (the least recently
-//     asked is dropped) and maxTagValueBytes of values over all entries;
-//     an entry that would pass either bound is given up (overflow) and its
-//     segment read by each call, as before.
+//     asked is dropped) and maxTagValueBytes over all entries (values and
+//     8 bytes per part merged); an entry that would pass either bound is
+//     given up (overflow) and its segment read by each call, as before.
 
 const (
 	maxCachedTags    = 16
@@ -44,7 +44,7 @@ type tagValueCache struct {
 	mu    sync.Mutex
 	clock uint64
 	tags  map[cacheKey]*tagSegs
-	bytes int // values held over all entries
+	bytes int // memory held over all entries (segValues.bytes)
 }
 
 type tagSegs struct {
@@ -61,7 +61,7 @@ type segValues struct {
 	bd       bounds
 	overflow bool
 
-	bytes   int  // vals.Bytes() as counted in the cache's total
+	bytes   int  // memory of vals and merged as counted in the cache's total
 	dropped bool // evicted or pruned: no longer counted
 }
 
@@ -119,12 +119,13 @@ func (c *tagValueCache) dropLocked(e *segValues) {
 	e.bytes, e.dropped = 0, true
 }
 
-// account records that e (locked by the caller) now holds e.vals' bytes,
-// and reports whether the total stays within maxTagValueBytes.
+// account records the memory e (locked by the caller) now holds, its
+// values and the offsets of its parts, and reports whether the total stays
+// within maxTagValueBytes.
 func (c *tagValueCache) account(e *segValues) bool {
-	n := 0
+	n := 8 * len(e.merged)
 	if e.vals != nil {
-		n = e.vals.Bytes()
+		n += e.vals.Bytes()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
