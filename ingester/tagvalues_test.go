@@ -1,10 +1,15 @@
 package ingester
 
 import (
+	"context"
+	"fmt"
 	"math/rand"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcev1 "go.opentelemetry.io/proto/otlp/resource/v1"
@@ -218,4 +223,66 @@ func TestTagNamesWireEqualsDecoded(t *testing.T) {
 		}
 	}
 	require.Error(t, tagNamesWire([]byte{0x0a, 0x05, 0x01}, search.NewTagValues(0, 0), nil), "truncated")
+}
+
+// TestTagCacheConcurrentEviction: calls for more tags than the cache
+// keeps, from several goroutines while pushes, cuts and truncations go
+// on, each get their tag's values, and the cache's memory count stays the
+// sum of what its entries hold.
+func TestTagCacheConcurrentEviction(t *testing.T) {
+	ing := newTestIngester(t, t.TempDir(), inmem.New(), overrides.Limits{})
+	const tags = maxCachedTags + 4
+	push := func(id byte) {
+		var attrs []*commonv1.KeyValue
+		for k := range tags {
+			attrs = append(attrs, &commonv1.KeyValue{Key: fmt.Sprintf("k%d", k), Value: &commonv1.AnyValue{Value: &commonv1.AnyValue_StringValue{StringValue: fmt.Sprintf("v%d", k)}}})
+		}
+		tid := [16]byte{id}
+		td := &tracev1.TracesData{ResourceSpans: []*tracev1.ResourceSpans{{ScopeSpans: []*tracev1.ScopeSpans{{Spans: []*tracev1.Span{{
+			TraceId: tid[:], SpanId: []byte{id, 2, 3, 4, 5, 6, 7, 8}, StartTimeUnixNano: 1e18, EndTimeUnixNano: 1e18 + 1, Attributes: attrs,
+		}}}}}}}
+		pushGenTraces(t, ing, []genTrace{{id: tid, parts: []*tracev1.TracesData{td}}})
+	}
+	push(1)
+	var stop atomic.Bool
+	var pusher, wg sync.WaitGroup
+	pusher.Add(1)
+	go func() {
+		defer pusher.Done()
+		for k := 0; !stop.Load() && k < 40; k++ {
+			push(byte(2 + k%100))
+			if k%5 == 0 {
+				ing.tick(context.Background(), true)
+				ing.flushWG.Wait()
+			}
+		}
+	}()
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 60 {
+				k := (g*7 + i) % tags
+				got, err := ing.SearchTagValues(tenantCtx(), &rubatopb.SearchTagValuesRequest{TagName: fmt.Sprintf("span.k%d", k)})
+				if !assert.NoError(t, err) {
+					return
+				}
+				assert.Equal(t, []*rubatopb.TagValue{{Type: "string", Value: fmt.Sprintf("v%d", k)}}, got.TagValues)
+			}
+		}()
+	}
+	wg.Wait()
+	stop.Store(true)
+	pusher.Wait()
+	c := ing.instanceList()[0].tagValues
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	require.LessOrEqual(t, len(c.tags), maxCachedTags)
+	sum := 0
+	for _, ts := range c.tags {
+		for _, e := range ts.segs {
+			sum += e.bytes
+		}
+	}
+	require.Equal(t, sum, c.bytes)
 }
