@@ -47,7 +47,11 @@
 //     lock, the WAL positions of live, head and cutting traces (parts of one
 //     trace joined) and the list of complete blocks, pins the WAL segments
 //     it refers to against truncation, and reads without any lock held, so
-//     pushes never wait for a search. A trace with parts both in the WAL and
+//     pushes wait for the copy (BenchmarkSnapshot), never for the reads.
+//     A complete block the caller names in skipBlocks is left out: the
+//     caller reads it in the backend (search.Plan lists only blocks in its
+//     blocklist, so a block it does not know yet is still searched here).
+//     A trace with parts both in the WAL and
 //     in a complete block is evaluated per part and merged by pkg/search
 //     (spans deduplicated by ID), as Tempo does. The WAL parts of one
 //     trace are joined with each span once (readParts; a write the
@@ -63,9 +67,15 @@
 //     part on which a condition of the query (traceql Conditions) holds,
 //     so results stay exact (TestSummaryNeverDropsAMatch,
 //     TestSearchRecentMatchesBruteForce). Candidates are evaluated most
-//     recent first until limit. At most max_concurrent_searches searches
-//     and tag calls run at once, 4× as many wait, the rest get
-//     ResourceExhausted.
+//     recent first until limit, decoded without what the query does not
+//     read (searchproject.go; TestProjectedPartMatchesLikeWhole). At most
+//     max_concurrent_searches searches and tag calls run at once, 4× as
+//     many wait, the rest get ResourceExhausted.
+//   - Tag names and values of WAL-held parts come from a per-tag,
+//     per-segment cache of what the parts already read hold (tagvalues.go);
+//     a call uses an entry whole only when every part behind it lies in the
+//     call's range, so answers equal reading every part. Summaries and tag
+//     entries go with their segments when the WAL is truncated.
 //   - On start the WAL is replayed into live traces and local complete blocks
 //     are discarded (they are rebuilt from the WAL), so a crash never loses
 //     an acknowledged span. A block whose upload finished before a crash is
