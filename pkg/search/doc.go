@@ -27,6 +27,10 @@
 //     them to queriers. Block jobs of one Run in one process share a budget
 //     of limit distinct traces and stop when it is spent, so a limited
 //     search decodes about limit traces, not limit per job.
+//   - Plan reads each block once: its ingester jobs carry the IDs of the
+//     ingester-cut blocks its block jobs read (Job.SkipBlocks), and an
+//     ingester leaves its local copies of those out; a block the plan does
+//     not list is searched wherever it is.
 //   - IDs are written as Tempo does: trace IDs in hex without leading zeros,
 //     span IDs as 16 hex digits.
 package search
