@@ -37,24 +37,9 @@ func (f *Frontend) Search(ctx context.Context, tenant string, req *rubatopb.Sear
 		byID[m.BlockID] = m
 	}
 	exec := func(ctx context.Context, j search.Job) (*rubatopb.SearchResponse, error) {
-		sj := &rubatopb.SearchJob{Request: &rubatopb.SearchRequest{
-			Query: j.Query, Limit: j.Limit, SpansPerSpanSet: j.SpansPerSpanSet, Start: j.Start, End: j.End,
-		}}
-		kind := "search_blocks"
-		if j.Ingester == ingestersJob {
-			sj.Ingesters = true
-			sj.SkipBlocks = search.BlockIDBytes(j.SkipBlocks)
-			kind = "search_ingesters"
-		} else {
-			ms := make([]*block.Meta, len(j.Blocks))
-			for i, id := range j.Blocks {
-				ms[i] = byID[id]
-			}
-			refs, err := blockRefs(ms)
-			if err != nil {
-				return nil, err
-			}
-			sj.Blocks = refs
+		sj, kind, err := searchJobMessage(j, byID)
+		if err != nil {
+			return nil, err
 		}
 		m, err := f.do(ctx, tenant, kind, &rubatopb.QueryJob{Kind: &rubatopb.QueryJob_Search{Search: sj}})
 		if err != nil {
@@ -63,6 +48,29 @@ func (f *Frontend) Search(ctx context.Context, tenant string, req *rubatopb.Sear
 		return m.GetSearch(), nil
 	}
 	return search.Run(ctx, jobs, exec, f.cfg.Search.ConcurrentJobs, req.Limit, req.SpansPerSpanSet, progress)
+}
+
+// searchJobMessage is the job a querier is sent for j of a plan
+// (byID: the metas the plan was made from), and its kind for metrics.
+func searchJobMessage(j search.Job, byID map[uuid.UUID]*block.Meta) (*rubatopb.SearchJob, string, error) {
+	sj := &rubatopb.SearchJob{Request: &rubatopb.SearchRequest{
+		Query: j.Query, Limit: j.Limit, SpansPerSpanSet: j.SpansPerSpanSet, Start: j.Start, End: j.End,
+	}}
+	if j.Ingester == ingestersJob {
+		sj.Ingesters = true
+		sj.SkipBlocks = search.BlockIDBytes(j.SkipBlocks)
+		return sj, "search_ingesters", nil
+	}
+	ms := make([]*block.Meta, len(j.Blocks))
+	for i, id := range j.Blocks {
+		ms[i] = byID[id]
+	}
+	refs, err := blockRefs(ms)
+	if err != nil {
+		return nil, "", err
+	}
+	sj.Blocks = refs
+	return sj, "search_blocks", nil
 }
 
 // SearchTagsV2 runs the tag-name call as one job on a querier (which asks
