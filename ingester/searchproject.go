@@ -144,19 +144,11 @@ func (p *partProjector) sub(dst []byte, num protowire.Number, val []byte, d int,
 	return protowire.AppendBytes(dst, b), nil
 }
 
-// keyIn reports whether the key of an encoded KeyValue (its last, as
-// decoding keeps) is one of keys.
+// keyIn reports whether the key of an encoded KeyValue is one of keys.
 func keyIn(kv []byte, keys []string) (bool, error) {
-	var key []byte
-	for len(kv) > 0 {
-		num, typ, val, _, rest, err := nextField(kv)
-		if err != nil {
-			return false, err
-		}
-		kv = rest
-		if num == 1 && typ == protowire.BytesType {
-			key = val
-		}
+	key, err := kvKey(kv)
+	if err != nil {
+		return false, err
 	}
 	for _, k := range keys {
 		if string(key) == k {

@@ -317,14 +317,16 @@ func (b *summaryBuilder) scanAnyValue(data []byte) error {
 
 // tagValuesWire adds to v the values of a resource or span attribute tag
 // on every span of a WAL part, as search.TagValues.AddTrace does for a
-// match-all query over the decoded part, reading the bytes directly and
-// decoding only the matching KeyValues. ok is false for any other tag.
-// If bd is not nil, the part's span times are added to it.
+// match-all query over the decoded part, reading the bytes directly (one
+// pass over each span) and decoding only the matching values. ok is false
+// for any other tag. If bd is not nil, the part's span times are added to
+// it.
 func tagValuesWire(tag search.Tag, data []byte, v *search.TagValues, bd *bounds) (ok bool, err error) {
 	if tag.Scope != search.ScopeResource && tag.Scope != search.ScopeSpan {
 		return false, nil
 	}
-	key := []byte(tag.Name)
+	spanScope := tag.Scope == search.ScopeSpan
+	var resArr [2][]byte
 	for len(data) > 0 {
 		num, typ, rs, _, rest, err := nextField(data)
 		if err != nil {
@@ -334,61 +336,88 @@ func tagValuesWire(tag search.Tag, data []byte, v *search.TagValues, bd *bounds)
 		if num != 1 || typ != protowire.BytesType {
 			continue
 		}
-		var resources, scopes [][]byte
+		resources := resArr[:0]
+		hasSpan := false
 		for len(rs) > 0 {
 			n, t, val, _, r, err := nextField(rs)
 			if err != nil {
 				return true, err
 			}
 			rs = r
-			if t == protowire.BytesType && n == 1 {
+			if t != protowire.BytesType {
+				continue
+			}
+			switch n {
+			case 1:
 				resources = append(resources, val)
-			} else if t == protowire.BytesType && n == 2 {
-				scopes = append(scopes, val)
-			}
-		}
-		var spans [][]byte
-		for _, ss := range scopes {
-			for len(ss) > 0 {
-				n, t, val, _, r, err := nextField(ss)
-				if err != nil {
-					return true, err
-				}
-				ss = r
-				if n == 2 && t == protowire.BytesType {
-					spans = append(spans, val)
-				}
-			}
-		}
-		if len(spans) == 0 {
-			continue
-		}
-		if bd != nil {
-			for _, sp := range spans {
-				if err := addSpanBounds(sp, bd); err != nil {
-					return true, err
-				}
-			}
-		}
-		if tag.Scope == search.ScopeResource {
-			for _, res := range resources {
-				found, err := firstAttr(res, 1, key, v)
-				if err != nil || found {
+			case 2: // scope spans
+				for ss := val; len(ss) > 0; {
+					n2, t2, sp, _, r2, err := nextField(ss)
 					if err != nil {
 						return true, err
 					}
-					break
+					ss = r2
+					if n2 != 2 || t2 != protowire.BytesType {
+						continue
+					}
+					hasSpan = true
+					if spanScope || bd != nil {
+						if err := spanValues(sp, tag.Name, spanScope, v, bd); err != nil {
+							return true, err
+						}
+					}
 				}
 			}
+		}
+		if spanScope || !hasSpan {
 			continue
 		}
-		for _, sp := range spans {
-			if _, err := firstAttr(sp, 9, key, v); err != nil {
+		for _, res := range resources {
+			found, err := firstAttr(res, 1, tag.Name, v)
+			if err != nil {
 				return true, err
+			}
+			if found {
+				break
 			}
 		}
 	}
 	return true, nil
+}
+
+// spanValues walks an encoded span once: its times go to bd (if not nil)
+// and, with attrs, the value of its first attribute named key to v.
+func spanValues(sp []byte, key string, attrs bool, v *search.TagValues, bd *bounds) error {
+	var start, end uint64
+	found := !attrs
+	for len(sp) > 0 {
+		num, typ, val, x, rest, err := nextField(sp)
+		if err != nil {
+			return err
+		}
+		sp = rest
+		switch {
+		case num == 7 && typ == protowire.Fixed64Type:
+			start = x
+		case num == 8 && typ == protowire.Fixed64Type:
+			end = x
+		case num == 9 && typ == protowire.BytesType && !found:
+			is, err := kvKeyIs(val, key)
+			if err != nil {
+				return err
+			}
+			if is {
+				found = true
+				if err := addWireValue(val, v); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if bd != nil {
+		bd.add(start, end)
+	}
+	return nil
 }
 
 // tagNamesWire adds to v, as (type: scope, value: name), the attribute
@@ -520,19 +549,11 @@ func attrNames(msg []byte, attrField protowire.Number, scope string, v *search.T
 	return nil
 }
 
-// attrName adds the key of an encoded KeyValue (its last, as decoding
-// keeps; "" if none).
+// attrName adds the key of an encoded KeyValue ("" if none).
 func attrName(kv []byte, scope string, v *search.TagValues) error {
-	var key []byte
-	for len(kv) > 0 {
-		n, t, val, _, r, err := nextField(kv)
-		if err != nil {
-			return err
-		}
-		kv = r
-		if n == 1 && t == protowire.BytesType {
-			key = val
-		}
+	key, err := kvKey(kv)
+	if err != nil {
+		return err
 	}
 	if !utf8.Valid(key) {
 		return errors.New("attribute key is not UTF-8")
@@ -615,7 +636,7 @@ func addWireValue(kv []byte, v *search.TagValues) error {
 
 // firstAttr adds the value of the first attribute (KeyValue field
 // attrField of message data) named key, and reports whether there is one.
-func firstAttr(data []byte, attrField protowire.Number, key []byte, v *search.TagValues) (bool, error) {
+func firstAttr(data []byte, attrField protowire.Number, key string, v *search.TagValues) (bool, error) {
 	for len(data) > 0 {
 		num, typ, val, _, rest, err := nextField(data)
 		if err != nil {
@@ -625,24 +646,37 @@ func firstAttr(data []byte, attrField protowire.Number, key []byte, v *search.Ta
 		if num != attrField || typ != protowire.BytesType {
 			continue
 		}
-		var k []byte
-		for kv := val; len(kv) > 0; {
-			n, t, fv, _, r, err := nextField(kv)
+		is, err := kvKeyIs(val, key)
+		if err != nil || !is {
 			if err != nil {
 				return false, err
 			}
-			kv = r
-			if n == 1 && t == protowire.BytesType {
-				k = fv
-			}
-		}
-		if string(k) != string(key) {
 			continue
 		}
-		if err := addWireValue(val, v); err != nil {
-			return false, err
-		}
-		return true, nil
+		return true, addWireValue(val, v)
 	}
 	return false, nil
+}
+
+// kvKeyIs reports whether the key of an encoded KeyValue is key.
+func kvKeyIs(kv []byte, key string) (bool, error) {
+	k, err := kvKey(kv)
+	return string(k) == key, err
+}
+
+// kvKey returns the key of an encoded KeyValue: its last, as decoding
+// keeps (nil if none).
+func kvKey(kv []byte) ([]byte, error) {
+	var k []byte
+	for len(kv) > 0 {
+		n, t, fv, _, r, err := nextField(kv)
+		if err != nil {
+			return nil, err
+		}
+		kv = r
+		if n == 1 && t == protowire.BytesType {
+			k = fv
+		}
+	}
+	return k, nil
 }

@@ -226,23 +226,25 @@ func (ing *Ingester) walTagCached(ctx context.Context, inst *instance, snap sear
 		if usable {
 			continue
 		}
-		found := search.NewTagValues(0, 0)
+		in := parts[:0]
 		for _, r := range refs {
-			in, err := inRange(r.k)
+			ok, err := inRange(r.k)
 			if err != nil {
 				return err
 			}
-			if !in {
-				continue
+			if ok {
+				in = append(in, r.p)
 			}
-			raw, err := read(r.p.seg, r.p.off, r.p.n)
-			if err != nil {
-				return err
-			}
+		}
+		found := search.NewTagValues(0, 0)
+		var extractErr error
+		err = readRuns(in, read, func(_ part, raw []byte) bool {
 			ing.metrics.tagValueParts.WithLabelValues("call").Inc()
-			if err := extract(raw, found, nil); err != nil {
-				return err
-			}
+			extractErr = extract(raw, found, nil)
+			return extractErr == nil
+		})
+		if err = cmp.Or(err, extractErr); err != nil {
+			return err
 		}
 		add(found)
 	}
@@ -251,42 +253,84 @@ func (ing *Ingester) walTagCached(ctx context.Context, inst *instance, snap sear
 }
 
 // fillEntry reads into e (locked by the caller) the parts it lacks of
-// parts (one segment's, sorted by offset). It reports false if e has
-// overflowed: its values are then given up, and the segment is read by
-// every call.
+// parts (one segment's, sorted by offset), neighbours in one read
+// (readRuns). It reports false if e has overflowed: its values are then
+// given up, and the segment is read by every call.
 func (ing *Ingester) fillEntry(cache *tagValueCache, e *segValues, parts []part,
 	read func(seg uint64, off int64, n uint32) ([]byte, error), extract func(raw []byte, into *search.TagValues, bd *bounds) error,
 ) (bool, error) {
 	if e.overflow {
 		return false, nil
 	}
+	todo := make([]part, 0, len(parts))
 	for _, p := range parts {
-		i, found := slices.BinarySearch(e.merged, p.off)
-		if found {
-			continue
-		}
-		raw, err := read(p.seg, p.off, p.n)
-		if err == nil {
-			ing.metrics.tagValueParts.WithLabelValues("cache").Inc()
-			err = extract(raw, e.vals, &e.bd)
-		}
-		if err != nil {
-			// e may hold some of the part's values: give it up.
-			e.overflow, e.vals, e.merged = true, nil, nil
-			cache.account(e)
-			return false, err
-		}
-		e.merged = slices.Insert(e.merged, i, p.off)
-		if e.vals.Full() {
-			break
+		if _, found := slices.BinarySearch(e.merged, p.off); !found {
+			todo = append(todo, p)
 		}
 	}
-	if e.vals.Full() || !cache.account(e) {
+	giveUp := func() {
 		e.overflow, e.vals, e.merged = true, nil, nil
 		cache.account(e)
+	}
+	sorted := len(e.merged) == 0 || len(todo) == 0 || todo[0].off > e.merged[len(e.merged)-1]
+	var extractErr error
+	err := readRuns(todo, read, func(p part, raw []byte) bool {
+		ing.metrics.tagValueParts.WithLabelValues("cache").Inc()
+		if extractErr = extract(raw, e.vals, &e.bd); extractErr != nil {
+			return false
+		}
+		e.merged = append(e.merged, p.off)
+		return !e.vals.Full()
+	})
+	if err = cmp.Or(err, extractErr); err != nil {
+		giveUp() // e may hold some of a part's values
+		return false, err
+	}
+	if !sorted {
+		slices.Sort(e.merged)
+	}
+	if e.vals.Full() || !cache.account(e) {
+		giveUp()
 		return false, nil
 	}
 	return true, nil
+}
+
+// Parts of one segment at most readGap bytes apart are read together, up
+// to readRun bytes at once: the parts of a push sit side by side.
+const (
+	readGap = 4 << 10
+	readRun = 1 << 20
+)
+
+// readRuns calls fn with the bytes of each of parts (one segment's, sorted
+// by offset), reading neighbours in one call of read; fn returns false to
+// stop. An error of read is returned.
+func readRuns(parts []part, read func(seg uint64, off int64, n uint32) ([]byte, error), fn func(p part, raw []byte) bool) error {
+	for i := 0; i < len(parts); {
+		first := parts[i]
+		end := first.off + int64(first.n)
+		j := i + 1
+		for ; j < len(parts); j++ {
+			p := parts[j]
+			if p.off-end > readGap || p.off+int64(p.n)-first.off > readRun {
+				break
+			}
+			end = max(end, p.off+int64(p.n))
+		}
+		raw, err := read(first.seg, first.off, uint32(end-first.off))
+		if err != nil {
+			return err
+		}
+		for _, p := range parts[i:j] {
+			rel := p.off - first.off
+			if !fn(p, raw[rel:rel+int64(p.n)]) {
+				return nil
+			}
+		}
+		i = j
+	}
+	return nil
 }
 
 // within reports whether every time of b lies in [from, to] (Unix

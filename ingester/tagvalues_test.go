@@ -286,3 +286,36 @@ func TestTagCacheConcurrentEviction(t *testing.T) {
 	}
 	require.Equal(t, sum, c.bytes)
 }
+
+// TestReadRuns: parts close together are read in one call, a gap wider
+// than readGap or a run past readRun starts a new read, every part gets
+// its own bytes, and fn can stop the walk.
+func TestReadRuns(t *testing.T) {
+	seg := make([]byte, 4*readRun)
+	for i := range seg {
+		seg[i] = byte(i * 7)
+	}
+	var reads [][2]int64
+	read := func(_ uint64, off int64, n uint32) ([]byte, error) {
+		reads = append(reads, [2]int64{off, int64(n)})
+		return seg[off : off+int64(n)], nil
+	}
+	parts := []part{
+		{off: 0, n: 100}, {off: 100, n: 50}, {off: 150 + readGap, n: 10}, // one run (gap of exactly readGap)
+		{off: 160 + 2*readGap + 1, n: 10}, // past the gap: a new run
+		{off: readRun, n: readRun / 2}, {off: readRun + readRun/2, n: readRun/2 + 1}, // past readRun: split
+	}
+	var got []part
+	require.NoError(t, readRuns(parts, read, func(p part, raw []byte) bool {
+		require.Equal(t, seg[p.off:p.off+int64(p.n)], raw, "part at %d", p.off)
+		got = append(got, p)
+		return true
+	}))
+	require.Equal(t, parts, got)
+	require.Equal(t, [][2]int64{{0, 160 + readGap}, {160 + 2*readGap + 1, 10}, {readRun, readRun / 2}, {readRun + readRun/2, readRun/2 + 1}}, reads)
+
+	reads, got = nil, nil
+	require.NoError(t, readRuns(parts, read, func(p part, _ []byte) bool { got = append(got, p); return len(got) < 2 }))
+	require.Len(t, got, 2, "stopped")
+	require.Len(t, reads, 1)
+}
