@@ -302,7 +302,7 @@ func TestReadRuns(t *testing.T) {
 	}
 	parts := []part{
 		{off: 0, n: 100}, {off: 100, n: 50}, {off: 150 + readGap, n: 10}, // one run (gap of exactly readGap)
-		{off: 160 + 2*readGap + 1, n: 10}, // past the gap: a new run
+		{off: 160 + 2*readGap + 1, n: 10},                                            // past the gap: a new run
 		{off: readRun, n: readRun / 2}, {off: readRun + readRun/2, n: readRun/2 + 1}, // past readRun: split
 	}
 	var got []part
