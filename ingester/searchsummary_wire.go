@@ -486,12 +486,7 @@ func scopeSpanNames(ss []byte, v *search.TagValues, bd *bounds) (bool, error) {
 			scopes = append(scopes, val)
 		case 2:
 			spans = true
-			if bd != nil {
-				if err := addSpanBounds(val, bd); err != nil {
-					return false, err
-				}
-			}
-			if err := spanNames(val, v); err != nil {
+			if err := spanNames(val, v, bd); err != nil {
 				return false, err
 			}
 		}
@@ -506,27 +501,34 @@ func scopeSpanNames(ss []byte, v *search.TagValues, bd *bounds) (bool, error) {
 	return spans, nil
 }
 
-func spanNames(sp []byte, v *search.TagValues) error {
+// spanNames walks an encoded span once: the names of its attributes and
+// of its events' and links' go to v, its times to bd (if not nil).
+func spanNames(sp []byte, v *search.TagValues, bd *bounds) error {
+	var start, end uint64
 	for len(sp) > 0 {
-		n, t, val, _, r, err := nextField(sp)
+		n, t, val, x, r, err := nextField(sp)
 		if err != nil {
 			return err
 		}
 		sp = r
-		if t != protowire.BytesType {
-			continue
-		}
-		switch n {
-		case 9:
+		switch {
+		case n == 7 && t == protowire.Fixed64Type:
+			start = x
+		case n == 8 && t == protowire.Fixed64Type:
+			end = x
+		case n == 9 && t == protowire.BytesType:
 			err = attrName(val, search.ScopeSpan, v)
-		case 11: // event: attributes are field 3
+		case n == 11 && t == protowire.BytesType: // event: attributes are field 3
 			err = attrNames(val, 3, search.ScopeEvent, v)
-		case 13: // link: attributes are field 4
+		case n == 13 && t == protowire.BytesType: // link: attributes are field 4
 			err = attrNames(val, 4, search.ScopeLink, v)
 		}
 		if err != nil {
 			return err
 		}
+	}
+	if bd != nil {
+		bd.add(start, end)
 	}
 	return nil
 }
@@ -559,27 +561,6 @@ func attrName(kv []byte, scope string, v *search.TagValues) error {
 		return errors.New("attribute key is not UTF-8")
 	}
 	v.Add(scope, string(key))
-	return nil
-}
-
-// addSpanBounds adds the times of an encoded span to bd (the last value
-// of a repeated field wins, as in decoding).
-func addSpanBounds(sp []byte, bd *bounds) error {
-	var start, end uint64
-	for len(sp) > 0 {
-		num, typ, _, v, rest, err := nextField(sp)
-		if err != nil {
-			return err
-		}
-		sp = rest
-		switch {
-		case num == 7 && typ == protowire.Fixed64Type:
-			start = v
-		case num == 8 && typ == protowire.Fixed64Type:
-			end = v
-		}
-	}
-	bd.add(start, end)
 	return nil
 }
 
