@@ -1,8 +1,6 @@
 package block
 
 import (
-	"bytes"
-
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 )
@@ -22,8 +20,9 @@ import (
 // ScopeSpans (both headers equal: merged), or between two ResourceSpans or
 // ScopeSpans whose headers differ (not merged). It never cuts between two
 // neighbours with equal headers, which the rule would wrongly merge.
-// Fields OTLP does not know are kept: a header's belong to the header, the
-// TracesData's own go with the first part.
+// Fields OTLP does not know are kept when parts are read back from
+// protobuf: a header's travel with its copies, the TracesData's own with
+// the first part.
 
 // splitTrace returns td cut into parts of about limit spans (the last one
 // may be smaller; a part grows past limit only where no cut is allowed).
@@ -111,22 +110,18 @@ func joinPart(td, part *tracev1.TracesData) {
 	td.ResourceSpans = append(td.ResourceSpans, rss...)
 }
 
-// A header is everything of a ResourceSpans or ScopeSpans but its
-// children: the resource or scope, the schema URL and the fields this
-// version of OTLP does not know (kept as received, so part of the header).
+// Headers are compared on what a block stores: the resource or scope and
+// the schema URL. Their own unknown fields are left out of the comparison
+// (a block does not keep them, convert.go), so that no cut is made between
+// two neighbours a stored trace could not tell apart; a header's copy
+// carries them, so a part read back from protobuf keeps them.
 
 func rsHeaderEqual(a, b *tracev1.ResourceSpans) bool {
-	return a != nil && b != nil && a.GetSchemaUrl() == b.GetSchemaUrl() && proto.Equal(a.GetResource(), b.GetResource()) &&
-		unknownEqual(a, b)
+	return a != nil && b != nil && a.GetSchemaUrl() == b.GetSchemaUrl() && proto.Equal(a.GetResource(), b.GetResource())
 }
 
 func ssHeaderEqual(a, b *tracev1.ScopeSpans) bool {
-	return a != nil && b != nil && a.GetSchemaUrl() == b.GetSchemaUrl() && proto.Equal(a.GetScope(), b.GetScope()) &&
-		unknownEqual(a, b)
-}
-
-func unknownEqual(a, b proto.Message) bool {
-	return bytes.Equal(a.ProtoReflect().GetUnknown(), b.ProtoReflect().GetUnknown())
+	return a != nil && b != nil && a.GetSchemaUrl() == b.GetSchemaUrl() && proto.Equal(a.GetScope(), b.GetScope())
 }
 
 func copyUnknown(dst, src proto.Message) {
