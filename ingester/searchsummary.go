@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"hash/maphash"
 	"math"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -250,23 +251,33 @@ func (b *summaryBuilder) dedupe() {
 	b.items = out
 }
 
-func (s *partSummary) probes(h uint64, fn func(bit uint64) bool) bool {
-	n := uint64(len(s.bloom)) * 64
-	h2 := h>>32 | h<<32 | 1
+// probe returns the k-th bit position of item h: double hashing
+// (h + k·h2), reduced to the filter's size by the high half of a 64-bit
+// product (no division), for set and has alike.
+func (s *partSummary) probe(h, h2, k uint64) uint64 {
+	hi, _ := bits.Mul64(h+k*h2, uint64(len(s.bloom))*64)
+	return hi
+}
+
+func probeStep(h uint64) uint64 { return h>>32 | h<<32 | 1 }
+
+func (s *partSummary) set(h uint64) {
+	h2 := probeStep(h)
 	for k := uint64(0); k < summaryProbes; k++ {
-		if !fn((h + k*h2) % n) {
+		bit := s.probe(h, h2, k)
+		s.bloom[bit/64] |= 1 << (bit % 64)
+	}
+}
+
+func (s *partSummary) has(h uint64) bool {
+	h2 := probeStep(h)
+	for k := uint64(0); k < summaryProbes; k++ {
+		bit := s.probe(h, h2, k)
+		if s.bloom[bit/64]&(1<<(bit%64)) == 0 {
 			return false
 		}
 	}
 	return true
-}
-
-func (s *partSummary) set(h uint64) {
-	s.probes(h, func(bit uint64) bool { s.bloom[bit/64] |= 1 << (bit % 64); return true })
-}
-
-func (s *partSummary) has(h uint64) bool {
-	return s.probes(h, func(bit uint64) bool { return s.bloom[bit/64]&(1<<(bit%64)) != 0 })
 }
 
 // summaryCond is a traceql.Condition prepared for summaries: the hashes
@@ -461,6 +472,8 @@ func (c *summaryCache) summarizePush(now time.Time, recPos walPos, frags []fragm
 	}
 	b := builders.Get().(*summaryBuilder)
 	defer builders.Put(b)
+	parts := make([]part, 0, len(frags))
+	sums := make([]*partSummary, 0, len(frags))
 	for k, f := range frags {
 		if f.hold {
 			continue // not searched unless asked (held.go)
@@ -469,9 +482,10 @@ func (c *summaryCache) summarizePush(now time.Time, recPos walPos, frags []fragm
 		if err != nil {
 			continue
 		}
-		c.metrics.summariesBuilt.WithLabelValues("push").Inc()
-		c.store(recPos.part(f), s)
+		parts, sums = append(parts, recPos.part(f)), append(sums, s)
 	}
+	c.metrics.summariesBuilt.WithLabelValues("push").Add(float64(len(sums)))
+	c.store(parts, sums)
 }
 
 // full reports whether the cache has reached maxBytes: a summary built
@@ -496,24 +510,29 @@ func (c *summaryCache) lookup(parts []part, sums []*partSummary) {
 	}
 }
 
-func (c *summaryCache) store(p part, s *partSummary) {
+// store caches sums[k] as the summary of parts[k], each while the cache
+// has room.
+func (c *summaryCache) store(parts []part, sums []*partSummary) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.bytes+s.summaryBytes() > c.maxBytes {
-		c.metrics.summariesNotCached.Inc()
-		return
+	for k, p := range parts {
+		s := sums[k]
+		if c.bytes+s.summaryBytes() > c.maxBytes {
+			c.metrics.summariesNotCached.Inc()
+			continue
+		}
+		m := c.segs[p.seg]
+		if m == nil {
+			m = map[int64]*partSummary{}
+			c.segs[p.seg] = m
+		}
+		if _, ok := m[p.off]; ok {
+			continue
+		}
+		m[p.off] = s
+		c.bytes += s.summaryBytes()
+		c.metrics.summaryBytes.Add(float64(s.summaryBytes()))
 	}
-	m := c.segs[p.seg]
-	if m == nil {
-		m = map[int64]*partSummary{}
-		c.segs[p.seg] = m
-	}
-	if _, ok := m[p.off]; ok {
-		return
-	}
-	m[p.off] = s
-	c.bytes += s.summaryBytes()
-	c.metrics.summaryBytes.Add(float64(s.summaryBytes()))
 }
 
 // prune drops the summaries of segments below minSeg: no live, head or

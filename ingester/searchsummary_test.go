@@ -1,6 +1,7 @@
 package ingester
 
 import (
+	"bytes"
 	"context"
 	"hash/maphash"
 	"math/rand"
@@ -333,4 +334,29 @@ func TestItemHashLongAndShort(t *testing.T) {
 	_, _ = h.Write(val)
 	_, _ = h.Write([]byte{7, 0, 0, 0, 0, 0, 0, 0})
 	require.Equal(t, h.Sum64(), itemHashBytes(3, key, tagStr, val, 7))
+}
+
+// FuzzNextField checks nextField's inline path against protowire's own
+// reading of the same bytes (nextFieldSlow): the same field, value, rest
+// and error for any input.
+func FuzzNextField(f *testing.F) {
+	f.Add([]byte{0x0a, 0x03, 'a', 'b', 'c', 0x10, 0x01})
+	f.Add([]byte{0x0a, 0x05, 'a'})
+	f.Add([]byte{0x02, 0x00})
+	f.Add([]byte{0x0a})
+	f.Add([]byte{0x8a, 0x01, 0x01, 'x'})
+	f.Add([]byte{0x0a, 0x80, 0x01})
+	f.Add([]byte{0x10, 0x7f, 0x08, 0x80, 0x01})
+	f.Add([]byte{0x39, 1, 2, 3, 4, 5, 6, 7, 8, 0x0a, 0x00})
+	f.Add([]byte{0x39, 1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		num, typ, val, v, rest, err := nextField(b)
+		num2, typ2, val2, v2, rest2, err2 := nextFieldSlow(b)
+		if (err == nil) != (err2 == nil) || num != num2 || typ != typ2 || !bytes.Equal(val, val2) || v != v2 || !bytes.Equal(rest, rest2) {
+			t.Fatalf("inline (%d %d %q %d %q %v) != protowire (%d %d %q %d %q %v)", num, typ, val, v, rest, err, num2, typ2, val2, v2, rest2, err2)
+		}
+		if err == nil && len(rest) >= len(b) {
+			t.Fatalf("no progress on %x", b)
+		}
+	})
 }

@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"hash/maphash"
 	"math"
@@ -31,8 +32,30 @@ var (
 	msgKey  = []byte("statusMessage")
 )
 
-// field iterates the fields of one message.
+// nextField reads the first field of b, a message's bytes: its number,
+// type, value (val for length-delimited fields, v for the numeric ones)
+// and what follows it. Fields with a one-byte tag and a one-byte length
+// or varint, or a fixed64, most fields of a span, are read inline;
+// anything else goes through protowire (FuzzNextField checks that both
+// read alike).
 func nextField(b []byte) (num protowire.Number, typ protowire.Type, val []byte, v uint64, rest []byte, err error) {
+	if len(b) >= 2 && b[0] < 0x80 && b[0] >= 1<<3 {
+		num, typ = protowire.Number(b[0]>>3), protowire.Type(b[0]&7)
+		switch {
+		case typ == protowire.BytesType && b[1] < 0x80:
+			if end := 2 + int(b[1]); end <= len(b) {
+				return num, typ, b[2:end], 0, b[end:], nil
+			}
+		case typ == protowire.VarintType && b[1] < 0x80:
+			return num, typ, nil, uint64(b[1]), b[2:], nil
+		case typ == protowire.Fixed64Type && len(b) >= 9:
+			return num, typ, nil, binary.LittleEndian.Uint64(b[1:9]), b[9:], nil
+		}
+	}
+	return nextFieldSlow(b)
+}
+
+func nextFieldSlow(b []byte) (num protowire.Number, typ protowire.Type, val []byte, v uint64, rest []byte, err error) {
 	num, typ, n := protowire.ConsumeTag(b)
 	if n < 0 {
 		return 0, 0, nil, 0, nil, errWire
