@@ -21,12 +21,18 @@ import (
 )
 
 // Search over an ingester reads a snapshot taken under the instance lock:
-// the WAL positions of every live, head, cutting and held trace (parts of
-// one ID joined), and the readers of the complete blocks. Stage moves happen under
-// the same lock, so the snapshot sees every acknowledged span at least once.
-// The snapshot pins the WAL segments it refers to (instance.pinRead, as a
+// the WAL positions of every live, head, cutting and held trace, and the
+// readers of the complete blocks. Stage moves happen under the same lock,
+// so the snapshot sees every acknowledged span at least once. The
+// snapshot pins the WAL segments it refers to (instance.pinRead, as a
 // lookup does) so truncation cannot delete them while the search reads,
 // without any lock held during the reads: pushes never wait for a search.
+//
+// Pushes do wait while the snapshot is taken, so the lock is held only to
+// copy each trace's ID and the header of its parts slice: a trace's parts
+// are only ever appended to (never changed or removed in place), so the
+// prefix a header names stays as it was. Joining a trace's parts across
+// stages happens after the lock is released (joinStages).
 
 type walTrace struct {
 	id    [16]byte
@@ -36,8 +42,7 @@ type walTrace struct {
 type searchSnapshot struct {
 	traces []walTrace
 	blocks []*completeBlock
-	bytes  uint64
-	minSeg uint64 // lowest WAL segment of traces (^uint64(0): none)
+	minSeg uint64 // lowest WAL segment of traces, pinned (^uint64(0): none)
 	inst   *instance
 }
 
@@ -47,79 +52,128 @@ type searchSnapshot struct {
 // has no parts yet and is left out, as a lookup leaves it out.
 func (i *instance) snapshot() (snap searchSnapshot, release func()) {
 	snap.inst = i
+	var stages [][]walTrace
 	release = i.pinRead(func() uint64 {
-		// No map of the IDs seen: a trace is in one stage but for a few
-		// (a new part after its block was cut, held fragments of a trace
-		// built here), so each is joined with its parts in the later
-		// stages by lookups in their own maps, and skipped there. Its
-		// parts share one array. This runs with the lock held: pushes
-		// wait for it (BenchmarkSnapshot).
-		n := len(i.live) + len(i.head.traces) + len(i.held)
-		for _, h := range i.cutting {
-			n += len(h.traces)
-		}
-		snap.traces = make([]walTrace, 0, n)
-		all := make([]part, 0, n+n/2)
-		minSeg := ^uint64(0)
-		add := func(p part) {
-			all = append(all, p)
-			snap.bytes += uint64(p.n)
-			minSeg = min(minSeg, p.seg)
-		}
-		// stage k is live (0), head (1), cutting[k-2]; held after them.
-		stages := make([]map[[16]byte]*liveTrace, 0, 2+len(i.cutting))
-		stages = append(stages, i.live, i.head.traces)
-		for _, h := range i.cutting {
-			stages = append(stages, h.traces)
-		}
-		seenBefore := func(id [16]byte, k int) bool {
-			for _, m := range stages[:k] {
-				if _, ok := m[id]; ok {
-					return true
-				}
-			}
-			return false
-		}
-		for k, m := range stages {
-			for id, t := range m {
-				if seenBefore(id, k) {
-					continue
-				}
-				start := len(all)
-				for _, p := range t.parts {
-					add(p)
-				}
-				for _, later := range stages[k+1:] {
-					if lt, ok := later[id]; ok {
-						for _, p := range lt.parts {
-							add(p)
-						}
-					}
-				}
-				// Held fragments too: when their builder is down, the
-				// querier counts on the replicas to answer for it
-				// (held.go).
-				for _, h := range i.held[id] {
-					add(h.part)
-				}
-				snap.traces = append(snap.traces, walTrace{id: id, parts: all[start:len(all):len(all)]})
+		stages = i.collectStagesLocked()
+		snap.blocks = append(snap.blocks, i.complete...)
+		snap.minSeg = i.minWALSegLocked()
+		return snap.minSeg
+	})
+	snap.traces = joinStages(stages)
+	return snap, release
+}
+
+// collectStagesLocked copies, with mu held, the ID and parts of every
+// trace per stage: live, head, each block being cut, then the held
+// fragments. Parts slices are shared, capped at their length (see above);
+// held fragments are copied, as their slices are edited in place.
+func (i *instance) collectStagesLocked() [][]walTrace {
+	maps := make([]map[[16]byte]*liveTrace, 0, 2+len(i.cutting))
+	maps = append(maps, i.live, i.head.traces)
+	for _, h := range i.cutting {
+		maps = append(maps, h.traces)
+	}
+	stages := make([][]walTrace, 0, len(maps)+1)
+	for _, m := range maps {
+		st := make([]walTrace, 0, len(m))
+		for id, t := range m {
+			if len(t.parts) > 0 {
+				st = append(st, walTrace{id: id, parts: t.parts[:len(t.parts):len(t.parts)]})
 			}
 		}
-		for id, hs := range i.held {
-			if seenBefore(id, len(stages)) {
+		stages = append(stages, st)
+	}
+	// Held fragments too: when their builder is down, the querier counts
+	// on the replicas to answer for it (held.go).
+	// All in one array, cut into the traces' slices once it is filled.
+	held := make([]walTrace, 0, len(i.held))
+	all := make([]part, 0, 2*len(i.held))
+	ends := make([]int, 0, len(i.held))
+	for id, hs := range i.held {
+		if len(hs) == 0 {
+			continue
+		}
+		for _, h := range hs {
+			all = append(all, h.part)
+		}
+		held = append(held, walTrace{id: id})
+		ends = append(ends, len(all))
+	}
+	start := 0
+	for k, end := range ends {
+		held[k].parts = all[start:end:end]
+		start = end
+	}
+	return append(stages, held)
+}
+
+// minWALSegLocked is the lowest WAL segment of any part of a live, head,
+// cutting or held trace (^uint64(0): none), what a snapshot must pin,
+// from the per-segment counts rather than every part.
+func (i *instance) minWALSegLocked() uint64 {
+	m := ^uint64(0)
+	for seg := range i.segParts {
+		m = min(m, seg)
+	}
+	for seg := range i.heldSegs {
+		m = min(m, seg)
+	}
+	return m
+}
+
+// joinStages makes one walTrace per ID of stages (live first, as
+// collectStagesLocked orders them), its parts in stage order. A trace is
+// in one stage but for a few (a part pushed after its block was cut, held
+// fragments of a trace built here), so only the stages after the first
+// are indexed by ID, and a trace in one stage keeps its shared parts
+// slice. Each walTrace is copied once: the first stage's to the front of
+// the result, the later stages' behind them, joined among themselves,
+// then those joined into a first-stage trace are removed.
+func joinStages(stages [][]walTrace) []walTrace {
+	if len(stages) == 0 {
+		return nil
+	}
+	first, rest := stages[0], stages[1:]
+	n := 0
+	for _, st := range rest {
+		n += len(st)
+	}
+	if n == 0 {
+		return first
+	}
+	out := append(make([]walTrace, 0, len(first)+n), first...)
+	at := make(map[[16]byte]int, n) // index in out
+	for _, st := range rest {
+		for _, t := range st {
+			if k, ok := at[t.id]; ok {
+				out[k].parts = concatParts(out[k].parts, t.parts)
 				continue
 			}
-			start := len(all)
-			for _, h := range hs {
-				add(h.part)
-			}
-			snap.traces = append(snap.traces, walTrace{id: id, parts: all[start:len(all):len(all)]})
+			at[t.id] = len(out)
+			out = append(out, t)
 		}
-		snap.blocks = append(snap.blocks, i.complete...)
-		snap.minSeg = minSeg
-		return minSeg
-	})
-	return snap, release
+	}
+	joined := false
+	for k := range first {
+		if j, ok := at[out[k].id]; ok {
+			out[k].parts = concatParts(out[k].parts, out[j].parts)
+			out[j].parts = nil // joined: removed below
+			joined = true
+		}
+	}
+	if !joined {
+		return out
+	}
+	tail := out[len(first):]
+	kept := slices.DeleteFunc(tail, func(t walTrace) bool { return t.parts == nil })
+	return out[:len(first)+len(kept)]
+}
+
+// concatParts is a followed by b in a new array: a and b may share
+// arrays with the instance's traces, which are never written through.
+func concatParts(a, b []part) []part {
+	out := make([]part, 0, len(a)+len(b))
+	return append(append(out, a...), b...)
 }
 
 // eachWALTrace calls fn for every trace of the snapshot's WAL part that
@@ -325,7 +379,7 @@ func (ing *Ingester) summaries(inst *instance, parts []part, sums []*partSummary
 			}
 			s = b.summarize(td)
 		}
-		inst.summaries.store(parts[i], s)
+		inst.summaries.store(parts[i:i+1], []*partSummary{s})
 		sums[i] = s
 	}
 	return sums, nil

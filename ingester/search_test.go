@@ -2,6 +2,7 @@ package ingester
 
 import (
 	"context"
+	mrand "math/rand"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -264,8 +265,8 @@ func TestSearchSkipsBlocksSearchedInBackend(t *testing.T) {
 
 // TestSnapshotJoinsStages: a trace with parts in several stages (live,
 // head, a block being cut, held fragments) is one trace of the snapshot
-// with all its parts; a trace only held is one too; minSeg and bytes
-// cover every part.
+// with all its parts; a trace only held is one too; a trace with no part
+// indexed yet is left out; minSeg covers every part.
 func TestSnapshotJoinsStages(t *testing.T) {
 	ing := newTestIngester(t, t.TempDir(), inmem.New(), overrides.Limits{})
 	inst := ing.getOrCreateInstance("t1")
@@ -282,6 +283,17 @@ func TestSnapshotJoinsStages(t *testing.T) {
 	inst.cutting = append(inst.cutting, cut)
 	inst.held[a] = []heldFrag{{part: p(2, 0)}}
 	inst.held[d] = []heldFrag{{part: p(6, 0)}, {part: p(6, 10)}}
+	inst.live[[16]byte{5}] = &liveTrace{inflight: 1} // first push not indexed yet: left out
+	e := [16]byte{6}
+	inst.live[e] = &liveTrace{parts: append(make([]part, 0, 4), p(8, 0))} // room to append in place
+	for _, m := range []map[[16]byte]*liveTrace{inst.live, inst.head.traces, cut.traces} {
+		for _, tr := range m {
+			for _, q := range tr.parts {
+				inst.segParts[q.seg]++
+			}
+		}
+	}
+	inst.heldSegs[2], inst.heldSegs[6] = &heldSeg{}, &heldSeg{}
 	inst.mu.Unlock()
 
 	snap, release := inst.snapshot()
@@ -296,14 +308,59 @@ func TestSnapshotJoinsStages(t *testing.T) {
 	require.ElementsMatch(t, []part{p(4, 10), p(3, 10)}, got[b])
 	require.ElementsMatch(t, []part{p(3, 20)}, got[c])
 	require.ElementsMatch(t, []part{p(6, 0), p(6, 10)}, got[d])
-	require.Len(t, got, 4)
+	require.Equal(t, []part{p(8, 0)}, got[e])
+	require.Len(t, got, 5)
 	require.Equal(t, uint64(2), snap.minSeg)
-	require.Equal(t, uint64(9*10), snap.bytes)
+
+	// The parts are shared with the instance's traces, capped at their
+	// length: a push appending to a trace after the snapshot changes
+	// nothing the snapshot holds.
+	inst.mu.Lock()
+	inst.addPartLocked(e, p(8, 10), 0, 1, 0)
+	inst.mu.Unlock()
+	require.Equal(t, []part{p(8, 0)}, got[e])
+	require.Equal(t, 1, cap(got[e]), "capped: appending through the snapshot cannot reach the trace's array")
 
 	inst.mu.Lock() // none of these is in the WAL: leave no trace of them
-	delete(inst.live, a)
+	clear(inst.live)
 	clear(inst.head.traces)
 	inst.cutting = nil
 	clear(inst.held)
+	clear(inst.segParts)
+	clear(inst.heldSegs)
 	inst.mu.Unlock()
+}
+
+// TestJoinStagesRandom: over random stages, where IDs repeat across
+// stages, joinStages gives each ID once with its parts in stage order,
+// as joining through one map of every ID would.
+func TestJoinStagesRandom(t *testing.T) {
+	r := mrand.New(mrand.NewSource(7))
+	for round := 0; round < 300; round++ {
+		stages := make([][]walTrace, 1+r.Intn(5))
+		want := map[[16]byte][]part{}
+		off := int64(0)
+		for k := range stages {
+			seen := map[[16]byte]bool{} // an ID once per stage, as in a map
+			for range r.Intn(12) {
+				id := [16]byte{byte(r.Intn(10))}
+				if seen[id] {
+					continue
+				}
+				seen[id] = true
+				var parts []part
+				for range 1 + r.Intn(3) {
+					off++
+					parts = append(parts, part{seg: uint64(k), off: off, n: 1})
+				}
+				stages[k] = append(stages[k], walTrace{id: id, parts: parts})
+				want[id] = append(want[id], parts...)
+			}
+		}
+		got := joinStages(stages)
+		require.Len(t, got, len(want), "round %d", round)
+		for _, tr := range got {
+			require.Equal(t, want[tr.id], tr.parts, "round %d, trace %x", round, tr.id)
+		}
+	}
 }
