@@ -207,7 +207,6 @@ func (ing *Ingester) walTagCached(ctx context.Context, inst *instance, snap sear
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		slices.SortFunc(refs, func(a, b ref) int { return cmp.Compare(a.p.off, b.p.off) })
 		parts := make([]part, len(refs))
 		for i, r := range refs {
 			parts[i] = r.p
@@ -236,10 +235,12 @@ func (ing *Ingester) walTagCached(ctx context.Context, inst *instance, snap sear
 				in = append(in, r.p)
 			}
 		}
+		sortByOffset(in)
 		found := search.NewTagValues(0, 0)
 		var extractErr error
+		partsRead := ing.metrics.tagValueParts.WithLabelValues("call")
 		err = readRuns(in, read, func(_ part, raw []byte) bool {
-			ing.metrics.tagValueParts.WithLabelValues("call").Inc()
+			partsRead.Inc()
 			extractErr = extract(raw, found, nil)
 			return extractErr == nil
 		})
@@ -252,9 +253,13 @@ func (ing *Ingester) walTagCached(ctx context.Context, inst *instance, snap sear
 	return nil
 }
 
+func sortByOffset(parts []part) {
+	slices.SortFunc(parts, func(a, b part) int { return cmp.Compare(a.off, b.off) })
+}
+
 // fillEntry reads into e (locked by the caller) the parts it lacks of
-// parts (one segment's, sorted by offset), neighbours in one read
-// (readRuns). It reports false if e has overflowed: its values are then
+// parts (one segment's, in any order: most are merged already, and only
+// those left to read are sorted), neighbours in one read (readRuns). It reports false if e has overflowed: its values are then
 // given up, and the segment is read by every call.
 func (ing *Ingester) fillEntry(cache *tagValueCache, e *segValues, parts []part,
 	read func(seg uint64, off int64, n uint32) ([]byte, error), extract func(raw []byte, into *search.TagValues, bd *bounds) error,
@@ -268,14 +273,16 @@ func (ing *Ingester) fillEntry(cache *tagValueCache, e *segValues, parts []part,
 			todo = append(todo, p)
 		}
 	}
+	sortByOffset(todo)
 	giveUp := func() {
 		e.overflow, e.vals, e.merged = true, nil, nil
 		cache.account(e)
 	}
 	sorted := len(e.merged) == 0 || len(todo) == 0 || todo[0].off > e.merged[len(e.merged)-1]
 	var extractErr error
+	partsRead := ing.metrics.tagValueParts.WithLabelValues("cache")
 	err := readRuns(todo, read, func(p part, raw []byte) bool {
-		ing.metrics.tagValueParts.WithLabelValues("cache").Inc()
+		partsRead.Inc()
 		if extractErr = extract(raw, e.vals, &e.bd); extractErr != nil {
 			return false
 		}
