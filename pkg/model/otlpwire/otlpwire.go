@@ -381,38 +381,60 @@ func validTraceID(id []byte) bool {
 
 // encode builds each trace's TracesData: ResourceSpans (field 1) holding
 // the resource head and ScopeSpans (field 2) holding the scope head and the
-// spans (field 2), grouping consecutive spans of one scope.
+// spans (field 2), grouping consecutive spans of one scope. Lengths are
+// known before anything is written, so each fragment is allocated once,
+// at its exact size, and written in place.
 func (s *splitter) encode() {
 	s.res.Fragments = make([]Fragment, len(s.traces))
-	var scratch []byte
 	for i, t := range s.traces {
-		var out []byte
+		size := 0
 		for j := 0; j < len(t.spans); {
-			rs := s.spans[t.spans[j]].rs
-			// ResourceSpans body: head, then one ScopeSpans per run of
-			// spans sharing a scope, while the resource stays the same.
-			rsBody := append(scratch[:0], s.rss[rs].head...)
-			for j < len(t.spans) && s.spans[t.spans[j]].rs == rs {
-				ss := s.spans[t.spans[j]].ss
-				ssLen := len(s.sss[ss].head)
-				k := j
-				for ; k < len(t.spans) && s.spans[t.spans[k]].ss == ss; k++ {
-					sp := s.spans[t.spans[k]]
-					ssLen += protowire.SizeTag(2) + protowire.SizeBytes(len(sp.b))
-				}
-				rsBody = protowire.AppendTag(rsBody, 2, protowire.BytesType)
-				rsBody = protowire.AppendVarint(rsBody, uint64(ssLen))
-				rsBody = append(rsBody, s.sss[ss].head...)
+			end, body := s.resourceRun(t, j)
+			size += protowire.SizeTag(1) + protowire.SizeBytes(body)
+			j = end
+		}
+		out := make([]byte, 0, size)
+		for j := 0; j < len(t.spans); {
+			end, body := s.resourceRun(t, j)
+			out = protowire.AppendTag(out, 1, protowire.BytesType)
+			out = protowire.AppendVarint(out, uint64(body))
+			out = append(out, s.rss[s.spans[t.spans[j]].rs].head...)
+			for j < end {
+				k, ssLen := s.scopeRun(t, j)
+				out = protowire.AppendTag(out, 2, protowire.BytesType)
+				out = protowire.AppendVarint(out, uint64(ssLen))
+				out = append(out, s.sss[s.spans[t.spans[j]].ss].head...)
 				for ; j < k; j++ {
-					sp := s.spans[t.spans[j]]
-					rsBody = protowire.AppendTag(rsBody, 2, protowire.BytesType)
-					rsBody = protowire.AppendBytes(rsBody, sp.b)
+					out = protowire.AppendTag(out, 2, protowire.BytesType)
+					out = protowire.AppendBytes(out, s.spans[t.spans[j]].b)
 				}
 			}
-			out = protowire.AppendTag(out, 1, protowire.BytesType)
-			out = protowire.AppendBytes(out, rsBody)
-			scratch = rsBody
 		}
 		s.res.Fragments[i] = Fragment{ID: t.id, Spans: uint32(len(t.spans)), Bytes: out}
 	}
+}
+
+// resourceRun returns the end of the run of t's spans from j that share
+// one resource, and the length of the ResourceSpans body encoding them:
+// the resource head, then one ScopeSpans per run of spans sharing a scope.
+func (s *splitter) resourceRun(t *trace, j int) (end, body int) {
+	rs := s.spans[t.spans[j]].rs
+	body = len(s.rss[rs].head)
+	for j < len(t.spans) && s.spans[t.spans[j]].rs == rs {
+		k, ssLen := s.scopeRun(t, j)
+		body += protowire.SizeTag(2) + protowire.SizeBytes(ssLen)
+		j = k
+	}
+	return j, body
+}
+
+// scopeRun returns the end of the run of t's spans from j that share one
+// scope (and so one resource), and the length of their ScopeSpans body.
+func (s *splitter) scopeRun(t *trace, j int) (end, body int) {
+	ss := s.spans[t.spans[j]].ss
+	body = len(s.sss[ss].head)
+	for ; j < len(t.spans) && s.spans[t.spans[j]].ss == ss; j++ {
+		body += protowire.SizeTag(2) + protowire.SizeBytes(len(s.spans[t.spans[j]].b))
+	}
+	return j, body
 }

@@ -92,6 +92,7 @@ func TestSplitMatchesDecoding(t *testing.T) {
 		for _, f := range res.Fragments {
 			require.False(t, seen[f.ID], "one fragment per trace")
 			seen[f.ID] = true
+			require.Equal(t, len(f.Bytes), cap(f.Bytes), "a fragment is allocated at its exact size")
 			var td tracev1.TracesData
 			require.NoError(t, proto.Unmarshal(f.Bytes, &td))
 			n := 0
