@@ -44,10 +44,13 @@
 //     object of an upload in progress.
 //   - Every acknowledged span is found by SearchRecent, SearchTags and
 //     SearchTagValues at every moment: a search copies, under the instance
-//     lock, the WAL positions of live, head and cutting traces (parts of one
-//     trace joined) and the list of complete blocks, pins the WAL segments
-//     it refers to against truncation, and reads without any lock held, so
-//     pushes wait for the copy (BenchmarkSnapshot), never for the reads.
+//     lock, the WAL positions of live, head, cutting and held traces and
+//     the list of complete blocks, pins the WAL segments it refers to
+//     against truncation, and reads without any lock held, so pushes wait
+//     for the copy (BenchmarkSnapshot/locked), never for the reads. The
+//     copy shares each trace's parts slice, capped at its length: parts are
+//     only ever appended, never changed in place. A trace's parts in
+//     several stages are joined after the lock is released.
 //     A complete block the caller names in skipBlocks is left out: the
 //     caller reads it in the backend (search.Plan lists only blocks in its
 //     blocklist, so a block it does not know yet is still searched here).
