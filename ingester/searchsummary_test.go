@@ -360,3 +360,42 @@ func FuzzNextField(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSummaryScan: for any bytes, scan does not panic, and when they
+// decode as a TracesData its summary (built from the bytes, where a
+// repeated scalar or oneof adds every occurrence) covers the decoded
+// part's: every item summarize hashes, its bounds, durations, status and
+// kind codes. scan may refuse what decodes (the search then summarises
+// the decoded part).
+func FuzzSummaryScan(f *testing.F) {
+	for _, tr := range genTraces(rand.New(rand.NewSource(3)), 20) {
+		for _, p := range tr.parts {
+			raw, _ := proto.Marshal(p)
+			f.Add(raw)
+		}
+	}
+	f.Add([]byte{0x0a, 0x05, 0x01})
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var b summaryBuilder
+		ws, werr := b.scan(raw)
+		dec, derr := decodeInto(raw)
+		if derr != nil || werr != nil {
+			return
+		}
+		ds := b.summarize(dec)
+		for _, h := range b.items {
+			if !ws.has(h) {
+				t.Fatalf("item %x of the decoded part not in the scanned summary", h)
+			}
+		}
+		if ds.spans && (!ws.spans || ws.durMin > ds.durMin || ws.durMax < ds.durMax) {
+			t.Fatalf("durations: scanned %+v, decoded %+v", ws, ds)
+		}
+		if ws.status&ds.status != ds.status || ws.kinds&ds.kinds != ds.kinds {
+			t.Fatalf("codes: scanned %b/%b, decoded %b/%b", ws.status, ws.kinds, ds.status, ds.kinds)
+		}
+		if ds.start != 0 && (ws.start == 0 || ws.start > ds.start) || ws.end < ds.end {
+			t.Fatalf("bounds: scanned %+v, decoded %+v", ws.bounds, ds.bounds)
+		}
+	})
+}
