@@ -12,6 +12,7 @@ import (
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/rubatodb/rubato/pkg/backend/inmem"
@@ -375,6 +376,14 @@ func FuzzSummaryScan(f *testing.F) {
 		}
 	}
 	f.Add([]byte{0x0a, 0x05, 0x01})
+	// An attribute whose value is an int, then a string_value_strindex
+	// (AnyValue field 8): the oneof keeps the last, a value of no listed
+	// type.
+	wrap := func(num protowire.Number, b []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), b)
+	}
+	kv := append(wrap(1, []byte("k")), wrap(2, []byte{0x18, 0x05, 0x40, 0x01})...)
+	f.Add(wrap(1, wrap(2, wrap(2, wrap(9, kv)))))
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		var b summaryBuilder
 		ws, werr := b.scan(raw)

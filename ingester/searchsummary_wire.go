@@ -331,7 +331,7 @@ func (b *summaryBuilder) scanAnyValue(data []byte) error {
 			} else {
 				b.vals = append(b.vals, wireVal{tag: tagNum, n: numBits(f)})
 			}
-		case num >= 5 && num <= 7:
+		case num >= 5 && num <= 8: // array, kvlist, bytes, string_value_strindex
 			b.vals = append(b.vals, wireVal{tag: tagOther})
 		}
 	}
@@ -617,8 +617,8 @@ func addWireValue(kv []byte, v *search.TagValues) error {
 				last, str = f, fb
 			case (f == 2 || f == 3) && ft == protowire.VarintType, f == 4 && ft == protowire.Fixed64Type:
 				last, num = f, fv
-			case f >= 5 && f <= 7 && ft == protowire.BytesType:
-				last = f
+			case f >= 5 && f <= 7 && ft == protowire.BytesType, f == 8 && ft == protowire.VarintType:
+				last = f // array, kvlist, bytes, string_value_strindex: no value listed
 			}
 		}
 	}
