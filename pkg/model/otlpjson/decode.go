@@ -449,6 +449,11 @@ func (d *decoder) keyValue() *commonpb.KeyValue {
 				continue
 			}
 			kv.Value = d.anyValue()
+		case "keyStrindex", "key_strindex": // a dictionary reference (OTLP 1.9, for profiles)
+			if !d.once(&seen, 2, k) {
+				continue
+			}
+			kv.KeyStrindex = d.int32()
 		default:
 			d.r.Skip()
 		}
@@ -466,7 +471,7 @@ func (d *decoder) anyValue() *commonpb.AnyValue {
 		switch string(k) {
 		case "stringValue", "string_value", "boolValue", "bool_value", "intValue", "int_value",
 			"doubleValue", "double_value", "bytesValue", "bytes_value", "arrayValue", "array_value",
-			"kvlistValue", "kvlist_value":
+			"kvlistValue", "kvlist_value", "stringValueStrindex", "string_value_strindex":
 			member = true
 		}
 		if !member {
@@ -510,6 +515,8 @@ func (d *decoder) anyValue() *commonpb.AnyValue {
 				}
 			})
 			v.Value = &commonpb.AnyValue_ArrayValue{ArrayValue: arr}
+		case "stringValueStrindex", "string_value_strindex":
+			v.Value = &commonpb.AnyValue_StringValueStrindex{StringValueStrindex: d.int32()}
 		case "kvlistValue", "kvlist_value":
 			kl := &commonpb.KeyValueList{}
 			d.valuesObject(func() { kl.Values = d.attributes(kl.Values) })
@@ -547,6 +554,15 @@ func (d *decoder) uint32() uint32 {
 	return uint32(v)
 }
 
+func (d *decoder) int32() int32 {
+	v := d.r.Int64()
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		d.r.Fail("value %d overflows int32", v)
+		return 0
+	}
+	return int32(v)
+}
+
 // enum reads an enum as a number or as its proto name.
 func (d *decoder) enum(names map[string]int32) int32 {
 	if d.r.Peek() == jsonlex.String {
@@ -555,12 +571,7 @@ func (d *decoder) enum(names map[string]int32) int32 {
 		// protojson reads it when it ignores unknown fields.
 		return names[string(s)]
 	}
-	v := d.r.Int64()
-	if v < math.MinInt32 || v > math.MaxInt32 {
-		d.r.Fail("enum value %d out of range", v)
-		return 0
-	}
-	return int32(v)
+	return d.int32()
 }
 
 // id reads a hex ID of n bytes; "" and null read as absent (nil).

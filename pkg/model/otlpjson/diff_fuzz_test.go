@@ -60,6 +60,11 @@ var diffSeeds = []string{
 	`{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":{"intValue":" 1"}}]}}]}`,
 	`{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":{"bytesValue":"AQI"}}]}}]}`,
 	`{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"eee19b7ec3c1b173eee19b7ec3c1b173"}]}]}]}`,
+	// OTLP 1.9's dictionary references (profiles), legal in any AnyValue and KeyValue.
+	`{"resourceSpans":[{"resource":{"attributes":[{"key":"a","keyStrindex":3,"value":{"stringValueStrindex":5}}]}}]}`,
+	`{"resourceSpans":[{"resource":{"attributes":[{"key_strindex":"3","value":{"string_value_strindex":"-5"}}]}}]}`,
+	`{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":{"stringValue":"x","stringValueStrindex":5}}]}}]}`,
+	`{"resourceSpans":[{"resource":{"attributes":[{"key":"a","keyStrindex":2147483648,"value":{"stringValueStrindex":null}}]}}]}`,
 }
 
 // TestDecodeMatchesProtojsonSeeds runs the differential check on the seeds
