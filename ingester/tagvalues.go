@@ -259,8 +259,9 @@ func sortByOffset(parts []part) {
 
 // fillEntry reads into e (locked by the caller) the parts it lacks of
 // parts (one segment's, in any order: most are merged already, and only
-// those left to read are sorted), neighbours in one read (readRuns). It reports false if e has overflowed: its values are then
-// given up, and the segment is read by every call.
+// those left to read are sorted), neighbours in one read (readRuns). It
+// reports false if e has overflowed: its values are then given up, and
+// the segment is read by every call.
 func (ing *Ingester) fillEntry(cache *tagValueCache, e *segValues, parts []part,
 	read func(seg uint64, off int64, n uint32) ([]byte, error), extract func(raw []byte, into *search.TagValues, bd *bounds) error,
 ) (bool, error) {
