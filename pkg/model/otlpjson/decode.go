@@ -449,7 +449,7 @@ func (d *decoder) keyValue() *commonpb.KeyValue {
 				continue
 			}
 			kv.Value = d.anyValue()
-		case "keyStrindex", "key_strindex": // a dictionary reference (OTLP 1.9, for profiles)
+		case "keyStrindex", "key_strindex": // a dictionary reference, meant for profiles
 			if !d.once(&seen, 2, k) {
 				continue
 			}

@@ -60,7 +60,7 @@ var diffSeeds = []string{
 	`{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":{"intValue":" 1"}}]}}]}`,
 	`{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":{"bytesValue":"AQI"}}]}}]}`,
 	`{"resourceSpans":[{"scopeSpans":[{"spans":[{"spanId":"eee19b7ec3c1b173eee19b7ec3c1b173"}]}]}]}`,
-	// OTLP 1.9's dictionary references (profiles), legal in any AnyValue and KeyValue.
+	// The dictionary references of newer OTLP (meant for profiles), legal in any AnyValue and KeyValue.
 	`{"resourceSpans":[{"resource":{"attributes":[{"key":"a","keyStrindex":3,"value":{"stringValueStrindex":5}}]}}]}`,
 	`{"resourceSpans":[{"resource":{"attributes":[{"key_strindex":"3","value":{"string_value_strindex":"-5"}}]}}]}`,
 	`{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":{"stringValue":"x","stringValueStrindex":5}}]}}]}`,
