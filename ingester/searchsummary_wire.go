@@ -408,11 +408,10 @@ func tagValuesWire(tag search.Tag, data []byte, v *search.TagValues, bd *bounds)
 	return true, nil
 }
 
-// spanValues walks an encoded span once: its times go to bd (if not nil)
-// and, with attrs, the value of its first attribute named key to v.
-func spanValues(sp []byte, key string, attrs bool, v *search.TagValues, bd *bounds) error {
+// walkSpan walks an encoded span once: its times go to bd (if not nil),
+// and fn gets each of its length-delimited fields.
+func walkSpan(sp []byte, bd *bounds, fn func(num protowire.Number, val []byte) error) error {
 	var start, end uint64
-	found := !attrs
 	for len(sp) > 0 {
 		num, typ, val, x, rest, err := nextField(sp)
 		if err != nil {
@@ -424,16 +423,9 @@ func spanValues(sp []byte, key string, attrs bool, v *search.TagValues, bd *boun
 			start = x
 		case num == 8 && typ == protowire.Fixed64Type:
 			end = x
-		case num == 9 && typ == protowire.BytesType && !found:
-			is, err := kvKeyIs(val, key)
-			if err != nil {
+		case typ == protowire.BytesType:
+			if err := fn(num, val); err != nil {
 				return err
-			}
-			if is {
-				found = true
-				if err := addWireValue(val, v); err != nil {
-					return err
-				}
 			}
 		}
 	}
@@ -441,6 +433,23 @@ func spanValues(sp []byte, key string, attrs bool, v *search.TagValues, bd *boun
 		bd.add(start, end)
 	}
 	return nil
+}
+
+// spanValues walks an encoded span once: its times go to bd (if not nil)
+// and, with attrs, the value of its first attribute named key to v.
+func spanValues(sp []byte, key string, attrs bool, v *search.TagValues, bd *bounds) error {
+	found := !attrs
+	return walkSpan(sp, bd, func(num protowire.Number, val []byte) error {
+		if num != 9 || found {
+			return nil
+		}
+		is, err := kvKeyIs(val, key)
+		if err != nil || !is {
+			return err
+		}
+		found = true
+		return addWireValue(val, v)
+	})
 }
 
 // tagNamesWire adds to v, as (type: scope, value: name), the attribute
@@ -527,33 +536,17 @@ func scopeSpanNames(ss []byte, v *search.TagValues, bd *bounds) (bool, error) {
 // spanNames walks an encoded span once: the names of its attributes and
 // of its events' and links' go to v, its times to bd (if not nil).
 func spanNames(sp []byte, v *search.TagValues, bd *bounds) error {
-	var start, end uint64
-	for len(sp) > 0 {
-		n, t, val, x, r, err := nextField(sp)
-		if err != nil {
-			return err
+	return walkSpan(sp, bd, func(num protowire.Number, val []byte) error {
+		switch num {
+		case 9:
+			return attrName(val, search.ScopeSpan, v)
+		case 11: // event: attributes are field 3
+			return attrNames(val, 3, search.ScopeEvent, v)
+		case 13: // link: attributes are field 4
+			return attrNames(val, 4, search.ScopeLink, v)
 		}
-		sp = r
-		switch {
-		case n == 7 && t == protowire.Fixed64Type:
-			start = x
-		case n == 8 && t == protowire.Fixed64Type:
-			end = x
-		case n == 9 && t == protowire.BytesType:
-			err = attrName(val, search.ScopeSpan, v)
-		case n == 11 && t == protowire.BytesType: // event: attributes are field 3
-			err = attrNames(val, 3, search.ScopeEvent, v)
-		case n == 13 && t == protowire.BytesType: // link: attributes are field 4
-			err = attrNames(val, 4, search.ScopeLink, v)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if bd != nil {
-		bd.add(start, end)
-	}
-	return nil
+		return nil
+	})
 }
 
 // attrNames adds the keys of the attributes (KeyValues in field
