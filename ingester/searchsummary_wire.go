@@ -350,62 +350,59 @@ func tagValuesWire(tag search.Tag, data []byte, v *search.TagValues, bd *bounds)
 	}
 	spanScope := tag.Scope == search.ScopeSpan
 	var resArr [2][]byte
-	for len(data) > 0 {
-		num, typ, rs, _, rest, err := nextField(data)
-		if err != nil {
-			return true, err
-		}
-		data = rest
-		if num != 1 || typ != protowire.BytesType {
-			continue
+	return true, bytesFields(data, func(num protowire.Number, rs []byte) error {
+		if num != 1 {
+			return nil
 		}
 		resources := resArr[:0]
 		hasSpan := false
-		for len(rs) > 0 {
-			n, t, val, _, r, err := nextField(rs)
-			if err != nil {
-				return true, err
-			}
-			rs = r
-			if t != protowire.BytesType {
-				continue
-			}
+		err := bytesFields(rs, func(n protowire.Number, val []byte) error {
 			switch n {
 			case 1:
 				resources = append(resources, val)
 			case 2: // scope spans
-				for ss := val; len(ss) > 0; {
-					n2, t2, sp, _, r2, err := nextField(ss)
-					if err != nil {
-						return true, err
-					}
-					ss = r2
-					if n2 != 2 || t2 != protowire.BytesType {
-						continue
+				return bytesFields(val, func(n2 protowire.Number, sp []byte) error {
+					if n2 != 2 {
+						return nil
 					}
 					hasSpan = true
 					if spanScope || bd != nil {
-						if err := spanValues(sp, tag.Name, spanScope, v, bd); err != nil {
-							return true, err
-						}
+						return spanValues(sp, tag.Name, spanScope, v, bd)
 					}
-				}
+					return nil
+				})
 			}
-		}
-		if spanScope || !hasSpan {
-			continue
+			return nil
+		})
+		if err != nil || spanScope || !hasSpan {
+			return err
 		}
 		for _, res := range resources {
 			found, err := firstAttr(res, 1, tag.Name, v)
-			if err != nil {
-				return true, err
+			if err != nil || found {
+				return err
 			}
-			if found {
-				break
+		}
+		return nil
+	})
+}
+
+// bytesFields calls fn with each length-delimited field of an encoded
+// message, in order, and stops at the first error (of the walk or of fn).
+func bytesFields(msg []byte, fn func(num protowire.Number, val []byte) error) error {
+	for len(msg) > 0 {
+		num, typ, val, _, rest, err := nextField(msg)
+		if err != nil {
+			return err
+		}
+		msg = rest
+		if typ == protowire.BytesType {
+			if err := fn(num, val); err != nil {
+				return err
 			}
 		}
 	}
-	return true, nil
+	return nil
 }
 
 // walkSpan walks an encoded span once: its times go to bd (if not nil),
@@ -457,46 +454,33 @@ func spanValues(sp []byte, key string, attrs bool, v *search.TagValues, bd *boun
 // links, as search.TagNames.AddTrace does for a match-all query over the
 // decoded part, reading the bytes directly. Span times go to bd if not nil.
 func tagNamesWire(data []byte, v *search.TagValues, bd *bounds) error {
-	for len(data) > 0 {
-		num, typ, rs, _, rest, err := nextField(data)
-		if err != nil {
-			return err
-		}
-		data = rest
-		if num != 1 || typ != protowire.BytesType {
-			continue
+	return bytesFields(data, func(num protowire.Number, rs []byte) error {
+		if num != 1 {
+			return nil
 		}
 		var resources [][]byte
 		anySpan := false
-		for len(rs) > 0 {
-			n, t, val, _, r, err := nextField(rs)
-			if err != nil {
-				return err
-			}
-			rs = r
-			if t != protowire.BytesType {
-				continue
-			}
+		err := bytesFields(rs, func(n protowire.Number, val []byte) error {
 			switch n {
 			case 1:
 				resources = append(resources, val)
 			case 2:
 				spans, err := scopeSpanNames(val, v, bd)
-				if err != nil {
-					return err
-				}
 				anySpan = anySpan || spans
+				return err
+			}
+			return nil
+		})
+		if err != nil || !anySpan {
+			return err
+		}
+		for _, res := range resources {
+			if err := attrNames(res, 1, search.ScopeResource, v); err != nil {
+				return err
 			}
 		}
-		if anySpan {
-			for _, res := range resources {
-				if err := attrNames(res, 1, search.ScopeResource, v); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // scopeSpanNames adds the names of an encoded ScopeSpans' spans (and its
@@ -504,30 +488,22 @@ func tagNamesWire(data []byte, v *search.TagValues, bd *bounds) error {
 func scopeSpanNames(ss []byte, v *search.TagValues, bd *bounds) (bool, error) {
 	var scopes [][]byte
 	spans := false
-	for len(ss) > 0 {
-		n, t, val, _, r, err := nextField(ss)
-		if err != nil {
-			return false, err
-		}
-		ss = r
-		if t != protowire.BytesType {
-			continue
-		}
+	err := bytesFields(ss, func(n protowire.Number, val []byte) error {
 		switch n {
 		case 1:
 			scopes = append(scopes, val)
 		case 2:
 			spans = true
-			if err := spanNames(val, v, bd); err != nil {
-				return false, err
-			}
+			return spanNames(val, v, bd)
 		}
+		return nil
+	})
+	if err != nil || !spans {
+		return false, err
 	}
-	if spans {
-		for _, sc := range scopes {
-			if err := attrNames(sc, 3, search.ScopeInstrumentation, v); err != nil {
-				return false, err
-			}
+	for _, sc := range scopes {
+		if err := attrNames(sc, 3, search.ScopeInstrumentation, v); err != nil {
+			return false, err
 		}
 	}
 	return spans, nil
@@ -552,19 +528,12 @@ func spanNames(sp []byte, v *search.TagValues, bd *bounds) error {
 // attrNames adds the keys of the attributes (KeyValues in field
 // attrField) of an encoded message.
 func attrNames(msg []byte, attrField protowire.Number, scope string, v *search.TagValues) error {
-	for len(msg) > 0 {
-		n, t, val, _, r, err := nextField(msg)
-		if err != nil {
-			return err
+	return bytesFields(msg, func(n protowire.Number, val []byte) error {
+		if n != attrField {
+			return nil
 		}
-		msg = r
-		if n == attrField && t == protowire.BytesType {
-			if err := attrName(val, scope, v); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+		return attrName(val, scope, v)
+	})
 }
 
 // attrName adds the key of an encoded KeyValue ("" if none).
